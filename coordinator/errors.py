@@ -1,0 +1,29 @@
+"""The one exception tree of slogate (drawn in :mod:`coordinator`'s docstring).
+
+Every class carries a one-line, user-facing message. Foreign exceptions are translated at the
+boundary with ``raise Ours(...) from exc`` so the CLI can print the message without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SlogateError(Exception):
+    """Base class: a failure slogate expects and can explain in one line."""
+
+    exit_code: int = 2
+
+
+class SpecError(SlogateError):
+    """The experiment spec (or another user-supplied file) is invalid."""
+
+
+class ResultsError(SlogateError):
+    """A results file cannot be read, or does not follow the results schema."""
+
+
+class ClusterError(SlogateError):
+    """Ray could not be started or joined, or the workers could not be placed."""
+
+
+class ExampleError(SlogateError):
+    """The bundled sample app could not be started."""
