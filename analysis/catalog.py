@@ -1,0 +1,74 @@
+"""The catalogue of built-in metric names (Iter8 v0.13 names plus ``throughput``) and their kinds.
+
+Light on purpose (no numpy, no pandas): the spec validator imports it.
+
+Canonical units, used in tables, objectives and results: latency in milliseconds, error-rate as a
+fraction in [0, 1], throughput in requests per second, counts as integers.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+ALL_ENDPOINTS = "*"
+DEFAULT_ERROR_RANGES: tuple[tuple[int, int], ...] = ((400, 599),)
+
+
+class Kind(enum.Enum):
+    """What a metric measures, which decides its unit and which limits make sense."""
+
+    COUNT = "count"
+    RATIO = "ratio"
+    LATENCY = "latency"
+    THROUGHPUT = "throughput"
+
+
+UNITS: dict[Kind, str] = {
+    Kind.COUNT: "",
+    Kind.RATIO: "",
+    Kind.LATENCY: "ms",
+    Kind.THROUGHPUT: "req/s",
+}
+
+_FIXED: dict[str, Kind] = {
+    "request-count": Kind.COUNT,
+    "error-count": Kind.COUNT,
+    "error-rate": Kind.RATIO,
+    "latency-mean": Kind.LATENCY,
+    "latency-stddev": Kind.LATENCY,
+    "latency-min": Kind.LATENCY,
+    "latency-max": Kind.LATENCY,
+    "throughput": Kind.THROUGHPUT,
+}
+_PERCENTILE = re.compile(r"^latency-p(\d{1,3}(?:\.\d+)?)$")
+
+DEFAULT_PERCENTILES: tuple[float, ...] = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def percentile_of(name: str) -> float | None:
+    """Return XX for ``latency-pXX`` (a float in (0, 100]), else None."""
+    match = _PERCENTILE.match(name)
+    if not match:
+        return None
+    q = float(match.group(1))
+    return q if 0.0 < q <= 100.0 else None
+
+
+def kind_of(name: str) -> Kind | None:
+    """Return the kind of a built-in metric name, or None when the name is unknown."""
+    if name in _FIXED:
+        return _FIXED[name]
+    if percentile_of(name) is not None:
+        return Kind.LATENCY
+    return None
+
+
+def known_metric_names() -> list[str]:
+    """Return the fixed metric names plus the pattern for percentiles, for error messages."""
+    return [*_FIXED, "latency-pXX"]
+
+
+def percentile_name(q: float) -> str:
+    """Return the metric name of percentile q: 99.0 -> ``latency-p99``, 99.9 -> ``latency-p99.9``."""
+    return f"latency-p{q:g}"

@@ -1,0 +1,121 @@
+"""Built-in metrics (Iter8 names) and the pandas table they are read from.
+
+Names follow Iter8 v0.13: ``request-count``, ``error-count``, ``error-rate``, ``latency-mean``,
+``latency-stddev``, ``latency-min``, ``latency-max``, ``latency-pXX`` (any XX in (0, 100], e.g.
+``latency-p99.9``) plus ``throughput``, which Iter8 lacks.
+
+Canonical units, used in tables, objectives and results: latency in milliseconds, error-rate as a
+fraction in [0, 1], throughput in requests per second, counts as integers.
+
+Which requests count where (the same rule for every endpoint and for the ``*`` row):
+- ``request-count``: every measured request (warm-up excluded), whatever its outcome;
+- ``error-count``: requests whose outcome is an error (an HTTP status in the error ranges or a
+  transport failure such as ``connect``, ``timeout``, ``reset``);
+- latency metrics: requests that got an HTTP response, of any status. A transport failure has no
+  response time, so it counts as an error but never shortens or lengthens the latency distribution.
+
+Invariant: a metric with no data is ``None``, never 0; the verdict turns it into INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, DEFAULT_PERCENTILES, percentile_name
+from workers.histogram import Histogram
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    """The merged histograms of a run, by (endpoint, outcome), plus the measured duration.
+
+    ``latency`` holds coordinated-omission-corrected latencies (from the intended send time);
+    ``outcome`` is ``"status:NNN"`` for a response or a transport failure kind (``"connect"``,
+    ``"timeout"``, ``"reset"``...). Which statuses are errors is decided here, from
+    ``error_ranges``, so a saved run can be re-judged with other ranges.
+    """
+
+    latency: Mapping[tuple[str, str], Histogram]
+    duration_s: float
+    error_ranges: tuple[tuple[int, int], ...] = DEFAULT_ERROR_RANGES
+
+    def is_error(self, outcome: str) -> bool:
+        """Return True when the outcome counts as an error under this run's error ranges."""
+        status = status_of(outcome)
+        if status is None:
+            return True
+        return any(lo <= status <= hi for lo, hi in self.error_ranges)
+
+
+def status_of(outcome: str) -> int | None:
+    """Return the HTTP status of a ``status:NNN`` outcome, None for a transport failure."""
+    if outcome.startswith("status:"):
+        return int(outcome[7:])
+    return None
+
+
+def _scope_stats(
+    hists: Iterable[tuple[str, Histogram]], measured: Measured, percentiles: Iterable[float],
+) -> dict[str, float | int | None]:
+    """Return every built-in metric for one scope (an endpoint, or all of them)."""
+    requests = 0
+    error_count = 0
+    responded = Histogram()
+    for outcome, hist in hists:
+        requests += hist.total
+        if measured.is_error(outcome):
+            error_count += hist.total
+        if status_of(outcome) is not None:
+            responded.add(hist)
+    duration_s = measured.duration_s
+    row: dict[str, float | int | None] = {
+        "request-count": requests,
+        "error-count": error_count,
+        "error-rate": (error_count / requests) if requests else None,
+        "throughput": (requests / duration_s) if duration_s > 0 and requests else None,
+        "latency-mean": _ms(responded.mean_ns),
+        "latency-stddev": _ms(responded.stddev_ns),
+        "latency-min": _ms(responded.min_ns),
+        "latency-max": _ms(responded.max_ns),
+    }
+    for q in percentiles:
+        row[percentile_name(q)] = _ms(responded.percentile_ns(q) if not responded.is_empty else None)
+    return row
+
+
+def _ms(value_ns: float | int | None) -> float | None:
+    return None if value_ns is None else float(value_ns) / 1e6
+
+
+def metrics_table(measured: Measured, extra_percentiles: Iterable[float] = ()) -> pd.DataFrame:
+    """Return the metrics table: one row per endpoint (``*`` for all), one column per metric.
+
+    Columns are the built-in metric names; the default percentiles plus any asked for by
+    objectives (``extra_percentiles``). Missing values are ``None``/NaN, never 0.
+    """
+    qs = sorted(set(DEFAULT_PERCENTILES) | {float(q) for q in extra_percentiles})
+    endpoints = sorted({endpoint for endpoint, _ in measured.latency})
+    rows = {
+        ALL_ENDPOINTS: _scope_stats(((o, h) for (_, o), h in measured.latency.items()), measured, qs)
+    }
+    for endpoint in endpoints:
+        rows[endpoint] = _scope_stats(
+            ((o, h) for (e, o), h in measured.latency.items() if e == endpoint), measured, qs
+        )
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "endpoint"
+    return table
+
+
+def metric_value(table: pd.DataFrame, name: str, endpoint: str = ALL_ENDPOINTS) -> float | None:
+    """Return one metric from the table, or None when there is no data for it."""
+    if endpoint not in table.index or name not in table.columns:
+        return None
+    value = table.at[endpoint, name]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)

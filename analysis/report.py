@@ -1,0 +1,150 @@
+"""Reports of a run, rendered from its :class:`~analysis.results.Results` document only.
+
+The same document drives every format, so ``slogate report results.json`` re-renders exactly what
+``slogate run`` printed. Formats: ``text`` (rich tables, verdict colours), ``markdown`` (for pull
+request bodies) and ``json`` (the document itself).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from analysis.catalog import ALL_ENDPOINTS, UNITS, kind_of
+from analysis.results import ObjectiveResult, Results
+
+FORMATS = ("text", "markdown", "json")
+_COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
+            "INVALID": "bold magenta"}
+_SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-mean",
+          "latency-stddev", "latency-min", "latency-p50", "latency-p75", "latency-p90",
+          "latency-p95", "latency-p99", "latency-p99.9", "latency-max")
+
+
+def fmt(metric: str, value: float | int | None) -> str:
+    """Return a metric value with its unit: ``12.3 ms``, ``0.52%``, ``1,204``, ``200.0 req/s``."""
+    if value is None:
+        return "no data"
+    kind = kind_of(metric)
+    if kind is None or metric.endswith("-count"):
+        return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+    if metric == "error-rate":
+        return f"{value * 100:.3g}%"
+    unit = UNITS[kind]
+    return f"{value:.4g} {unit}".strip() if unit == "ms" else f"{value:.1f} {unit}"
+
+
+def _limit(o: ObjectiveResult) -> str:
+    parts = []
+    if o.lower_limit is not None:
+        parts.append(f"≥ {fmt(o.metric, o.lower_limit)}")
+    if o.upper_limit is not None:
+        parts.append(f"≤ {fmt(o.metric, o.upper_limit)}")
+    return ", ".join(parts)
+
+
+def _metric_columns(results: Results) -> list[str]:
+    names: list[str] = []
+    for row in results.metrics.values():
+        names.extend(n for n in row if n not in names)
+    shown = [n for n in _SHOWN if n in names]
+    return shown + [n for n in names if n not in shown]
+
+
+def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str]]:
+    for o in results.objectives:
+        name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "")
+        verdict = o.verdict + (" (dry run)" if o.dry_run else "")
+        yield name, fmt(o.metric, o.value), _limit(o), verdict, o.reason
+
+
+def render_text(results: Results, *, width: int = 110, color: bool = False) -> str:
+    """Return the terminal report (rich tables); ANSI colours only when ``color``."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color, color_system="standard"
+                      if color else None, highlight=False)
+    console.print(Text(f"Experiment {results.name}", style="bold"))
+    console.print(f"{results.start_time} .. {results.end_time}, measured {results.duration_s:.3g} s, "
+                  f"{len(results.workers)} worker(s)")
+    objectives = Table(title="Objectives", title_justify="left")
+    for column in ("objective", "value", "limit", "verdict", "reason"):
+        objectives.add_column(column)
+    for name, value, limit, verdict, reason in _objective_rows(results):
+        style = _COLOURS.get(verdict.split()[0], "")
+        objectives.add_row(name, value, limit, Text(verdict, style=style), reason)
+    console.print(objectives)
+    metrics = Table(title="Metrics", title_justify="left")
+    metrics.add_column("metric")
+    endpoints = list(results.metrics)
+    for endpoint in endpoints:
+        metrics.add_column("all endpoints" if endpoint == ALL_ENDPOINTS else endpoint,
+                           justify="right")
+    for name in _metric_columns(results):
+        metrics.add_row(name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints))
+    console.print(metrics)
+    _workers_line(console, results)
+    console.print(Text(f"Verdict: {results.verdict}", style=_COLOURS[results.verdict]))
+    for reason in results.reasons:
+        console.print(f"  - {reason}")
+    return buffer.getvalue()
+
+
+def _workers_line(console: Console, results: Results) -> None:
+    lost = [w for w in results.workers if w.status != "ok"]
+    counts = ", ".join(f"#{w.index} {w.requests:,}" for w in results.workers)
+    console.print(f"Requests per worker: {counts}" + (f" ({len(lost)} lost)" if lost else ""))
+
+
+def render_markdown(results: Results) -> str:
+    """Return the report as GitHub-flavoured markdown (verdict, objectives, metrics, config)."""
+    lines = [
+        f"## slogate: {results.name} — **{results.verdict}**",
+        "",
+        *(f"- {reason}" for reason in results.reasons),
+        "",
+        "### Objectives",
+        "",
+        "| objective | value | limit | verdict | reason |",
+        "|---|---:|---|---|---|",
+        *(f"| {n} | {v} | {lim} | {verdict} | {r} |"
+          for n, v, lim, verdict, r in _objective_rows(results)),
+        "",
+        "### Metrics",
+        "",
+    ]
+    endpoints = list(results.metrics)
+    header = ["metric", *("all endpoints" if e == ALL_ENDPOINTS else e for e in endpoints)]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---|" + "---:|" * len(endpoints))
+    for name in _metric_columns(results):
+        cells = [fmt(name, results.metrics[e].get(name)) for e in endpoints]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    load = results.spec.get("load", {})
+    model = f"rate {load.get('rate')} req/s" if load.get("rate") else \
+        f"concurrency {load.get('concurrency')}"
+    stop = ", ".join(f"{k} {load[k]}" for k in ("duration", "requests") if load.get(k) is not None)
+    lines += [
+        "",
+        "### Run",
+        "",
+        f"- target: `{results.spec.get('target')}`",
+        f"- load: {model}, {stop}, {len(results.workers)} worker(s)",
+        f"- window: {results.start_time} .. {results.end_time} (measured {results.duration_s:.3g} s)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render(results: Results, fmt_name: str, *, color: bool = False) -> str:
+    """Return the report in one of :data:`FORMATS`."""
+    if fmt_name == "text":
+        return render_text(results, color=color)
+    if fmt_name == "markdown":
+        return render_markdown(results)
+    if fmt_name == "json":
+        return results.to_json()
+    raise ValueError(f"unknown report format {fmt_name!r}; use one of {', '.join(FORMATS)}")

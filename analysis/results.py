@@ -1,0 +1,192 @@
+"""The results file (``results.json``): a versioned document, written atomically, read back strictly.
+
+Schema ``slogate/results/v1`` (keys camelCase; every histogram is HdrHistogram's V2 compressed
+base64 form, readable by any HdrHistogram library; latencies are nanoseconds inside histograms and
+milliseconds in ``metrics``)::
+
+    schema      "slogate/results/v1"
+    name        experiment name
+    spec        the validated spec, echoed (limits in canonical units)
+    startTime   ISO 8601 UTC of the common start; endTime when the run finished
+    durationS   measured phase length in seconds (warm-up excluded)
+    aborted     true when the run was stopped before it finished
+    workers     [{index, host, pid, status: ok|lost, requests, errors, warmupRequests, unsent, reason}]
+    histograms  {latency: [Series], service: [Series]}  totals per (endpoint, outcome);
+                latency is coordinated-omission corrected, service is not
+    windows     [{index, startS, scheduled, sent, lag: hdr, latency: [Series], service: [Series]}]
+    metrics     {endpoint or "*": {metric name: value or null}}
+    objectives  [{metric, endpoint, upperLimit, lowerLimit, dryRun, value, verdict, reason}]
+    verdict     PASS | FAIL | INCONCLUSIVE | INVALID
+    reasons     [one line each]
+
+    Series = {endpoint, outcome, count, hdr}
+
+Nothing is ever half-written: :func:`write_atomic` writes a temporary file beside the target,
+fsyncs it and renames it over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from coordinator.errors import ResultsError
+from workers.histogram import Histogram
+from workers.recorder import Key
+
+SCHEMA = "slogate/results/v1"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Series(_Doc):
+    endpoint: str
+    outcome: str
+    count: int
+    hdr: str
+
+
+class WorkerResult(_Doc):
+    index: int
+    host: str | None = None
+    pid: int | None = None
+    status: Literal["ok", "lost"] = "ok"
+    requests: int = 0
+    errors: int = 0
+    warmup_requests: int = 0
+    unsent: int = 0
+    reason: str | None = None
+
+
+class WindowResult(_Doc):
+    index: int
+    start_s: float
+    scheduled: int
+    sent: int
+    lag: str
+    latency: list[Series]
+    service: list[Series]
+
+
+class Histograms(_Doc):
+    latency: list[Series]
+    service: list[Series]
+
+
+class ObjectiveResult(_Doc):
+    metric: str
+    endpoint: str | None = None
+    upper_limit: float | None = None
+    lower_limit: float | None = None
+    dry_run: bool = False
+    value: float | None = None
+    verdict: str
+    reason: str
+
+
+class Results(_Doc):
+    """A whole run, as saved in results.json (see the module docstring for the schema)."""
+
+    schema_: Literal["slogate/results/v1"] = Field(SCHEMA, alias="schema")
+    name: str
+    spec: dict[str, Any]
+    start_time: str
+    end_time: str
+    duration_s: float
+    aborted: bool = False
+    workers: list[WorkerResult]
+    histograms: Histograms
+    windows: list[WindowResult]
+    metrics: dict[str, dict[str, float | int | None]]
+    objectives: list[ObjectiveResult]
+    verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
+    reasons: list[str]
+
+    def to_json(self) -> str:
+        """Return the document as indented JSON text."""
+        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+
+
+def series(hists: dict[Key, Histogram]) -> list[Series]:
+    """Return histograms by (endpoint, outcome) as sorted, encoded series."""
+    return [Series(endpoint=e, outcome=o, count=h.total, hdr=h.encode())
+            for (e, o), h in sorted(hists.items())]
+
+
+def unseries(items: list[Series]) -> dict[Key, Histogram]:
+    """Return encoded series as histograms by (endpoint, outcome); check counts match."""
+    out: dict[Key, Histogram] = {}
+    for item in items:
+        try:
+            hist = Histogram.decode(item.hdr)
+        except ValueError as exc:
+            raise ResultsError(f"histogram {item.endpoint}/{item.outcome}: {exc}") from None
+        if hist.total != item.count:
+            raise ResultsError(f"histogram {item.endpoint}/{item.outcome}: count {item.count} "
+                               f"does not match its encoded histogram ({hist.total})")
+        out[(item.endpoint, item.outcome)] = hist
+    return out
+
+
+def clean_metrics(table_rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | int | None]]:
+    """Return metrics with NaN turned into None and numpy scalars into Python numbers."""
+    out: dict[str, dict[str, float | int | None]] = {}
+    for endpoint, row in table_rows.items():
+        clean: dict[str, float | int | None] = {}
+        for name, value in row.items():
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                clean[name] = None
+            elif name.endswith("-count"):
+                clean[name] = int(value)
+            else:
+                clean[name] = float(value)
+        out[endpoint] = clean
+    return out
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_results(path: str | Path) -> Results:
+    """Return the results document at ``path``, or raise ResultsError naming what is wrong."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: results file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read results file ({exc.__class__.__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if isinstance(data, dict) and data.get("schema") not in (None, SCHEMA):
+        raise ResultsError(f"{path}: schema {data.get('schema')!r} is not supported "
+                           f"(this slogate reads {SCHEMA})")
+    try:
+        return Results.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "document"
+        raise ResultsError(f"{path}: {field}: {first['msg']}") from None

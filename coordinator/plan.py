@@ -1,0 +1,84 @@
+"""Splitting an experiment into exact per-worker plans (pure).
+
+Splitting rules (the sums always equal what the user asked for):
+- rate: every worker gets ``rate / W`` and the phase ``i / rate``, so worker ``i`` owns slots
+  ``i, i + W, ...`` of the single global schedule ``n / rate``;
+- requests, warm-up requests and concurrency: ``N // W`` each, and the first ``N % W`` workers one
+  more (for requests this is the same as counting the slots ``n < N`` that worker ``i`` owns).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+from coordinator.errors import SpecError
+from coordinator.spec import EndpointSpec, ExperimentSpec
+from workers.plan import RequestTemplate, WorkerPlan
+
+
+def split_count(total: int, parts: int) -> list[int]:
+    """Return ``parts`` integers that sum to ``total``, differing by at most one, larger first."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def request_template(endpoint: EndpointSpec, target: str, base_dir: Path) -> RequestTemplate:
+    """Return the endpoint as a ready-to-send template (absolute URL, headers, body bytes)."""
+    url = target + endpoint.path
+    if endpoint.query:
+        url += ("&" if "?" in url else "?") + urlencode(endpoint.query)
+    headers = dict(endpoint.headers)
+    body: bytes | None = None
+    content_type = endpoint.content_type
+    if endpoint.body is not None:
+        body = endpoint.body.encode()
+    elif endpoint.body_file is not None:
+        path = base_dir / endpoint.body_file
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise SpecError(f"endpoints: bodyFile {path}: {exc.strerror or exc}") from None
+    elif endpoint.json_body is not None:
+        body = json.dumps(endpoint.json_body, separators=(",", ":")).encode()
+        content_type = content_type or "application/json"
+    if content_type and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = content_type
+    return RequestTemplate(
+        label=endpoint.label, method=endpoint.method.value, url=url,
+        headers=tuple(headers.items()), body=body, weight=endpoint.weight,
+    )
+
+
+def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[WorkerPlan]:
+    """Return one plan per worker; together they send exactly the spec's load."""
+    load = spec.load
+    workers = load.workers
+    templates = tuple(request_template(e, spec.target, base_dir) for e in spec.endpoints)
+    limits = split_count(load.requests, workers) if load.requests is not None else [None] * workers
+    warmups = split_count(load.warmup_requests or 0, workers)
+    users = split_count(load.concurrency or 0, workers)
+    if load.concurrency is not None and load.concurrency < workers:
+        raise SpecError(f"load.concurrency: {load.concurrency} users cannot be split over "
+                        f"{workers} workers (give at least one user per worker)")
+    plans = []
+    for i in range(workers):
+        plans.append(WorkerPlan(
+            worker_index=i,
+            worker_count=workers,
+            requests=templates,
+            model=load.model,
+            rate_rps=None if load.rate is None else load.rate / workers,
+            phase_s=0.0 if load.rate is None else i / load.rate,
+            concurrency=users[i],
+            duration_s=load.duration,
+            request_limit=limits[i],
+            warmup_s=load.warmup or 0.0,
+            warmup_requests=warmups[i],
+            timeout_s=load.timeout,
+            window_s=load.window,
+            max_in_flight=max(1, load.max_in_flight // workers),
+            max_duration_s=load.max_duration,
+        ))
+    return plans

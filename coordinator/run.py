@@ -1,0 +1,120 @@
+"""One experiment from spec to results: plan, load on a worker pool, merge, judge, document.
+
+``run_experiment`` does the I/O (the pool, the clock); ``build_results`` is pure: given the spec
+and what the workers returned, it merges, computes the metrics table, judges the objectives and
+returns the :class:`~analysis.results.Results` document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from analysis.merge import merge_windows, totals
+from analysis.metrics import Measured, metrics_table
+from analysis.catalog import percentile_of
+from analysis.results import (
+    Histograms, ObjectiveResult, Results, WindowResult, WorkerResult, clean_metrics, series,
+)
+from analysis.verdict import RunHealth, judge_run
+from coordinator.plan import worker_plans
+from coordinator.spec import ExperimentSpec
+from workers.engine import WorkerReport
+from workers.plan import WorkerPlan
+
+
+class WorkerLostLike(Protocol):
+    worker_index: int
+    reason: str
+
+
+class WorkerPool(Protocol):
+    """Runs worker plans somewhere (Ray in production) and returns reports or losses."""
+
+    def run(self, plans: Sequence[WorkerPlan]) -> list[WorkerReport | WorkerLostLike]: ...
+
+
+def run_experiment(
+    spec: ExperimentSpec, pool: WorkerPool, *, base_dir: Path = Path("."),
+    log: Callable[[str], None] = lambda _m: None,
+) -> Results:
+    """Run the spec's load on ``pool`` and return the judged results document."""
+    plans = worker_plans(spec, base_dir)
+    load = spec.load
+    shape = f"{load.rate:g} req/s" if load.rate else f"{load.concurrency} users"
+    stop = " or ".join(x for x in (
+        f"{load.duration:g} s" if load.duration else "",
+        f"{load.requests} requests" if load.requests else "") if x)
+    log(f"loading {spec.target} with {shape} for {stop} on {len(plans)} worker(s)")
+    started = datetime.now(timezone.utc)
+    outcomes = pool.run(plans)
+    ended = datetime.now(timezone.utc)
+    log("load finished; merging and judging")
+    return build_results(spec, outcomes, started=started, ended=ended)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_results(
+    spec: ExperimentSpec, outcomes: Sequence[WorkerReport | WorkerLostLike], *,
+    started: datetime, ended: datetime, aborted: bool = False,
+) -> Results:
+    """Return the results document: merged histograms, metrics, verdicts (pure)."""
+    reports = [o for o in outcomes if isinstance(o, WorkerReport)]
+    lost = [o for o in outcomes if not isinstance(o, WorkerReport)]
+    windows = merge_windows(r.windows for r in reports)
+    latency, service = totals(windows), totals(windows, corrected=False)
+    measured = Measured(latency=latency, duration_s=max((r.measured_s for r in reports), default=0.0),
+                        error_ranges=spec.error_ranges)
+    extra = [q for q in (percentile_of(o.metric) for o in spec.objectives) if q is not None]
+    table = metrics_table(measured, extra)
+    successes = sum(h.total for (_, outcome), h in latency.items() if not measured.is_error(outcome))
+    health = RunHealth(lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost),
+                       successful_requests=successes, aborted=aborted)
+    verdict = judge_run([o.to_core() for o in spec.objectives], table, health)
+    return Results(
+        name=spec.name,
+        spec=spec.model_dump(mode="json", by_alias=True),
+        start_time=_iso(started),
+        end_time=_iso(ended),
+        duration_s=measured.duration_s,
+        aborted=aborted,
+        workers=_worker_results(reports, lost, measured),
+        histograms=Histograms(latency=series(latency), service=series(service)),
+        windows=[_window_result(w) for w in windows],
+        metrics=clean_metrics(table.to_dict(orient="index")),
+        objectives=[ObjectiveResult(
+            metric=j.objective.metric, endpoint=j.objective.endpoint,
+            upper_limit=j.objective.upper_limit, lower_limit=j.objective.lower_limit,
+            dry_run=j.objective.dry_run, value=j.value, verdict=j.verdict.value, reason=j.reason,
+        ) for j in verdict.objectives],
+        verdict=verdict.verdict.value,
+        reasons=list(verdict.reasons),
+    )
+
+
+def _worker_results(reports: Sequence[WorkerReport], lost: Sequence[WorkerLostLike],
+                    measured: Measured) -> list[WorkerResult]:
+    rows = []
+    for report in reports:
+        hists = totals(report.windows)
+        rows.append(WorkerResult(
+            index=report.worker_index, host=report.host, pid=report.pid,
+            requests=sum(h.total for h in hists.values()),
+            errors=sum(h.total for (_, o), h in hists.items() if measured.is_error(o)),
+            warmup_requests=report.warmup_requests, unsent=report.unsent,
+        ))
+    rows += [WorkerResult(index=w.worker_index, status="lost", reason=w.reason) for w in lost]
+    return sorted(rows, key=lambda row: row.index)
+
+
+def _window_result(window) -> WindowResult:  # type: ignore[no-untyped-def]
+    return WindowResult(
+        index=window.index, start_s=window.start_s, scheduled=window.scheduled, sent=window.sent,
+        lag=window.lag.encode(), latency=series(dict(window.latency)),
+        service=series(dict(window.service)),
+    )

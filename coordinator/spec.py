@@ -1,0 +1,457 @@
+"""The experiment spec: a YAML file validated once, at the CLI, into frozen pydantic models.
+
+Keys are camelCase, as in the Kubernetes, Iter8 and Argo files that live beside it. Example::
+
+    name: hello-2.0
+    target: http://127.0.0.1:8080
+    load: {rate: 200, duration: 10s, warmup: 1s, workers: 2, timeout: 2s}
+    endpoints:
+      - path: /hello
+    objectives:
+      - {metric: error-rate, upperLimit: 1%}
+      - {metric: latency-p99, upperLimit: 50ms}
+
+``load_spec(path)`` returns an :class:`ExperimentSpec` or raises :class:`SpecError` whose message
+names the file, the line where YAML gives one, and the field: ``experiment.yaml:7: load.rate:
+must be greater than 0``. Nothing here does I/O beyond reading the spec file itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from analysis.catalog import DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
+from analysis.verdict import Objective as CoreObjective
+from coordinator import units
+from coordinator.errors import SpecError
+
+SCHEMA_ID = "https://slogate.dev/schemas/experiment/v1"
+
+_DURATION_JSON = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+\s*$"},
+        {"type": "number", "exclusiveMinimum": 0},
+    ],
+    "description": "A duration: 500ms, 10s, 1m30s; a bare number is seconds.",
+}
+Duration = Annotated[
+    float, BeforeValidator(units.parse_duration_s), WithJsonSchema(_DURATION_JSON), Field(gt=0)
+]
+_QUANTITY_JSON = {
+    "anyOf": [{"type": "string"}, {"type": "number"}],
+    "description": "A limit in the metric's unit: 200ms, 0.5s (latency; bare number = ms), "
+    "1% or 0.01 (error-rate), 100 (counts), 100/s (throughput).",
+}
+_LIMIT_PARSERS = {
+    Kind.LATENCY: units.parse_latency_ms,
+    Kind.RATIO: units.parse_ratio,
+    Kind.COUNT: units.parse_count,
+    Kind.THROUGHPUT: units.parse_throughput_rps,
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Method(str, enum.Enum):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    HEAD = "HEAD"
+    OPTIONS = "OPTIONS"
+
+
+class EndpointSpec(_Model):
+    """One request to send. ``path`` is appended to the target URL.
+
+    Example: ``{path: /hello, method: POST, json: {a: 1}, headers: {X-Trace: "1"}, weight: 3}``
+    """
+
+    name: str | None = Field(None, description="Label in reports; default 'METHOD path'.")
+    path: str = Field("", description="Appended to the target URL; starts with '/'.")
+    method: Method = Method.GET
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    body: str | None = Field(None, description="Request body as a string.")
+    body_file: str | None = Field(None, description="Path of a file sent as the body "
+                                  "(relative to the spec file).")
+    json_body: Any = Field(None, alias="json", description="A JSON body (sets the content type).")
+    content_type: str | None = None
+    weight: float = Field(1.0, gt=0, description="Share of requests relative to other endpoints.")
+
+    @field_validator("path")
+    @classmethod
+    def _path_starts_with_slash(cls, path: str) -> str:
+        if path and not path.startswith("/"):
+            raise ValueError(f"{path!r} must start with '/'")
+        return path
+
+    @model_validator(mode="after")
+    def _one_body(self) -> EndpointSpec:
+        given = [k for k, v in (("body", self.body), ("bodyFile", self.body_file),
+                                ("json", self.json_body)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"set at most one of body, bodyFile, json (got {', '.join(given)})")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Return the endpoint's name in reports: its ``name`` or ``METHOD path``."""
+        return self.name or f"{self.method.value} {self.path or '/'}"
+
+
+class LoadSpec(_Model):
+    """How much load, for how long, from how many workers.
+
+    Open model (``rate``: requests/s at intended times, latency measured from the intended send
+    time) or closed model (``concurrency``: that many users back to back). Stop after
+    ``duration`` or ``requests``, whichever comes first.
+
+    Example: ``{rate: 500, duration: 30s, warmup: 5s, workers: 4, timeout: 2s}``
+    """
+
+    rate: float | None = Field(None, gt=0, description="Open model: requests per second.")
+    concurrency: int | None = Field(None, gt=0, description="Closed model: virtual users.")
+    duration: Duration | None = None
+    requests: int | None = Field(None, gt=0, description="Total requests (warm-up excluded).")
+    warmup: Duration | None = Field(None, description="Leading time excluded from metrics.")
+    warmup_requests: int | None = Field(None, gt=0, description="Leading requests excluded.")
+    workers: int = Field(1, ge=1, le=1024, description="Number of LoadWorker actors.")
+    timeout: Duration = Field(10.0, le=100.0, description="Per-request timeout.")
+    window: Duration = Field(1.0, description="Length of one histogram window.")
+    max_in_flight: int = Field(10_000, gt=0, description="Open model: cap on outstanding requests.")
+    cpus_per_worker: float = Field(1.0, ge=0, description="Ray CPUs reserved per worker.")
+    max_duration: Duration = Field(3600.0, description="Hard stop, whatever the stop condition.")
+
+    @model_validator(mode="after")
+    def _one_model_one_stop(self) -> LoadSpec:
+        if (self.rate is None) == (self.concurrency is None):
+            raise ValueError("set exactly one of rate (open model) or concurrency (closed model)")
+        if self.duration is None and self.requests is None:
+            raise ValueError("set duration or requests (or both: whichever comes first)")
+        if self.warmup is not None and self.warmup_requests is not None:
+            raise ValueError("set at most one of warmup (a duration) or warmupRequests")
+        return self
+
+    @property
+    def model(self) -> str:
+        """Return ``"open"`` (rate) or ``"closed"`` (concurrency)."""
+        return "open" if self.rate is not None else "closed"
+
+
+class Objective(_Model):
+    """An SLO on a built-in metric: ``{metric: latency-p99, upperLimit: 200ms}``.
+
+    Limits are converted to the metric's canonical unit (ms, fraction, req/s, count) on load.
+    """
+
+    metric: str = Field(description="A built-in metric: " + ", ".join(known_metric_names()))
+    upper_limit: Annotated[float | None, WithJsonSchema(_QUANTITY_JSON)] = None
+    lower_limit: Annotated[float | None, WithJsonSchema(_QUANTITY_JSON)] = None
+    endpoint: str | None = Field(None, description="Judge one endpoint (its label); default all.")
+    dry_run: bool = Field(False, description="Report this objective but leave it out of the verdict.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_limits(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        metric = data.get("metric")
+        kind = kind_of(metric) if isinstance(metric, str) else None
+        if kind is None:
+            return data  # the field validator reports the metric itself
+        parsed = dict(data)
+        for key in ("upperLimit", "lowerLimit", "upper_limit", "lower_limit"):
+            if parsed.get(key) is not None:
+                try:
+                    parsed[key] = _LIMIT_PARSERS[kind](parsed[key])
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc} for {metric} ({kind.value})") from None
+        return parsed
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if kind_of(metric) is None:
+            hint = difflib.get_close_matches(metric, known_metric_names(), n=1)
+            suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            raise ValueError(f"unknown metric {metric!r}{suggestion}; known: "
+                             + ", ".join(known_metric_names()))
+        return metric
+
+    def to_core(self) -> CoreObjective:
+        """Return the objective as the analysis' plain value."""
+        return CoreObjective(metric=self.metric, upper_limit=self.upper_limit,
+                             lower_limit=self.lower_limit, endpoint=self.endpoint,
+                             dry_run=self.dry_run)
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> Objective:
+        if self.upper_limit is None and self.lower_limit is None:
+            raise ValueError("set upperLimit, lowerLimit or both")
+        if (self.upper_limit is not None and self.lower_limit is not None
+                and self.lower_limit > self.upper_limit):
+            raise ValueError("lowerLimit is greater than upperLimit")
+        return self
+
+
+def _parse_error_range(item: Any) -> tuple[int, int]:
+    if isinstance(item, int) and not isinstance(item, bool):
+        lo = hi = item
+    elif isinstance(item, str) and "-" in item:
+        lo_text, _, hi_text = item.partition("-")
+        try:
+            lo, hi = int(lo_text), int(hi_text)
+        except ValueError:
+            raise ValueError(f"{item!r} is not a status range like 400-599") from None
+    else:
+        try:
+            lo = hi = int(str(item))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a status or a range like 400-599") from None
+    if not 100 <= lo <= hi <= 599:
+        raise ValueError(f"{item!r} is not a range of HTTP statuses within 100-599")
+    return lo, hi
+
+
+class ExperimentSpec(_Model):
+    """A whole experiment: what to load, how hard, and the SLOs to judge."""
+
+    model_config = ConfigDict(json_schema_extra={"$id": SCHEMA_ID, "title": "slogate experiment"})
+
+    name: str = Field(min_length=1, max_length=253, description="Experiment name.")
+    target: str = Field(description="Base URL of the version under test (http or https).")
+    load: LoadSpec
+    endpoints: list[EndpointSpec] = Field(
+        default_factory=lambda: [EndpointSpec()], min_length=1,
+        description="Requests to send; default one GET of the target URL.",
+    )
+    objectives: list[Objective] = Field(default_factory=list)
+    error_ranges: Annotated[
+        tuple[tuple[int, int], ...],
+        WithJsonSchema({"type": "array", "items": {"type": ["string", "integer"]},
+                        "description": "HTTP statuses counted as errors, e.g. ['400-599']."}),
+    ] = DEFAULT_ERROR_RANGES
+
+    @field_validator("target")
+    @classmethod
+    def _http_url(cls, target: str) -> str:
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{target!r} is not an http(s) URL with a host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"{target!r} has an invalid port") from None
+        return target.rstrip("/")
+
+    @field_validator("error_ranges", mode="before")
+    @classmethod
+    def _ranges(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError("give at least one status range, e.g. ['400-599']")
+            return tuple(_parse_error_range(item) for item in value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_endpoint_labels(self) -> ExperimentSpec:
+        labels = [e.label for e in self.endpoints]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"endpoint labels must be unique; give a name to: {duplicates}")
+        for index, objective in enumerate(self.objectives):
+            if objective.endpoint is not None and objective.endpoint not in labels:
+                raise ValueError(f"objectives[{index}].endpoint: {objective.endpoint!r} is not "
+                                 f"one of the endpoints {labels}")
+        return self
+
+    def with_target(self, target: str) -> ExperimentSpec:
+        """Return a copy that loads another base URL (the demo points it at a free port)."""
+        return ExperimentSpec.model_validate({**self.model_dump(), "target": target})
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of the spec (camelCase keys), for editors and CI linting."""
+    return ExperimentSpec.model_json_schema(by_alias=True)
+
+
+# --- loading and error translation -------------------------------------------------------------
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Return the validated spec in ``path``, or raise SpecError naming the file, line and field."""
+    path = Path(path)
+    data = _read_yaml(path)
+    spec = parse_spec(data, source=str(path))
+    _check_body_files(spec, path.parent, str(path))
+    return spec
+
+
+def parse_spec(data: Any, *, source: str = "spec") -> ExperimentSpec:
+    """Return the validated spec from already-parsed YAML/JSON data."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping of fields at the top level "
+                        f"(name, target, load, ...), got {type(data).__name__}")
+    try:
+        return ExperimentSpec.model_validate(_plain(data))
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, data, source)) from None
+
+
+def _plain(node: Any) -> Any:
+    """Return ruamel's round-trip containers as plain dicts and lists (line info is kept apart)."""
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    return node
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec file ({exc.__class__.__name__})") from None
+    try:
+        return YAML(typ="rt", pure=True).load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}{where}: malformed YAML: {problem}") from None
+
+
+def _check_body_files(spec: ExperimentSpec, base: Path, source: str) -> None:
+    for index, endpoint in enumerate(spec.endpoints):
+        if endpoint.body_file is not None and not (base / endpoint.body_file).is_file():
+            raise SpecError(f"{source}: endpoints[{index}].bodyFile: file not found: "
+                            f"{base / endpoint.body_file}")
+
+
+def _describe(exc: ValidationError, data: Any, source: str) -> str:
+    """Return one line for the first validation error: ``file:line: field.path: message``."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = [part for part in first["loc"] if part not in _UNION_TAGS]
+    message = _message(first, data, loc)
+    # A model-level check that names one of its own keys ("upperLimit: ...") points there.
+    key, sep, rest = message.partition(": ")
+    node = _node_at(data, loc)
+    if sep and isinstance(node, dict) and key in node:
+        loc, message = [*loc, key], rest
+    field = _dotted(loc)
+    line = _line_of(data, loc)
+    where = f"{source}:{line}" if line else source
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
+        if len(errors) > 1 else ""
+    prefix = f"{field}: " if field else ""
+    return f"{where}: {prefix}{message}{more}"
+
+
+_UNION_TAGS = {"float", "int", "str", "none", "function-before[parse_duration_s(), float]"}
+
+
+def _dotted(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _message(error: dict[str, Any], data: Any, loc: list[Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _node_at(data, loc[:-1])
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if allowed else []
+        suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+        del parent
+        return f"unknown field{suggestion}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    """Return the camelCase keys allowed at a location, for did-you-mean hints."""
+    model: Any = ExperimentSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(_snake(part)) if model else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
+                     None)
+        if model is None:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _snake(name: str) -> str:
+    if name == "json":
+        return "json_body"
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def _node_at(data: Any, loc: list[Any]) -> Any:
+    node = data
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _line_of(data: Any, loc: list[Any]) -> int | None:
+    """Return the 1-based YAML line of the deepest located key or item in ``loc``."""
+    node, line = data, None
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None:
+                pos = lc.key(part) if isinstance(part, str) else lc.item(part)
+                line = pos[0] + 1
+            node = node[part]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+def dump_schema() -> str:
+    """Return the spec's JSON Schema as indented JSON text."""
+    return json.dumps(json_schema(), indent=2, sort_keys=False)

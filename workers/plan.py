@@ -1,0 +1,58 @@
+"""What one LoadWorker is asked to do: frozen values built by the coordinator, read by the engine.
+
+A plan is this worker's share of the experiment. In the open model, worker ``i`` of ``W`` sends the
+requests ``i, i + W, i + 2W, ...`` of the one global schedule at ``rate`` requests/s, so the workers
+together send exactly the schedule the user asked for, interleaved, from one common start time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestTemplate:
+    """One endpoint, ready to send: absolute URL, headers and body bytes."""
+
+    label: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerPlan:
+    """One worker's share of the load; times in seconds from the common start.
+
+    Example: worker 1 of 2 of a 100 req/s run has ``rate_rps=50.0`` and ``phase_s=0.01``.
+    """
+
+    worker_index: int
+    worker_count: int
+    requests: tuple[RequestTemplate, ...]
+    model: Literal["open", "closed"]
+    rate_rps: float | None = None  # this worker's share (open model)
+    phase_s: float = 0.0  # intended time of this worker's first request (open model)
+    concurrency: int = 0  # this worker's virtual users (closed model)
+    duration_s: float | None = None  # measured phase length, warm-up excluded
+    request_limit: int | None = None  # this worker's measured requests, warm-up excluded
+    warmup_s: float = 0.0
+    warmup_requests: int = 0
+    timeout_s: float = 10.0
+    window_s: float = 1.0
+    max_in_flight: int = 10_000
+    max_duration_s: float = 3600.0
+
+    @property
+    def expected_s(self) -> float:
+        """Return how long this worker is expected to run, warm-up and stop time included."""
+        limits = [self.max_duration_s]
+        if self.duration_s is not None:
+            limits.append(self.warmup_s + self.duration_s)
+        if self.request_limit is not None and self.rate_rps:
+            total = self.request_limit + self.warmup_requests
+            limits.append(self.warmup_s + self.phase_s + total / self.rate_rps)
+        return min(limits) + self.timeout_s

@@ -1,0 +1,78 @@
+"""The aiohttp ``Sender``: the one module of ``workers`` that imports aiohttp.
+
+Used for what a plain keep-alive HTTP/1.1 path does not do (redirects, proxies, cookies, auth).
+Exceptions from aiohttp become outcome strings here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Sequence
+
+import aiohttp
+
+from workers.plan import RequestTemplate
+from workers.transport import CONNECT, RESET, TIMEOUT, TLS, status_outcome
+
+
+def classify(exc: BaseException) -> str:
+    """Return the outcome kind of an aiohttp or OS exception."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return TIMEOUT
+    if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return TLS
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return CONNECT
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                        ConnectionResetError, BrokenPipeError)):
+        return RESET
+    if isinstance(exc, aiohttp.ClientOSError):
+        return RESET if exc.errno in (104, 32) else CONNECT
+    return f"error:{type(exc).__name__}"
+
+
+class AiohttpSender:
+    """Sends templated requests over one pooled ``aiohttp.ClientSession``.
+
+    Example::
+
+        sender = AiohttpSender(templates, timeout_s=2.0, connections=64)
+        outcome, sent_ns = await sender.send(0)
+        await sender.aclose()
+    """
+
+    def __init__(
+        self, templates: Sequence[RequestTemplate], *, timeout_s: float, connections: int,
+        verify_tls: bool = True,
+    ) -> None:
+        self._templates = list(templates)
+        connector = aiohttp.TCPConnector(
+            limit=max(1, connections), ssl=None if verify_tls else False, force_close=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "slogate"},
+        )
+
+    async def send(self, endpoint: int) -> tuple[str, int]:
+        """Send one request and read the whole body; return (outcome, send time in ns)."""
+        template = self._templates[endpoint]
+        sent_ns = time.monotonic_ns()
+        try:
+            async with self._session.request(
+                template.method, template.url, headers=template.headers, data=template.body,
+                allow_redirects=True,
+            ) as response:
+                await response.read()
+                return status_outcome(response.status), sent_ns
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return classify(exc), sent_ns
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        await self._session.close()
