@@ -63,6 +63,8 @@ class RayPool:
         if ray.is_initialized():
             self._log("using the Ray instance already running in this process")
             return self
+        # Ray logs a token-auth notice at WARNING before logging_level applies; keep stderr clean.
+        logging.getLogger("ray").setLevel(logging.ERROR)
         try:
             if self.address:
                 self._log(f"joining Ray at {self.address}")
@@ -136,7 +138,13 @@ class RayPool:
         except RayActorError as exc:
             return WorkerLost(worker_index=index, reason=f"actor died: {_first_line(exc)}")
         except RayTaskError as exc:
-            return WorkerLost(worker_index=index, reason=f"worker raised: {_first_line(exc)}")
+            return WorkerLost(worker_index=index, reason=f"worker raised: {_last_line(exc)}")
+
+
+def _last_line(exc: BaseException) -> str:
+    """Return the last line of a remote traceback: the exception type and message."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

@@ -222,6 +222,8 @@ class Objective(_Model):
 def _parse_error_range(item: Any) -> tuple[int, int]:
     if isinstance(item, int) and not isinstance(item, bool):
         lo = hi = item
+    elif isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, int) for x in item):
+        lo, hi = item
     elif isinstance(item, str) and "-" in item:
         lo_text, _, hi_text = item.partition("-")
         try:

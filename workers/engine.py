@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,14 @@ class WorkerReport:
     windows: tuple[Window, ...]
     warmup_requests: int
     unsent: int  # due but never sent because the hard stop came first
+
+
+def _new_runner() -> asyncio.Runner:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
 def default_sender(plan: WorkerPlan) -> Sender:
@@ -68,15 +77,26 @@ class LoadWorker:
         return {"host": socket.gethostname(), "pid": os.getpid()}
 
     def run(self, start_at: float) -> WorkerReport:
-        """Run the plan from unix time ``start_at``; return the report when it is done."""
-        try:
-            import uvloop
+        """Run the plan from unix time ``start_at``; return the report when it is done.
 
-            runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        except ImportError:
-            runner = asyncio.Runner()
-        with runner:
-            return runner.run(self._run(start_at))
+        The load runs on a fresh event loop (uvloop when available) in a thread of its own, so
+        the caller may itself be inside an event loop (as Ray's actor threads are).
+        """
+        box: dict[str, object] = {}
+
+        def target() -> None:
+            try:
+                with _new_runner() as runner:
+                    box["report"] = runner.run(self._run(start_at))
+            except BaseException as exc:  # re-raised in the caller's thread
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"load-worker-{self.plan.worker_index}")
+        thread.start()
+        thread.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["report"]  # type: ignore[return-value]
 
     async def _run(self, start_at: float) -> WorkerReport:
         plan = self.plan

@@ -1,0 +1,142 @@
+"""The ``slogate`` command line; the only place that turns exceptions into exit codes.
+
+Exit codes: 0 every objective passed, 1 an objective failed, 2 usage or spec error (any
+:class:`~coordinator.errors.SlogateError`), 3 inconclusive or invalid run.
+Progress goes to stderr, reports to stdout, so ``slogate run spec.yaml > report.txt`` works.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from coordinator.errors import SlogateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_USAGE = 2
+
+
+def _log(message: str) -> None:
+    click.echo(f"slogate: {message}", err=True)
+
+
+def _errors_to_exit_codes(func: F) -> F:
+    """Turn a SlogateError into a one-line message and exit code 2; no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SlogateError as exc:
+            click.echo(f"slogate: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="slogate")
+def main() -> None:
+    """Validate a candidate version's SLOs under load, with evidence."""
+
+
+def _default_out(name: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("results") / f"{name}-{stamp}"
+
+
+def _emit_report(results: Any, fmt_name: str) -> None:
+    from analysis.report import render
+
+    click.echo(render(results, fmt_name, color=sys.stdout.isatty()), nl=False)
+
+
+def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
+                 fmt_name: str) -> int:
+    """Run a validated spec, write results.json, print the report; return the exit code."""
+    from analysis.results import write_atomic
+    from analysis.verdict import Verdict
+    from coordinator.cluster import RayPool
+    from coordinator.run import run_experiment
+
+    out_dir = out or _default_out(spec.name)
+    local_cpus = max(spec.load.workers * spec.load.cpus_per_worker, 1)
+    with RayPool(address, log=_log, num_cpus=int(local_cpus + 0.999),
+                 cpus_per_worker=spec.load.cpus_per_worker) as pool:
+        results = run_experiment(spec, pool, base_dir=spec_dir, log=_log)
+    path = write_atomic(out_dir / "results.json", results.to_json())
+    _emit_report(results, fmt_name)
+    _log(f"results written to {path}")
+    return Verdict(results.verdict).exit_code
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Directory for results.json (default: results/NAME-TIMESTAMP).")
+@click.option("--address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
+              help="Ray cluster to join (auto, HOST:PORT, ray://HOST:10001); "
+                   "default: start an embedded local Ray.")
+@click.option("--format", "fmt_name", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True, help="Report format on stdout.")
+@_errors_to_exit_codes
+def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str) -> None:
+    """Run the experiment in SPEC, judge its objectives and write results.json."""
+    from coordinator.spec import load_spec
+
+    spec = load_spec(spec_path)
+    sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
+                          fmt_name=fmt_name))
+
+
+@main.command()
+@click.argument("results_path", metavar="RESULTS", type=click.Path(path_type=Path))
+@click.option("--format", "fmt_name", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+@_errors_to_exit_codes
+def report(results_path: Path, fmt_name: str) -> None:
+    """Re-render a saved results.json; the exit code is that run's verdict's."""
+    from analysis.results import load_results
+    from analysis.verdict import Verdict
+
+    results = load_results(results_path)
+    _emit_report(results, fmt_name)
+    sys.exit(Verdict(results.verdict).exit_code)
+
+
+@main.command()
+@click.option("--results", "which", flag_value="results",
+              help="Print the schema of results.json instead of the experiment spec's.")
+@_errors_to_exit_codes
+def schema(which: str | None) -> None:
+    """Print the JSON Schema of the experiment spec (for editors and linters)."""
+    if which == "results":
+        from analysis.results import Results
+
+        click.echo(json.dumps(Results.model_json_schema(by_alias=True), indent=2))
+    else:
+        from coordinator.spec import dump_schema
+
+        click.echo(dump_schema())
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Directory for results.json (default: results/demo-TIMESTAMP).")
+@_errors_to_exit_codes
+def demo(out: Path | None) -> None:
+    """Run the whole loop on the bundled sample app (version 2.0) on loopback."""
+    from coordinator.demo import run_demo
+
+    sys.exit(run_demo(out=out, log=_log, execute=execute_spec))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
