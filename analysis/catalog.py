@@ -72,3 +72,16 @@ def known_metric_names() -> list[str]:
 def percentile_name(q: float) -> str:
     """Return the metric name of percentile q: 99.0 -> ``latency-p99``, 99.9 -> ``latency-p99.9``."""
     return f"latency-p{q:g}"
+
+
+def format_value(metric: str, value: float | int | None) -> str:
+    """Return a metric value with its unit: ``12.3 ms``, ``0.52%``, ``1,204``, ``200.0 req/s``."""
+    if value is None:
+        return "no data"
+    kind = kind_of(metric)
+    if kind is None or metric.endswith("-count"):
+        return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+    if metric == "error-rate":
+        return f"{value * 100:.3g}%"
+    unit = UNITS[kind]
+    return f"{value:.4g} {unit}".strip() if unit == "ms" else f"{value:.1f} {unit}"

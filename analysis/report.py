@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analysis.catalog import ALL_ENDPOINTS, UNITS, kind_of
+from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
 from analysis.results import ObjectiveResult, Results
 
 FORMATS = ("text", "markdown", "json")
@@ -23,19 +23,6 @@ _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yell
 _SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-mean",
           "latency-stddev", "latency-min", "latency-p50", "latency-p75", "latency-p90",
           "latency-p95", "latency-p99", "latency-p99.9", "latency-max")
-
-
-def fmt(metric: str, value: float | int | None) -> str:
-    """Return a metric value with its unit: ``12.3 ms``, ``0.52%``, ``1,204``, ``200.0 req/s``."""
-    if value is None:
-        return "no data"
-    kind = kind_of(metric)
-    if kind is None or metric.endswith("-count"):
-        return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
-    if metric == "error-rate":
-        return f"{value * 100:.3g}%"
-    unit = UNITS[kind]
-    return f"{value:.4g} {unit}".strip() if unit == "ms" else f"{value:.1f} {unit}"
 
 
 def _limit(o: ObjectiveResult) -> str:

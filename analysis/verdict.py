@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.catalog import ALL_ENDPOINTS
+from analysis.catalog import ALL_ENDPOINTS, format_value
 from analysis.metrics import metric_value
 
 
@@ -79,9 +79,9 @@ class RunVerdict:
 def _limits_text(objective: Objective) -> str:
     parts = []
     if objective.lower_limit is not None:
-        parts.append(f">= {objective.lower_limit:g}")
+        parts.append(f">= {format_value(objective.metric, objective.lower_limit)}")
     if objective.upper_limit is not None:
-        parts.append(f"<= {objective.upper_limit:g}")
+        parts.append(f"<= {format_value(objective.metric, objective.upper_limit)}")
     return " and ".join(parts)
 
 
@@ -96,9 +96,9 @@ def judge_objective(objective: Objective, table: pd.DataFrame) -> ObjectiveVerdi
     too_low = objective.lower_limit is not None and value < objective.lower_limit
     if too_high or too_low:
         return ObjectiveVerdict(objective=objective, value=value, verdict=Verdict.FAIL,
-                                reason=f"{value:g} is not {wanted}")
+                                reason=f"{format_value(objective.metric, value)} is not {wanted}")
     return ObjectiveVerdict(objective=objective, value=value, verdict=Verdict.PASS,
-                            reason=f"{value:g} is {wanted}")
+                            reason=f"{format_value(objective.metric, value)} is {wanted}")
 
 
 def judge_run(

@@ -63,8 +63,9 @@ class RayPool:
         if ray.is_initialized():
             self._log("using the Ray instance already running in this process")
             return self
-        # Ray logs a token-auth notice at WARNING before logging_level applies; keep stderr clean.
-        logging.getLogger("ray").setLevel(logging.ERROR)
+        # Ray logs a notice on how to opt out of token auth at every start; keep stderr to ours.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR)
         try:
             if self.address:
                 self._log(f"joining Ray at {self.address}")

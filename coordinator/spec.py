@@ -71,7 +71,8 @@ _LIMIT_PARSERS = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
+        allow_inf_nan=False,  # rate: .inf would pass gt=0 and crash the pacer
     )
 
 
@@ -285,7 +286,7 @@ class ExperimentSpec(_Model):
         labels = [e.label for e in self.endpoints]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            raise ValueError(f"endpoint labels must be unique; give a name to: {duplicates}")
+            raise ValueError(f"endpoints: labels must be unique; give a name to: {duplicates}")
         for index, objective in enumerate(self.objectives):
             if objective.endpoint is not None and objective.endpoint not in labels:
                 raise ValueError(f"objectives[{index}].endpoint: {objective.endpoint!r} is not "

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s|m|h)")
-_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Exact factors: sums are formed in rational arithmetic and rounded to a float once, so "9ms" is
+# exactly the float 9/1000 s and 9 ms, not 9 * 1e-3 (which is one ulp off).
+_SECONDS = {"ns": Fraction(1, 10**9), "us": Fraction(1, 10**6), "µs": Fraction(1, 10**6),
+            "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
 
 
 def _number(value: object) -> float | None:
@@ -38,29 +42,42 @@ def _finite(value: float, text: object) -> float:
     return value
 
 
-def parse_duration_s(value: object, *, bare_unit_s: float = 1.0) -> float:
-    """Return a duration in seconds from ``"1m30s"``, ``"250ms"`` or a bare number of units."""
+def _exact(number: float) -> Fraction:
+    """Return the decimal a finite float was written as (its shortest repr), exactly."""
+    return Fraction(repr(number))
+
+
+def _duration(value: object, unit: Fraction, bare_unit: Fraction) -> float:
+    """Return ``value`` in units of ``unit`` seconds; a bare number counts ``bare_unit`` seconds."""
     number = _number(value)
     if number is not None:
-        return _finite(number, value) * bare_unit_s
-    if not isinstance(value, str):
+        total = _exact(_finite(number, value)) * bare_unit
+    elif isinstance(value, str) and (text := value.strip()):
+        total = Fraction(0)
+        position = 0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != position:
+                break
+            total += Fraction(match.group(1)) * _SECONDS[match.group(2)]
+            position = match.end()
+        if position != len(text):
+            raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 10s, 1m30s)")
+    else:
         raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 10s, 1m30s)")
-    text = value.strip()
-    total = 0.0
-    position = 0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _SECONDS[match.group(2)]
-        position = match.end()
-    if position != len(text) or not text:
-        raise ValueError(f"{value!r} is not a duration (use e.g. 500ms, 10s, 1m30s)")
-    return total
+    try:
+        return float(total / unit)
+    except OverflowError:
+        raise ValueError(f"{value!r} is not a finite number") from None
+
+
+def parse_duration_s(value: object, *, bare_unit_s: float = 1.0) -> float:
+    """Return a duration in seconds from ``"1m30s"``, ``"250ms"`` or a bare number of units."""
+    return _duration(value, Fraction(1), _exact(bare_unit_s))
 
 
 def parse_latency_ms(value: object) -> float:
     """Return a latency in milliseconds from ``"200ms"``, ``"0.5s"`` or a bare number of ms."""
-    return parse_duration_s(value, bare_unit_s=1e-3) * 1e3
+    return _duration(value, _SECONDS["ms"], _SECONDS["ms"])
 
 
 def parse_ratio(value: object) -> float:
@@ -68,7 +85,9 @@ def parse_ratio(value: object) -> float:
     number = _number(value)
     if number is None and isinstance(value, str) and value.strip().endswith("%"):
         inner = _number(value.strip()[:-1])
-        number = None if inner is None else inner / 100.0
+        if inner is not None and math.isfinite(inner):
+            inner = float(_exact(inner) / 100)
+        number = inner  # a non-finite inner is reported below
     if number is None:
         raise ValueError(f"{value!r} is not a ratio (use e.g. 1% or 0.01)")
     if not 0.0 <= _finite(number, value) <= 1.0:
