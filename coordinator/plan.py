@@ -62,6 +62,10 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
     if load.concurrency is not None and load.concurrency < workers:
         raise SpecError(f"load.concurrency: {load.concurrency} users cannot be split over "
                         f"{workers} workers (give at least one user per worker)")
+    if load.requests is not None and load.requests < workers:
+        raise SpecError(f"load.requests: {load.requests} requests cannot be split over "
+                        f"{workers} workers (give at least one request per worker)")
+    in_flight = split_count(max(load.max_in_flight, workers), workers)
     plans = []
     for i in range(workers):
         plans.append(WorkerPlan(
@@ -78,7 +82,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             warmup_requests=warmups[i],
             timeout_s=load.timeout,
             window_s=load.window,
-            max_in_flight=max(1, load.max_in_flight // workers),
+            max_in_flight=in_flight[i],
             max_duration_s=load.max_duration,
         ))
     return plans

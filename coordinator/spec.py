@@ -48,7 +48,8 @@ SCHEMA_ID = "https://slogate.dev/schemas/experiment/v1"
 
 _DURATION_JSON = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+\s*$"},
+        {"type": "string",
+         "pattern": r"^\s*(((\d+(\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s|m|h))+|\d+(\.\d*)?|\.\d+)\s*$"},
         {"type": "number", "exclusiveMinimum": 0},
     ],
     "description": "A duration: 500ms, 10s, 1m30s; a bare number is seconds.",
@@ -71,7 +72,7 @@ _LIMIT_PARSERS = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
+        alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True,
         allow_inf_nan=False,  # rate: .inf would pass gt=0 and crash the pacer
     )
 
@@ -256,7 +257,10 @@ class ExperimentSpec(_Model):
     objectives: list[Objective] = Field(default_factory=list)
     error_ranges: Annotated[
         tuple[tuple[int, int], ...],
-        WithJsonSchema({"type": "array", "items": {"type": ["string", "integer"]},
+        WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [
+            {"type": "string", "pattern": r"^\s*\d{3}\s*(-\s*\d{3}\s*)?$"},
+            {"type": "integer", "minimum": 100, "maximum": 599},
+            {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}]},
                         "description": "HTTP statuses counted as errors, e.g. ['400-599']."}),
     ] = DEFAULT_ERROR_RANGES
 
@@ -275,6 +279,8 @@ class ExperimentSpec(_Model):
     @field_validator("error_ranges", mode="before")
     @classmethod
     def _ranges(cls, value: Any) -> Any:
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = [value]
         if isinstance(value, (list, tuple)):
             if not value:
                 raise ValueError("give at least one status range, e.g. ['400-599']")
@@ -295,7 +301,11 @@ class ExperimentSpec(_Model):
 
     def with_target(self, target: str) -> ExperimentSpec:
         """Return a copy that loads another base URL (the demo points it at a free port)."""
-        return ExperimentSpec.model_validate({**self.model_dump(), "target": target})
+        try:
+            return ExperimentSpec.model_validate(
+                {**self.model_dump(mode="json", by_alias=True), "target": target})
+        except ValidationError as exc:
+            raise SpecError(f"target: {exc.errors(include_url=False)[0]['msg']}") from None
 
 
 def json_schema() -> dict[str, Any]:
@@ -316,9 +326,12 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 def parse_spec(data: Any, *, source: str = "spec") -> ExperimentSpec:
     """Return the validated spec from already-parsed YAML/JSON data."""
+    if data is None:
+        raise SpecError(f"{source}: the spec is empty")
     if not isinstance(data, dict):
+        got = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
         raise SpecError(f"{source}: expected a mapping of fields at the top level "
-                        f"(name, target, load, ...), got {type(data).__name__}")
+                        f"(name, target, load, ...), got {got}")
     try:
         return ExperimentSpec.model_validate(_plain(data))
     except ValidationError as exc:

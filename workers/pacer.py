@@ -4,8 +4,10 @@
 intended", for worker ``i`` of ``W`` on the global schedule ``t_n = n / rate``: this worker owns
 ``n = i + k W``. Intended times never drift with the event loop: they are computed, not accumulated.
 
-``WeightedPicker`` is smooth weighted round-robin (as in nginx): over any run of requests each
-endpoint's share differs from its weight's share by less than one request.
+``WeightedPicker`` is smooth weighted round-robin (as in nginx): after any N picks no endpoint is
+a whole request or more ahead of its share ``N w / sum(w)`` (with two endpoints, none is a request
+behind either; with more it can be, by under n - 1), and whole cycles of ``sum(w)`` picks of
+integer weights match the weights exactly.
 """
 
 from __future__ import annotations
