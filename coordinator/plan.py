@@ -51,6 +51,21 @@ def request_template(endpoint: EndpointSpec, target: str, base_dir: Path) -> Req
     )
 
 
+def choose_transport(spec: ExperimentSpec) -> str:
+    """Return ``fast`` or ``aiohttp``: the spec's choice, or for ``auto`` fast unless a request
+    needs aiohttp (redirects, HEAD responses, which the fast path's parser cannot frame)."""
+    needs_aiohttp = [reason for reason, needed in (
+        ("http.followRedirects", spec.http.follow_redirects),
+        ("a HEAD endpoint", any(e.method.value == "HEAD" for e in spec.endpoints)),
+    ) if needed]
+    if spec.http.transport == "fast" and needs_aiohttp:
+        raise SpecError(f"http.transport: fast cannot serve {needs_aiohttp[0]}; "
+                        "use transport: aiohttp or auto")
+    if spec.http.transport == "auto":
+        return "aiohttp" if needs_aiohttp else "fast"
+    return spec.http.transport
+
+
 def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[WorkerPlan]:
     """Return one plan per worker; together they send exactly the spec's load."""
     load = spec.load
@@ -84,5 +99,15 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             window_s=load.window,
             max_in_flight=in_flight[i],
             max_duration_s=load.max_duration,
+            schedule_rate_rps=load.rate,
+            arrival=load.arrival,
+            seed=load.seed,
+            ramp_s=load.ramp.duration if load.ramp else 0.0,
+            ramp_from_rps=load.ramp.from_ if load.ramp else 0.0,
+            ramp_to_rps=(load.ramp.to or load.rate) if load.ramp else None,
+            think_s=load.think_time or 0.0,
+            transport=choose_transport(spec),
+            verify_tls=not spec.http.insecure,
+            follow_redirects=spec.http.follow_redirects,
         ))
     return plans

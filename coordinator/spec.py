@@ -22,7 +22,7 @@ import difflib
 import enum
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -126,6 +126,31 @@ class EndpointSpec(_Model):
         return self.name or f"{self.method.value} {self.path or '/'}"
 
 
+class RampSpec(_Model):
+    """A linear ramp of the arrival rate before the measured phase (open model only).
+
+    Example: ``{from: 10, duration: 30s}`` goes from 10 req/s to ``load.rate`` in 30 s; requests
+    sent during the ramp are excluded from the metrics, like warm-up.
+    """
+
+    from_: float = Field(0.0, alias="from", ge=0, description="Rate at the start, req/s.")
+    to: float | None = Field(None, gt=0, description="Rate at the end; default load.rate.")
+    duration: Duration
+
+
+class HttpSpec(_Model):
+    """How requests are sent.
+
+    ``transport``: ``fast`` (HTTP/1.1 keep-alive on uvloop with the llhttp parser), ``aiohttp``
+    (redirects, HEAD, and what the fast path does not do), or ``auto`` (fast unless a request
+    needs aiohttp). ``insecure: true`` skips TLS certificate verification.
+    """
+
+    transport: Literal["auto", "fast", "aiohttp"] = "auto"
+    insecure: bool = Field(False, description="Skip TLS certificate verification.")
+    follow_redirects: bool = Field(False, description="Follow 3xx redirects (aiohttp only).")
+
+
 class LoadSpec(_Model):
     """How much load, for how long, from how many workers.
 
@@ -145,7 +170,14 @@ class LoadSpec(_Model):
     workers: int = Field(1, ge=1, le=1024, description="Number of LoadWorker actors.")
     timeout: Duration = Field(10.0, le=100.0, description="Per-request timeout.")
     window: Duration = Field(1.0, description="Length of one histogram window.")
-    max_in_flight: int = Field(10_000, gt=0, description="Open model: cap on outstanding requests.")
+    max_in_flight: int = Field(1000, gt=0, description="Open model: cap on outstanding requests "
+                               "(= connections over HTTP/1.1), split between workers.")
+    arrival: Literal["constant", "poisson"] = Field(
+        "constant", description="Open model: evenly spaced or Poisson arrivals.")
+    seed: int | None = Field(None, description="Seed of Poisson arrivals (reproducible runs).")
+    ramp: RampSpec | None = Field(None, description="Open model: ramp the rate up first.")
+    think_time: Duration | None = Field(None, description="Closed model: pause between a "
+                                        "user's requests.")
     cpus_per_worker: float = Field(1.0, ge=0, description="Ray CPUs reserved per worker.")
     max_duration: Duration = Field(3600.0, description="Hard stop, whatever the stop condition.")
 
@@ -157,6 +189,14 @@ class LoadSpec(_Model):
             raise ValueError("set duration or requests (or both: whichever comes first)")
         if self.warmup is not None and self.warmup_requests is not None:
             raise ValueError("set at most one of warmup (a duration) or warmupRequests")
+        if self.concurrency is not None:
+            for name, value in (("ramp", self.ramp), ("arrival", self.arrival != "constant" or None)):
+                if value is not None:
+                    raise ValueError(f"{name}: only for the open model (rate), not concurrency")
+        elif self.think_time is not None:
+            raise ValueError("thinkTime: only for the closed model (concurrency), not rate")
+        if self.ramp is not None and self.arrival == "poisson":
+            raise ValueError("ramp: not supported with Poisson arrivals (use arrival: constant)")
         return self
 
     @property
@@ -255,6 +295,7 @@ class ExperimentSpec(_Model):
         description="Requests to send; default one GET of the target URL.",
     )
     objectives: list[Objective] = Field(default_factory=list)
+    http: HttpSpec = Field(default_factory=HttpSpec)
     error_ranges: Annotated[
         tuple[tuple[int, int], ...],
         WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [

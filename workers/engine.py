@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workers.pacer import ConstantPacer, WeightedPicker
+from workers.pacer import Pacer, WeightedPicker, make_pacer
 from workers.plan import WorkerPlan
 from workers.recorder import Recorder, Window
 from workers.transport import Sender
@@ -102,7 +102,7 @@ class LoadWorker:
         plan = self.plan
         delay = max(0.0, start_at - time.time())
         start_ns = time.monotonic_ns() + int(delay * 1e9)
-        recorder = Recorder(window_s=plan.window_s, warmup_ns=int(plan.warmup_s * 1e9))
+        recorder = Recorder(window_s=plan.window_s, warmup_ns=int(plan.excluded_s * 1e9))
         sender = self._sender_factory(plan)
         try:
             await asyncio.sleep(delay)
@@ -127,7 +127,7 @@ class LoadWorker:
 
 def _measured_s(plan: WorkerPlan, last_done_s_ns: int) -> float:
     """Return the measured phase length: the planned duration, or until the last request ended."""
-    ran_s = max(0.0, last_done_s_ns / 1e9 - plan.warmup_s)
+    ran_s = max(0.0, last_done_s_ns / 1e9 - plan.excluded_s)
     if plan.duration_s is not None and (plan.request_limit is None or ran_s >= plan.duration_s):
         return plan.duration_s
     return ran_s
@@ -145,7 +145,7 @@ class _Loop:
         self.labels = [t.label for t in plan.requests]
         self.hard_stop_ns = start_ns + int(plan.max_duration_s * 1e9)
         self.schedule_end_ns = (
-            start_ns + int((plan.warmup_s + plan.duration_s) * 1e9)
+            start_ns + int((plan.excluded_s + plan.duration_s) * 1e9)
             if plan.duration_s is not None else self.hard_stop_ns
         )
         warmup = plan.warmup_requests
@@ -172,10 +172,7 @@ class _Loop:
 class _OpenLoop(_Loop):
     async def go(self) -> None:
         plan = self.plan
-        pacer = ConstantPacer(
-            rate_rps=plan.rate_rps * plan.worker_count, worker_index=plan.worker_index,
-            worker_count=plan.worker_count,
-        )
+        pacer = pacer_for(plan)
         in_flight: set[asyncio.Task[None]] = set()
         launched = 0
         while True:
@@ -203,7 +200,16 @@ class _OpenLoop(_Loop):
         self.unsent = _count_unsent(self, pacer, launched)
 
 
-def _count_unsent(loop: _Loop, pacer: ConstantPacer, launched: int) -> int:
+def pacer_for(plan: WorkerPlan) -> Pacer:
+    """Return the pacer of an open-model plan (its share of the global schedule)."""
+    rate = plan.schedule_rate_rps or (plan.rate_rps or 0.0) * plan.worker_count
+    return make_pacer(rate_rps=rate, worker_index=plan.worker_index,
+                      worker_count=plan.worker_count, arrival=plan.arrival, seed=plan.seed,
+                      ramp_s=plan.ramp_s, ramp_from_rps=plan.ramp_from_rps,
+                      ramp_to_rps=plan.ramp_to_rps)
+
+
+def _count_unsent(loop: _Loop, pacer: Pacer, launched: int) -> int:
     """Return (and record) the requests that were due before the hard stop but never sent."""
     stop_ns = min(loop.hard_stop_ns, loop.schedule_end_ns)
     due = pacer.due((stop_ns - loop.start_ns) / 1e9 - 1e-9)
@@ -239,3 +245,5 @@ class _ClosedLoop(_Loop):
             seq = self.seq
             self.seq += 1
             await self.one(seq, now_ns)
+            if self.plan.think_s:
+                await asyncio.sleep(self.plan.think_s)

@@ -1,5 +1,8 @@
 """Pacing without I/O: when requests are due, and which endpoint each one goes to.
 
+Three schedules share one interface, ``intended_s(k)`` and ``due(elapsed_s)``: constant rate,
+a linear ramp followed by a constant rate, and Poisson arrivals.
+
 ``ConstantPacer`` answers "how many requests are due by ``elapsed_s``" and "when is request ``k``
 intended", for worker ``i`` of ``W`` on the global schedule ``t_n = n / rate``: this worker owns
 ``n = i + k W``. Intended times never drift with the event loop: they are computed, not accumulated.
@@ -15,6 +18,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+
+
+def _floor_slots(x: float) -> int:
+    """Return floor(x), forgiving float error just below a whole number (relative 1e-12)."""
+    return math.floor(x + max(1e-9, abs(x) * 1e-12))
+
+
+def _owned_due(n_max: int, worker_index: int, worker_count: int) -> int:
+    """Return how many global slots ``0..n_max`` belong to worker ``i`` (slots ``i + kW``)."""
+    if n_max < worker_index:
+        return 0
+    return (n_max - worker_index) // worker_count + 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,12 +54,113 @@ class ConstantPacer:
         """Return how many of this worker's requests are intended at or before ``elapsed_s``."""
         if elapsed_s < 0:
             return 0
-        # n = i + kW <= elapsed * rate  <=>  k <= (elapsed * rate - i) / W
-        slots = elapsed_s * self.rate_rps - self.worker_index
-        if slots < 0:
+        return _owned_due(_floor_slots(elapsed_s * self.rate_rps), self.worker_index,
+                          self.worker_count)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RampPacer:
+    """A linear ramp of the global rate from ``from_rps`` to ``to_rps`` over ``ramp_s``, then
+    ``rate_rps`` for ever; worker ``i`` of ``W`` owns global slots ``i + kW``.
+
+    Slot ``n`` is intended when the expected number of arrivals, the integral of the rate,
+    reaches ``n``: ``from*t + (to - from)*t^2 / (2*ramp_s)`` during the ramp.
+    """
+
+    rate_rps: float
+    from_rps: float
+    to_rps: float
+    ramp_s: float
+    worker_index: int = 0
+    worker_count: int = 1
+
+    @property
+    def _ramp_slots(self) -> float:
+        return (self.from_rps + self.to_rps) / 2 * self.ramp_s
+
+    def _cumulative(self, t: float) -> float:
+        if t <= self.ramp_s:
+            slope = (self.to_rps - self.from_rps) / self.ramp_s
+            return self.from_rps * t + slope * t * t / 2
+        return self._ramp_slots + (t - self.ramp_s) * self.rate_rps
+
+    def _time_of_slot(self, n: int) -> float:
+        if n >= self._ramp_slots:
+            return self.ramp_s + (n - self._ramp_slots) / self.rate_rps
+        slope = (self.to_rps - self.from_rps) / self.ramp_s
+        if abs(slope) < 1e-12:
+            return n / self.from_rps
+        # Solve from*t + slope*t^2/2 = n for the non-negative root.
+        return (-self.from_rps + math.sqrt(self.from_rps ** 2 + 2 * slope * n)) / slope
+
+    def intended_s(self, k: int) -> float:
+        """Return the intended send time (s from start) of this worker's k-th request."""
+        return self._time_of_slot(self.worker_index + k * self.worker_count)
+
+    def due(self, elapsed_s: float) -> int:
+        """Return how many of this worker's requests are intended at or before ``elapsed_s``."""
+        if elapsed_s < 0:
             return 0
-        # A tiny epsilon absorbs float error so that elapsed == intended_s(k) counts k as due.
-        return math.floor(slots / self.worker_count + 1e-9) + 1
+        return _owned_due(_floor_slots(self._cumulative(elapsed_s)), self.worker_index,
+                          self.worker_count)
+
+
+class PoissonPacer:
+    """Poisson arrivals at ``rate_rps`` for one worker (its share of the global rate).
+
+    The superposition of the workers' independent Poisson processes is a Poisson process at the
+    global rate. Arrival times are drawn in chunks from a seeded generator, so a run with a
+    seed is reproducible; memory holds one chunk at a time beyond what has been asked for.
+    """
+
+    __slots__ = ("rate_rps", "_rng", "_times", "_offset", "_chunk")
+
+    def __init__(self, *, rate_rps: float, seed: int | None = None, worker_index: int = 0,
+                 chunk: int = 65536) -> None:
+        self.rate_rps = rate_rps
+        self._rng = np.random.default_rng(None if seed is None else [seed, worker_index])
+        self._times = np.empty(0)
+        self._offset = 0  # index of self._times[0] in the whole sequence
+        self._chunk = chunk
+
+    def _extend_to(self, k: int) -> None:
+        while self._offset + len(self._times) <= k:
+            last = self._times[-1] if len(self._times) else 0.0
+            gaps = self._rng.exponential(1.0 / self.rate_rps, self._chunk)
+            fresh = last + np.cumsum(gaps)
+            keep = self._times[-self._chunk:]  # keep a chunk of history for due() lookups
+            self._offset += len(self._times) - len(keep)
+            self._times = np.concatenate([keep, fresh])
+
+    def intended_s(self, k: int) -> float:
+        """Return the intended send time of this worker's k-th request (k must not go back more
+        than one chunk behind the furthest k asked for)."""
+        self._extend_to(k)
+        return float(self._times[k - self._offset])
+
+    def due(self, elapsed_s: float) -> int:
+        """Return how many arrivals are at or before ``elapsed_s``."""
+        if elapsed_s < 0:
+            return 0
+        while not len(self._times) or self._times[-1] <= elapsed_s:
+            self._extend_to(self._offset + len(self._times))
+        return self._offset + int(np.searchsorted(self._times, elapsed_s, side="right"))
+
+
+Pacer = ConstantPacer | RampPacer | PoissonPacer
+
+
+def make_pacer(*, rate_rps: float, worker_index: int, worker_count: int,
+               arrival: str = "constant", seed: int | None = None, ramp_s: float = 0.0,
+               ramp_from_rps: float = 0.0, ramp_to_rps: float | None = None) -> Pacer:
+    """Return the pacer for one worker's share of a global schedule (see the classes)."""
+    if arrival == "poisson":
+        return PoissonPacer(rate_rps=rate_rps / worker_count, seed=seed, worker_index=worker_index)
+    if ramp_s > 0:
+        return RampPacer(rate_rps=rate_rps, from_rps=ramp_from_rps,
+                         to_rps=ramp_to_rps if ramp_to_rps is not None else rate_rps,
+                         ramp_s=ramp_s, worker_index=worker_index, worker_count=worker_count)
+    return ConstantPacer(rate_rps=rate_rps, worker_index=worker_index, worker_count=worker_count)
 
 
 class WeightedPicker:

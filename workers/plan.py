@@ -43,16 +43,31 @@ class WorkerPlan:
     warmup_requests: int = 0
     timeout_s: float = 10.0
     window_s: float = 1.0
-    max_in_flight: int = 10_000
+    max_in_flight: int = 1000
     max_duration_s: float = 3600.0
+    schedule_rate_rps: float | None = None  # the global rate this worker's slots belong to
+    arrival: Literal["constant", "poisson"] = "constant"
+    seed: int | None = None
+    ramp_s: float = 0.0  # ramp stage length; its requests are excluded like warm-up
+    ramp_from_rps: float = 0.0  # global rates at the ramp's start and end
+    ramp_to_rps: float | None = None
+    think_s: float = 0.0  # closed model: pause between a user's requests
+    transport: Literal["fast", "aiohttp"] = "fast"
+    verify_tls: bool = True
+    follow_redirects: bool = False
+
+    @property
+    def excluded_s(self) -> float:
+        """Return the leading time whose requests are excluded from metrics (ramp + warm-up)."""
+        return self.ramp_s + self.warmup_s
 
     @property
     def expected_s(self) -> float:
         """Return how long this worker is expected to run, warm-up and stop time included."""
         limits = [self.max_duration_s]
         if self.duration_s is not None:
-            limits.append(self.warmup_s + self.duration_s)
+            limits.append(self.excluded_s + self.duration_s)
         if self.request_limit is not None and self.rate_rps:
             total = self.request_limit + self.warmup_requests
-            limits.append(self.warmup_s + self.phase_s + total / self.rate_rps)
+            limits.append(self.excluded_s + self.phase_s + total / self.rate_rps)
         return min(limits) + self.timeout_s
