@@ -480,3 +480,21 @@ def test_our_encoding_decodes_in_hdrh() -> None:
     for q in (12.34, 50.05, 99.95, 99.99):
         assert ref.get_value_at_percentile(q) <= ours.percentile_ns(q)
     assert ref.get_value_at_percentile(0) == ours.min_ns
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**10), max_size=300),
+       st.lists(st.integers(min_value=0, max_value=10**10), max_size=300))
+@settings(max_examples=100, deadline=None)
+def test_compact_storage_reads_merges_and_writes_like_dense(a: list[int], b: list[int]) -> None:
+    """A compacted histogram equals its dense self in every statistic, merges alike, and densifies on write."""
+    dense = Histogram.from_values(a)
+    compact = Histogram.from_values(a).compact()
+    assert compact == dense
+    assert (compact.total, compact.is_empty, compact.min_ns, compact.max_ns, compact.mean_ns) == (
+        dense.total, dense.is_empty, dense.min_ns, dense.max_ns, dense.mean_ns)
+    assert compact.encode() == dense.encode()
+    other = Histogram.from_values(b)
+    assert Histogram.sum([other, compact]) == other + dense
+    compact.record(b)
+    assert compact == Histogram.from_values(a + b)
+    assert pickle.loads(pickle.dumps(dense)) == dense

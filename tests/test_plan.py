@@ -85,7 +85,7 @@ def test_rate_is_split_into_interleaved_phases() -> None:
         pytest.param({"concurrency": 4, "duration": 1, "workers": 4}, "concurrency", [1, 1, 1, 1],
                      id="one-user-per-worker"),
         pytest.param({"rate": 50, "duration": 1, "workers": 3}, "max_in_flight",
-                     [3334, 3333, 3333], id="max-in-flight-exact-share"),
+                     [334, 333, 333], id="max-in-flight-exact-share"),
         pytest.param({"rate": 50, "duration": 1, "workers": 3, "maxInFlight": 2}, "max_in_flight",
                      [1] * 3, id="max-in-flight-at-least-one"),
     ],

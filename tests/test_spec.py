@@ -50,7 +50,7 @@ VALID = [
         "name: m\ntarget: http://127.0.0.1:8080/\nload: {rate: 10, duration: 1s}\n", {},
         {"name": "m", "target": "http://127.0.0.1:8080", "load.model": "open", "load.rate": 10.0,
          "load.duration": 1.0, "load.requests": None, "load.workers": 1, "load.timeout": 10.0,
-         "load.window": 1.0, "load.max_in_flight": 10_000, "load.max_duration": 3600.0,
+         "load.window": 1.0, "load.max_in_flight": 1000, "load.max_duration": 3600.0,
          "load.cpus_per_worker": 1.0, "load.warmup": None, "load.warmup_requests": None,
          "endpoints[0].label": "GET /", "endpoints[0].path": "", "objectives": [],
          "error_ranges": ((400, 599),)},

@@ -232,10 +232,39 @@ def _read_counts(stream: bytes) -> np.ndarray:
 class Histogram:
     """HdrHistogram-compatible latency histogram over [0, 100 s] in ns; mergeable and picklable."""
 
-    __slots__ = ("counts",)
+    __slots__ = ("_dense", "_idx", "_cnt")
 
     def __init__(self) -> None:
-        self.counts = np.zeros(COUNTS_LEN, dtype=np.int64)
+        self._dense: np.ndarray | None = np.zeros(COUNTS_LEN, dtype=np.int64)
+        self._idx: np.ndarray | None = None
+        self._cnt: np.ndarray | None = None
+
+    # Storage: dense (a COUNTS_LEN array, for recording and merging into) or compact (the
+    # non-empty buckets only, a few KB, for the many finished windows a long run keeps).
+    # Reading works on both; writing makes a histogram dense again.
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Returns the dense counts array (a fresh array when the histogram is compact)."""
+        if self._dense is not None:
+            return self._dense
+        dense = np.zeros(COUNTS_LEN, dtype=np.int64)
+        dense[self._idx] = self._cnt
+        return dense
+
+    def _writable(self) -> np.ndarray:
+        if self._dense is None:
+            self._dense = self.counts
+            self._idx = self._cnt = None
+        return self._dense
+
+    def compact(self) -> Histogram:
+        """Switches to the compact storage (non-empty buckets only) and returns self."""
+        if self._dense is not None:
+            nz = np.flatnonzero(self._dense)
+            self._idx, self._cnt = nz.astype(np.int32), self._dense[nz].copy()
+            self._dense = None
+        return self
 
     @classmethod
     def from_values(cls, values_ns: np.ndarray | Sequence[int]) -> Histogram:
@@ -256,13 +285,17 @@ class Histogram:
         """Records a batch of latencies (ns), clamped to [0, HIGHEST_NS]."""
         idx = index_of(values_ns)
         if idx.size:
-            self.counts += np.bincount(idx, minlength=COUNTS_LEN)
+            self._writable()[:] += np.bincount(idx, minlength=COUNTS_LEN)
 
     def add(self, other: Histogram) -> None:
         """Merges other's counts into this histogram in place."""
         if not isinstance(other, Histogram):
             raise TypeError(f"can only add a Histogram, got {type(other).__name__}")
-        self.counts += other.counts
+        dense = self._writable()
+        if other._dense is not None:
+            dense += other._dense
+        else:
+            dense[other._idx] += other._cnt  # indices are unique: plain fancy add is exact
 
     def __add__(self, other: Histogram) -> Histogram:
         if not isinstance(other, Histogram):
@@ -276,9 +309,9 @@ class Histogram:
         return self
 
     def copy(self) -> Histogram:
-        """Returns an independent copy."""
+        """Returns an independent copy (dense, ready to be added into)."""
         out = Histogram.__new__(Histogram)
-        out.counts = self.counts.copy()
+        out._dense, out._idx, out._cnt = self.counts.copy(), None, None
         return out
 
     def __eq__(self, other: object) -> bool:
@@ -290,13 +323,14 @@ class Histogram:
 
     def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
         """Returns the sparse (indices, counts) state, a few KB instead of the dense 224 KiB."""
-        nz = np.flatnonzero(self.counts).astype(np.int32)
-        return nz, self.counts[nz]
+        if self._dense is None:
+            return self._idx, self._cnt
+        nz = np.flatnonzero(self._dense).astype(np.int32)
+        return nz, self._dense[nz]
 
     def __setstate__(self, state: tuple[np.ndarray, np.ndarray]) -> None:
         nz, counts = state
-        self.counts = np.zeros(COUNTS_LEN, dtype=np.int64)
-        self.counts[nz] = counts
+        self._dense, self._idx, self._cnt = None, np.asarray(nz, dtype=np.int32), np.asarray(counts)
 
     def __repr__(self) -> str:
         return f"Histogram(total={self.total}, min_ns={self.min_ns}, max_ns={self.max_ns})"
@@ -304,12 +338,12 @@ class Histogram:
     @property
     def total(self) -> int:
         """Returns the number of recorded values."""
-        return int(self.counts.sum())
+        return int((self._cnt if self._dense is None else self._dense).sum())
 
     @property
     def is_empty(self) -> bool:
         """Returns True when nothing has been recorded."""
-        return not self.counts.any()
+        return not (self._cnt if self._dense is None else self._dense).any()
 
     @property
     def min_ns(self) -> int | None:
@@ -399,5 +433,5 @@ class Histogram:
         truncation, or counts beyond this layout's range.
         """
         out = cls.__new__(cls)
-        out.counts = _read_counts(_check_payload_header(_unwrap(encoded)))
+        out._dense, out._idx, out._cnt = _read_counts(_check_payload_header(_unwrap(encoded))), None, None
         return out

@@ -45,9 +45,10 @@ class AiohttpSender:
 
     def __init__(
         self, templates: Sequence[RequestTemplate], *, timeout_s: float, connections: int,
-        verify_tls: bool = True,
+        verify_tls: bool = True, follow_redirects: bool = False,
     ) -> None:
         self._templates = list(templates)
+        self._follow_redirects = follow_redirects
         connector = aiohttp.TCPConnector(
             limit=max(1, connections), ssl=None if verify_tls else False, force_close=False,
         )
@@ -66,7 +67,7 @@ class AiohttpSender:
         try:
             async with self._session.request(
                 template.method, template.url, headers=template.headers, data=template.body,
-                allow_redirects=True,
+                allow_redirects=self._follow_redirects,
             ) as response:
                 await response.read()
                 return status_outcome(response.status), sent_ns
