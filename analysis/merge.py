@@ -43,6 +43,8 @@ def merge_windows(per_worker: Iterable[Iterable[Window]]) -> list[Window]:
             lag=Histogram.sum(w.lag for w in group),
             scheduled=sum(w.scheduled for w in group),
             sent=sum(w.sent for w in group),
+            cpu_s=max(w.cpu_s for w in group),  # the busiest worker: the one that saturates
+            in_flight_max=sum(w.in_flight_max for w in group),
         ))
     return merged
 

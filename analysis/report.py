@@ -73,11 +73,34 @@ def render_text(results: Results, *, width: int = 110, color: bool = False) -> s
     for name in _metric_columns(results):
         metrics.add_row(name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints))
     console.print(metrics)
+    if results.service_metrics:
+        console.print(_latency_table(results))
     _workers_line(console, results)
     console.print(Text(f"Verdict: {results.verdict}", style=_COLOURS[results.verdict]))
     for reason in results.reasons:
         console.print(f"  - {reason}")
     return buffer.getvalue()
+
+
+_CO_ROWS = ("latency-mean", "latency-p50", "latency-p90", "latency-p99", "latency-p99.9",
+            "latency-max")
+
+
+def _co_rows(results: Results) -> list[tuple[str, str, str]]:
+    corrected = results.metrics.get(ALL_ENDPOINTS, {})
+    uncorrected = results.service_metrics.get(ALL_ENDPOINTS, {})
+    return [(name, fmt(name, corrected.get(name)), fmt(name, uncorrected.get(name)))
+            for name in _CO_ROWS if name in corrected]
+
+
+def _latency_table(results: Results) -> Table:
+    table = Table(title="Latency: from intended send (corrected) vs from actual send (service)",
+                  title_justify="left")
+    for column in ("metric", "corrected", "service"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in _co_rows(results):
+        table.add_row(*row)
+    return table
 
 
 def _workers_line(console: Console, results: Results) -> None:
@@ -110,6 +133,11 @@ def render_markdown(results: Results) -> str:
     for name in _metric_columns(results):
         cells = [fmt(name, results.metrics[e].get(name)) for e in endpoints]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if results.service_metrics:
+        lines += ["", "Latency from the intended send time (coordinated-omission corrected) and "
+                  "from the actual send (service time):", "",
+                  "| metric | corrected | service |", "|---|---:|---:|",
+                  *(f"| {n} | {c} | {u} |" for n, c, u in _co_rows(results))]
     load = results.spec.get("load", {})
     model = f"rate {load.get('rate')} req/s" if load.get("rate") else \
         f"concurrency {load.get('concurrency')}"

@@ -13,8 +13,11 @@ milliseconds in ``metrics``)::
     workers     [{index, host, pid, status: ok|lost, requests, errors, warmupRequests, unsent, reason}]
     histograms  {latency: [Series], service: [Series]}  totals per (endpoint, outcome);
                 latency is coordinated-omission corrected, service is not
-    windows     [{index, startS, scheduled, sent, lag: hdr, latency: [Series], service: [Series]}]
-    metrics     {endpoint or "*": {metric name: value or null}}
+    windows     [{index, startS, scheduled, sent, cpuS, inFlightMax, lag: hdr, latency: [Series],
+                 service: [Series]}]  (cpuS: CPU seconds of the busiest worker in the window)
+    metrics     {endpoint or "*": {metric name: value or null}}; latency from the intended send
+                time (coordinated-omission corrected)
+    serviceMetrics  the latency-* metrics again, from the actual send time (uncorrected)
     objectives  [{metric, endpoint, upperLimit, lowerLimit, dryRun, value, verdict, reason}]
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
     reasons     [one line each]
@@ -72,6 +75,8 @@ class WindowResult(_Doc):
     start_s: float
     scheduled: int
     sent: int
+    cpu_s: float = 0.0
+    in_flight_max: int = 0
     lag: str
     latency: list[Series]
     service: list[Series]
@@ -107,6 +112,7 @@ class Results(_Doc):
     histograms: Histograms
     windows: list[WindowResult]
     metrics: dict[str, dict[str, float | int | None]]
+    service_metrics: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
     objectives: list[ObjectiveResult]
     verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
     reasons: list[str]

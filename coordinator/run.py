@@ -72,6 +72,9 @@ def build_results(
                         error_ranges=spec.error_ranges)
     extra = [q for q in (percentile_of(o.metric) for o in spec.objectives) if q is not None]
     table = metrics_table(measured, extra)
+    service_table = metrics_table(
+        Measured(latency=service, duration_s=measured.duration_s, error_ranges=spec.error_ranges),
+        extra)
     successes = sum(h.total for (_, outcome), h in latency.items() if not measured.is_error(outcome))
     health = RunHealth(lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost),
                        successful_requests=successes, aborted=aborted)
@@ -87,6 +90,9 @@ def build_results(
         histograms=Histograms(latency=series(latency), service=series(service)),
         windows=[_window_result(w) for w in windows],
         metrics=clean_metrics(table.to_dict(orient="index")),
+        service_metrics=clean_metrics(
+            service_table[[c for c in service_table.columns if c.startswith("latency-")]]
+            .to_dict(orient="index")),
         objectives=[ObjectiveResult(
             metric=j.objective.metric, endpoint=j.objective.endpoint,
             upper_limit=j.objective.upper_limit, lower_limit=j.objective.lower_limit,
@@ -115,6 +121,6 @@ def _worker_results(reports: Sequence[WorkerReport], lost: Sequence[WorkerLostLi
 def _window_result(window) -> WindowResult:  # type: ignore[no-untyped-def]
     return WindowResult(
         index=window.index, start_s=window.start_s, scheduled=window.scheduled, sent=window.sent,
-        lag=window.lag.encode(), latency=series(dict(window.latency)),
+        cpu_s=window.cpu_s, in_flight_max=window.in_flight_max, lag=window.lag.encode(), latency=series(dict(window.latency)),
         service=series(dict(window.service)),
     )

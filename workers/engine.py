@@ -53,6 +53,7 @@ class Engine(Protocol):
 
     unsent: int
     measured_end_ns: int
+    in_flight: int
 
     async def go(self) -> None: ...
 
@@ -129,9 +130,12 @@ class LoadWorker:
                             excluded_ns=int(plan.excluded_s * 1e9))
         engine = self._engine(recorder, start_ns)
         windows: list[Window] = []
-        drainer = asyncio.ensure_future(_drain_forever(recorder, windows, start_ns, plan))
+        drainer = asyncio.ensure_future(_drain_forever(recorder, windows, start_ns, plan, engine))
         try:
-            await asyncio.sleep(delay)
+            prepare = getattr(engine, "prepare", None)
+            if prepare is not None:
+                await prepare(delay - 0.05)
+            await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
             await engine.go()
         finally:
             drainer.cancel()
@@ -149,16 +153,30 @@ class LoadWorker:
 
 
 async def _drain_forever(recorder: Recorder, windows: list[Window], start_ns: int,
-                         plan: WorkerPlan) -> None:
-    """Move finished windows out of the recorder once per window, so raw rows never pile up.
+                         plan: WorkerPlan, engine: Engine) -> None:
+    """Every 100 ms: sample generator health and bucket recorded rows; once per window, hand
+    over the finished windows.
 
-    A window is finished once every request intended in it has completed or timed out: its end
-    plus the request timeout plus a second of slack.
+    Frequent small flushes keep each one short (no stall of the event loop, which would show
+    up as schedule lag). A window is finished once every request intended in it has completed
+    or timed out: its end plus the request timeout plus a second of slack. CPU is this thread's
+    (the load's), so a worker that shares its process with others is still measured alone.
     """
     slack_ns = int((plan.timeout_s + 1.0) * 1e9)
+    flush_s = min(0.1, plan.window_s)
+    next_drain = time.monotonic() + plan.window_s
+    cpu = time.thread_time()
     while True:
-        await asyncio.sleep(plan.window_s)
-        windows.extend(recorder.drain(time.monotonic_ns() - start_ns - slack_ns))
+        await asyncio.sleep(flush_s)
+        now_cpu = time.thread_time()
+        recorder.sample(time.monotonic_ns() - start_ns, cpu_s=now_cpu - cpu,
+                        in_flight=engine.in_flight)
+        cpu = now_cpu
+        if time.monotonic() >= next_drain:
+            next_drain += plan.window_s
+            windows.extend(recorder.drain(time.monotonic_ns() - start_ns - slack_ns))
+        else:
+            recorder.flush()
 
 
 def _measured_s(plan: WorkerPlan, last_done_ns: int) -> float:
@@ -193,6 +211,7 @@ class RunState:
         warmup = plan.warmup_requests
         self.limit = None if plan.request_limit is None else plan.request_limit + warmup
         self.unsent = 0
+        self.in_flight = 0
         self.measured_end_ns = start_ns
 
     def finish(self, seq: int, code: int, intended_ns: int, sent_ns: int, done_ns: int) -> None:
@@ -235,7 +254,11 @@ class AiohttpLoop(RunState):
 
     async def _one(self, seq: int, intended_ns: int) -> None:
         endpoint = self.picker.pick()
-        outcome, sent_ns = await self.sender.send(endpoint)
+        self.in_flight += 1
+        try:
+            outcome, sent_ns = await self.sender.send(endpoint)
+        finally:
+            self.in_flight -= 1
         self.finish(seq, self.recorder.code_of(endpoint, outcome), intended_ns, sent_ns,
                     time.monotonic_ns())
 

@@ -87,11 +87,12 @@ class RampPacer:
     def _time_of_slot(self, n: int) -> float:
         if n >= self._ramp_slots:
             return self.ramp_s + (n - self._ramp_slots) / self.rate_rps
+        if n == 0:
+            return 0.0
         slope = (self.to_rps - self.from_rps) / self.ramp_s
-        if abs(slope) < 1e-12:
-            return n / self.from_rps
-        # Solve from*t + slope*t^2/2 = n for the non-negative root.
-        return (-self.from_rps + math.sqrt(self.from_rps ** 2 + 2 * slope * n)) / slope
+        # Solve from*t + slope*t^2/2 = n for the non-negative root, in the form without
+        # cancellation: (-from + sqrt(D)) / slope loses digits when the ramp is nearly flat.
+        return 2 * n / (self.from_rps + math.sqrt(self.from_rps ** 2 + 2 * slope * n))
 
     def intended_s(self, k: int) -> float:
         """Return the intended send time (s from start) of this worker's k-th request."""

@@ -2,9 +2,10 @@
 
 The hot path, :meth:`Recorder.record`, appends four integers to flat ``array('q')`` buffers:
 an outcome code and the intended, sent and done times (ns from the worker's start). Nothing is
-bucketed per request. :meth:`Recorder.drain` later turns the rows of every finished window into
-histograms in a few vectorized numpy calls, and forgets them, so memory stays bounded by the
-windows still open, whatever the request count.
+bucketed per request. :meth:`Recorder.flush` (called often) buckets the buffered rows into the
+open windows' histograms in a few vectorized numpy calls and empties the buffers;
+:meth:`Recorder.drain` hands over the windows that can no longer change, compacted. Memory is
+bounded by the windows still open, whatever the request count.
 
 Outcome codes: ``endpoint * CODE_SPAN + outcome`` where ``outcome`` is the HTTP status (100-599)
 or a transport failure (:data:`CONNECT` ...), or a code interned for any other outcome string.
@@ -49,6 +50,8 @@ class Window:
     lag: Histogram
     scheduled: int
     sent: int
+    cpu_s: float = 0.0  # CPU time the worker's load thread used during the window
+    in_flight_max: int = 0  # most requests outstanding at a sample (every 100 ms)
 
     @property
     def requests(self) -> int:
@@ -72,12 +75,10 @@ class Recorder:
         self._excluded_ns = excluded_ns
         self._interned: dict[str, int] = {}
         self._outcomes: dict[int, str] = dict(_FIXED_OUTCOMES)
-        self._reset_buffers()
-        self._unsent = array("q")
-        self.warmup_count = 0
-
-    def _reset_buffers(self) -> None:
         self.codes, self.intended, self.sent, self.done = (array("q") for _ in range(4))
+        self._unsent = array("q")
+        self._open: dict[int, _Open] = {}
+        self.warmup_count = 0
 
     def code_of(self, endpoint: int, outcome: str) -> int:
         """Return the code of an outcome string (``status:503``, ``timeout``, ``error:X``...)."""
@@ -106,61 +107,96 @@ class Recorder:
     def _outcome(self, code: int) -> str:
         return f"status:{code}" if 100 <= code < 600 else self._outcomes.get(code, f"code:{code}")
 
+    def flush(self) -> None:
+        """Bucket every buffered row into its open window's histograms and empty the buffers.
+
+        Cheap enough to call often (the engine does, every 100 ms): one pass of vectorized
+        numpy over the rows since the last flush, no sort, so the event loop never stalls on a
+        large backlog.
+        """
+        if not len(self.codes) and not len(self._unsent):
+            return
+        columns = [np.array(b, dtype=np.int64) for b in (self.codes, self.intended, self.sent,
+                                                         self.done, self._unsent)]
+        for buffer in (self.codes, self.intended, self.sent, self.done, self._unsent):
+            del buffer[:]  # in place: the engine holds the bound append methods
+        codes, intended, sent, done, unsent = columns
+        win = (intended - self._excluded_ns) // self._window_ns
+        measured = win >= 0
+        self.warmup_count += int(len(win) - measured.sum())
+        win, codes = win[measured], codes[measured]
+        latency, service = (done - intended)[measured], (done - sent)[measured]
+        lag = np.maximum(sent - intended, 0)[measured]
+        for index in np.unique(win).tolist():
+            acc = self._acc(index)
+            in_window = win == index
+            acc.lag.record(lag[in_window])
+            acc.rows += int(in_window.sum())
+            window_codes = codes[in_window]
+            for code in np.unique(window_codes).tolist():
+                rows = in_window.copy()
+                rows[in_window] = window_codes == code
+                acc.histograms(code)[0].record(latency[rows])
+                acc.histograms(code)[1].record(service[rows])
+        unsent_win = (unsent - self._excluded_ns) // self._window_ns
+        for index in unsent_win[unsent_win >= 0].tolist():
+            self._acc(index).unsent += 1
+
+    def sample(self, now_ns: int, *, cpu_s: float, in_flight: int) -> None:
+        """Attribute generator health sampled at ``now_ns`` (CPU used since the last sample, and
+        requests in flight now) to the window that ``now_ns`` falls in."""
+        index = (now_ns - self._excluded_ns) // self._window_ns
+        if index >= 0:
+            acc = self._acc(index)
+            acc.cpu_s += cpu_s
+            acc.in_flight_max = max(acc.in_flight_max, in_flight)
+
+    def _acc(self, index: int) -> _Open:
+        acc = self._open.get(index)
+        if acc is None:
+            acc = self._open[index] = _Open()
+        return acc
+
     def drain(self, before_ns: int) -> list[Window]:
         """Return and forget the windows that end at or before ``before_ns`` (worker time)."""
+        self.flush()
         last = (before_ns - self._excluded_ns) // self._window_ns - 1
-        return self._take(last)
+        return [self._window(i) for i in sorted(self._open) if i <= last]
 
     def close(self) -> list[Window]:
         """Return every remaining window, in order, and forget them."""
-        return self._take(None)
+        self.flush()
+        return [self._window(i) for i in sorted(self._open)]
 
-    def _take(self, last: int | None) -> list[Window]:
-        codes = np.array(self.codes, dtype=np.int64)
-        intended = np.array(self.intended, dtype=np.int64)
-        sent = np.array(self.sent, dtype=np.int64)
-        done = np.array(self.done, dtype=np.int64)
-        unsent = np.array(self._unsent, dtype=np.int64)
-        win = (intended - self._excluded_ns) // self._window_ns
-        unsent_win = (unsent - self._excluded_ns) // self._window_ns
-        warm = win < 0
-        self.warmup_count += int(warm.sum())
-        take = ~warm if last is None else (~warm & (win <= last))
-        keep = ~warm & ~take
-        unsent_take = unsent_win >= 0 if last is None else (unsent_win >= 0) & (unsent_win <= last)
-        self._reset_buffers()
-        for buffer, column in zip((self.codes, self.intended, self.sent, self.done),
-                                  (codes, intended, sent, done)):
-            buffer.frombytes(column[keep].tobytes())
-        self._unsent = array("q", unsent[(unsent_win >= 0) & ~unsent_take].tobytes())
-        return self._windows(win[take], codes[take], intended[take], sent[take], done[take],
-                             unsent_win[unsent_take])
-
-    def _windows(self, win: np.ndarray, codes: np.ndarray, intended: np.ndarray,
-                 sent: np.ndarray, done: np.ndarray, unsent_win: np.ndarray) -> list[Window]:
-        out = []
-        indices = np.union1d(np.unique(win), np.unique(unsent_win))
-        order = np.lexsort((codes, win))
-        win, codes = win[order], codes[order]
-        latency, service, lag = (done - intended)[order], (done - sent)[order], (sent - intended)[order]
-        for index in indices.tolist():
-            lo, hi = np.searchsorted(win, index), np.searchsorted(win, index, side="right")
-            out.append(self._window(int(index), codes[lo:hi], latency[lo:hi], service[lo:hi],
-                                    lag[lo:hi], int((unsent_win == index).sum())))
-        return out
-
-    def _window(self, index: int, codes: np.ndarray, latency: np.ndarray, service: np.ndarray,
-                lag: np.ndarray, unsent: int) -> Window:
+    def _window(self, index: int) -> Window:
+        acc = self._open.pop(index)
         lat: dict[Key, Histogram] = {}
         svc: dict[Key, Histogram] = {}
-        bounds = np.flatnonzero(np.diff(codes)) + 1
-        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(codes)]):
-            if lo == hi:
-                continue
-            endpoint, outcome = divmod(int(codes[lo]), CODE_SPAN)
+        for code, (latency, service) in sorted(acc.by_code.items()):
+            endpoint, outcome = divmod(code, CODE_SPAN)
             key = (self._labels[endpoint], self._outcome(outcome))
-            lat[key] = Histogram.from_values(latency[lo:hi]).compact()
-            svc[key] = Histogram.from_values(service[lo:hi]).compact()
+            lat[key], svc[key] = latency.compact(), service.compact()
         return Window(index=index, start_s=index * self._window_ns / 1e9, latency=lat,
-                      service=svc, lag=Histogram.from_values(np.maximum(lag, 0)).compact(),
-                      scheduled=len(codes) + unsent, sent=len(codes))
+                      service=svc, lag=acc.lag.compact(), scheduled=acc.rows + acc.unsent,
+                      sent=acc.rows, cpu_s=acc.cpu_s, in_flight_max=acc.in_flight_max)
+
+
+class _Open:
+    """The accumulating histograms of a window that may still receive rows."""
+
+    __slots__ = ("by_code", "lag", "rows", "unsent", "cpu_s", "in_flight_max")
+
+    def __init__(self) -> None:
+        self.by_code: dict[int, tuple[Histogram, Histogram]] = {}
+        self.lag = Histogram()
+        self.rows = 0
+        self.unsent = 0
+        self.cpu_s = 0.0
+        self.in_flight_max = 0
+
+    def histograms(self, code: int) -> tuple[Histogram, Histogram]:
+        """Return the (latency, service) histograms of an outcome code, created on first use."""
+        pair = self.by_code.get(code)
+        if pair is None:
+            pair = self.by_code[code] = (Histogram(), Histogram())
+        return pair
