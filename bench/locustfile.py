@@ -1,0 +1,20 @@
+"""Locust's side of the benchmark: one FastHttpUser sending ``GET /hello`` back to back.
+
+Run by ``python -m bench`` as ``locust -f bench/locustfile.py --headless ...``; the host comes from
+``--host``. ``wait_time = constant(0)`` makes it a closed model like wrk's and hey's connections.
+"""
+
+from __future__ import annotations
+
+from locust import FastHttpUser, constant, task
+
+
+class HelloUser(FastHttpUser):
+    """One virtual user: GET /hello, no think time."""
+
+    wait_time = constant(0)
+
+    @task
+    def hello(self) -> None:
+        """Send one GET /hello."""
+        self.client.get("/hello")

@@ -1,0 +1,128 @@
+"""Runs slogate's load engine directly (one ``LoadWorker``, no Ray) and prints one JSON line.
+
+Usage::
+
+    python -m bench.slogate_client --url http://127.0.0.1:8080/hello --model closed \\
+        --connections 50 --duration 10
+    python -m bench.slogate_client --url ... --model open --rate 20000 --duration 10
+
+The JSON line has: ``requests`` (every finished request, any outcome), ``errors`` (outcomes other
+than ``status:200``), ``elapsed_s`` (the engine's measured phase), ``achieved_rps``, ``lag_p99_ms``
+(schedule lag, open model; also ``lag_max_ms`` and ``lag_p99_ms_by_window``, one per 1 s window),
+latency ``p50_ms``/``p99_ms``, ``outcomes``, ``scheduled``/``sent``/``unsent``, ``transport`` and
+``run_cpu_s`` (this process's CPU time during the run, interpreter start-up and imports excluded).
+On failure it prints ``{"error": ...}`` and exits 1; bad arguments exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from workers.engine import LoadWorker, WorkerReport
+from workers.histogram import Histogram
+from workers.plan import RequestTemplate, WorkerPlan
+
+START_DELAY_S = 0.2
+STOP_SLACK_S = 5.0
+UNBOUNDED_MAX_S = 3600.0
+
+
+def build_plan(args: argparse.Namespace) -> WorkerPlan:
+    """Return the one-worker plan the arguments describe."""
+    template = RequestTemplate(label="GET /hello", method="GET", url=args.url)
+    limit_s = args.duration if args.duration is not None else UNBOUNDED_MAX_S
+    max_s = args.max_duration if args.max_duration is not None else limit_s + STOP_SLACK_S
+    common: dict[str, Any] = dict(
+        worker_index=0, worker_count=1, requests=(template,), duration_s=args.duration,
+        request_limit=args.requests, timeout_s=args.timeout, window_s=1.0,
+        max_duration_s=max_s, transport=args.transport)
+    if args.model == "open":
+        return WorkerPlan(model="open", rate_rps=args.rate, schedule_rate_rps=args.rate,
+                          max_in_flight=args.max_in_flight, **common)
+    return WorkerPlan(model="closed", concurrency=args.connections, **common)
+
+
+def summarize(report: WorkerReport) -> dict[str, Any]:
+    """Return the JSON-ready totals of a worker report."""
+    outcomes: Counter[str] = Counter()
+    latency = Histogram()
+    for window in report.windows:
+        for (_, outcome), hist in window.latency.items():
+            outcomes[outcome] += hist.total
+            latency.add(hist)
+    lag = Histogram.sum(w.lag for w in report.windows)
+    requests = sum(outcomes.values())
+    return {
+        "requests": requests,
+        "errors": requests - outcomes.get("status:200", 0),
+        "elapsed_s": report.measured_s,
+        "achieved_rps": requests / report.measured_s if report.measured_s > 0 else None,
+        "lag_p99_ms": _ms(lag.percentile_ns(99)),
+        "lag_max_ms": _ms(lag.max_ns),
+        "lag_p99_ms_by_window": [_ms(w.lag.percentile_ns(99)) for w in report.windows],
+        "p50_ms": _ms(latency.percentile_ns(50)),
+        "p99_ms": _ms(latency.percentile_ns(99)),
+        "outcomes": dict(outcomes),
+        "scheduled": sum(w.scheduled for w in report.windows),
+        "sent": sum(w.sent for w in report.windows),
+        "unsent": report.unsent,
+    }
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the parsed command line; exits 2 on a bad combination."""
+    parser = argparse.ArgumentParser(prog="python -m bench.slogate_client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--model", choices=("closed", "open"), default="closed")
+    parser.add_argument("--connections", type=int, default=50, help="closed model: users")
+    parser.add_argument("--rate", type=float, help="open model: requests/s")
+    parser.add_argument("--duration", type=float, help="measured seconds")
+    parser.add_argument("--requests", type=int,
+                        help="measured requests (instead of, or with, --duration)")
+    parser.add_argument("--max-in-flight", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout, s")
+    parser.add_argument("--max-duration", type=float, help="hard stop, s (default duration + 5)")
+    parser.add_argument("--transport", choices=("fast", "aiohttp"), default="fast")
+    args = parser.parse_args(argv)
+    if args.duration is None and args.requests is None:
+        parser.error("give --duration or --requests (every run is bounded)")
+    if args.model == "open" and not args.rate:
+        parser.error("--model open needs --rate")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the plan and print its JSON summary; return the exit code."""
+    args = parse_args(argv)
+    try:
+        worker = LoadWorker(build_plan(args))  # the engine picks the transport from the plan
+        cpu0 = _cpu_s()
+        report = worker.run(start_at=time.time() + START_DELAY_S)
+        run_cpu_s = _cpu_s() - cpu0
+    except Exception as exc:  # reported as data; the harness keeps going with other clients
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "transport": args.transport}))
+        return 1
+    summary = summarize(report)
+    summary.update(transport=args.transport, run_cpu_s=run_cpu_s)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

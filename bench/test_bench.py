@@ -1,0 +1,270 @@
+"""Tests of the benchmark harness: parsers on real tool output, ratio and soak logic, a real nginx.
+
+Run with ``.venv/bin/python -m pytest bench`` (``make test`` collects ``tests/`` only). The
+nginx tests skip where Debian's nginx is not installed (``python -m bench`` installs it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import install, peers, report
+from bench.measure import ChildRun, run_child, run_sampled
+from bench.nginx import nginx_target, parse_stub_status, render_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+WRK_OUT = """\
+Running 1s test @ http://127.0.0.1:48997/hello
+  1 threads and 10 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   126.27us  249.17us   4.15ms   98.41%
+    Req/Sec    71.01k     8.39k   93.86k    90.00%
+  Latency Distribution
+     50%  106.00us
+     99%    1.15ms
+  70508 requests in 1.00s, 10.29MB read
+{extra}Requests/sec:  70404.08
+Transfer/sec:     10.27MB
+"""
+
+HEY_OUT = """\
+
+Summary:
+  Total:\t1.0026 secs
+  Slowest:\t0.0053 secs
+  Requests/sec:\t23649.2655
+
+Response time histogram:
+  0.000 [1]\t|
+  0.001 [20651]\t|■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■
+
+Latency distribution:
+  10% in 0.0001 secs
+  99% in 0.0035 secs
+
+Status code distribution:
+{statuses}
+{errors}
+"""
+
+LOCUST_CSV = (
+    "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
+    "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,"
+    "75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%\n"
+    "GET,/hello,8361,2,1,0.68,0.11,30.38,6.0,8362.82,0.0,1,1,1,1,1,1,1,1,5,30,30\n"
+    ",Aggregated,8361,2,1,0.68,0.11,30.38,6.0,8362.82,0.0,1,1,1,1,1,1,1,1,5,30,30\n"
+)
+
+
+@pytest.mark.parametrize(("extra", "errors"), [
+    pytest.param("", 0, id="clean"),
+    pytest.param("  Socket errors: connect 1, read 2, write 0, timeout 3\n", 6, id="socket"),
+    pytest.param("  Non-2xx or 3xx responses: 7\n", 7, id="non2xx"),
+])
+def test_parse_wrk_reads_total_duration_and_errors(extra: str, errors: int) -> None:
+    """wrk's "N requests in T" line gives requests and duration; error lines add up."""
+    count = peers.parse_wrk(WRK_OUT.format(extra=extra))
+    assert (count.requests, count.measured_s, count.errors) == (70508, 1.0, errors)
+
+
+def test_parse_wrk_converts_minutes() -> None:
+    """A duration printed in minutes is converted to seconds."""
+    text = WRK_OUT.format(extra="").replace("in 1.00s", "in 1.50m")
+    assert peers.parse_wrk(text).measured_s == pytest.approx(90.0)
+
+
+@pytest.mark.parametrize(("statuses", "errors", "requests", "error_count"), [
+    pytest.param("  [200]\t23711 responses", "", 23711, 0, id="ok"),
+    pytest.param("  [200]\t100 responses\n  [503]\t5 responses", "", 105, 5, id="non200"),
+    pytest.param("  [200]\t100 responses",
+                 'Error distribution:\n  [3]\tGet "http://127.0.0.1:1/hello": EOF\n'
+                 "  [2]\tcontext deadline exceeded\n", 100, 5, id="transport-errors"),
+])
+def test_parse_hey_sums_status_and_error_distributions(
+        statuses: str, errors: str, requests: int, error_count: int) -> None:
+    """Requests are the status-code total; errors are non-200 statuses plus transport errors."""
+    count = peers.parse_hey(HEY_OUT.format(statuses=statuses, errors=errors))
+    assert (count.requests, count.errors, count.measured_s) == (requests, error_count, 1.0026)
+
+
+def test_parse_hey_rejects_output_without_statuses() -> None:
+    """Output with no status line (hey failed) is an error, not zero requests."""
+    with pytest.raises(ValueError, match="Status code"):
+        peers.parse_hey("Error: something")
+
+
+def test_parse_locust_json_sums_entries() -> None:
+    """The final JSON's entries add up; duration spans first start to last request."""
+    entries = [
+        {"name": "/hello", "num_requests": 6337, "num_failures": 1, "start_time": 100.0,
+         "last_request_timestamp": 102.5},
+        {"name": "/other", "num_requests": 3, "num_failures": 0, "start_time": 100.5,
+         "last_request_timestamp": 103.0},
+    ]
+    text = "some log line\n" + json.dumps(entries, indent=4) + "\n"
+    count = peers.parse_locust_json(text)
+    assert (count.requests, count.errors, count.measured_s) == (6340, 1, 3.0)
+
+
+def test_parse_locust_stats_reads_aggregated_row() -> None:
+    """The CSV's Aggregated row gives requests and failures; duration = requests / Requests/s."""
+    count = peers.parse_locust_stats(LOCUST_CSV)
+    assert (count.requests, count.errors) == (8361, 2)
+    assert count.measured_s == pytest.approx(8361 / 8362.82)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param('noise\n{"requests": 5, "errors": 1, "elapsed_s": 2.0}\n', (5, 1, 2.0), id="ok"),
+    pytest.param('{"error": "ImportError: x"}\n', None, id="failed"),
+    pytest.param("Traceback ...\n", None, id="no-json"),
+])
+def test_parse_slogate(text: str, expected: tuple[int, int, float] | None) -> None:
+    """The last JSON line is the result; an error line or no line is a ValueError."""
+    if expected is None:
+        with pytest.raises(ValueError):
+            peers.parse_slogate(text)
+    else:
+        count = peers.parse_slogate(text)
+        assert (count.requests, count.errors, count.measured_s) == expected
+
+
+def test_parse_stub_status() -> None:
+    """The third number under "server accepts handled requests" is the request total."""
+    text = ("Active connections: 1 \nserver accepts handled requests\n 3 3 146189 \n"
+            "Reading: 0 Writing: 1 Waiting: 0 \n")
+    assert parse_stub_status(text) == 146189
+
+
+def _run(returncode: int | None, stdout: str, cpu_s: float = 2.0) -> ChildRun:
+    return ChildRun(command=("x",), returncode=returncode, stdout=stdout, stderr="boom",
+                    wall_s=3.0, cpu_s=cpu_s)
+
+
+def test_client_result_derives_rates_from_tool_duration() -> None:
+    """req/s uses the tool's own duration, req/CPU-s the child's CPU time."""
+    result = report.client_result("wrk", _run(0, WRK_OUT.format(extra="")), peers.parse_wrk)
+    assert result.ok
+    assert result.rps == pytest.approx(70508 / 1.0)
+    assert result.req_per_cpu_s == pytest.approx(70508 / 2.0)
+
+
+@pytest.mark.parametrize(("returncode", "stdout"), [
+    pytest.param(None, WRK_OUT.format(extra=""), id="timeout"),
+    pytest.param(1, "", id="no-output"),
+])
+def test_client_result_failure_is_a_value(returncode: int | None, stdout: str) -> None:
+    """A timed-out or unparseable run is a result with an error and no numbers."""
+    result = report.client_result("wrk", _run(returncode, stdout), peers.parse_wrk)
+    assert not result.ok and result.requests is None
+
+
+def _result(name: str, per_cpu: float | None) -> report.ClientResult:
+    if per_cpu is None:
+        return report.failed_result(name, "not installed")
+    return report.ClientResult(name=name, command="", wall_s=1.0, cpu_s=1.0, requests=1,
+                               rps=per_cpu, req_per_cpu_s=per_cpu)
+
+
+def test_ratios_hold_slogate_to_each_goal() -> None:
+    """Each peer's goal is checked against slogate's figure; a failed peer is "not measured"."""
+    results = [_result("wrk", 100.0), _result("hey", 25.0), _result("locust", None),
+               _result("slogate[fast]", 100.0)]
+    verdicts = {(r.metric, r.denominator): (r.value, r.verdict) for r in report.ratios(results)}
+    assert verdicts[("req_per_cpu_s", "wrk")] == (1.0, "met")
+    assert verdicts[("req_per_cpu_s", "hey")] == (4.0, "met")
+    assert verdicts[("req_per_cpu_s", "locust")] == (None, "not measured")
+    assert verdicts[("rps", "hey")] == (4.0, "")
+
+
+@pytest.mark.parametrize(("samples", "flat"), [
+    pytest.param([(t, 100) for t in range(10)], True, id="constant"),
+    pytest.param([(0, 50), (1, 100), (2, 100), (5, 105), (9, 109)], True, id="warm-up-then-9pct"),
+    pytest.param([(0, 100), (1, 100), (2, 100), (5, 105), (9, 111)], False, id="grows-11pct"),
+])
+def test_soak_flat_means_under_10pct_growth_after_first_fifth(
+        samples: list[tuple[float, int]], flat: bool) -> None:
+    """Growth during the first 20 % is warm-up; after it the peak may grow by at most 10 %."""
+    client = _result("slogate[fast] soak", 1.0)
+    assert report.soak_result(client, samples).flat is flat
+
+
+def test_rss_marks_are_placed_by_time_proportion() -> None:
+    """Mark k of N requests falls at k/N of the run; its RSS is the peak up to then."""
+    soak = report.SoakResult(requests=10, wall_s=10.0, peak_bytes=9, peak_early_bytes=1, flat=False,
+                             samples=tuple((float(t), t) for t in range(11)))
+    marks = report.rss_at_requests(soak, [1, 5, 10, 20])
+    assert marks == [(1, 1.0, 1), (5, 5.0, 5), (10, 10.0, 10)]
+
+
+def test_write_json_replaces_atomically(tmp_path: Path) -> None:
+    """The file holds the data and no temporary file is left beside it."""
+    path = tmp_path / "out" / "results.json"
+    report.write_json(path, {"a": 1})
+    report.write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
+
+
+def test_run_child_counts_the_childs_cpu_time() -> None:
+    """A child that burns ~0.3 s of CPU is charged about that, not its sleep time."""
+    burn = ("import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3: pass\ntime.sleep(0.3)")
+    run = run_child([sys.executable, "-c", burn], timeout_s=30)
+    assert run.returncode == 0
+    assert 0.3 <= run.cpu_s < run.wall_s
+
+
+def test_run_sampled_samples_rss_and_kills_at_timeout() -> None:
+    """A child past its timeout is killed and marked timed out; RSS samples were taken."""
+    run = run_sampled([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=1.2,
+                      every_s=0.2)
+    assert run.timed_out
+    assert run.rss_samples and all(rss > 0 for _, rss in run.rss_samples)
+
+
+needs_nginx = pytest.mark.skipif(install.find_tool("nginx") is None, reason="no nginx installed")
+
+
+@needs_nginx
+def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
+    """nginx -t accepts the rendered config."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render_config(prefix=tmp_path, port=1))
+    done = subprocess.run([install.find_tool("nginx"), "-t", "-e", str(tmp_path / "e.log"),
+                           "-p", str(tmp_path), "-c", str(conf)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@needs_nginx
+def test_nginx_target_serves_hello_and_counts_requests() -> None:
+    """/hello answers "hello"; stub_status counts 10 requests plus its own query."""
+    with nginx_target(install.find_tool("nginx")) as target:
+        before = target.served()
+        for _ in range(10):
+            conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
+            conn.request("GET", "/hello")
+            assert conn.getresponse().read() == b"hello\n"
+            conn.close()
+        assert target.served() - before == 11
+
+
+@needs_nginx
+@pytest.mark.parametrize("transport", ["fast", "aiohttp"])
+def test_slogate_client_request_count_matches_nginx(transport: str) -> None:
+    """slogate_client's closed run of 2000 requests is what nginx counts, all status 200."""
+    with nginx_target(install.find_tool("nginx")) as target:
+        before = target.served()
+        cmd = peers.slogate_command(target.url, model="closed", connections=8, requests=2000,
+                                    transport=transport, max_duration_s=30)
+        run = run_child(cmd, timeout_s=60, cwd=REPO)
+        served = target.served() - before - 1
+    count = peers.parse_slogate(run.stdout)
+    assert (count.requests, count.errors, served) == (2000, 0, 2000), run.stderr
