@@ -135,7 +135,10 @@ class LoadWorker:
             prepare = getattr(engine, "prepare", None)
             if prepare is not None:
                 await prepare(delay - 0.05)
-            await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
+            # uvloop timers can fire up to a tick early: never start before start_ns, or the
+            # closed model's first requests are intended before the start and count as warm-up.
+            while (wait_ns := start_ns - time.monotonic_ns()) > 0:
+                await asyncio.sleep(wait_ns / 1e9)
             await engine.go()
         finally:
             drainer.cancel()

@@ -137,6 +137,8 @@ class PoissonPacer:
         """Return the intended send time of this worker's k-th request (k must not go back more
         than one chunk behind the furthest k asked for)."""
         self._extend_to(k)
+        if k < self._offset:
+            raise ValueError(f"arrival {k} is more than one chunk behind the furthest asked for")
         return float(self._times[k - self._offset])
 
     def due(self, elapsed_s: float) -> int:

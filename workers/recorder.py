@@ -88,6 +88,9 @@ class Recorder:
             if name == outcome:
                 return endpoint * CODE_SPAN + code
         code = self._interned.get(outcome)
+        if code is None and len(self._interned) >= CODE_SPAN - _FIRST_INTERNED - 1:
+            outcome = "error:other"  # codes must stay below CODE_SPAN; lump the rare rest
+            code = self._interned.get(outcome)
         if code is None:
             code = self._interned[outcome] = _FIRST_INTERNED + len(self._interned)
             self._outcomes[code] = outcome

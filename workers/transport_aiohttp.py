@@ -59,6 +59,10 @@ class AiohttpSender:
             skip_auto_headers=("User-Agent",),
             headers={"User-Agent": "slogate"},
         )
+        # No silent retries: aiohttp resends an idempotent request once after a reset, which
+        # doubles the load on a failing target and records the retry's outcome instead of the
+        # reset. There is no public switch; aiohttp's own test client clears the same flag.
+        self._session._retry_connection = False
 
     async def send(self, endpoint: int) -> tuple[str, int]:
         """Send one request and read the whole body; return (outcome, send time in ns)."""

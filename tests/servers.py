@@ -1,0 +1,224 @@
+"""Small real HTTP servers on 127.0.0.1 for the engine tests, each on an event loop of its own.
+
+Every server runs in a daemon thread (the load worker runs its own loop in another thread) and
+speaks real HTTP/1.1 over real sockets, so both transports run unchanged against it:
+
+- :func:`reset_server`: reads a request, then resets the connection (RST, SO_LINGER 0);
+- :func:`close_delimited_server`: answers with a body delimited by closing the connection;
+- :func:`chunked_server`: answers with ``Transfer-Encoding: chunked`` in several chunks;
+- :func:`recording_server`: records method, target, headers and body of every request;
+- :func:`tls_server`: answers 200 over TLS with a certificate from :func:`self_signed_cert`.
+
+Each is a context manager yielding a :class:`Served`: the base URL and what the server saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+
+@dataclass
+class Served:
+    """A running test server: its base URL and a record of what it received."""
+
+    url: str
+    requests: list[dict[str, object]] = field(default_factory=list)
+    connections: int = 0
+
+
+Stop = Callable[[], Awaitable[None]]
+
+
+@contextlib.contextmanager
+def _in_thread(start: Callable[[Served], Awaitable[tuple[int, Stop]]],
+               scheme: str = "http") -> Iterator[Served]:
+    """Run ``start`` on a fresh event loop in a daemon thread; yield once it listens."""
+    served = Served(url="")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-server", daemon=True)
+    thread.start()
+    port, stop = asyncio.run_coroutine_threadsafe(start(served), loop).result(timeout=10)
+    served.url = f"{scheme}://127.0.0.1:{port}"
+    try:
+        yield served
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+# --- raw servers (asyncio.Protocol) -------------------------------------------------------------
+
+
+class _OneRequest(asyncio.Protocol):
+    """Reads one request head (bodies are not expected), then calls ``respond``."""
+
+    def __init__(self, served: Served, respond: Callable[[asyncio.Transport], None]) -> None:
+        self.served, self.respond, self.buffer = served, respond, b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.served.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\r\n\r\n" in self.buffer:
+            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            self.served.requests.append({"head": head.decode("latin-1")})
+            self.respond(self.transport)
+
+
+async def _raw(served: Served, respond: Callable[[asyncio.Transport], None]) -> tuple[int, Stop]:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _OneRequest(served, respond), "127.0.0.1", 0)
+
+    async def stop() -> None:
+        server.close()
+        await server.wait_closed()
+
+    return server.sockets[0].getsockname()[1], stop
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # with linger 0 the kernel sends RST instead of FIN
+
+
+def _close_delimited(transport: asyncio.Transport) -> None:
+    transport.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody delimited by close")
+    transport.close()  # flushes, then FIN: the end of the body
+
+
+@contextlib.contextmanager
+def reset_server() -> Iterator[Served]:
+    """Serve resets: every connection gets RST right after its first request head arrives."""
+    with _in_thread(lambda served: _raw(served, _reset)) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def close_delimited_server() -> Iterator[Served]:
+    """Serve HTTP/1.0-style responses: no Content-Length, no chunks, the close ends the body."""
+    with _in_thread(lambda served: _raw(served, _close_delimited)) as served:
+        yield served
+
+
+# --- aiohttp servers ----------------------------------------------------------------------------
+
+
+async def _aiohttp(served: Served, routes: list[web.RouteDef],
+                   ssl_context: ssl.SSLContext | None = None) -> tuple[int, Stop]:
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    return runner.addresses[0][1], runner.cleanup
+
+
+CHUNKS = (b"first chunk\n", b"second\n", b"third and last\n")
+
+
+@contextlib.contextmanager
+def chunked_server() -> Iterator[Served]:
+    """Serve ``GET /chunked`` as a chunked body of :data:`CHUNKS`, written one at a time."""
+    async def start(served: Served) -> tuple[int, Stop]:
+        async def chunked(request: web.Request) -> web.StreamResponse:
+            served.requests.append({"path": request.path_qs})
+            response = web.StreamResponse()
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for chunk in CHUNKS:
+                await response.write(chunk)
+                await asyncio.sleep(0)
+            await response.write_eof()
+            return response
+
+        return await _aiohttp(served, [web.get("/chunked", chunked)])
+
+    with _in_thread(start) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def recording_server() -> Iterator[Served]:
+    """Serve any method on any path with 200, recording method, target, headers and body."""
+    async def start(served: Served) -> tuple[int, Stop]:
+        async def record(request: web.Request) -> web.Response:
+            served.requests.append({
+                "method": request.method, "target": request.path_qs,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": await request.read(),
+            })
+            return web.Response(text="recorded")
+
+        return await _aiohttp(served, [web.route("*", "/{tail:.*}", record)])
+
+    with _in_thread(start) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def tls_server(certfile: Path, keyfile: Path) -> Iterator[Served]:
+    """Serve ``GET /hello`` with 200 over HTTPS with the given certificate and key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+
+    async def start(served: Served) -> tuple[int, Stop]:
+        async def hello(request: web.Request) -> web.Response:
+            served.requests.append({"path": request.path_qs})
+            return web.Response(text="hello over tls")
+
+        return await _aiohttp(served, [web.get("/hello", hello)], ssl_context=context)
+
+    with _in_thread(start, scheme="https") as served:
+        yield served
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 and localhost; return (cert, key) paths.
+
+    Its subject alternative names match the URL, so a client that verifies fails only on trust
+    (no CA signed it), not on the name.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "slogate test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile
