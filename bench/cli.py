@@ -90,14 +90,19 @@ def run_slogate(setup: Setup, transport: str) -> report.ClientResult:
     return report.client_result(f"slogate[{transport}]", run, peers.parse_slogate)
 
 
+OPEN_WARMUP_S = 1.0
+
+
 def run_open(setup: Setup, transport: str, rate_rps: float) -> report.OpenResult:
     """Run slogate's open model at ``rate_rps`` and return rate and lag against their goals."""
     cmd = peers.slogate_command(setup.target.url, model="open", rate_rps=rate_rps,
-                                duration_s=setup.duration_s, transport=transport)
+                                duration_s=setup.duration_s, transport=transport,
+                                warmup_s=OPEN_WARMUP_S)
     name = f"slogate[{transport}] open"
 
     def runner(s: Setup) -> report.ClientResult:
-        run = run_child([*s.pin.client, *cmd], timeout_s=s.duration_s + 2 * SLACK_S, cwd=REPO)
+        run = run_child([*s.pin.client, *cmd], timeout_s=s.duration_s + OPEN_WARMUP_S + 2 * SLACK_S,
+                        cwd=REPO)
         return report.client_result(name, run, peers.parse_slogate)
 
     return report.open_result(rate_rps, counted(setup.target, runner, setup))
@@ -208,7 +213,8 @@ def notes(results: list[report.ClientResult], pin: Pinning) -> list[str]:
     out = [pin.note,
            "CPU s = the client process's user+sys time (RUSAGE_CHILDREN delta), start-up included",
            "locust: its CPU and wall time include interpreter start-up and a 1 s ramp (-r = -u)",
-           "open model: no warm-up, so its first 1 s window includes opening connections"]
+           f"open model: {OPEN_WARMUP_S:g} s warm-up first (excluded, as a spec's load.warmup "
+           "is), so a cold nginx and fresh connections do not count"]
     for r in results:
         run_cpu = r.extra.get("run_cpu_s") if r.ok else None
         if run_cpu is not None:

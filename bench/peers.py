@@ -50,7 +50,8 @@ def locust_command(host: str, *, users: int, duration_s: int, csv_prefix: str) -
 
 def slogate_command(url: str, *, model: str, connections: int = 0, duration_s: float | None = None,
                     requests: int | None = None, rate_rps: float | None = None,
-                    transport: str = "fast", max_duration_s: float | None = None) -> list[str]:
+                    transport: str = "fast", max_duration_s: float | None = None,
+                    warmup_s: float | None = None) -> list[str]:
     """Return the ``bench.slogate_client`` command for one closed or open run."""
     cmd = [sys.executable, "-m", "bench.slogate_client", "--url", url, "--model", model,
            "--transport", transport]
@@ -64,6 +65,8 @@ def slogate_command(url: str, *, model: str, connections: int = 0, duration_s: f
         cmd += ["--rate", f"{rate_rps:g}"]
     if max_duration_s is not None:
         cmd += ["--max-duration", f"{max_duration_s:g}"]
+    if warmup_s:
+        cmd += ["--warmup", f"{warmup_s:g}"]
     return cmd
 
 

@@ -36,11 +36,11 @@ UNBOUNDED_MAX_S = 3600.0
 def build_plan(args: argparse.Namespace) -> WorkerPlan:
     """Return the one-worker plan the arguments describe."""
     template = RequestTemplate(label="GET /hello", method="GET", url=args.url)
-    limit_s = args.duration if args.duration is not None else UNBOUNDED_MAX_S
+    limit_s = (args.duration if args.duration is not None else UNBOUNDED_MAX_S) + args.warmup
     max_s = args.max_duration if args.max_duration is not None else limit_s + STOP_SLACK_S
     common: dict[str, Any] = dict(
         worker_index=0, worker_count=1, requests=(template,), duration_s=args.duration,
-        request_limit=args.requests, timeout_s=args.timeout, window_s=1.0,
+        request_limit=args.requests, timeout_s=args.timeout, window_s=1.0, warmup_s=args.warmup,
         max_duration_s=max_s, transport=args.transport)
     if args.model == "open":
         return WorkerPlan(model="open", rate_rps=args.rate, schedule_rate_rps=args.rate,
@@ -99,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout, s")
     parser.add_argument("--max-duration", type=float, help="hard stop, s (default duration + 5)")
     parser.add_argument("--transport", choices=("fast", "aiohttp"), default="fast")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="seconds sent first and excluded from the figures")
     args = parser.parse_args(argv)
     if args.duration is None and args.requests is None:
         parser.error("give --duration or --requests (every run is bounded)")
