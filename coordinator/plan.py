@@ -107,6 +107,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             ramp_to_rps=(load.ramp.to or load.rate) if load.ramp else None,
             think_s=load.think_time or 0.0,
             transport=choose_transport(spec),
+            error_ranges=spec.error_ranges,
             verify_tls=not spec.http.insecure,
             follow_redirects=spec.http.follow_redirects,
         ))

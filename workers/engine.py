@@ -18,7 +18,9 @@ schedule ends, outstanding requests get at most ``timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import queue
 import socket
 import threading
 import time
@@ -28,7 +30,7 @@ from typing import Protocol
 
 from workers.pacer import Pacer, WeightedPicker, make_pacer
 from workers.plan import WorkerPlan
-from workers.recorder import Recorder, Window
+from workers.recorder import Progress, Recorder, Window
 from workers.transport import Sender
 
 SenderFactory = Callable[[WorkerPlan], Sender]
@@ -57,6 +59,8 @@ class Engine(Protocol):
 
     async def go(self) -> None: ...
 
+    def stop(self) -> None: ...
+
 
 def pacer_for(plan: WorkerPlan) -> Pacer:
     """Return the pacer of an open-model plan (its share of the global schedule)."""
@@ -75,8 +79,24 @@ def _new_runner() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """What :meth:`LoadWorker.poll` hands over: windows finished since the last poll, running
+    totals, and (once the run is over) the final report, whose ``windows`` are empty because
+    every window was handed over by earlier snapshots or this one."""
+
+    windows: tuple[Window, ...]
+    progress: Progress | None
+    final: WorkerReport | None = None
+
+
 class LoadWorker:
     """Sends one worker's share of the load. Plain class; ``ray.remote`` is applied elsewhere.
+
+    Two ways to drive it: ``run(start_at)`` blocks and returns the whole report; or
+    ``start(start_at)`` then ``poll()`` until a snapshot carries the final report (what the
+    coordinator does, to stream windows and notice a lost worker within a poll), with ``stop()``
+    to end the load early.
 
     Example::
 
@@ -86,32 +106,76 @@ class LoadWorker:
     def __init__(self, plan: WorkerPlan, sender_factory: SenderFactory | None = None) -> None:
         self.plan = plan
         self._sender_factory = sender_factory
+        self._snapshots: queue.SimpleQueue[Snapshot | BaseException] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine_ref: Engine | None = None
+        self._stop_asked = False
 
     def ready(self) -> dict[str, object]:
         """Return where this worker runs (host and pid); the coordinator waits on it."""
         return {"host": socket.gethostname(), "pid": os.getpid()}
 
     def run(self, start_at: float) -> WorkerReport:
-        """Run the plan from unix time ``start_at``; return the report when it is done.
+        """Run the plan from unix time ``start_at``; return the report when it is done."""
+        self.start(start_at)
+        windows: list[Window] = []
+        while True:
+            snapshot = self.poll(timeout_s=3600.0)
+            windows.extend(snapshot.windows)
+            if snapshot.final is not None:
+                return dataclasses.replace(snapshot.final, windows=tuple(windows))
 
-        The load runs on a fresh event loop (uvloop) in a thread of its own, so the caller may
-        itself be inside an event loop (as Ray's actor threads are).
+    def start(self, start_at: float) -> None:
+        """Start the load in a thread of its own (its own uvloop loop) and return at once.
+
+        A thread of its own, so the caller may itself be inside an event loop, as Ray's actor
+        threads are.
         """
-        box: dict[str, object] = {}
+        if self._thread is not None:
+            raise RuntimeError("this LoadWorker was already started")
 
         def target() -> None:
             try:
                 with _new_runner() as runner:
-                    box["report"] = runner.run(self._run(start_at))
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["error"] = exc
+                    final = runner.run(self._run(start_at))
+                self._snapshots.put(Snapshot(windows=(), progress=None, final=final))
+            except BaseException as exc:  # handed to poll(), which raises it
+                self._snapshots.put(exc)
 
-        thread = threading.Thread(target=target, name=f"load-worker-{self.plan.worker_index}")
-        thread.start()
-        thread.join()
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return box["report"]  # type: ignore[return-value]
+        self._thread = threading.Thread(target=target, name=f"load-{self.plan.worker_index}",
+                                        daemon=True)
+        self._thread.start()
+
+    def poll(self, timeout_s: float = 1.0) -> Snapshot:
+        """Return what happened since the last poll, waiting up to ``timeout_s`` for news.
+
+        Several pending snapshots are merged into one. Raises what the load raised, if it did.
+        """
+        items: list[Snapshot] = []
+        try:
+            items.append(self._take(self._snapshots.get(timeout=max(0.0, timeout_s))))
+            while True:
+                items.append(self._take(self._snapshots.get_nowait()))
+        except queue.Empty:
+            pass
+        windows = tuple(w for item in items for w in item.windows)
+        progress = next((i.progress for i in reversed(items) if i.progress is not None), None)
+        final = next((i.final for i in items if i.final is not None), None)
+        return Snapshot(windows=windows, progress=progress, final=final)
+
+    @staticmethod
+    def _take(item: Snapshot | BaseException) -> Snapshot:
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        """End the load early: nothing new is sent, requests in flight finish or time out."""
+        self._stop_asked = True
+        loop, engine = self._loop, self._engine_ref
+        if loop is not None and engine is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(engine.stop)
 
     def _engine(self, recorder: Recorder, start_ns: int) -> Engine:
         plan = self.plan
@@ -124,62 +188,70 @@ class LoadWorker:
 
     async def _run(self, start_at: float) -> WorkerReport:
         plan = self.plan
-        delay = max(0.0, start_at - time.time())
-        start_ns = time.monotonic_ns() + int(delay * 1e9)
+        # start_at may lie in the past for a replacement worker: its windows still count from
+        # the common start, and it begins sending at resume_s.
+        start_ns = time.monotonic_ns() + int((start_at - time.time()) * 1e9)
+        begin_ns = start_ns + int(plan.resume_s * 1e9)
+        delay = max(0.0, (begin_ns - time.monotonic_ns()) / 1e9)
         recorder = Recorder(labels=[t.label for t in plan.requests], window_s=plan.window_s,
-                            excluded_ns=int(plan.excluded_s * 1e9))
+                            excluded_ns=int(plan.excluded_s * 1e9), error_ranges=plan.error_ranges)
         engine = self._engine(recorder, start_ns)
-        windows: list[Window] = []
-        drainer = asyncio.ensure_future(_drain_forever(recorder, windows, start_ns, plan, engine))
+        self._loop, self._engine_ref = asyncio.get_running_loop(), engine
+        if self._stop_asked:
+            engine.stop()
+        publisher = asyncio.ensure_future(self._publish_forever(recorder, start_ns, engine))
         try:
             prepare = getattr(engine, "prepare", None)
             if prepare is not None:
                 await prepare(delay - 0.05)
             # uvloop timers can fire up to a tick early: never start before start_ns, or the
             # closed model's first requests are intended before the start and count as warm-up.
-            while (wait_ns := start_ns - time.monotonic_ns()) > 0:
+            while (wait_ns := begin_ns - time.monotonic_ns()) > 0 and not self._stop_asked:
                 await asyncio.sleep(wait_ns / 1e9)
             await engine.go()
         finally:
-            drainer.cancel()
-        windows.extend(recorder.close())
+            publisher.cancel()
+        last = recorder.close()
+        self._snapshots.put(Snapshot(windows=tuple(last), progress=recorder.progress(
+            elapsed_s=(time.monotonic_ns() - start_ns) / 1e9, in_flight=0)))
         return WorkerReport(
             worker_index=plan.worker_index,
             host=socket.gethostname(),
             pid=os.getpid(),
             started_at=start_at,
             measured_s=_measured_s(plan, engine.measured_end_ns - start_ns),
-            windows=tuple(windows),
+            windows=(),
             warmup_requests=recorder.warmup_count,
             unsent=engine.unsent,
         )
 
+    async def _publish_forever(self, recorder: Recorder, start_ns: int, engine: Engine) -> None:
+        """Every 100 ms: sample generator health and bucket recorded rows; once per window,
+        publish a snapshot with the finished windows and the running totals.
 
-async def _drain_forever(recorder: Recorder, windows: list[Window], start_ns: int,
-                         plan: WorkerPlan, engine: Engine) -> None:
-    """Every 100 ms: sample generator health and bucket recorded rows; once per window, hand
-    over the finished windows.
-
-    Frequent small flushes keep each one short (no stall of the event loop, which would show
-    up as schedule lag). A window is finished once every request intended in it has completed
-    or timed out: its end plus the request timeout plus a second of slack. CPU is this thread's
-    (the load's), so a worker that shares its process with others is still measured alone.
-    """
-    slack_ns = int((plan.timeout_s + 1.0) * 1e9)
-    flush_s = min(0.1, plan.window_s)
-    next_drain = time.monotonic() + plan.window_s
-    cpu = time.thread_time()
-    while True:
-        await asyncio.sleep(flush_s)
-        now_cpu = time.thread_time()
-        recorder.sample(time.monotonic_ns() - start_ns, cpu_s=now_cpu - cpu,
-                        in_flight=engine.in_flight)
-        cpu = now_cpu
-        if time.monotonic() >= next_drain:
-            next_drain += plan.window_s
-            windows.extend(recorder.drain(time.monotonic_ns() - start_ns - slack_ns))
-        else:
-            recorder.flush()
+        Frequent small flushes keep each one short (no stall of the event loop, which would
+        show up as schedule lag). A window is finished once every request intended in it has
+        completed or timed out: its end plus the request timeout plus a second of slack. CPU is
+        this thread's (the load's), so a worker sharing its process is still measured alone.
+        """
+        plan = self.plan
+        slack_ns = int((plan.timeout_s + 1.0) * 1e9)
+        flush_s = min(0.1, plan.window_s)
+        next_publish = time.monotonic() + plan.window_s
+        cpu = time.thread_time()
+        while True:
+            await asyncio.sleep(flush_s)
+            now_ns, now_cpu = time.monotonic_ns(), time.thread_time()
+            recorder.sample(now_ns - start_ns, cpu_s=now_cpu - cpu, in_flight=engine.in_flight)
+            cpu = now_cpu
+            if time.monotonic() < next_publish:
+                recorder.flush()
+                continue
+            next_publish += plan.window_s
+            windows = recorder.drain(now_ns - start_ns - slack_ns)
+            progress = recorder.progress(elapsed_s=(now_ns - start_ns) / 1e9,
+                                         in_flight=engine.in_flight)
+            self._snapshots.put(Snapshot(windows=tuple(windows), progress=progress))
 
 
 def _measured_s(plan: WorkerPlan, last_done_ns: int) -> float:
@@ -216,6 +288,10 @@ class RunState:
         self.unsent = 0
         self.in_flight = 0
         self.measured_end_ns = start_ns
+
+    def stop(self) -> None:
+        """End the schedule now: nothing new is sent; requests in flight finish or time out."""
+        self.schedule_end_ns = min(self.schedule_end_ns, time.monotonic_ns())
 
     def finish(self, seq: int, code: int, intended_ns: int, sent_ns: int, done_ns: int) -> None:
         """Record request ``seq`` (absolute monotonic ns), or count it as warm-up."""
@@ -273,7 +349,7 @@ class AiohttpLoop(RunState):
         """
         plan, pacer = self.plan, pacer_for(self.plan)
         in_flight: set[asyncio.Task[None]] = set()
-        launched = 0
+        launched = pacer.due(plan.resume_s - 1e-9) if plan.resume_s > 0 else 0
         while time.monotonic_ns() < self.hard_stop_ns:
             due = pacer.due((time.monotonic_ns() - self.start_ns) / 1e9)
             if self.limit is not None:

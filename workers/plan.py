@@ -52,6 +52,8 @@ class WorkerPlan:
     ramp_from_rps: float = 0.0  # global rates at the ramp's start and end
     ramp_to_rps: float | None = None
     think_s: float = 0.0  # closed model: pause between a user's requests
+    error_ranges: tuple[tuple[int, int], ...] = ((400, 599),)  # for live error counts only
+    resume_s: float = 0.0  # a replacement worker: skip the slots intended before this time
     transport: Literal["fast", "aiohttp"] = "fast"
     verify_tls: bool = True
     follow_redirects: bool = False

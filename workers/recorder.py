@@ -59,6 +59,17 @@ class Window:
         return sum(h.total for h in self.latency.values())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """Running totals of one worker since its start (warm-up excluded), for a live display."""
+
+    elapsed_s: float
+    requests: int
+    errors: int
+    in_flight: int
+    latency: Histogram  # every measured request so far, finished windows and open ones
+
+
 class Recorder:
     """Buffers per-request rows and turns finished windows into :class:`Window` values.
 
@@ -69,7 +80,8 @@ class Recorder:
         [window] = rec.close()
     """
 
-    def __init__(self, *, labels: Sequence[str], window_s: float, excluded_ns: int = 0) -> None:
+    def __init__(self, *, labels: Sequence[str], window_s: float, excluded_ns: int = 0,
+                 error_ranges: Sequence[tuple[int, int]] = ((400, 599),)) -> None:
         self._labels = list(labels)
         self._window_ns = int(window_s * 1e9)
         self._excluded_ns = excluded_ns
@@ -79,6 +91,9 @@ class Recorder:
         self._unsent = array("q")
         self._open: dict[int, _Open] = {}
         self.warmup_count = 0
+        self._error_ranges = tuple(error_ranges)
+        self._live_requests = self._live_errors = 0
+        self._live_latency = Histogram()  # every measured request so far, for progress displays
         # The first numpy calls of a process are slow (~10 ms); pay them here, before the start
         # time, not in the first flush of the run, where the pause would show up as lag.
         np.unique(Histogram.from_values(np.zeros(1, dtype=np.int64)).counts[:1])
@@ -133,6 +148,7 @@ class Recorder:
         win, codes = win[measured], codes[measured]
         latency, service = (done - intended)[measured], (done - sent)[measured]
         lag = np.maximum(sent - intended, 0)[measured]
+        self._count_live(codes, latency)
         for index in np.unique(win).tolist():
             acc = self._acc(index)
             in_window = win == index
@@ -147,6 +163,22 @@ class Recorder:
         unsent_win = (unsent - self._excluded_ns) // self._window_ns
         for index in unsent_win[unsent_win >= 0].tolist():
             self._acc(index).unsent += 1
+
+    def _count_live(self, codes: np.ndarray, latency: np.ndarray) -> None:
+        outcome = codes % CODE_SPAN
+        status = (outcome >= 100) & (outcome < 600)
+        error = ~status
+        for lo, hi in self._error_ranges:
+            error |= (outcome >= lo) & (outcome <= hi)
+        self._live_requests += len(codes)
+        self._live_errors += int(error.sum())
+        self._live_latency.record(latency[status])
+
+    def progress(self, *, elapsed_s: float, in_flight: int) -> Progress:
+        """Return the running totals since the start (call :meth:`flush` first for the latest)."""
+        return Progress(elapsed_s=elapsed_s, requests=self._live_requests,
+                        errors=self._live_errors, in_flight=in_flight,
+                        latency=self._live_latency.copy())
 
     def sample(self, now_ns: int, *, cpu_s: float, in_flight: int) -> None:
         """Attribute generator health sampled at ``now_ns`` (CPU used since the last sample, and

@@ -183,6 +183,8 @@ class FastEngine(RunState):
         try:
             if self.plan.model == "open":
                 self.pacer = pacer_for(self.plan)
+                if self.plan.resume_s > 0:  # a replacement: the slots before it are lost
+                    self.launched = self.pacer.due(self.plan.resume_s - 1e-9)
                 self._tick()
             else:
                 self.users_left = self.plan.concurrency
@@ -202,6 +204,19 @@ class FastEngine(RunState):
                     conn.transport.abort()
         if self.plan.model == "open":
             self.count_unsent(self.pacer, self.launched)
+
+    def stop(self) -> None:
+        """End the schedule now: nothing new is sent; requests in flight finish or time out."""
+        super().stop()
+        self.users_stop_ns = min(self.users_stop_ns, self.schedule_end_ns)
+        if self.loop is None or self.done is None:
+            return  # not running yet: go() will find the schedule already over
+        if self.plan.model == "open":
+            self._tick()
+        else:
+            for conn in [c for c in self.conns if not c.busy]:
+                self._drop(conn)
+                self._user_gone()
 
     def _finish_run(self) -> None:
         if self.done is not None and not self.done.done():
