@@ -9,8 +9,10 @@ milliseconds in ``metrics``)::
     spec        the validated spec, echoed (limits in canonical units)
     startTime   ISO 8601 UTC of the common start; endTime when the run finished
     durationS   measured phase length in seconds (warm-up excluded)
-    aborted     true when the run was stopped before it finished
-    workers     [{index, host, pid, status: ok|lost, requests, errors, warmupRequests, unsent, reason}]
+    aborted     true when the run was stopped before it finished (Ctrl-C, SIGTERM)
+    gaps        [{worker, lostAtS, resumedAtS}] a lost worker's share that nobody sent, from
+                its loss until its replacement resumed (null: never replaced)
+    workers     [{index, host, pid, node, status: ok|lost, requests, errors, warmupRequests, unsent, reason}]
     histograms  {latency: [Series], service: [Series]}  totals per (endpoint, outcome);
                 latency is coordinated-omission corrected, service is not
     windows     [{index, startS, scheduled, sent, cpuS, inFlightMax, lag: hdr, latency: [Series],
@@ -62,12 +64,19 @@ class WorkerResult(_Doc):
     index: int
     host: str | None = None
     pid: int | None = None
+    node: str | None = None
     status: Literal["ok", "lost"] = "ok"
     requests: int = 0
     errors: int = 0
     warmup_requests: int = 0
     unsent: int = 0
     reason: str | None = None
+
+
+class GapResult(_Doc):
+    worker: int
+    lost_at_s: float
+    resumed_at_s: float | None = None
 
 
 class WindowResult(_Doc):
@@ -108,6 +117,7 @@ class Results(_Doc):
     end_time: str
     duration_s: float
     aborted: bool = False
+    gaps: list[GapResult] = Field(default_factory=list)
     workers: list[WorkerResult]
     histograms: Histograms
     windows: list[WindowResult]

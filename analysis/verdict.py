@@ -65,6 +65,7 @@ class RunHealth:
     lost_workers: tuple[str, ...] = ()
     successful_requests: int = 0
     aborted: bool = False
+    gaps: tuple[str, ...] = ()  # replaced workers: reported, the run stays judgeable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +127,7 @@ def judge_run(
     else:
         verdict = Verdict.PASS
         reasons = [f"all {len(counted)} objectives met"]
+    reasons += [f"gap: {gap}" for gap in health.gaps]
     return RunVerdict(verdict=verdict, objectives=judged, reasons=tuple(reasons))
 
 

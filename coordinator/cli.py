@@ -7,10 +7,13 @@ Progress goes to stderr, reports to stdout, so ``slogate run spec.yaml > report.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,21 +63,53 @@ def _emit_report(results: Any, fmt_name: str) -> None:
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
                  fmt_name: str) -> int:
-    """Run a validated spec, write results.json, print the report; return the exit code."""
+    """Run a validated spec, write results.json, print the report; return the exit code.
+
+    The first Ctrl-C (or SIGTERM) stops the workers and keeps partial results, marked aborted;
+    a second one exits at once.
+    """
     from analysis.results import write_atomic
     from analysis.verdict import Verdict
     from coordinator.cluster import RayPool
+    from coordinator.progress import ProgressPrinter
     from coordinator.run import run_experiment
 
+    load = spec.load
     out_dir = out or _default_out(spec.name)
-    local_cpus = max(spec.load.workers * spec.load.cpus_per_worker, 1)
-    with RayPool(address, log=_log, num_cpus=int(local_cpus + 0.999),
-                 cpus_per_worker=spec.load.cpus_per_worker) as pool:
+    local_cpus = int(max(load.workers * load.cpus_per_worker, 1) + 0.999)
+    total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
+    with ProgressPrinter(total_s=total_s or None, target_rps=load.rate) as progress, \
+            RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
+                    placement=load.placement, on_worker_loss=load.on_worker_loss,
+                    run_name=spec.name, on_progress=progress.update) as pool, \
+            _stop_on_signals(pool):
         results = run_experiment(spec, pool, base_dir=spec_dir, log=_log)
     path = write_atomic(out_dir / "results.json", results.to_json())
     _emit_report(results, fmt_name)
     _log(f"results written to {path}")
     return Verdict(results.verdict).exit_code
+
+
+@contextlib.contextmanager
+def _stop_on_signals(pool: Any) -> Iterator[None]:
+    """First SIGINT/SIGTERM: ask the pool to stop and keep partial results; second: exit now."""
+    asked = {"count": 0}
+
+    def handler(signum: int, _frame: object) -> None:
+        asked["count"] += 1
+        if asked["count"] > 1:
+            click.echo("slogate: stopped at once (second interrupt)", err=True)
+            os._exit(130)
+        click.echo(f"slogate: {signal.Signals(signum).name}: stopping the workers (again to "
+                   "exit at once)", err=True)
+        pool.abort()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @main.command()

@@ -1,45 +1,152 @@
 """The Ray adapter: the one module of slogate that imports ray.
 
-``RayPool`` starts an embedded local Ray (no address, no ``RAY_ADDRESS``) or joins a cluster,
-creates one ``LoadWorker`` actor per plan (``ray.remote`` is applied here, to the plain class),
-starts them on one common start time and collects their reports. A worker that dies or does not
-answer in time becomes a :class:`WorkerLost` value, never a hang: every wait has a deadline
-derived from the plan's expected duration.
+``RayPool`` starts an embedded local Ray (no address, no ``RAY_ADDRESS``) or joins a cluster (the
+repository root travels as the ``working_dir``), reserves one placement-group bundle per worker
+(``spread``: best effort across nodes; ``strict_spread``: one per node, refused at once when there
+are too few nodes), creates one ``LoadWorker`` actor per bundle (``ray.remote`` is applied here,
+to a thin subclass that also exports Ray metrics), starts them on one common start time, and
+streams their snapshots with ``ray.wait`` on outstanding ``poll`` calls: no busy waiting, and a
+worker that dies or stops answering is noticed within a poll (about 2 s).
+
+Loss policy: ``fail`` stops the others and returns the lost worker as :class:`WorkerLost` (the
+run is INVALID); ``replace`` starts a new actor for the same share, which takes over from the
+next slot after it is up, and records the gap. Every wait has a deadline derived from the plans.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from coordinator.errors import ClusterError
-from workers.engine import LoadWorker, WorkerReport
+from workers.engine import LoadWorker, Snapshot, WorkerReport
 from workers.plan import WorkerPlan
+from workers.recorder import Progress, Window
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _EXCLUDES = [".git", ".venv", "**/__pycache__", ".pytest_cache", ".hypothesis", "bench/out",
              "results", "out"]
 _START_SLACK_S = 1.0  # between "all actors ready" and the common start time
 _READY_TIMEOUT_S = 120.0
+_POLL_S = 1.0  # a worker answers a poll within this; silence for _POLL_S + _LOST_AFTER_S = lost
+_LOST_AFTER_S = 1.0
+PLACEMENTS = {"spread": "SPREAD", "strict_spread": "STRICT_SPREAD"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerLost:
-    """A worker that did not return a report, and why."""
+    """A worker that did not return a final report, why, and the windows it sent before."""
 
     worker_index: int
     reason: str
+    windows: tuple[Window, ...] = ()
+    host: str | None = None
+    node_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gap:
+    """A worker's share that nobody sent: from its loss until its replacement began."""
+
+    worker_index: int
+    lost_at_s: float  # seconds from the common start
+    resumed_at_s: float | None  # None: never replaced
 
 
 WorkerOutcome = WorkerReport | WorkerLost
 Log = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class LiveView:
+    """What the progress display shows: running totals over every worker."""
+
+    elapsed_s: float
+    requests: int
+    errors: int
+    in_flight: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    workers: int
+    lost: int
+
+
+class RayLoadWorker(LoadWorker):
+    """``LoadWorker`` plus where it runs and Ray metrics: requests and errors (counters), in
+    flight, achieved rate and latency percentiles (gauges), tagged with run and worker."""
+
+    def __init__(self, plan: WorkerPlan, run_name: str) -> None:
+        super().__init__(plan)
+        from ray.util import metrics
+
+        tags = {"run": run_name, "worker": str(plan.worker_index)}
+        keys = tuple(tags)
+        self._metrics = {
+            "requests": metrics.Counter("slogate_requests", "Requests finished", tag_keys=keys),
+            "errors": metrics.Counter("slogate_errors", "Requests that were errors",
+                                      tag_keys=keys),
+            "in_flight": metrics.Gauge("slogate_in_flight", "Requests outstanding",
+                                       tag_keys=keys),
+            "rate": metrics.Gauge("slogate_achieved_rps", "Requests finished per second",
+                                  tag_keys=keys),
+            "p50": metrics.Gauge("slogate_latency_p50_ms", "Running latency p50", tag_keys=keys),
+            "p99": metrics.Gauge("slogate_latency_p99_ms", "Running latency p99", tag_keys=keys),
+        }
+        for metric in self._metrics.values():
+            metric.set_default_tags(tags)
+        self._last = (0.0, 0, 0)  # elapsed, requests, errors at the last export
+
+    def ready(self) -> dict[str, object]:
+        """Return host, pid and Ray node id."""
+        return {**super().ready(), "node_id": ray.get_runtime_context().get_node_id()}
+
+    def poll(self, timeout_s: float = 1.0) -> Snapshot:
+        """Return the next snapshot, exporting its running totals as Ray metrics."""
+        snapshot = super().poll(timeout_s)
+        if snapshot.progress is not None:
+            self._export(snapshot.progress)
+        return snapshot
+
+    def _export(self, progress: Progress) -> None:
+        elapsed, requests, errors = self._last
+        m = self._metrics
+        if progress.requests > requests:
+            m["requests"].inc(progress.requests - requests)
+        if progress.errors > errors:
+            m["errors"].inc(progress.errors - errors)
+        m["in_flight"].set(progress.in_flight)
+        if progress.elapsed_s > elapsed:
+            m["rate"].set((progress.requests - requests) / (progress.elapsed_s - elapsed))
+        for name, q in (("p50", 50), ("p99", 99)):
+            value = progress.latency.percentile_ns(q)
+            if value is not None:
+                m[name].set(value / 1e6)
+        self._last = (progress.elapsed_s, progress.requests, progress.errors)
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One worker's share during a run: its current actor and what it has sent so far."""
+
+    plan: WorkerPlan
+    actor: Any
+    info: dict[str, Any] = field(default_factory=dict)
+    windows: list[Window] = field(default_factory=list)
+    progress: Progress | None = None
+    poll_ref: Any = None
+    polled_at: float = 0.0
+    outcome: WorkerOutcome | None = None
 
 
 class RayPool:
@@ -47,17 +154,33 @@ class RayPool:
 
     Example::
 
-        with RayPool(address=None) as pool:
+        with RayPool(address=None, placement="spread", on_worker_loss="fail") as pool:
             outcomes = pool.run(plans)
     """
 
     def __init__(self, address: str | None = None, *, log: Log = lambda _m: None,
-                 num_cpus: int | None = None, cpus_per_worker: float = 1.0) -> None:
+                 num_cpus: int | None = None, cpus_per_worker: float = 1.0,
+                 placement: str = "spread", on_worker_loss: str = "fail",
+                 run_name: str = "slogate", on_progress: Callable[[LiveView], None] | None = None,
+                 dashboard: bool = True) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self._log = log
         self._num_cpus = num_cpus
-        self._cpus_per_worker = cpus_per_worker
+        self._cpus = max(cpus_per_worker, 0.001)  # a bundle may not be empty
+        if placement not in PLACEMENTS:
+            raise ClusterError(f"load.placement: {placement!r} is not one of {sorted(PLACEMENTS)}")
+        self._placement = placement
+        self._on_loss = on_worker_loss
+        self._run_name = run_name
+        self._on_progress = on_progress or (lambda _v: None)
+        self._dashboard = dashboard
         self._owned = False
+        self._abort = False
+        self.gaps: list[Gap] = []
+        self.aborted = False
+        self.dashboard_url: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> RayPool:
         if ray.is_initialized():
@@ -67,79 +190,195 @@ class RayPool:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
         try:
-            if self.address:
-                self._log(f"joining Ray at {self.address}")
-                ray.init(address=self.address, logging_level=logging.WARNING,
-                         runtime_env={"working_dir": str(REPO_ROOT), "excludes": _EXCLUDES})
-            else:
-                self._log("starting an embedded local Ray")
-                ray.init(num_cpus=self._num_cpus, include_dashboard=False,
-                         logging_level=logging.WARNING, log_to_driver=False)
+            context = self._init()
         except (RayError, ConnectionError, ValueError, RuntimeError) as exc:
             where = self.address or "an embedded local instance"
-            raise ClusterError(f"cannot start or join Ray ({where}): "
-                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ClusterError(f"cannot start or join Ray ({where}): {text}") from exc
         self._owned = True
+        url = getattr(context, "dashboard_url", None)
+        if url:
+            self.dashboard_url = url if url.startswith("http") else f"http://{url}"
+            self._log(f"Ray dashboard (metrics of this run under slogate_*): {self.dashboard_url}")
         return self
+
+    def _init(self) -> Any:
+        if self.address:
+            self._log(f"joining Ray at {self.address}")
+            return ray.init(address=self.address, logging_level=logging.WARNING,
+                            runtime_env={"working_dir": str(REPO_ROOT), "excludes": _EXCLUDES})
+        self._log("starting an embedded local Ray")
+        return ray.init(num_cpus=self._num_cpus, include_dashboard=self._dashboard or False,
+                        logging_level=logging.WARNING, log_to_driver=False)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._owned:
             ray.shutdown()
 
+    def abort(self) -> None:
+        """Ask a running ``run`` to stop its workers and return what it has (Ctrl-C, SIGTERM)."""
+        self._abort = True
+
+    # --- one run --------------------------------------------------------------------------------
+
     def run(self, plans: Sequence[WorkerPlan]) -> list[WorkerOutcome]:
         """Run every plan on its own actor from one common start; return reports or losses."""
-        needed = self._cpus_per_worker * len(plans)
-        available = ray.cluster_resources().get("CPU", 0.0)
-        if needed > available:
-            raise ClusterError(f"load.workers x load.cpusPerWorker needs {needed:g} CPUs but the "
-                               f"Ray cluster has {available:g}")
-        remote_cls = ray.remote(num_cpus=self._cpus_per_worker, max_restarts=0)(LoadWorker)
-        actors = [remote_cls.options(scheduling_strategy="SPREAD").remote(plan) for plan in plans]
+        self._check_capacity(len(plans))
+        group = self._reserve(len(plans))
+        slots = [_Slot(plan=p, actor=self._actor(group, p)) for p in plans]
         try:
-            self._wait_ready(actors)
+            self._wait_ready(slots)
             start_at = time.time() + _START_SLACK_S
-            self._log(f"{len(actors)} worker(s) ready; load starts at the common start time")
-            refs = [actor.run.remote(start_at) for actor in actors]
+            self._log(f"{len(slots)} worker(s) ready on {len({s.info.get('node_id') for s in slots})}"
+                      " node(s); load starts at the common start time")
+            for slot in slots:
+                slot.actor.start.remote(start_at)
             deadline = start_at + max(p.expected_s for p in plans) + 30.0
-            return self._collect(refs, deadline)
+            self._stream(slots, group, start_at, deadline)
+            return [s.outcome for s in slots if s.outcome is not None]
         finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
+            for slot in slots:
+                ray.kill(slot.actor, no_restart=True)
+            remove_placement_group(group)
 
-    def _wait_ready(self, actors: list[object]) -> None:
-        refs = [actor.ready.remote() for actor in actors]  # type: ignore[attr-defined]
+    def _check_capacity(self, workers: int) -> None:
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        if self._placement == "strict_spread" and len(alive) < workers:
+            raise ClusterError(f"load.placement strict_spread needs {workers} nodes (one per "
+                               f"worker) but the Ray cluster has {len(alive)}")
+        available = ray.cluster_resources().get("CPU", 0.0)
+        if self._cpus * workers > available + 1e-9:
+            raise ClusterError(f"load.workers x load.cpusPerWorker needs {self._cpus * workers:g} "
+                               f"CPUs but the Ray cluster has {available:g}")
+
+    def _reserve(self, workers: int) -> Any:
+        group = placement_group([{"CPU": self._cpus}] * workers,
+                                strategy=PLACEMENTS[self._placement])
         try:
-            ray.get(refs, timeout=_READY_TIMEOUT_S)
+            ray.get(group.ready(), timeout=_READY_TIMEOUT_S)
         except GetTimeoutError:
-            raise ClusterError(f"workers were not placed within {_READY_TIMEOUT_S:.0f} s "
-                               "(not enough CPUs or nodes in the Ray cluster?)") from None
+            remove_placement_group(group)
+            raise ClusterError(f"could not place {workers} worker(s) ({self._placement}) within "
+                               f"{_READY_TIMEOUT_S:.0f} s: not enough CPUs or nodes") from None
+        return group
+
+    def _actor(self, group: Any, plan: WorkerPlan) -> Any:
+        strategy = PlacementGroupSchedulingStrategy(
+            placement_group=group, placement_group_bundle_index=plan.worker_index)
+        remote = ray.remote(num_cpus=self._cpus, max_restarts=0)(RayLoadWorker)
+        return remote.options(scheduling_strategy=strategy).remote(plan, self._run_name)
+
+    def _wait_ready(self, slots: list[_Slot]) -> None:
+        refs = [slot.actor.ready.remote() for slot in slots]
+        try:
+            infos = ray.get(refs, timeout=_READY_TIMEOUT_S)
+        except GetTimeoutError:
+            raise ClusterError(f"workers did not start within {_READY_TIMEOUT_S:.0f} s") from None
         except RayActorError as exc:
             raise ClusterError(f"a worker failed to start: {_first_line(exc)}") from None
+        for slot, info in zip(slots, infos):
+            slot.info = info
 
-    def _collect(self, refs: list[ray.ObjectRef], deadline: float) -> list[WorkerOutcome]:
-        outcomes: list[WorkerOutcome | None] = [None] * len(refs)
-        pending = {ref: index for index, ref in enumerate(refs)}
-        while pending:
-            timeout = max(0.0, deadline - time.time())
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
-            if not done:
-                for index in pending.values():
-                    outcomes[index] = WorkerLost(worker_index=index,
-                                                 reason="no report before the deadline")
-                break
+    # --- streaming --------------------------------------------------------------------------
+
+    def _stream(self, slots: list[_Slot], group: Any, start_at: float, deadline: float) -> None:
+        """Poll every worker until each has a final report or is lost (see the module doc)."""
+        for slot in slots:
+            self._issue_poll(slot)
+        stopping = False
+        while any(s.outcome is None for s in slots):
+            if self._abort and not stopping:
+                stopping = self.aborted = True
+                self._log("stopping the workers; partial results will be kept")
+                for slot in slots:
+                    if slot.outcome is None:
+                        slot.actor.stop.remote()
+            pending = {s.poll_ref: s for s in slots if s.outcome is None}
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in done:
-                index = pending.pop(ref)
-                outcomes[index] = self._outcome(ref, index)
-        return [o for o in outcomes if o is not None]
+                self._receive(pending[ref], ref, group, start_at)
+            now = time.time()
+            for slot in slots:
+                if slot.outcome is None and now - slot.polled_at > _POLL_S + _LOST_AFTER_S + 1.0:
+                    self._lost(slot, "no answer to polls (node lost?)", group, start_at)
+                elif slot.outcome is None and now > deadline:
+                    self._lost(slot, "still running at the deadline", group, start_at)
+            self._on_progress(self._view(slots, start_at))
+            if not stopping and self._on_loss == "fail" and any(
+                    isinstance(s.outcome, WorkerLost) for s in slots):
+                self._abort = True  # the run is INVALID: stop the others now
 
-    @staticmethod
-    def _outcome(ref: ray.ObjectRef, index: int) -> WorkerOutcome:
+    def _issue_poll(self, slot: _Slot) -> None:
+        slot.poll_ref = slot.actor.poll.remote(_POLL_S)
+        slot.polled_at = time.time()
+
+    def _receive(self, slot: _Slot, ref: Any, group: Any, start_at: float) -> None:
         try:
-            return ray.get(ref)
+            snapshot: Snapshot = ray.get(ref)
         except RayActorError as exc:
-            return WorkerLost(worker_index=index, reason=f"actor died: {_first_line(exc)}")
+            self._lost(slot, f"actor died: {_first_line(exc)}", group, start_at)
+            return
         except RayTaskError as exc:
-            return WorkerLost(worker_index=index, reason=f"worker raised: {_last_line(exc)}")
+            self._lost(slot, f"worker raised: {_last_line(exc)}", group, start_at)
+            return
+        slot.windows.extend(snapshot.windows)
+        if snapshot.progress is not None:
+            slot.progress = snapshot.progress
+        if snapshot.final is not None:
+            slot.outcome = dataclasses.replace(snapshot.final, windows=tuple(slot.windows),
+                                               node_id=slot.info.get("node_id"))
+        else:
+            self._issue_poll(slot)
+
+    def _lost(self, slot: _Slot, reason: str, group: Any, start_at: float) -> None:
+        lost_at = time.time() - start_at
+        self._log(f"worker #{slot.plan.worker_index} lost at {lost_at:.1f} s: {reason}")
+        if self._on_loss == "replace" and not self._abort and self._replace(slot, group, start_at):
+            return
+        self.gaps.append(Gap(worker_index=slot.plan.worker_index, lost_at_s=lost_at,
+                             resumed_at_s=None))
+        slot.outcome = WorkerLost(worker_index=slot.plan.worker_index, reason=reason,
+                                  windows=tuple(slot.windows), host=slot.info.get("host"),
+                                  node_id=slot.info.get("node_id"))
+
+    def _replace(self, slot: _Slot, group: Any, start_at: float) -> bool:
+        """Start a new actor for the slot's share; return False when none could start."""
+        ray.kill(slot.actor, no_restart=True)
+        lost_at = time.time() - start_at
+        resume_s = lost_at + _START_SLACK_S + 1.0  # after the new actor is up
+        plan = dataclasses.replace(slot.plan, resume_s=max(slot.plan.resume_s, resume_s))
+        actor = self._actor(group, plan)
+        try:
+            info = ray.get(actor.ready.remote(), timeout=min(30.0, _START_SLACK_S + 1.0 + 30.0))
+        except (GetTimeoutError, RayActorError):
+            ray.kill(actor, no_restart=True)
+            return False
+        actor.start.remote(start_at)
+        self.gaps.append(Gap(worker_index=slot.plan.worker_index, lost_at_s=lost_at,
+                             resumed_at_s=plan.resume_s))
+        self._log(f"worker #{slot.plan.worker_index} replaced; it resumes at {plan.resume_s:.1f} s")
+        slot.actor, slot.plan, slot.info = actor, plan, info
+        self._issue_poll(slot)
+        return True
+
+    def _view(self, slots: list[_Slot], start_at: float) -> LiveView:
+        progresses = [s.progress for s in slots if s.progress is not None]
+        latency = None
+        if progresses:
+            from workers.histogram import Histogram
+
+            latency = Histogram.sum(p.latency for p in progresses)
+        def ms(q: float) -> float | None:
+            value = latency.percentile_ns(q) if latency is not None else None
+            return None if value is None else value / 1e6
+        return LiveView(
+            elapsed_s=max(0.0, time.time() - start_at),
+            requests=sum(p.requests for p in progresses),
+            errors=sum(p.errors for p in progresses),
+            in_flight=sum(p.in_flight for p in progresses),
+            latency_p50_ms=ms(50), latency_p99_ms=ms(99), workers=len(slots),
+            lost=sum(isinstance(s.outcome, WorkerLost) for s in slots),
+        )
 
 
 def _last_line(exc: BaseException) -> str:

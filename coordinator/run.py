@@ -16,6 +16,7 @@ from analysis.merge import merge_windows, totals
 from analysis.metrics import Measured, metrics_table
 from analysis.catalog import percentile_of
 from analysis.results import (
+    GapResult,
     Histograms, ObjectiveResult, Results, WindowResult, WorkerResult, clean_metrics, series,
 )
 from analysis.verdict import RunHealth, judge_run
@@ -23,11 +24,20 @@ from coordinator.plan import worker_plans
 from coordinator.spec import ExperimentSpec
 from workers.engine import WorkerReport
 from workers.plan import WorkerPlan
+from workers.recorder import Window
 
 
 class WorkerLostLike(Protocol):
     worker_index: int
     reason: str
+    windows: tuple[Window, ...]
+    host: str | None
+
+
+class GapLike(Protocol):
+    worker_index: int
+    lost_at_s: float
+    resumed_at_s: float | None
 
 
 class WorkerPool(Protocol):
@@ -52,7 +62,8 @@ def run_experiment(
     outcomes = pool.run(plans)
     ended = datetime.now(timezone.utc)
     log("load finished; merging and judging")
-    return build_results(spec, outcomes, started=started, ended=ended)
+    return build_results(spec, outcomes, started=started, ended=ended,
+                         aborted=getattr(pool, "aborted", False), gaps=getattr(pool, "gaps", ()))
 
 
 def _iso(moment: datetime) -> str:
@@ -61,12 +72,17 @@ def _iso(moment: datetime) -> str:
 
 def build_results(
     spec: ExperimentSpec, outcomes: Sequence[WorkerReport | WorkerLostLike], *,
-    started: datetime, ended: datetime, aborted: bool = False,
+    started: datetime, ended: datetime, aborted: bool = False, gaps: Sequence[GapLike] = (),
 ) -> Results:
-    """Return the results document: merged histograms, metrics, verdicts (pure)."""
+    """Return the results document: merged histograms, metrics, verdicts (pure).
+
+    A lost worker's windows (those it handed over before it was lost) are kept and merged:
+    nothing measured is thrown away, and the run's verdict says it is INVALID anyway.
+    """
     reports = [o for o in outcomes if isinstance(o, WorkerReport)]
     lost = [o for o in outcomes if not isinstance(o, WorkerReport)]
-    windows = merge_windows(r.windows for r in reports)
+    windows = merge_windows([*(r.windows for r in reports),
+                             *(getattr(w, "windows", ()) for w in lost)])
     latency, service = totals(windows), totals(windows, corrected=False)
     measured = Measured(latency=latency, duration_s=max((r.measured_s for r in reports), default=0.0),
                         error_ranges=spec.error_ranges)
@@ -76,8 +92,11 @@ def build_results(
         Measured(latency=service, duration_s=measured.duration_s, error_ranges=spec.error_ranges),
         extra)
     successes = sum(h.total for (_, outcome), h in latency.items() if not measured.is_error(outcome))
-    health = RunHealth(lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost),
-                       successful_requests=successes, aborted=aborted)
+    health = RunHealth(
+        lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost),
+        successful_requests=successes, aborted=aborted,
+        gaps=tuple(f"worker #{g.worker_index} lost at {g.lost_at_s:.1f} s, replaced from "
+                   f"{g.resumed_at_s:.1f} s" for g in gaps if g.resumed_at_s is not None))
     verdict = judge_run([o.to_core() for o in spec.objectives], table, health)
     return Results(
         name=spec.name,
@@ -86,6 +105,8 @@ def build_results(
         end_time=_iso(ended),
         duration_s=measured.duration_s,
         aborted=aborted,
+        gaps=[GapResult(worker=g.worker_index, lost_at_s=g.lost_at_s, resumed_at_s=g.resumed_at_s)
+              for g in gaps],
         workers=_worker_results(reports, lost, measured),
         histograms=Histograms(latency=series(latency), service=series(service)),
         windows=[_window_result(w) for w in windows],
@@ -109,12 +130,19 @@ def _worker_results(reports: Sequence[WorkerReport], lost: Sequence[WorkerLostLi
     for report in reports:
         hists = totals(report.windows)
         rows.append(WorkerResult(
-            index=report.worker_index, host=report.host, pid=report.pid,
+            index=report.worker_index, host=report.host, pid=report.pid, node=report.node_id,
             requests=sum(h.total for h in hists.values()),
             errors=sum(h.total for (_, o), h in hists.items() if measured.is_error(o)),
             warmup_requests=report.warmup_requests, unsent=report.unsent,
         ))
-    rows += [WorkerResult(index=w.worker_index, status="lost", reason=w.reason) for w in lost]
+    for worker in lost:
+        hists = totals(getattr(worker, "windows", ()))
+        rows.append(WorkerResult(
+            index=worker.worker_index, status="lost", reason=worker.reason,
+            host=getattr(worker, "host", None), node=getattr(worker, "node_id", None),
+            requests=sum(h.total for h in hists.values()),
+            errors=sum(h.total for (_, o), h in hists.items() if measured.is_error(o)),
+        ))
     return sorted(rows, key=lambda row: row.index)
 
 

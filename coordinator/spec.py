@@ -179,6 +179,12 @@ class LoadSpec(_Model):
     think_time: Duration | None = Field(None, description="Closed model: pause between a "
                                         "user's requests.")
     cpus_per_worker: float = Field(1.0, ge=0, description="Ray CPUs reserved per worker.")
+    placement: Literal["spread", "strict_spread"] = Field(
+        "spread", description="spread: best effort across nodes; strict_spread: one worker per "
+        "node, refused when there are too few nodes.")
+    on_worker_loss: Literal["fail", "replace"] = Field(
+        "fail", description="fail: a lost worker makes the run INVALID; replace: start a new "
+        "worker for its share and record the gap.")
     max_duration: Duration = Field(3600.0, description="Hard stop, whatever the stop condition.")
 
     @model_validator(mode="after")

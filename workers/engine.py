@@ -48,6 +48,7 @@ class WorkerReport:
     windows: tuple[Window, ...]
     warmup_requests: int
     unsent: int  # due but never sent because the hard stop came first
+    node_id: str | None = None  # set by the pool that ran it (Ray's node id)
 
 
 class Engine(Protocol):
