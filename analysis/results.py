@@ -20,7 +20,8 @@ milliseconds in ``metrics``)::
     metrics     {endpoint or "*": {metric name: value or null}}; latency from the intended send
                 time (coordinated-omission corrected)
     serviceMetrics  the latency-* metrics again, from the actual send time (uncorrected)
-    objectives  [{metric, endpoint, upperLimit, lowerLimit, dryRun, value, verdict, reason}]
+    objectives  [{metric, endpoint, upperLimit, lowerLimit, dryRun, value, low, high, n,
+                 confidence, neededN, verdict, reason}]  (low..high: the value's interval)
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
     reasons     [one line each]
 
@@ -103,6 +104,11 @@ class ObjectiveResult(_Doc):
     lower_limit: float | None = None
     dry_run: bool = False
     value: float | None = None
+    low: float | None = None  # confidence interval of the value, in its unit
+    high: float | None = None
+    n: int = 0
+    confidence: float = 0.95
+    needed_n: int | None = None  # about how many requests would decide an undecided objective
     verdict: str
     reason: str
 

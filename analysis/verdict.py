@@ -1,11 +1,18 @@
-"""Verdicts: each objective, then the run, judged from the metrics table and the run's health.
+"""Verdicts: each objective from its evidence (value, interval, n), then the run.
+
+An objective is PASS only when its whole confidence interval lies within the limits, FAIL only
+when the whole interval lies outside them, and INCONCLUSIVE otherwise (with about how many
+requests would settle it), or when there is no data or too little for an interval.
 
 Outcomes and their precedence for the run (the first that applies wins):
 
-1. INVALID      the run is broken: a worker was lost, or no request got a non-error response;
-2. FAIL         some judged objective is violated;
-3. INCONCLUSIVE some objective has no data, or there are no objectives at all;
-4. PASS         every objective is met.
+1. INVALID      the run is broken: a worker was lost, the run was aborted, or no request got a
+                non-error response;
+2. INCONCLUSIVE the generator was the bottleneck: requests due were never sent, or the
+                schedule lagged beyond its bound, so latencies describe the generator too;
+3. FAIL         some judged objective is violated;
+4. INCONCLUSIVE some objective is undecided or has no data, or there are no objectives at all;
+5. PASS         every objective is met.
 
 Invariant: the run is never PASS when any objective is FAIL or INCONCLUSIVE, or when the run is
 INVALID; objectives marked ``dry_run`` are reported but do not count.
@@ -14,13 +21,13 @@ INVALID; objectives marked ``dry_run`` are reported but do not count.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
+from analysis import stats
 from analysis.catalog import ALL_ENDPOINTS, format_value
-from analysis.metrics import metric_value
+from analysis.evidence import Evidence, Scope, evidence_for
 
 
 class Verdict(str, enum.Enum):
@@ -50,12 +57,16 @@ class Objective:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectiveVerdict:
-    """The judgement of one objective: its value, verdict and the reason in words."""
+    """The judgement of one objective: its evidence, verdict and the reason in words."""
 
     objective: Objective
     value: float | None
     verdict: Verdict
     reason: str
+    interval: tuple[float, float] | None = None
+    n: int = 0
+    confidence: float = 0.95
+    needed_n: int | None = None  # about how many requests would decide an undecided objective
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +77,22 @@ class RunHealth:
     successful_requests: int = 0
     aborted: bool = False
     gaps: tuple[str, ...] = ()  # replaced workers: reported, the run stays judgeable
+    scheduled: int = 0  # open model: requests due in measured windows
+    unsent: int = 0  # of those, never sent
+    lag_p99_ms: float | None = None  # schedule lag (actual minus intended send), p99
+    busiest_cpu: float | None = None  # the busiest worker's CPU share in its busiest window
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """How the analysis judges: confidence level and the generator's health bounds.
+
+    Example: ``Limits(confidence=0.99, max_lag_ms=5.0, max_unsent=0.001)``
+    """
+
+    confidence: float = 0.95
+    max_lag_ms: float = 10.0
+    max_unsent: float = 0.001
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,27 +113,76 @@ def _limits_text(objective: Objective) -> str:
     return " and ".join(parts)
 
 
-def judge_objective(objective: Objective, table: pd.DataFrame) -> ObjectiveVerdict:
-    """Return PASS when the value is within the limits, FAIL outside, INCONCLUSIVE with no data."""
-    value = metric_value(table, objective.metric, objective.endpoint or ALL_ENDPOINTS)
-    if value is None:
-        return ObjectiveVerdict(objective=objective, value=None, verdict=Verdict.INCONCLUSIVE,
-                                reason=f"no data for {objective.metric}")
-    wanted = _limits_text(objective)
-    too_high = objective.upper_limit is not None and value > objective.upper_limit
-    too_low = objective.lower_limit is not None and value < objective.lower_limit
-    if too_high or too_low:
-        return ObjectiveVerdict(objective=objective, value=value, verdict=Verdict.FAIL,
-                                reason=f"{format_value(objective.metric, value)} is not {wanted}")
-    return ObjectiveVerdict(objective=objective, value=value, verdict=Verdict.PASS,
-                            reason=f"{format_value(objective.metric, value)} is {wanted}")
+def _interval_text(objective: Objective, evidence: Evidence) -> str:
+    value = format_value(objective.metric, evidence.value)
+    if not evidence.inferential or evidence.interval is None:
+        return value
+    low, high = (format_value(objective.metric, x) for x in evidence.interval)
+    return f"{value} ({evidence.confidence:.0%} CI {low}..{high}, n={evidence.n:,})"
+
+
+def judge_objective(objective: Objective, evidence: Evidence) -> ObjectiveVerdict:
+    """Return PASS when the interval is within the limits, FAIL when it is wholly outside them,
+    INCONCLUSIVE otherwise (no data, too few samples, or an interval across a limit)."""
+    def verdict(outcome: Verdict, reason: str, needed: int | None = None) -> ObjectiveVerdict:
+        return ObjectiveVerdict(objective=objective, value=evidence.value, verdict=outcome,
+                                reason=reason, interval=evidence.interval, n=evidence.n,
+                                confidence=evidence.confidence, needed_n=needed)
+
+    if evidence.value is None:
+        return verdict(Verdict.INCONCLUSIVE, f"no data for {objective.metric}")
+    if evidence.interval is None:
+        return verdict(Verdict.INCONCLUSIVE, evidence.note or "no interval", evidence.needed_n)
+    low, high = evidence.interval
+    upper, lower = objective.upper_limit, objective.lower_limit
+    wanted, shown = _limits_text(objective), _interval_text(objective, evidence)
+    if (upper is not None and low > upper) or (lower is not None and high < lower):
+        return verdict(Verdict.FAIL, f"{shown} is not {wanted}")
+    if (upper is None or high <= upper) and (lower is None or low >= lower):
+        return verdict(Verdict.PASS, f"{shown} is {wanted}")
+    needed = _needed(objective, evidence)
+    more = f"; about {needed:,} requests would decide it" if needed else ""
+    return verdict(Verdict.INCONCLUSIVE, f"{shown} straddles {wanted}{more}", needed)
+
+
+def _needed(objective: Objective, evidence: Evidence) -> int | None:
+    """Return about how many requests would put the interval on one side of the limit."""
+    limit = objective.upper_limit if objective.upper_limit is not None else objective.lower_limit
+    value, (low, high) = evidence.value, evidence.interval  # type: ignore[misc]
+    if limit is None or value is None or value == limit:
+        return None
+    if objective.metric == "error-rate":
+        return stats.samples_to_separate_proportion(value, limit, evidence.confidence)
+    # An interval's half-width shrinks like 1/sqrt(n): scale n until it fits in |value - limit|.
+    half = max(high - value, value - low)
+    return int(math.ceil(evidence.n * (half / abs(value - limit)) ** 2)) if half > 0 else None
+
+
+def _generator_problems(health: RunHealth, limits: Limits) -> list[str]:
+    problems = []
+    if health.scheduled and health.unsent / health.scheduled > limits.max_unsent:
+        problems.append(f"generator: {health.unsent:,} of {health.scheduled:,} requests due were "
+                        f"never sent (more than {limits.max_unsent:.1%})")
+    if health.lag_p99_ms is not None and health.lag_p99_ms > limits.max_lag_ms:
+        cpu = (f"; the busiest worker used {health.busiest_cpu:.0%} of a CPU"
+               if health.busiest_cpu is not None else "")
+        problems.append(f"generator: schedule lag p99 {health.lag_p99_ms:.3g} ms exceeds "
+                        f"{limits.max_lag_ms:g} ms, so latencies include the generator's own "
+                        f"delay{cpu}")
+    return problems
 
 
 def judge_run(
-    objectives: Sequence[Objective], table: pd.DataFrame, health: RunHealth
+    objectives: Sequence[Objective], scopes: Mapping[str, Scope],
+    table: Mapping[str, Mapping[str, float | None]], health: RunHealth,
+    limits: Limits = Limits(),
 ) -> RunVerdict:
-    """Return the run's verdict from its objectives' verdicts and its health (see module doc)."""
-    judged = tuple(judge_objective(o, table) for o in objectives)
+    """Return the run's verdict from its objectives' evidence and its health (see module doc)."""
+    judged = tuple(
+        judge_objective(o, evidence_for(o.metric, scopes.get(o.endpoint or ALL_ENDPOINTS),
+                                        table.get(o.endpoint or ALL_ENDPOINTS, {}),
+                                        limits.confidence))
+        for o in objectives)
     counted = [j for j in judged if not j.objective.dry_run]
     reasons: list[str] = []
     if health.aborted:
@@ -118,7 +194,10 @@ def judge_run(
         return RunVerdict(verdict=Verdict.INVALID, objectives=judged, reasons=tuple(reasons))
     failed = [j for j in counted if j.verdict is Verdict.FAIL]
     unknown = [j for j in counted if j.verdict is Verdict.INCONCLUSIVE]
-    if failed:
+    problems = _generator_problems(health, limits)
+    if problems:
+        verdict, reasons = Verdict.INCONCLUSIVE, problems
+    elif failed:
         verdict = Verdict.FAIL
         reasons = [f"{_name(j)}: {j.reason}" for j in failed]
     elif unknown or not counted:
@@ -126,7 +205,7 @@ def judge_run(
         reasons = [f"{_name(j)}: {j.reason}" for j in unknown] or ["no objectives to judge"]
     else:
         verdict = Verdict.PASS
-        reasons = [f"all {len(counted)} objectives met"]
+        reasons = [f"all {len(counted)} objectives met at {limits.confidence:.0%} confidence"]
     reasons += [f"gap: {gap}" for gap in health.gaps]
     return RunVerdict(verdict=verdict, objectives=judged, reasons=tuple(reasons))
 

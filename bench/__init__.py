@@ -8,6 +8,9 @@ Data flow: ``install`` makes the tools present -> ``nginx`` starts the target ->
 one child process and returns its wall time, CPU time (a ``RUSAGE_CHILDREN`` delta) and output ->
 ``peers`` builds each client's command and parses its output into a :class:`~bench.peers.Count`
 -> ``report`` turns the results into ratios against goals, a table and ``bench/out/results.json``.
+``scaling`` (``python -m bench.scaling``, or ``python -m bench --scaling`` after the peers) runs
+slogate through ``coordinator.cluster.RayPool`` with 1 then 2 actors against the same nginx and
+accounts for the machine's CPU from ``/proc`` (``bench/out/scaling.json``).
 
 Invariants:
 - load goes only to 127.0.0.1; every child runs under a wall-clock timeout, and every load loop

@@ -9,6 +9,7 @@ Example::
 
     .venv/bin/python -m bench --quick            # 3 s per client, about a minute
     .venv/bin/python -m bench --soak             # adds the 10M-request memory soak (minutes)
+    .venv/bin/python -m bench --scaling          # then slogate on Ray, 1 vs 2 actors (bench.scaling)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import BenchError, install, peers, report
+from bench import BenchError, install, peers, report, scaling
 from bench.measure import Pinning, pinning, run_child, run_sampled
 from bench.nginx import Target, nginx_target
 
@@ -261,6 +262,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="add the memory soak (minutes)")
     parser.add_argument("--soak-requests", type=int, default=10_000_000)
     parser.add_argument("--soak-max-s", type=float, default=900.0, help="soak time bound (900)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="after the peers, run bench.scaling (slogate on Ray, 1 vs 2 actors; "
+                        "writes bench/out/scaling.json)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.transport = [t.strip() for t in args.transport.split(",") if t.strip()]
@@ -298,4 +302,15 @@ def main(argv: list[str] | None = None) -> int:
                 **report.as_json(data)}
     report.write_json(args.out, document)
     print(f"\nresults: {args.out}\nproduced by: (cd {shlex.quote(str(Path.cwd()))} && {command})")
+    if args.scaling:
+        log(f"scaling: slogate on Ray, actors {'/'.join(map(str, scaling.ACTOR_COUNTS))}, "
+            f"{args.connections} connections, {args.duration} s each")
+        print()
+        try:
+            scaling.run_and_report(nginx, pin, duration_s=args.duration,
+                                   connections=args.connections, out=scaling.DEFAULT_OUT,
+                                   command=command)
+        except BenchError as exc:
+            log(f"error: scaling: {exc}")
+            return 3
     return 0

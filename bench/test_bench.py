@@ -6,6 +6,7 @@ nginx tests skip where Debian's nginx is not installed (``python -m bench`` inst
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import install, peers, report
+from bench import cli, install, peers, report, scaling
 from bench.measure import ChildRun, run_child, run_sampled
 from bench.nginx import nginx_target, parse_stub_status, render_config
 
@@ -268,3 +269,208 @@ def test_slogate_client_request_count_matches_nginx(transport: str) -> None:
         served = target.served() - before - 1
     count = peers.parse_slogate(run.stdout)
     assert (count.requests, count.errors, served) == (2000, 0, 2000), run.stderr
+
+
+# --- bench.scaling: pure helpers ----------------------------------------------------------------
+
+PROC_STAT = """\
+cpu  100 10 50 800 5 0 20 3 0 0
+cpu0 60 5 30 300 2 0 15 1 0 0
+cpu1 40 5 20 500 3 0 5 2 0 0
+intr 1 2 3
+"""
+
+
+def test_parse_cpu_times_reads_machine_and_cores() -> None:
+    """busy = user+nice+system+irq+softirq+steal; total adds idle and iowait."""
+    cpus = scaling.parse_cpu_times(PROC_STAT)
+    assert sorted(cpus) == ["cpu", "cpu0", "cpu1"]
+    assert (cpus["cpu"].busy, cpus["cpu"].total) == (183, 988)
+    assert cpus["cpu1"].softirq == 5
+
+
+def test_parse_cpu_times_rejects_text_without_cpu_line() -> None:
+    """Text with no aggregate line is an error, not an empty machine."""
+    with pytest.raises(ValueError):
+        scaling.parse_cpu_times("intr 1 2 3\n")
+
+
+@pytest.mark.parametrize(("comm", "expected"), [
+    pytest.param("nginx", "nginx", id="plain"),
+    pytest.param("ray::RayLoadWor", "ray::RayLoadWor", id="colons"),
+    pytest.param("we) (ird x", "we) (ird x", id="parens-and-spaces"),
+])
+def test_parse_pid_stat_counts_fields_after_the_last_paren(comm: str, expected: str) -> None:
+    """Parent pid is field 4, utime and stime fields 14 and 15, whatever the command name."""
+    line = (f"4242 ({comm}) S 17 4242 4242 0 -1 4194560 100 0 0 0 123 45 0 0 20 0 1 0 "
+            "999 1000 200 18446744073709551615\n")
+    assert scaling.parse_pid_stat(line) == (expected, 17, 168)
+
+
+def test_descendants_walks_the_whole_tree_from_root() -> None:
+    """Children, grandchildren, and the root itself; not siblings or parents."""
+    parents = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 21: 20, 30: 12}
+    assert scaling.descendants(parents, 10) == {10, 11, 12, 30}
+    assert scaling.descendants(parents, 99) == {99}
+
+
+def _sample(at: float, procs: dict[int, tuple[int, int]], cpu: tuple[int, ...],
+            cores: tuple[tuple[int, ...], ...]) -> scaling.Sample:
+    cpus = {"cpu": scaling.CpuTimes(*cpu)}
+    cpus.update({f"cpu{i}": scaling.CpuTimes(*c) for i, c in enumerate(cores)})
+    return scaling.Sample(at=at, cpus=cpus, procs={
+        pid: scaling.ProcStat(f"p{pid}", ppid, ticks) for pid, (ppid, ticks) in procs.items()})
+
+
+def test_bracket_takes_the_samples_inside_the_phase() -> None:
+    """The first sample at or after the start and the last at or before the end."""
+    samples = [_sample(t, {}, (0, 0, 0, 0), ()) for t in (0.9, 1.1, 1.3, 2.0, 2.1)]
+    first, last = scaling.bracket(samples, 1.0, 2.0)
+    assert (first.at, last.at) == (1.1, 2.0)
+    assert scaling.bracket(samples, 1.4, 1.9) is None
+
+
+def test_cpu_budget_attributes_ticks_to_nginx_actors_ray_and_others() -> None:
+    """Over 2 s at 100 ticks/s: nginx = master+worker, actors by pid, the driver's tree minus
+    both, irq from /proc/stat, and "other" the rest of the machine's busy time."""
+    driver, raylet, actor, nginx, worker, stranger, newborn = 100, 101, 102, 200, 201, 300, 103
+    before = {driver: (1, 0), raylet: (driver, 0), actor: (raylet, 0), nginx: (driver, 0),
+              worker: (nginx, 0), stranger: (1, 0)}
+    after = {driver: (1, 10), raylet: (driver, 10), actor: (raylet, 140), nginx: (driver, 2),
+             worker: (nginx, 150), stranger: (1, 20), newborn: (raylet, 10)}
+    first = _sample(10.0, before, (0,) * 8, ((0,) * 8, (0,) * 8))
+    # 2 cores busy for 2 s at 100 ticks/s: 360 user+system, 40 softirq; core 0 idle 10 ticks
+    last = _sample(12.0, after, (220, 0, 140, 10, 0, 0, 40, 0),
+                   ((110, 0, 60, 10, 0, 0, 20, 0), (110, 0, 80, 0, 0, 0, 20, 0)))
+    budget = scaling.cpu_budget(first, last, hz=100, nginx_pid=nginx, actor_pids=[actor],
+                                driver_pid=driver)
+    assert budget.span_s == pytest.approx(2.0) and budget.cores == 2
+    assert budget.machine == pytest.approx(2.0)
+    assert budget.nginx == pytest.approx(0.76)
+    assert budget.actors == pytest.approx(0.7) and budget.per_actor == {actor: pytest.approx(0.7)}
+    assert budget.ray_driver == pytest.approx(0.15)  # driver 10 + raylet 10 + newborn 10
+    assert budget.irq == pytest.approx(0.2)
+    assert budget.other == pytest.approx(2.0 - 0.76 - 0.7 - 0.15 - 0.2)
+    assert budget.per_core == {"cpu0": pytest.approx(0.95), "cpu1": pytest.approx(1.0)}
+    assert budget.top_other == ((stranger, f"p{stranger}", pytest.approx(0.1)),)
+
+
+def test_scaling_spec_splits_connections_over_actors() -> None:
+    """The spec parses, and worker_plans gives each actor its share of the connections."""
+    from coordinator.plan import worker_plans
+    from coordinator.spec import parse_spec
+
+    spec = parse_spec(scaling.scaling_spec("http://127.0.0.1:8080", connections=51,
+                                           duration_s=5, actors=2))
+    plans = worker_plans(spec)
+    assert [p.concurrency for p in plans] == [26, 25]
+    assert {(p.model, p.duration_s, p.timeout_s) for p in plans} == {("closed", 5.0, 5.0)}
+    assert plans[0].requests[0].url == "http://127.0.0.1:8080/hello"
+
+
+def _report(index: int, ok: int, errors: int, cpu: tuple[float, ...]) -> object:
+    from workers.engine import WorkerReport
+    from workers.histogram import Histogram
+    from workers.recorder import Window
+
+    windows = []
+    for i, cpu_s in enumerate(cpu):
+        latency = {("GET /hello", "status:200"): Histogram.from_values([1000] * (ok // len(cpu)))}
+        if errors and i == 0:
+            latency[("GET /hello", "status:503")] = Histogram.from_values([1000] * errors)
+        windows.append(Window(index=i, start_s=float(i), latency=latency, service={},
+                              lag=Histogram(), scheduled=0, sent=0, cpu_s=cpu_s))
+    return WorkerReport(worker_index=index, host="h", pid=1000 + index, started_at=0.0,
+                        measured_s=5.0, windows=tuple(windows), warmup_requests=0, unsent=0)
+
+
+def test_scaling_run_sums_windows_per_actor() -> None:
+    """Requests and load CPU are sums over each actor's windows; rates follow from them."""
+    run = scaling.scaling_run(2, 50, [_report(1, 300, 0, (1.0, 1.0)), _report(0, 600, 4, (2.0,))],
+                              [25, 25])
+    assert run.ok
+    assert [(a.index, a.requests, a.errors, a.load_cpu_s, a.connections) for a in run.per_actor] \
+        == [(0, 604, 4, 2.0, 25), (1, 300, 0, 2.0, 25)]
+    assert (run.requests, run.errors, run.measured_s) == (904, 4, 5.0)
+    assert run.rps == pytest.approx(904 / 5.0)
+    assert run.req_per_load_cpu_s == pytest.approx(904 / 4.0)
+
+
+def test_scaling_run_with_a_lost_actor_fails() -> None:
+    """A WorkerLost makes the run FAILED, with its reason; no rates are computed."""
+    from coordinator.cluster import WorkerLost  # imports ray
+
+    lost = WorkerLost(worker_index=1, reason="actor died: boom")
+    run = scaling.scaling_run(2, 50, [_report(0, 100, 0, (1.0,)), lost], [25, 25])
+    assert not run.ok and "actor died: boom" in run.error and run.rps is None
+    assert "FAILED: actor #1" in scaling.format_table([run])
+
+
+def test_scaling_ratios_are_last_over_first() -> None:
+    """2-actor over 1-actor; a failed run gives None."""
+    one = scaling.ScalingRun(actors=1, connections=50, rps=100.0, req_per_load_cpu_s=50.0)
+    two = scaling.ScalingRun(actors=2, connections=50, rps=150.0, req_per_load_cpu_s=45.0)
+    assert scaling.scaling_ratios([one, two]) == {"rps": 1.5, "req_per_load_cpu_s": 0.9}
+    failed = scaling.ScalingRun(actors=2, connections=50, error="x")
+    assert scaling.scaling_ratios([one, failed]) == {"rps": None, "req_per_load_cpu_s": None}
+
+
+def _budget(machine: float, nginx: float, other: float = 0.0) -> scaling.CpuBudget:
+    return scaling.CpuBudget(span_s=5.0, cores=2, machine=machine, nginx=nginx, actors=0.5,
+                             ray_driver=0.05, irq=0.2, other=other, per_core={"cpu0": 0.99},
+                             top_other=((7, "pytest", other),) if other else ())
+
+
+@pytest.mark.parametrize(("budget", "load_cpu_s", "verdict"), [
+    pytest.param(_budget(1.96, 0.7), 3.0, "bounded by the machine, not by slogate", id="machine"),
+    pytest.param(_budget(1.5, 0.95), 3.0, "bounded by the target", id="nginx"),
+    pytest.param(_budget(1.5, 0.5), 9.5, "bounded by slogate's CPU", id="actors"),
+    pytest.param(_budget(0.8, 0.3), 2.0, "bounded by round trips", id="waiting"),
+])
+def test_bound_note_names_what_saturated(budget: scaling.CpuBudget, load_cpu_s: float,
+                                         verdict: str) -> None:
+    """The machine first (>= 90 % of its cores), then nginx's one core, then the actors."""
+    run = scaling.ScalingRun(actors=2, connections=50, requests=1, measured_s=5.0,
+                             load_cpu_s=load_cpu_s, cpu=budget)
+    note = scaling.bound_note(run)
+    assert note.startswith("2 actors + nginx on 2 cores: nginx used ")
+    assert verdict in note
+
+
+def test_bound_note_names_busy_other_processes() -> None:
+    """Other processes above 10 % of the machine are named, with their CPU-seconds."""
+    run = scaling.ScalingRun(actors=1, connections=50, requests=1, measured_s=5.0,
+                             load_cpu_s=2.0, cpu=_budget(1.96, 0.5, other=0.6))
+    assert "other processes took 3.0 CPU-s: pytest [7] 3.0)" in scaling.bound_note(run)
+    gone = dataclasses.replace(run, cpu=dataclasses.replace(run.cpu, top_other=()))
+    assert "the rest from processes that ended during the phase" in scaling.bound_note(gone)
+
+
+def test_imbalance_note_only_when_actors_differ() -> None:
+    """Actors within 20 % of each other get no note; further apart they do."""
+    def run(a: int, b: int) -> scaling.ScalingRun:
+        per_actor = tuple(scaling.ActorResult(index=i, pid=i, connections=25, requests=n,
+                                              errors=0, load_cpu_s=n / 100) for i, n in
+                          enumerate((a, b)))
+        return scaling.ScalingRun(actors=2, connections=50, requests=a + b, per_actor=per_actor)
+    assert scaling.imbalance_note(run(100, 115)) is None
+    note = scaling.imbalance_note(run(100, 150))
+    assert "requests 100 vs 150" in note and "about the same work" in note
+
+
+def test_cli_scaling_flag_defaults_off() -> None:
+    """python -m bench runs the scaling benchmark only when asked."""
+    assert cli.parse_args([]).scaling is False
+    assert cli.parse_args(["--scaling"]).scaling is True
+
+
+def test_format_table_shows_per_actor_split_and_nginx_efficiency() -> None:
+    """Per-actor connections and requests are joined with '+'; req/nginx-CPU-s = req/s / cores."""
+    per_actor = tuple(scaling.ActorResult(index=i, pid=i, connections=25, requests=n, errors=0,
+                                          load_cpu_s=1.0) for i, n in enumerate((300, 200)))
+    run = scaling.ScalingRun(actors=2, connections=50, requests=500, errors=0, measured_s=5.0,
+                             rps=100.0, load_cpu_s=2.0, req_per_load_cpu_s=250.0,
+                             per_actor=per_actor, cpu=_budget(1.9, 0.5))
+    table = scaling.format_table([run])
+    assert "25+25" in table and "300+200" in table and "1.00+1.00" in table
+    assert table.splitlines()[-1].split()[7] == "200"  # 100 req/s over 0.5 nginx cores

@@ -208,7 +208,10 @@ class RayPool:
             return ray.init(address=self.address, logging_level=logging.WARNING,
                             runtime_env={"working_dir": str(REPO_ROOT), "excludes": _EXCLUDES})
         self._log("starting an embedded local Ray")
-        return ray.init(num_cpus=self._num_cpus, include_dashboard=self._dashboard or False,
+        # address="local": always a fresh instance of our own, even when another Ray runs here
+        # (ray.init() without an address would join that one).
+        return ray.init(address="local", num_cpus=self._num_cpus,
+                        include_dashboard=self._dashboard or False,
                         logging_level=logging.WARNING, log_to_driver=False)
 
     def __exit__(self, *exc_info: object) -> None:
@@ -285,10 +288,10 @@ class RayPool:
         """Poll every worker until each has a final report or is lost (see the module doc)."""
         for slot in slots:
             self._issue_poll(slot)
-        stopping = False
+        stopping = failed = False
         while any(s.outcome is None for s in slots):
-            if self._abort and not stopping:
-                stopping = self.aborted = True
+            if (self._abort or failed) and not stopping:
+                stopping, self.aborted = True, self._abort  # a loss under "fail" is no abort
                 self._log("stopping the workers; partial results will be kept")
                 for slot in slots:
                     if slot.outcome is None:
@@ -306,7 +309,7 @@ class RayPool:
             self._on_progress(self._view(slots, start_at))
             if not stopping and self._on_loss == "fail" and any(
                     isinstance(s.outcome, WorkerLost) for s in slots):
-                self._abort = True  # the run is INVALID: stop the others now
+                failed = True  # the run is INVALID: stop the others now
 
     def _issue_poll(self, slot: _Slot) -> None:
         slot.poll_ref = slot.actor.poll.remote(_POLL_S)

@@ -19,7 +19,8 @@ from analysis.results import (
     GapResult,
     Histograms, ObjectiveResult, Results, WindowResult, WorkerResult, clean_metrics, series,
 )
-from analysis.verdict import RunHealth, judge_run
+from analysis.judging import WindowHealth, generator_health, judge_measured, objective_results
+from analysis.verdict import RunHealth
 from coordinator.plan import worker_plans
 from coordinator.spec import ExperimentSpec
 from workers.engine import WorkerReport
@@ -86,18 +87,17 @@ def build_results(
     latency, service = totals(windows), totals(windows, corrected=False)
     measured = Measured(latency=latency, duration_s=max((r.measured_s for r in reports), default=0.0),
                         error_ranges=spec.error_ranges)
-    extra = [q for q in (percentile_of(o.metric) for o in spec.objectives) if q is not None]
-    table = metrics_table(measured, extra)
+    health = RunHealth(
+        lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost), aborted=aborted,
+        gaps=tuple(f"worker #{g.worker_index} lost at {g.lost_at_s:.1f} s, replaced from "
+                   f"{g.resumed_at_s:.1f} s" for g in gaps if g.resumed_at_s is not None),
+        **generator_health((WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag,
+                                         cpu_s=w.cpu_s) for w in windows), spec.load.window))
+    objectives = [o.to_core() for o in spec.objectives]
+    table, verdict = judge_measured(objectives, measured, health, spec.analysis.to_core())
     service_table = metrics_table(
         Measured(latency=service, duration_s=measured.duration_s, error_ranges=spec.error_ranges),
-        extra)
-    successes = sum(h.total for (_, outcome), h in latency.items() if not measured.is_error(outcome))
-    health = RunHealth(
-        lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost),
-        successful_requests=successes, aborted=aborted,
-        gaps=tuple(f"worker #{g.worker_index} lost at {g.lost_at_s:.1f} s, replaced from "
-                   f"{g.resumed_at_s:.1f} s" for g in gaps if g.resumed_at_s is not None))
-    verdict = judge_run([o.to_core() for o in spec.objectives], table, health)
+        [q for q in (percentile_of(o.metric) for o in objectives) if q is not None])
     return Results(
         name=spec.name,
         spec=spec.model_dump(mode="json", by_alias=True),
@@ -114,11 +114,7 @@ def build_results(
         service_metrics=clean_metrics(
             service_table[[c for c in service_table.columns if c.startswith("latency-")]]
             .to_dict(orient="index")),
-        objectives=[ObjectiveResult(
-            metric=j.objective.metric, endpoint=j.objective.endpoint,
-            upper_limit=j.objective.upper_limit, lower_limit=j.objective.lower_limit,
-            dry_run=j.objective.dry_run, value=j.value, verdict=j.verdict.value, reason=j.reason,
-        ) for j in verdict.objectives],
+        objectives=objective_results(verdict),
         verdict=verdict.verdict.value,
         reasons=list(verdict.reasons),
     )

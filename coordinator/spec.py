@@ -40,6 +40,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
+from analysis.verdict import Limits as CoreLimits
 from analysis.verdict import Objective as CoreObjective
 from coordinator import units
 from coordinator.errors import SpecError
@@ -149,6 +150,29 @@ class HttpSpec(_Model):
     transport: Literal["auto", "fast", "aiohttp"] = "auto"
     insecure: bool = Field(False, description="Skip TLS certificate verification.")
     follow_redirects: bool = Field(False, description="Follow 3xx redirects (aiohttp only).")
+
+
+class AnalysisSpec(_Model):
+    """How verdicts are reached.
+
+    Example: ``{confidence: 0.99, maxScheduleLag: 5ms, maxUnsent: 0.1%}``
+    """
+
+    confidence: float = Field(0.95, ge=0.5, le=0.9999,
+                              description="Confidence level of every interval.")
+    max_schedule_lag: Annotated[float, BeforeValidator(units.parse_latency_ms),
+                                WithJsonSchema(_QUANTITY_JSON)] = Field(
+        10.0, description="Schedule lag p99 above which the generator was the bottleneck "
+        "(INCONCLUSIVE).")
+    max_unsent: Annotated[float, BeforeValidator(units.parse_ratio),
+                          WithJsonSchema(_QUANTITY_JSON)] = Field(
+        0.001, description="Share of due requests never sent above which the run is "
+        "INCONCLUSIVE.")
+
+    def to_core(self) -> CoreLimits:
+        """Return the analysis' plain value."""
+        return CoreLimits(confidence=self.confidence, max_lag_ms=self.max_schedule_lag,
+                          max_unsent=self.max_unsent)
 
 
 class LoadSpec(_Model):
@@ -302,6 +326,7 @@ class ExperimentSpec(_Model):
     )
     objectives: list[Objective] = Field(default_factory=list)
     http: HttpSpec = Field(default_factory=HttpSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     error_ranges: Annotated[
         tuple[tuple[int, int], ...],
         WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [

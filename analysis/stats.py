@@ -1,0 +1,150 @@
+"""Confidence intervals that know their sample size (pure; numpy and scipy only).
+
+- Error rate: the exact binomial (Clopper-Pearson) interval.
+- Latency percentile: a distribution-free interval from order statistics. With ``n`` samples the
+  ranks ``l`` and ``u`` of the interval for quantile ``q`` at confidence ``c`` come from the
+  binomial law of how many samples fall below the true quantile; the values at those ranks are
+  read from the histogram (the lowest value of rank ``l``'s bucket, the highest of rank ``u``'s),
+  so the histogram's 0.1 % resolution only ever widens the interval.
+- Mean: a bootstrap percentile interval over the histogram's buckets (no normality assumed,
+  which latency rarely is), from 30 samples up.
+
+Every function returns ``None`` for an interval that cannot be computed (no data, too few
+samples), never a made-up one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from workers.histogram import Histogram, highest_equivalent, lowest_equivalent
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A two-sided confidence interval ``[low, high]`` at ``confidence``, from ``n`` samples."""
+
+    low: float
+    high: float
+    confidence: float
+    n: int
+
+
+def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> Interval | None:
+    """Return the Clopper-Pearson interval for a proportion (e.g. error-rate), None if n == 0."""
+    if n <= 0:
+        return None
+    alpha = 1.0 - confidence
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(
+        stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return Interval(low=low, high=high, confidence=confidence, n=n)
+
+
+def percentile_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int, int] | None:
+    """Return 1-based ranks ``(l, u)`` with ``P(x_(l) <= Q_q <= x_(u)) >= confidence``.
+
+    None when ``n`` is too small for any such ranks within ``1..n`` (e.g. p99.9 of 100 samples).
+    """
+    if n <= 0:
+        return None
+    p = q / 100.0
+    alpha = 1.0 - confidence
+    # Number of samples below the true quantile ~ Binomial(n, p). Take the order statistics that
+    # bracket its central (1 - alpha) range, then widen until the exact coverage is enough.
+    low = int(stats.binom.ppf(alpha / 2, n, p))
+    high = int(stats.binom.ppf(1 - alpha / 2, n, p)) + 1
+    low = max(low, 1)
+    while _coverage(n, p, low, high) < confidence:
+        if low > 1:
+            low -= 1
+        elif high < n:
+            high += 1
+        else:
+            break
+    if high > n or _coverage(n, p, low, min(high, n)) < confidence:
+        return None
+    return low, high
+
+
+def _coverage(n: int, p: float, low: int, high: int) -> float:
+    """Return P(x_(low) <= Q_p <= x_(high)) = P(low <= B < high) for B ~ Binomial(n, p)."""
+    return float(stats.binom.cdf(high - 1, n, p) - stats.binom.cdf(low - 1, n, p))
+
+
+def value_at_rank(hist: Histogram, rank: int, *, upper: bool) -> float:
+    """Return the lowest (or highest) value equivalent to the ``rank``-th smallest sample, ns."""
+    cumulative = np.cumsum(hist.counts)
+    index = int(np.searchsorted(cumulative, rank, side="left"))
+    edge = highest_equivalent([index]) if upper else lowest_equivalent([index])
+    return float(edge[0])
+
+
+def percentile_interval(hist: Histogram, q: float, confidence: float = 0.95) -> Interval | None:
+    """Return the distribution-free interval for the q-th percentile, in ns; None if n is short."""
+    n = hist.total
+    ranks = percentile_ranks(n, q, confidence)
+    if ranks is None:
+        return None
+    low, high = ranks
+    return Interval(low=value_at_rank(hist, low, upper=False),
+                    high=value_at_rank(hist, high, upper=True), confidence=confidence, n=n)
+
+
+def min_samples_for_percentile(q: float, confidence: float = 0.95) -> int:
+    """Return the smallest n for which the q-th percentile has any interval at all."""
+    n = 1
+    while percentile_ranks(n, q, confidence) is None:
+        n = n * 2
+    lo, hi = n // 2, n
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if percentile_ranks(mid, q, confidence) is not None else (mid, hi)
+    return hi
+
+
+BOOTSTRAP_ROUNDS = 2000
+MIN_SAMPLES_FOR_MEAN = 30
+
+
+def mean_interval(hist: Histogram, confidence: float = 0.95) -> Interval | None:
+    """Return a bootstrap percentile interval for the mean in ns, None when n < 30.
+
+    Resamples n values from the histogram's buckets (one multinomial draw per round, so the
+    cost depends on the number of buckets, not on n) with a fixed seed: re-judging the same
+    histogram gives the same interval.
+    """
+    if hist.total < MIN_SAMPLES_FOR_MEAN:
+        return None
+    lows, highs, counts = hist.nonzero()
+    mids = (lows + highs).astype(np.float64) / 2
+    n = int(counts.sum())
+    rng = np.random.default_rng(20261129)
+    draws = rng.multinomial(n, counts / n, size=BOOTSTRAP_ROUNDS)
+    means = draws @ mids / n
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Interval(low=float(low), high=float(high), confidence=confidence, n=n)
+
+
+def min_samples_for_mean(_hist: Histogram | None = None) -> int:
+    """Return the least n for which a mean interval is computed."""
+    return MIN_SAMPLES_FOR_MEAN
+
+
+def samples_to_separate_proportion(rate: float, limit: float, confidence: float = 0.95) -> int | None:
+    """Return about how many requests would put the interval of ``rate`` wholly on one side of
+    ``limit`` (None when the rate equals the limit: no sample size separates them)."""
+    if rate == limit:
+        return None
+    n = 16
+    while n < 10**10:
+        successes = int(round(rate * n))
+        interval = proportion_interval(successes, n, confidence)
+        if interval is not None and (interval.high < limit or interval.low > limit):
+            return n
+        n *= 2
+    return None
