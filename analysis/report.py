@@ -17,7 +17,7 @@ from rich.text import Text
 from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
 from analysis.results import ObjectiveResult, Results
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("text", "markdown", "json", "junit", "html")
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
             "INVALID": "bold magenta"}
 _SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-mean",
@@ -42,11 +42,24 @@ def _metric_columns(results: Results) -> list[str]:
     return shown + [n for n in names if n not in shown]
 
 
-def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str]]:
+def _interval(o: ObjectiveResult) -> str:
+    if o.low is None or o.high is None:
+        return "—"
+    if o.low == o.high:
+        return "exact"
+    return f"{fmt(o.metric, o.low)} .. {fmt(o.metric, o.high)}"
+
+
+def _confidence(results: Results) -> str:
+    levels = {o.confidence for o in results.objectives}
+    return f"{levels.pop():.0%}" if len(levels) == 1 else "confidence"
+
+
+def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str, str]]:
     for o in results.objectives:
         name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "")
         verdict = o.verdict + (" (dry run)" if o.dry_run else "")
-        yield name, fmt(o.metric, o.value), _limit(o), verdict, o.reason
+        yield name, fmt(o.metric, o.value), _interval(o), _limit(o), verdict, o.reason
 
 
 def render_text(results: Results, *, width: int = 110, color: bool = False) -> str:
@@ -58,11 +71,11 @@ def render_text(results: Results, *, width: int = 110, color: bool = False) -> s
     console.print(f"{results.start_time} .. {results.end_time}, measured {results.duration_s:.3g} s, "
                   f"{len(results.workers)} worker(s)")
     objectives = Table(title="Objectives", title_justify="left")
-    for column in ("objective", "value", "limit", "verdict", "reason"):
+    for column in ("objective", "value", "interval", "limit", "verdict", "reason"):
         objectives.add_column(column)
-    for name, value, limit, verdict, reason in _objective_rows(results):
+    for name, value, interval, limit, verdict, reason in _objective_rows(results):
         style = _COLOURS.get(verdict.split()[0], "")
-        objectives.add_row(name, value, limit, Text(verdict, style=style), reason)
+        objectives.add_row(name, value, interval, limit, Text(verdict, style=style), reason)
     console.print(objectives)
     metrics = Table(title="Metrics", title_justify="left")
     metrics.add_column("metric")
@@ -118,10 +131,10 @@ def render_markdown(results: Results) -> str:
         "",
         "### Objectives",
         "",
-        "| objective | value | limit | verdict | reason |",
-        "|---|---:|---|---|---|",
-        *(f"| {n} | {v} | {lim} | {verdict} | {r} |"
-          for n, v, lim, verdict, r in _objective_rows(results)),
+        f"| objective | value | {_confidence(results)} interval | limit | verdict | reason |",
+        "|---|---:|---|---|---|---|",
+        *(f"| {n} | {v} | {ci} | {lim} | {verdict} | {r} |"
+          for n, v, ci, lim, verdict, r in _objective_rows(results)),
         "",
         "### Metrics",
         "",
@@ -162,4 +175,12 @@ def render(results: Results, fmt_name: str, *, color: bool = False) -> str:
         return render_markdown(results)
     if fmt_name == "json":
         return results.to_json()
+    if fmt_name == "junit":
+        from analysis.junit import render_junit
+
+        return render_junit(results)
+    if fmt_name == "html":
+        from analysis.html import render_html
+
+        return render_html(results)
     raise ValueError(f"unknown report format {fmt_name!r}; use one of {', '.join(FORMATS)}")

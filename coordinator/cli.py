@@ -23,6 +23,7 @@ import click
 from coordinator.errors import SlogateError
 
 F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = ["text", "markdown", "json", "junit", "html"]
 EXIT_USAGE = 2
 
 
@@ -119,8 +120,8 @@ def _stop_on_signals(pool: Any) -> Iterator[None]:
 @click.option("--address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
               help="Ray cluster to join (auto, HOST:PORT, ray://HOST:10001); "
                    "default: start an embedded local Ray.")
-@click.option("--format", "fmt_name", type=click.Choice(["text", "markdown", "json"]),
-              default="text", show_default=True, help="Report format on stdout.")
+@click.option("--format", "fmt_name", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="Report format on stdout.")
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
@@ -133,15 +134,31 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str) -
 
 @main.command()
 @click.argument("results_path", metavar="RESULTS", type=click.Path(path_type=Path))
-@click.option("--format", "fmt_name", type=click.Choice(["text", "markdown", "json"]),
-              default="text", show_default=True)
+@click.option("--format", "fmt_name", type=click.Choice(FORMATS), default="text",
+              show_default=True)
+@click.option("--objectives", "objectives_path", type=click.Path(path_type=Path), default=None,
+              help="Re-judge the saved run against the objectives in this YAML file (a list, or "
+                   "a mapping with objectives and optional analysis) without rerunning load.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Write the (re-judged) results document here as well.")
 @_errors_to_exit_codes
-def report(results_path: Path, fmt_name: str) -> None:
-    """Re-render a saved results.json; the exit code is that run's verdict's."""
-    from analysis.results import load_results
+def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
+           out: Path | None) -> None:
+    """Re-render (or re-judge) a saved results.json; the exit code follows its verdict."""
+    from analysis.results import load_results, write_atomic
     from analysis.verdict import Verdict
 
     results = load_results(results_path)
+    if objectives_path is not None:
+        from analysis.rejudge import rejudge
+        from coordinator.spec import load_objectives
+
+        wanted = load_objectives(objectives_path)
+        results = rejudge(results, [o.to_core() for o in wanted.objectives],
+                          wanted.analysis.to_core())
+        _log(f"re-judged {results_path} against {objectives_path}: {results.verdict}")
+    if out is not None:
+        write_atomic(out, results.to_json())
     _emit_report(results, fmt_name)
     sys.exit(Verdict(results.verdict).exit_code)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -235,6 +236,27 @@ class LoadSpec(_Model):
         return "open" if self.rate is not None else "closed"
 
 
+_K6 = re.compile(r"^\s*(?P<agg>p\((?P<q>[\d.]+)\)|avg|med|min|max|rate|count|throughput)"
+                 r"\s*(?P<op><=|>=|<|>)\s*(?P<limit>\S+)\s*$")
+_K6_METRICS = {"avg": "latency-mean", "med": "latency-p50", "min": "latency-min",
+               "max": "latency-max", "rate": "error-rate", "count": "request-count",
+               "throughput": "throughput"}
+
+
+def parse_k6_threshold(text: str) -> dict[str, Any]:
+    """Return a k6-style threshold (``p(95)<200ms``, ``rate<0.01``, ``avg<=100ms``) as an
+    objective mapping. ``rate`` is the error rate, ``count`` the request count; ``<`` and
+    ``<=`` both give an (inclusive) upperLimit, ``>`` and ``>=`` a lowerLimit."""
+    match = _K6.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not an objective; use a mapping or a k6-style threshold "
+                         "like 'p(95)<200ms', 'avg<100ms' or 'rate<0.01'")
+    q = match.group("q")
+    metric = f"latency-p{float(q):g}" if q else _K6_METRICS[match.group("agg")]
+    key = "upperLimit" if match.group("op").startswith("<") else "lowerLimit"
+    return {"metric": metric, key: match.group("limit")}
+
+
 class Objective(_Model):
     """An SLO on a built-in metric: ``{metric: latency-p99, upperLimit: 200ms}``.
 
@@ -250,6 +272,8 @@ class Objective(_Model):
     @model_validator(mode="before")
     @classmethod
     def _parse_limits(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = parse_k6_threshold(data)
         if not isinstance(data, dict):
             return data
         metric = data.get("metric")
@@ -324,7 +348,9 @@ class ExperimentSpec(_Model):
         default_factory=lambda: [EndpointSpec()], min_length=1,
         description="Requests to send; default one GET of the target URL.",
     )
-    objectives: list[Objective] = Field(default_factory=list)
+    objectives: list[Objective] = Field(
+        default_factory=list,
+        description="SLOs: mappings, or k6-style strings such as 'p(95)<200ms' or 'rate<0.01'.")
     http: HttpSpec = Field(default_factory=HttpSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     error_ranges: Annotated[
@@ -382,7 +408,12 @@ class ExperimentSpec(_Model):
 
 def json_schema() -> dict[str, Any]:
     """Return the JSON Schema of the spec (camelCase keys), for editors and CI linting."""
-    return ExperimentSpec.model_json_schema(by_alias=True)
+    schema = ExperimentSpec.model_json_schema(by_alias=True)
+    items = schema["properties"]["objectives"]["items"]
+    schema["properties"]["objectives"]["items"] = {"anyOf": [items, {
+        "type": "string", "pattern": _K6.pattern,
+        "description": "A k6-style threshold: p(95)<200ms, avg<100ms, rate<0.01"}]}
+    return schema
 
 
 # --- loading and error translation -------------------------------------------------------------
@@ -408,6 +439,30 @@ def parse_spec(data: Any, *, source: str = "spec") -> ExperimentSpec:
         return ExperimentSpec.model_validate(_plain(data))
     except ValidationError as exc:
         raise SpecError(_describe(exc, data, source)) from None
+
+
+class ObjectivesFile(_Model):
+    """A file of objectives for re-judging a saved run: ``objectives`` and optional ``analysis``."""
+
+    objectives: list[Objective] = Field(min_length=1)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+
+def load_objectives(path: str | Path) -> ObjectivesFile:
+    """Return the objectives in ``path``: a YAML list of objectives, or a mapping with
+    ``objectives`` (and optionally ``analysis``), such as a whole experiment spec."""
+    path = Path(path)
+    data = _read_yaml(path)
+    if isinstance(data, list):
+        data = {"objectives": data}
+    elif isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k in ("objectives", "analysis")}
+    else:
+        raise SpecError(f"{path}: expected a list of objectives or a mapping with 'objectives'")
+    try:
+        return ObjectivesFile.model_validate(_plain(data))
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, data, str(path))) from None
 
 
 def _plain(node: Any) -> Any:

@@ -313,7 +313,8 @@ class TestOneNode:
         requests = {w: v for (name, w), v in found.items() if name == "ray_slogate_requests_total"}
         assert set(requests) == {"0", "1"}, sorted(found)
         assert all(v > 0 for v in requests.values())
-        assert sum(requests.values()) == results.metrics["*"]["request-count"] == 200
+        # The last increments may still be in a killed actor's buffer: at most, not exactly.
+        assert sum(requests.values()) <= results.metrics["*"]["request-count"] == 200
         names = {name for name, _ in found}
         assert {"ray_slogate_in_flight", "ray_slogate_achieved_rps",
                 "ray_slogate_latency_p50_ms", "ray_slogate_latency_p99_ms"} <= names

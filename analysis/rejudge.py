@@ -1,0 +1,42 @@
+"""Re-judging a saved run against other objectives, without sending a request.
+
+Everything the verdict needs is in ``results.json``: the merged histograms (exact, encoded), the
+measured duration, the error ranges (in the echoed spec) and the windows' generator health.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from analysis.judging import WindowHealth, generator_health, judge_measured, objective_results
+from analysis.metrics import Measured
+from analysis.results import Results, clean_metrics, unseries
+from analysis.verdict import Limits, Objective, RunHealth
+from workers.histogram import Histogram
+
+
+def rejudge(results: Results, objectives: Sequence[Objective], limits: Limits) -> Results:
+    """Return a copy of ``results`` judged against ``objectives`` with ``limits``.
+
+    The run's own broken-ness (lost workers, aborted) carries over: a broken run stays INVALID.
+    """
+    ranges = tuple(tuple(r) for r in results.spec.get("errorRanges", [[400, 599]]))
+    measured = Measured(latency=unseries(results.histograms.latency),
+                        duration_s=results.duration_s, error_ranges=ranges)  # type: ignore[arg-type]
+    window_s = float(results.spec.get("load", {}).get("window", 1.0))
+    health = RunHealth(
+        lost_workers=tuple(f"#{w.index}: {w.reason}" for w in results.workers
+                           if w.status == "lost"),
+        aborted=results.aborted,
+        gaps=tuple(f"worker #{g.worker} lost at {g.lost_at_s:.1f} s, replaced from "
+                   f"{g.resumed_at_s:.1f} s" for g in results.gaps if g.resumed_at_s is not None),
+        **generator_health((WindowHealth(scheduled=w.scheduled, sent=w.sent,
+                                         lag=Histogram.decode(w.lag), cpu_s=w.cpu_s)
+                            for w in results.windows), window_s))
+    table, verdict = judge_measured(objectives, measured, health, limits)
+    return results.model_copy(update={
+        "metrics": clean_metrics(table.to_dict(orient="index")),
+        "objectives": objective_results(verdict),
+        "verdict": verdict.verdict.value,
+        "reasons": list(verdict.reasons),
+    })
