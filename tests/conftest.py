@@ -19,3 +19,15 @@ def ray_local() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--update-golden rewrites the golden files under tests/golden from the current output."""
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/* from the current output")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """Whether golden files are being regenerated in this run."""
+    return bool(request.config.getoption("--update-golden"))

@@ -492,3 +492,38 @@ def test_with_target_round_trips_limits(latency: float, ratio: float, rate: floa
     })
     moved = spec.with_target("http://other:1")
     assert moved.model_dump(exclude={"target"}) == spec.model_dump(exclude={"target"})
+
+
+@pytest.mark.parametrize("text, metric, upper, lower", [
+    pytest.param("p(95)<200ms", "latency-p95", 200.0, None, id="p95-ms"),
+    pytest.param("p(99.9) <= 1s", "latency-p99.9", 1000.0, None, id="p99.9-seconds-spaces"),
+    pytest.param("avg<100", "latency-mean", 100.0, None, id="avg-bare-ms"),
+    pytest.param("med<50ms", "latency-p50", 50.0, None, id="med"),
+    pytest.param("max<2s", "latency-max", 2000.0, None, id="max"),
+    pytest.param("rate<0.01", "error-rate", 0.01, None, id="rate-fraction"),
+    pytest.param("rate<1%", "error-rate", 0.01, None, id="rate-percent"),
+    pytest.param("count>=1000", "request-count", None, 1000.0, id="count-lower"),
+    pytest.param("throughput>500/s", "throughput", None, 500.0, id="throughput-lower"),
+])
+def test_k6_style_objectives(text: str, metric: str, upper: float | None,
+                             lower: float | None) -> None:
+    """A k6-style threshold string becomes the same objective as its mapping form."""
+    spec = parse_spec({"name": "t", "target": "http://h", "load": {"rate": 1, "duration": 1},
+                       "objectives": [text]})
+    objective = spec.objectives[0]
+    assert (objective.metric, objective.upper_limit, objective.lower_limit) == (metric, upper, lower)
+    jsonschema.Draft202012Validator(json_schema()).validate(
+        {"name": "t", "target": "http://h", "load": {"rate": 1, "duration": 1},
+         "objectives": [text]})
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param("p95<200ms", "is not an objective", id="no-parentheses"),
+    pytest.param("p(95)<200x", "is not a duration", id="bad-unit"),
+    pytest.param("rate<2", "is not a ratio", id="rate-above-one"),
+])
+def test_bad_k6_style_objectives_name_the_objective(text: str, message: str) -> None:
+    """A malformed threshold string is a SpecError naming objectives[0] and what is wrong."""
+    with pytest.raises(SpecError, match=rf"objectives\[0\].*{message}"):
+        parse_spec({"name": "t", "target": "http://h", "load": {"rate": 1, "duration": 1},
+                    "objectives": [text]})
