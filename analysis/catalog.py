@@ -12,6 +12,17 @@ import enum
 import re
 
 ALL_ENDPOINTS = "*"
+VERSION_SEPARATOR = ": "  # two-version runs label endpoints "baseline: GET /hello"
+VERSIONS = ("baseline", "candidate")
+
+
+def split_version(label: str) -> tuple[str | None, str]:
+    """Return (version, endpoint label) of a recorded label; version None in one-version runs."""
+    for version in VERSIONS:
+        prefix = version + VERSION_SEPARATOR
+        if label.startswith(prefix):
+            return version, label[len(prefix):]
+    return None, label
 DEFAULT_ERROR_RANGES: tuple[tuple[int, int], ...] = ((400, 599),)
 
 

@@ -91,10 +91,12 @@ def _percentile(value: float, q: float, hist: Histogram, confidence: float) -> E
     interval = stats.percentile_interval(hist, q, confidence)
     if interval is None:
         needed = stats.min_samples_for_percentile(q, confidence)
+        note = (f"{hist.total} responses are too few for a {confidence:.0%} interval on p{q:g} "
+                f"(needs at least {needed})" if needed is not None else
+                f"no number of responses gives a distribution-free interval on p{q:g}; "
+                f"judge latency-max instead")
         return Evidence(value=value, interval=None, n=hist.total, confidence=confidence,
-                        inferential=True, needed_n=needed,
-                        note=f"{hist.total} responses are too few for a {confidence:.0%} interval "
-                             f"on p{q:g} (needs at least {needed})")
+                        inferential=True, needed_n=needed, note=note)
     return Evidence(value=value, interval=(interval.low / 1e6, interval.high / 1e6),
                     n=hist.total, confidence=confidence, inferential=True)
 

@@ -10,15 +10,16 @@ objectives gives the verdict it had.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from analysis.catalog import percentile_of
+from analysis.catalog import ALL_ENDPOINTS, percentile_of
+from analysis.compare import COMPARED, relative_evidence, split_versions
 from analysis.evidence import scopes
 from analysis.metrics import Measured, metrics_table
-from analysis.results import ObjectiveResult
-from analysis.verdict import Limits, Objective, RunHealth, RunVerdict, judge_run
+from analysis.results import ComparisonResult, ObjectiveResult
+from analysis.verdict import Limits, Objective, RunHealth, RunVerdict, Side, judge_run
 from workers.histogram import Histogram
 
 
@@ -45,17 +46,59 @@ def generator_health(windows: Iterable[WindowHealth], window_s: float) -> dict[s
     }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Judgement:
+    """A judged run: the candidate's metrics table, the verdict, and for a two-version run the
+    baseline's table and the candidate-vs-baseline comparison of the main metrics."""
+
+    table: pd.DataFrame
+    verdict: RunVerdict
+    baseline_table: pd.DataFrame | None = None
+    comparison: list[ComparisonResult] = field(default_factory=list)
+
+
+def _rows(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    return {name: {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for name, row in table.to_dict(orient="index").items()}
+
+
 def judge_measured(
     objectives: Sequence[Objective], measured: Measured, health: RunHealth, limits: Limits,
-) -> tuple[pd.DataFrame, RunVerdict]:
-    """Return the metrics table and the verdict of a measured run."""
+) -> Judgement:
+    """Return the judged run. In a two-version run, absolute objectives and the metrics table
+    are the candidate's; objectives with ``vs`` compare it with the baseline."""
+    versions = split_versions(measured)
+    candidate = versions.get("candidate") or versions.get(None) or measured
     extra = [q for q in (percentile_of(o.metric) for o in objectives) if q is not None]
-    table = metrics_table(measured, extra)
-    rows = {name: {k: (None if pd.isna(v) else v) for k, v in row.items()}
-            for name, row in table.to_dict(orient="index").items()}
+    table = metrics_table(candidate, extra)
     successes = sum(h.total for (_, o), h in measured.latency.items() if not measured.is_error(o))
     health = replace(health, successful_requests=successes)
-    return table, judge_run(objectives, scopes(measured), rows, health, limits)
+    side = (scopes(candidate), _rows(table))
+    baseline_table, comparison, base_side = None, [], None
+    if "baseline" in versions:
+        baseline_table = metrics_table(versions["baseline"], extra)
+        base_side = (scopes(versions["baseline"]), _rows(baseline_table))
+        comparison = _comparison(side, base_side, limits.confidence)
+    verdict = judge_run(objectives, side[0], side[1], health, limits, baseline=base_side)
+    return Judgement(table=table, verdict=verdict, baseline_table=baseline_table,
+                     comparison=comparison)
+
+
+def _comparison(candidate: Side, baseline: Side, confidence: float) -> list[ComparisonResult]:
+    out = []
+    for metric in COMPARED:
+        evidence = relative_evidence(metric, candidate[0].get(ALL_ENDPOINTS),
+                                     baseline[0].get(ALL_ENDPOINTS),
+                                     candidate[1].get(ALL_ENDPOINTS, {}),
+                                     baseline[1].get(ALL_ENDPOINTS, {}), confidence)
+        out.append(ComparisonResult(
+            metric=metric, kind="difference" if metric == "error-rate" else "ratio",
+            candidate=candidate[1].get(ALL_ENDPOINTS, {}).get(metric),
+            baseline=baseline[1].get(ALL_ENDPOINTS, {}).get(metric), value=evidence.value,
+            low=evidence.interval[0] if evidence.interval else None,
+            high=evidence.interval[1] if evidence.interval else None,
+            confidence=confidence, note=evidence.note))
+    return out
 
 
 def objective_results(verdict: RunVerdict) -> list[ObjectiveResult]:
@@ -63,7 +106,8 @@ def objective_results(verdict: RunVerdict) -> list[ObjectiveResult]:
     return [ObjectiveResult(
         metric=j.objective.metric, endpoint=j.objective.endpoint,
         upper_limit=j.objective.upper_limit, lower_limit=j.objective.lower_limit,
-        dry_run=j.objective.dry_run, value=j.value, verdict=j.verdict.value, reason=j.reason,
+        dry_run=j.objective.dry_run, vs=j.objective.vs, value=j.value, verdict=j.verdict.value,
+        reason=j.reason,
         low=j.interval[0] if j.interval else None, high=j.interval[1] if j.interval else None,
         n=j.n, confidence=j.confidence, needed_n=j.needed_n,
     ) for j in verdict.objectives]

@@ -33,10 +33,11 @@ def rejudge(results: Results, objectives: Sequence[Objective], limits: Limits) -
         **generator_health((WindowHealth(scheduled=w.scheduled, sent=w.sent,
                                          lag=Histogram.decode(w.lag), cpu_s=w.cpu_s)
                             for w in results.windows), window_s))
-    table, verdict = judge_measured(objectives, measured, health, limits)
+    judged = judge_measured(objectives, measured, health, limits)
     return results.model_copy(update={
-        "metrics": clean_metrics(table.to_dict(orient="index")),
-        "objectives": objective_results(verdict),
-        "verdict": verdict.verdict.value,
-        "reasons": list(verdict.reasons),
+        "metrics": clean_metrics(judged.table.to_dict(orient="index")),
+        "comparison": judged.comparison,
+        "objectives": objective_results(judged.verdict),
+        "verdict": judged.verdict.verdict.value,
+        "reasons": list(judged.verdict.reasons),
     })

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
 from analysis.results import ObjectiveResult, Results
+from analysis.verdict import Objective, format_objective_value
 
 FORMATS = ("text", "markdown", "json", "junit", "html")
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -28,9 +29,9 @@ _SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-m
 def _limit(o: ObjectiveResult) -> str:
     parts = []
     if o.lower_limit is not None:
-        parts.append(f"≥ {fmt(o.metric, o.lower_limit)}")
+        parts.append(f"≥ {_value(o, o.lower_limit)}")
     if o.upper_limit is not None:
-        parts.append(f"≤ {fmt(o.metric, o.upper_limit)}")
+        parts.append(f"≤ {_value(o, o.upper_limit)}")
     return ", ".join(parts)
 
 
@@ -42,12 +43,17 @@ def _metric_columns(results: Results) -> list[str]:
     return shown + [n for n in names if n not in shown]
 
 
+def _value(o: ObjectiveResult, value: float | None) -> str:
+    """Return a value in the objective's terms (a ratio or difference when it is relative)."""
+    return format_objective_value(Objective(metric=o.metric, vs=o.vs), value)
+
+
 def _interval(o: ObjectiveResult) -> str:
     if o.low is None or o.high is None:
         return "—"
     if o.low == o.high:
         return "exact"
-    return f"{fmt(o.metric, o.low)} .. {fmt(o.metric, o.high)}"
+    return f"{_value(o, o.low)} .. {_value(o, o.high)}"
 
 
 def _confidence(results: Results) -> str:
@@ -57,9 +63,10 @@ def _confidence(results: Results) -> str:
 
 def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str, str]]:
     for o in results.objectives:
-        name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "")
+        name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "") + \
+            (f" vs {o.vs}" if o.vs else "")
         verdict = o.verdict + (" (dry run)" if o.dry_run else "")
-        yield name, fmt(o.metric, o.value), _interval(o), _limit(o), verdict, o.reason
+        yield name, _value(o, o.value), _interval(o), _limit(o), verdict, o.reason
 
 
 def render_text(results: Results, *, width: int = 110, color: bool = False) -> str:
@@ -88,6 +95,8 @@ def render_text(results: Results, *, width: int = 110, color: bool = False) -> s
     console.print(metrics)
     if results.service_metrics:
         console.print(_latency_table(results))
+    if results.comparison:
+        console.print(_comparison_table(results))
     _workers_line(console, results)
     console.print(Text(f"Verdict: {results.verdict}", style=_COLOURS[results.verdict]))
     for reason in results.reasons:
@@ -112,6 +121,38 @@ def _latency_table(results: Results) -> Table:
     for column in ("metric", "corrected", "service"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for row in _co_rows(results):
+        table.add_row(*row)
+    return table
+
+
+def _comparison_value(kind: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:+.3g} pp" if kind == "difference" else f"x{value:.3g}"
+
+
+def _comparison_rows(results: Results) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    for c in results.comparison:
+        interval = (f"{_comparison_value(c.kind, c.low)} .. {_comparison_value(c.kind, c.high)}"
+                    if c.low is not None and c.high is not None else (c.note or "—"))
+        rows.append((c.metric, fmt(c.metric, c.baseline), fmt(c.metric, c.candidate),
+                     _comparison_value(c.kind, c.value), interval))
+    return rows
+
+
+def _comparison_title(results: Results) -> str:
+    level = f"{results.comparison[0].confidence:.0%}" if results.comparison else ""
+    if results.aa:
+        return f"A/A run, the noise floor: one version against itself ({level} intervals)"
+    return f"Candidate vs baseline, interleaved ({level} intervals)"
+
+
+def _comparison_table(results: Results) -> Table:
+    table = Table(title=_comparison_title(results), title_justify="left")
+    for column in ("metric", "baseline", "candidate", "candidate vs baseline", "interval"):
+        table.add_column(column, justify="left" if column in ("metric", "interval") else "right")
+    for row in _comparison_rows(results):
         table.add_row(*row)
     return table
 
@@ -151,6 +192,11 @@ def render_markdown(results: Results) -> str:
                   "from the actual send (service time):", "",
                   "| metric | corrected | service |", "|---|---:|---:|",
                   *(f"| {n} | {c} | {u} |" for n, c, u in _co_rows(results))]
+    if results.comparison:
+        lines += ["", f"### {_comparison_title(results)}", "",
+                  "| metric | baseline | candidate | candidate vs baseline | interval |",
+                  "|---|---:|---:|---:|---|",
+                  *(f"| {m} | {b} | {c} | {v} | {i} |" for m, b, c, v, i in _comparison_rows(results))]
     load = results.spec.get("load", {})
     model = f"rate {load.get('rate')} req/s" if load.get("rate") else \
         f"concurrency {load.get('concurrency')}"

@@ -20,6 +20,10 @@ milliseconds in ``metrics``)::
     metrics     {endpoint or "*": {metric name: value or null}}; latency from the intended send
                 time (coordinated-omission corrected)
     serviceMetrics  the latency-* metrics again, from the actual send time (uncorrected)
+    baselineMetrics, comparison  two-version runs: the baseline's metrics (``metrics`` are the
+                candidate's) and candidate vs baseline per metric (ratio, or difference for
+                error-rate) with its interval; ``aa`` marks an A/A run (the noise floor).
+                Series labels of two-version runs are "baseline: GET /x" / "candidate: GET /x"
     objectives  [{metric, endpoint, upperLimit, lowerLimit, dryRun, value, low, high, n,
                  confidence, neededN, verdict, reason}]  (low..high: the value's interval)
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
@@ -97,9 +101,24 @@ class Histograms(_Doc):
     service: list[Series]
 
 
+class ComparisonResult(_Doc):
+    """Candidate against baseline on one metric (all endpoints): ratio or difference, with CI."""
+
+    metric: str
+    kind: Literal["ratio", "difference"]
+    candidate: float | None = None
+    baseline: float | None = None
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    confidence: float = 0.95
+    note: str | None = None
+
+
 class ObjectiveResult(_Doc):
     metric: str
     endpoint: str | None = None
+    vs: str | None = None
     upper_limit: float | None = None
     lower_limit: float | None = None
     dry_run: bool = False
@@ -129,6 +148,9 @@ class Results(_Doc):
     windows: list[WindowResult]
     metrics: dict[str, dict[str, float | int | None]]
     service_metrics: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+    baseline_metrics: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+    comparison: list[ComparisonResult] = Field(default_factory=list)
+    aa: bool = False
     objectives: list[ObjectiveResult]
     verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
     reasons: list[str]

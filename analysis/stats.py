@@ -53,20 +53,18 @@ def percentile_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int, i
         return None
     p = q / 100.0
     alpha = 1.0 - confidence
+    if _coverage(n, p, 1, n) < confidence:
+        return None  # not even the widest pair, x_(1)..x_(n), is enough
     # Number of samples below the true quantile ~ Binomial(n, p). Take the order statistics that
-    # bracket its central (1 - alpha) range, then widen until the exact coverage is enough.
-    low = int(stats.binom.ppf(alpha / 2, n, p))
-    high = int(stats.binom.ppf(1 - alpha / 2, n, p)) + 1
-    low = max(low, 1)
+    # bracket its central (1 - alpha) range, within 1..n, then widen until the exact coverage is
+    # enough (a clipped upper tail is made up for from the lower one, and vice versa).
+    low = max(int(stats.binom.ppf(alpha / 2, n, p)), 1)
+    high = min(int(stats.binom.ppf(1 - alpha / 2, n, p)) + 1, n)
     while _coverage(n, p, low, high) < confidence:
         if low > 1:
             low -= 1
-        elif high < n:
-            high += 1
         else:
-            break
-    if high > n or _coverage(n, p, low, min(high, n)) < confidence:
-        return None
+            high += 1
     return low, high
 
 
@@ -94,8 +92,11 @@ def percentile_interval(hist: Histogram, q: float, confidence: float = 0.95) -> 
                     high=value_at_rank(hist, high, upper=True), confidence=confidence, n=n)
 
 
-def min_samples_for_percentile(q: float, confidence: float = 0.95) -> int:
-    """Return the smallest n for which the q-th percentile has any interval at all."""
+def min_samples_for_percentile(q: float, confidence: float = 0.95) -> int | None:
+    """Return the smallest n for which the q-th percentile has any interval at all; None for
+    p0 and p100 (the minimum and maximum), which no number of samples bounds."""
+    if not 0.0 < q < 100.0:
+        return None
     n = 1
     while percentile_ranks(n, q, confidence) is None:
         n = n * 2

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from analysis import stats
 from analysis.catalog import ALL_ENDPOINTS, format_value
+from analysis.compare import relative_evidence
 from analysis.evidence import Evidence, Scope, evidence_for
 
 
@@ -53,6 +54,7 @@ class Objective:
     lower_limit: float | None = None
     endpoint: str | None = None
     dry_run: bool = False
+    vs: str | None = None  # "baseline": limits are candidate/baseline ratios (rate: differences)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,20 +106,31 @@ class RunVerdict:
     reasons: tuple[str, ...]
 
 
+def format_objective_value(objective: Objective, value: float | None) -> str:
+    """Return a value in an objective's terms: the metric's unit, or for a relative objective a
+    ratio (``x1.05``) or, for error-rate, a difference in percentage points (``+0.1 pp``)."""
+    if objective.vs is None or value is None:
+        return format_value(objective.metric, value)
+    if objective.metric == "error-rate":
+        return f"{value * 100:+.3g} pp"
+    return f"x{value:.3g}"
+
+
 def _limits_text(objective: Objective) -> str:
     parts = []
     if objective.lower_limit is not None:
-        parts.append(f">= {format_value(objective.metric, objective.lower_limit)}")
+        parts.append(f">= {format_objective_value(objective, objective.lower_limit)}")
     if objective.upper_limit is not None:
-        parts.append(f"<= {format_value(objective.metric, objective.upper_limit)}")
-    return " and ".join(parts)
+        parts.append(f"<= {format_objective_value(objective, objective.upper_limit)}")
+    against = f" of the {objective.vs}" if objective.vs else ""
+    return " and ".join(parts) + against
 
 
 def _interval_text(objective: Objective, evidence: Evidence) -> str:
-    value = format_value(objective.metric, evidence.value)
+    value = format_objective_value(objective, evidence.value)
     if not evidence.inferential or evidence.interval is None:
         return value
-    low, high = (format_value(objective.metric, x) for x in evidence.interval)
+    low, high = (format_objective_value(objective, x) for x in evidence.interval)
     return f"{value} ({evidence.confidence:.0%} CI {low}..{high}, n={evidence.n:,})"
 
 
@@ -172,16 +185,34 @@ def _generator_problems(health: RunHealth, limits: Limits) -> list[str]:
     return problems
 
 
+Side = tuple[Mapping[str, Scope], Mapping[str, Mapping[str, float | None]]]
+
+
+def _evidence(objective: Objective, candidate: Side, baseline: Side | None,
+              confidence: float) -> Evidence:
+    scope = objective.endpoint or ALL_ENDPOINTS
+    scopes, table = candidate
+    if objective.vs is None:
+        return evidence_for(objective.metric, scopes.get(scope), table.get(scope, {}), confidence)
+    if baseline is None:
+        return Evidence(value=None, interval=None, n=0, confidence=confidence, inferential=True)
+    base_scopes, base_table = baseline
+    return relative_evidence(objective.metric, scopes.get(scope), base_scopes.get(scope),
+                             table.get(scope, {}), base_table.get(scope, {}), confidence)
+
+
 def judge_run(
     objectives: Sequence[Objective], scopes: Mapping[str, Scope],
     table: Mapping[str, Mapping[str, float | None]], health: RunHealth,
-    limits: Limits = Limits(),
+    limits: Limits = Limits(), baseline: Side | None = None,
 ) -> RunVerdict:
-    """Return the run's verdict from its objectives' evidence and its health (see module doc)."""
+    """Return the run's verdict from its objectives' evidence and its health (see module doc).
+
+    ``scopes`` and ``table`` are the candidate's; ``baseline`` the baseline's, for objectives
+    judged relative to it.
+    """
     judged = tuple(
-        judge_objective(o, evidence_for(o.metric, scopes.get(o.endpoint or ALL_ENDPOINTS),
-                                        table.get(o.endpoint or ALL_ENDPOINTS, {}),
-                                        limits.confidence))
+        judge_objective(o, _evidence(o, (scopes, table), baseline, limits.confidence))
         for o in objectives)
     counted = [j for j in judged if not j.objective.dry_run]
     reasons: list[str] = []

@@ -63,7 +63,7 @@ def _emit_report(results: Any, fmt_name: str) -> None:
 
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
-                 fmt_name: str) -> int:
+                 fmt_name: str, aa: bool = False) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code.
 
     The first Ctrl-C (or SIGTERM) stops the workers and keeps partial results, marked aborted;
@@ -84,7 +84,7 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
                     placement=load.placement, on_worker_loss=load.on_worker_loss,
                     run_name=spec.name, on_progress=progress.update) as pool, \
             _stop_on_signals(pool):
-        results = run_experiment(spec, pool, base_dir=spec_dir, log=_log)
+        results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
     path = write_atomic(out_dir / "results.json", results.to_json())
     _emit_report(results, fmt_name)
     _log(f"results written to {path}")
@@ -122,14 +122,18 @@ def _stop_on_signals(pool: Any) -> Iterator[None]:
                    "default: start an embedded local Ray.")
 @click.option("--format", "fmt_name", type=click.Choice(FORMATS), default="text",
               show_default=True, help="Report format on stdout.")
+@click.option("--aa", is_flag=True, help="A/A run: load the baseline (or the target) as both "
+              "versions, interleaved, to measure the noise floor of a comparison.")
 @_errors_to_exit_codes
-def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str) -> None:
+def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, aa: bool) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
     from coordinator.spec import load_spec
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, aa=aa)
+    if aa:
+        _log(f"A/A run: {spec.target} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
-                          fmt_name=fmt_name))
+                          fmt_name=fmt_name, aa=aa))
 
 
 @main.command()

@@ -9,10 +9,12 @@ Splitting rules (the sums always equal what the user asked for):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from analysis.catalog import VERSION_SEPARATOR
 from coordinator.errors import SpecError
 from coordinator.spec import EndpointSpec, ExperimentSpec
 from workers.plan import RequestTemplate, WorkerPlan
@@ -51,10 +53,18 @@ def request_template(endpoint: EndpointSpec, target: str, base_dir: Path) -> Req
     )
 
 
+def _labelled(template: RequestTemplate, version: str | None) -> RequestTemplate:
+    if version is None:
+        return template
+    return dataclasses.replace(template, label=f"{version}{VERSION_SEPARATOR}{template.label}")
+
+
 def choose_transport(spec: ExperimentSpec) -> str:
     """Return ``fast`` or ``aiohttp``: the spec's choice, or for ``auto`` fast unless a request
     needs aiohttp (redirects, HEAD responses, which the fast path's parser cannot frame)."""
+    origins = {urlsplit(url)[:2] for _, url in spec.versions()}
     needs_aiohttp = [reason for reason, needed in (
+        ("baseline and candidate on different origins", len(origins) > 1),
         ("http.followRedirects", spec.http.follow_redirects),
         ("a HEAD endpoint", any(e.method.value == "HEAD" for e in spec.endpoints)),
     ) if needed]
@@ -70,14 +80,22 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
     """Return one plan per worker; together they send exactly the spec's load."""
     load = spec.load
     workers = load.workers
-    templates = tuple(request_template(e, spec.target, base_dir) for e in spec.endpoints)
-    limits = split_count(load.requests, workers) if load.requests is not None else [None] * workers
-    warmups = split_count(load.warmup_requests or 0, workers)
+    versions = spec.versions()
+    # Two versions: every endpoint once per version, equal weights, so the picker alternates
+    # baseline and candidate request by request; rates and counts are per version.
+    templates = tuple(
+        _labelled(request_template(e, url, base_dir), version if len(versions) > 1 else None)
+        for version, url in versions for e in spec.endpoints)
+    per_version = len(versions)
+    requests = None if load.requests is None else load.requests * per_version
+    rate = None if load.rate is None else load.rate * per_version
+    limits = split_count(requests, workers) if requests is not None else [None] * workers
+    warmups = split_count((load.warmup_requests or 0) * per_version, workers)
     users = split_count(load.concurrency or 0, workers)
     if load.concurrency is not None and load.concurrency < workers:
         raise SpecError(f"load.concurrency: {load.concurrency} users cannot be split over "
                         f"{workers} workers (give at least one user per worker)")
-    if load.requests is not None and load.requests < workers:
+    if requests is not None and requests < workers:
         raise SpecError(f"load.requests: {load.requests} requests cannot be split over "
                         f"{workers} workers (give at least one request per worker)")
     in_flight = split_count(max(load.max_in_flight, workers), workers)
@@ -88,8 +106,8 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             worker_count=workers,
             requests=templates,
             model=load.model,
-            rate_rps=None if load.rate is None else load.rate / workers,
-            phase_s=0.0 if load.rate is None else i / load.rate,
+            rate_rps=None if rate is None else rate / workers,
+            phase_s=0.0 if rate is None else i / rate,
             concurrency=users[i],
             duration_s=load.duration,
             request_limit=limits[i],
@@ -99,12 +117,12 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             window_s=load.window,
             max_in_flight=in_flight[i],
             max_duration_s=load.max_duration,
-            schedule_rate_rps=load.rate,
+            schedule_rate_rps=rate,
             arrival=load.arrival,
             seed=load.seed,
             ramp_s=load.ramp.duration if load.ramp else 0.0,
-            ramp_from_rps=load.ramp.from_ if load.ramp else 0.0,
-            ramp_to_rps=(load.ramp.to or load.rate) if load.ramp else None,
+            ramp_from_rps=load.ramp.from_ * per_version if load.ramp else 0.0,
+            ramp_to_rps=(load.ramp.to or load.rate) * per_version if load.ramp else None,
             think_s=load.think_time or 0.0,
             transport=choose_transport(spec),
             error_ranges=spec.error_ranges,

@@ -19,6 +19,7 @@ from analysis.results import (
     GapResult,
     Histograms, ObjectiveResult, Results, WindowResult, WorkerResult, clean_metrics, series,
 )
+from analysis.compare import split_versions
 from analysis.judging import WindowHealth, generator_health, judge_measured, objective_results
 from analysis.verdict import RunHealth
 from coordinator.plan import worker_plans
@@ -49,7 +50,7 @@ class WorkerPool(Protocol):
 
 def run_experiment(
     spec: ExperimentSpec, pool: WorkerPool, *, base_dir: Path = Path("."),
-    log: Callable[[str], None] = lambda _m: None,
+    log: Callable[[str], None] = lambda _m: None, aa: bool = False,
 ) -> Results:
     """Run the spec's load on ``pool`` and return the judged results document."""
     plans = worker_plans(spec, base_dir)
@@ -64,7 +65,8 @@ def run_experiment(
     ended = datetime.now(timezone.utc)
     log("load finished; merging and judging")
     return build_results(spec, outcomes, started=started, ended=ended,
-                         aborted=getattr(pool, "aborted", False), gaps=getattr(pool, "gaps", ()))
+                         aborted=getattr(pool, "aborted", False), gaps=getattr(pool, "gaps", ()),
+                         aa=aa)
 
 
 def _iso(moment: datetime) -> str:
@@ -74,6 +76,7 @@ def _iso(moment: datetime) -> str:
 def build_results(
     spec: ExperimentSpec, outcomes: Sequence[WorkerReport | WorkerLostLike], *,
     started: datetime, ended: datetime, aborted: bool = False, gaps: Sequence[GapLike] = (),
+    aa: bool = False,
 ) -> Results:
     """Return the results document: merged histograms, metrics, verdicts (pure).
 
@@ -94,9 +97,14 @@ def build_results(
         **generator_health((WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag,
                                          cpu_s=w.cpu_s) for w in windows), spec.load.window))
     objectives = [o.to_core() for o in spec.objectives]
-    table, verdict = judge_measured(objectives, measured, health, spec.analysis.to_core())
+    judged = judge_measured(objectives, measured, health, spec.analysis.to_core())
+    table, verdict = judged.table, judged.verdict
+    service_versions = split_versions(Measured(latency=service, duration_s=measured.duration_s,
+                                               error_ranges=spec.error_ranges))
+    service_candidate = (service_versions.get("candidate") or service_versions.get(None)
+                         or Measured(latency={}, duration_s=measured.duration_s))
     service_table = metrics_table(
-        Measured(latency=service, duration_s=measured.duration_s, error_ranges=spec.error_ranges),
+        service_candidate,
         [q for q in (percentile_of(o.metric) for o in objectives) if q is not None])
     return Results(
         name=spec.name,
@@ -114,6 +122,10 @@ def build_results(
         service_metrics=clean_metrics(
             service_table[[c for c in service_table.columns if c.startswith("latency-")]]
             .to_dict(orient="index")),
+        baseline_metrics=(clean_metrics(judged.baseline_table.to_dict(orient="index"))
+                          if judged.baseline_table is not None else {}),
+        comparison=judged.comparison,
+        aa=aa,
         objectives=objective_results(verdict),
         verdict=verdict.verdict.value,
         reasons=list(verdict.reasons),

@@ -257,6 +257,24 @@ def parse_k6_threshold(text: str) -> dict[str, Any]:
     return {"metric": metric, key: match.group("limit")}
 
 
+def _parse_ratio_limit(value: object) -> float:
+    """Return a positive ratio limit: ``1.1`` or ``110%``."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        value = float(value.strip()[:-1]) / 100
+    number = units.parse_throughput_rps(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive ratio (use e.g. 1.1 or 110%)")
+    return number
+
+
+def _parse_signed_ratio(value: object) -> float:
+    """Return a difference of rates: ``0.5%``, ``-0.1%`` or ``0.005``."""
+    text = str(value).strip()
+    negative = text.startswith("-")
+    number = units.parse_ratio(text.lstrip("-"))
+    return -number if negative else number
+
+
 class Objective(_Model):
     """An SLO on a built-in metric: ``{metric: latency-p99, upperLimit: 200ms}``.
 
@@ -268,6 +286,10 @@ class Objective(_Model):
     lower_limit: Annotated[float | None, WithJsonSchema(_QUANTITY_JSON)] = None
     endpoint: str | None = Field(None, description="Judge one endpoint (its label); default all.")
     dry_run: bool = Field(False, description="Report this objective but leave it out of the verdict.")
+    vs: Literal["baseline"] | None = Field(
+        None, description="Judge the candidate relative to the baseline: limits are ratios "
+        "(candidate / baseline, e.g. 1.1) for latency and throughput, and differences "
+        "(candidate - baseline, e.g. 0.5%) for error-rate.")
 
     @model_validator(mode="before")
     @classmethod
@@ -281,10 +303,15 @@ class Objective(_Model):
         if kind is None:
             return data  # the field validator reports the metric itself
         parsed = dict(data)
+        parser = _LIMIT_PARSERS[kind]
+        if data.get("vs") is not None and kind is not Kind.RATIO:
+            parser = _parse_ratio_limit  # candidate / baseline
+        elif data.get("vs") is not None:
+            parser = _parse_signed_ratio  # candidate - baseline, may be negative
         for key in ("upperLimit", "lowerLimit", "upper_limit", "lower_limit"):
             if parsed.get(key) is not None:
                 try:
-                    parsed[key] = _LIMIT_PARSERS[kind](parsed[key])
+                    parsed[key] = parser(parsed[key])
                 except ValueError as exc:
                     raise ValueError(f"{key}: {exc} for {metric} ({kind.value})") from None
         return parsed
@@ -303,7 +330,7 @@ class Objective(_Model):
         """Return the objective as the analysis' plain value."""
         return CoreObjective(metric=self.metric, upper_limit=self.upper_limit,
                              lower_limit=self.lower_limit, endpoint=self.endpoint,
-                             dry_run=self.dry_run)
+                             dry_run=self.dry_run, vs=self.vs)
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> Objective:
@@ -342,7 +369,10 @@ class ExperimentSpec(_Model):
     model_config = ConfigDict(json_schema_extra={"$id": SCHEMA_ID, "title": "slogate experiment"})
 
     name: str = Field(min_length=1, max_length=253, description="Experiment name.")
-    target: str = Field(description="Base URL of the version under test (http or https).")
+    target: str = Field(description="Base URL of the version under test, the candidate "
+                        "(http or https).")
+    baseline: str | None = Field(None, description="Base URL of the baseline version: both are "
+                                 "loaded by the same workers, interleaved request by request.")
     load: LoadSpec
     endpoints: list[EndpointSpec] = Field(
         default_factory=lambda: [EndpointSpec()], min_length=1,
@@ -362,9 +392,11 @@ class ExperimentSpec(_Model):
                         "description": "HTTP statuses counted as errors, e.g. ['400-599']."}),
     ] = DEFAULT_ERROR_RANGES
 
-    @field_validator("target")
+    @field_validator("target", "baseline")
     @classmethod
-    def _http_url(cls, target: str) -> str:
+    def _http_url(cls, target: str | None) -> str | None:
+        if target is None:
+            return None
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{target!r} is not an http(s) URL with a host")
@@ -386,6 +418,14 @@ class ExperimentSpec(_Model):
         return value
 
     @model_validator(mode="after")
+    def _relative_needs_baseline(self) -> ExperimentSpec:
+        for index, objective in enumerate(self.objectives):
+            if objective.vs is not None and self.baseline is None:
+                raise ValueError(f"objectives[{index}].vs: compares with the baseline, but the "
+                                 "spec has no baseline URL")
+        return self
+
+    @model_validator(mode="after")
     def _unique_endpoint_labels(self) -> ExperimentSpec:
         labels = [e.label for e in self.endpoints]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -396,6 +436,12 @@ class ExperimentSpec(_Model):
                 raise ValueError(f"objectives[{index}].endpoint: {objective.endpoint!r} is not "
                                  f"one of the endpoints {labels}")
         return self
+
+    def versions(self) -> list[tuple[str, str]]:
+        """Return ``[(version, base URL)]``: the candidate alone, or baseline and candidate."""
+        if self.baseline is None:
+            return [("candidate", self.target)]
+        return [("baseline", self.baseline), ("candidate", self.target)]
 
     def with_target(self, target: str) -> ExperimentSpec:
         """Return a copy that loads another base URL (the demo points it at a free port)."""
@@ -418,10 +464,17 @@ def json_schema() -> dict[str, Any]:
 
 # --- loading and error translation -------------------------------------------------------------
 
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Return the validated spec in ``path``, or raise SpecError naming the file, line and field."""
+def load_spec(path: str | Path, *, aa: bool = False) -> ExperimentSpec:
+    """Return the validated spec in ``path``, or raise SpecError naming the file, line and field.
+
+    ``aa``: the A/A version of the spec, the baseline (or the target, without a baseline)
+    loaded as both versions.
+    """
     path = Path(path)
     data = _read_yaml(path)
+    if aa and isinstance(data, dict):
+        url = data.get("baseline") or data.get("target")
+        data["target"] = data["baseline"] = url
     spec = parse_spec(data, source=str(path))
     _check_body_files(spec, path.parent, str(path))
     return spec
