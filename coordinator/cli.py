@@ -79,7 +79,9 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     out_dir = out or _default_out(spec.name)
     local_cpus = int(max(load.workers * load.cpus_per_worker, 1) + 0.999)
     total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
-    with ProgressPrinter(total_s=total_s or None, target_rps=load.rate) as progress, \
+    excluded_s = (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
+    with ProgressPrinter(total_s=total_s or None, target_rps=load.rate,
+                         excluded_s=excluded_s) as progress, \
             RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
                     placement=load.placement, on_worker_loss=load.on_worker_loss,
                     run_name=spec.name, on_progress=progress.update) as pool, \

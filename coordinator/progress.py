@@ -25,8 +25,10 @@ class ProgressPrinter:
     """
 
     def __init__(self, *, total_s: float | None, target_rps: float | None,
-                 stream: TextIO | None = None, every_s: float = 5.0) -> None:
+                 excluded_s: float = 0.0, stream: TextIO | None = None,
+                 every_s: float = 5.0) -> None:
         self._total_s = total_s
+        self._excluded_s = excluded_s
         self._target = target_rps
         self._stream = stream or sys.stderr
         self._interactive = self._stream.isatty()
@@ -48,7 +50,8 @@ class ProgressPrinter:
     def line(self, view: Any) -> str:
         """Return the progress line for a view."""
         total = f"/{self._total_s:.0f}" if self._total_s else ""
-        rate = view.requests / view.elapsed_s if view.elapsed_s > 0 else 0.0
+        measured_s = view.elapsed_s - self._excluded_s  # warm-up and ramp are not counted
+        rate = view.requests / measured_s if measured_s > 0.5 else 0.0
         target = f"/{self._target:g}" if self._target else ""
         p50 = "-" if view.latency_p50_ms is None else f"{view.latency_p50_ms:.3g}"
         p99 = "-" if view.latency_p99_ms is None else f"{view.latency_p99_ms:.3g}"
