@@ -102,16 +102,22 @@ def merged(items: Iterable[Series], endpoint: str | None = None) -> Histogram:
 
 
 def cdf_points(hist: Histogram) -> tuple[tuple[float, float], ...]:
-    """Return (latency ms, % of requests at or below) at each bucket's top, thinned on a log x."""
+    """Return the CDF staircase, (latency ms, % of requests at or below), thinned on a log x.
+
+    Each non-empty bucket rises from the share below it at its lowest value to the share up to
+    it at its highest; between buckets the line stays flat. Thinning keeps the last point of
+    each cell of ``_CDF_STEP_DECADES`` on the log axis, so no point moves by more than a cell.
+    """
     low_ns, high_ns, counts = hist.nonzero()
     if not counts.size:
         return ()
-    high_ms = np.maximum(high_ns, 1) / 1e6
     share = np.cumsum(counts) * 100.0 / counts.sum()
-    cell = np.floor(np.log10(high_ms) / _CDF_STEP_DECADES)
+    x_ms = np.column_stack([low_ns, high_ns]).ravel().clip(min=1) / 1e6
+    y = np.column_stack([np.append(0.0, share[:-1]), share]).ravel()
+    cell = np.floor(np.log10(x_ms) / _CDF_STEP_DECADES)
     keep = np.append(cell[1:] != cell[:-1], True)  # the last point of each cell
-    first = (max(float(low_ns[0]), 1.0) / 1e6, 0.0)
-    return (first, *zip(high_ms[keep].tolist(), share[keep].tolist()))
+    keep[0] = True
+    return tuple(zip(x_ms[keep].tolist(), y[keep].tolist()))
 
 
 def _log_edges(hists: Sequence[Histogram]) -> np.ndarray:
@@ -284,6 +290,11 @@ class _Axis:
         return self.px0 + (value - lo) / (hi - lo) * (self.px1 - self.px0)
 
 
+def _clean(value: float) -> float:
+    """Return value without float noise in its last digits (0.30000000000000004 -> 0.3)."""
+    return float(f"{value:.12g}")
+
+
 def nice_linear(lo: float, hi: float, target: int = 5) -> tuple[float, float, list[float]]:
     """Return (lo', hi', ticks): bounds widened to a 1-2-2.5-5 step that gives ~target ticks."""
     if hi <= lo:
@@ -292,15 +303,19 @@ def nice_linear(lo: float, hi: float, target: int = 5) -> tuple[float, float, li
     magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
     first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
-    ticks = [round(k * step, 12) for k in range(first, last + 1)]
+    ticks = [_clean(k * step) for k in range(first, last + 1)]
+    if ticks[-1] < hi:  # cleaning rounded a bound inside the data
+        ticks.append(_clean((last + 1) * step))
+    if ticks[0] > lo:
+        ticks.insert(0, _clean((first - 1) * step))
     return ticks[0], ticks[-1], ticks
 
 
 def _log_grid(lo: float, hi: float, mantissas: Iterable[float]) -> list[float]:
     """Return every m * 10**k (m in mantissas) from a decade below lo to a decade above hi."""
     mantissas = list(mantissas)
-    return [round(m * 10.0 ** k, 12) for k in range(math.floor(math.log10(lo)) - 1,
-                                                      math.ceil(math.log10(hi)) + 2)
+    return [_clean(m * 10.0 ** k) for k in range(math.floor(math.log10(lo)) - 1,
+                                                math.ceil(math.log10(hi)) + 2)
             for m in mantissas]
 
 
@@ -595,8 +610,15 @@ def _endpoint_table(spec: dict[str, Any]) -> str:
                   cls="narrow") if rows else ""
 
 
+def _short(node: str | None) -> _Html:
+    """Return a node id cut to 12 characters, the whole id in its tooltip."""
+    if not node:
+        return _Html("—")
+    return _Html(f'<span title="{_e(node)}">{_e(node[:12])}</span>')
+
+
 def _workers_table(results: Results) -> str:
-    rows = [[w.index, w.host or "—", w.pid or "—", (w.node or "—")[:12], w.status,
+    rows = [[w.index, w.host or "—", w.pid or "—", _short(w.node), w.status,
              f"{w.requests:,}", f"{w.errors:,}", f"{w.warmup_requests:,}", f"{w.unsent:,}",
              w.reason or ""] for w in results.workers]
     return _table(["#", "host", "pid", "node", "status", "requests", "errors", "warm-up",
@@ -610,7 +632,8 @@ def _gaps_table(results: Results) -> str:
     rows = [[f"#{g.worker}", f"{g.lost_at_s:.1f} s",
              "never" if g.resumed_at_s is None else f"{g.resumed_at_s:.1f} s"]
             for g in results.gaps]
-    return "<h3>Gaps (load nobody sent)</h3>" + _table(["worker", "lost at", "resumed at"], rows)
+    return "<h3>Gaps (load nobody sent)</h3>" + _table(["worker", "lost at", "resumed at"], rows,
+                                                       align="lrr", cls="narrow")
 
 
 def run_section(results: Results) -> str:
@@ -619,7 +642,8 @@ def run_section(results: Results) -> str:
     return _Html(
         "<h2>Run</h2>"
         f'<p>target <code>{_e(spec.get("target", "—"))}</code>; {_e(results.start_time)} .. '
-        f"{_e(results.end_time)}, measured {results.duration_s:.3g} s (warm-up excluded)</p>"
+        f"{_e(results.end_time)}, measured {results.duration_s:.3g} s (warm-up excluded)"
+        f"{'; <strong>aborted</strong>' if results.aborted else ''}</p>"
         f"<h3>Load</h3>{_load_list(spec.get('load') or {})}"
         f"<h3>Endpoints</h3>{_endpoint_table(spec)}"
         f"<h3>Workers</h3>{_workers_table(results)}{_gaps_table(results)}")
@@ -628,16 +652,17 @@ def run_section(results: Results) -> str:
 def header_section(results: Results) -> str:
     """Return the title, the verdict badge, its reasons and the aborted/gaps warnings."""
     reasons = "".join(f"<li>{_e(r)}</li>" for r in results.reasons)
-    warnings = []
+    flags = []
     if results.aborted:
-        warnings.append("The run was aborted before it finished: the data is partial.")
-    if results.gaps:
-        warnings.append(f"{len(results.gaps)} gap(s): a lost worker's share of the load was "
-                        "not sent for a while (see Run).")
+        flags.append("aborted before it finished: the data is partial")
     lost = sum(w.status != "ok" for w in results.workers)
     if lost:
-        warnings.append(f"{lost} worker(s) lost during the run.")
-    notes = "".join(f'<p class="warn">{_e(w)}</p>' for w in warnings)
+        flags.append(f"{lost} worker(s) lost")
+    if results.gaps:
+        flags.append(f"{len(results.gaps)} gap(s) in the load: a lost worker's share not sent "
+                     "for a while")
+    notes = (f'<p class="warn"><strong>Flags:</strong> {_e(" · ".join(flags))} (see Run)</p>'
+             if flags else "")
     return _Html(
         f"<header><h1>{_e(results.name)} {_chip(results.verdict, big=True)}</h1>"
         f'<p class="sub">{_e(results.start_time)} .. {_e(results.end_time)} · measured '
@@ -664,6 +689,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 .reasons { margin: 8px 0; padding-left: 20px; }
 .warn { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 6px 10px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
+th:first-child, td:first-child { white-space: nowrap; }
 th, td { padding: 5px 8px; border-bottom: 1px solid #e4e8ec; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -700,8 +726,10 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 def render_html(results: Results) -> str:
     """Return the run's report as one self-contained HTML page (no network at view time)."""
     title = f"slogate: {results.name} — {results.verdict}"
-    tables = _Html(f'<div class="pair"><section>{metrics_section(results)}</section>'
-                   f"<section>{service_section(results)}</section></div>")
+    side_by_side = len(results.metrics) <= 2  # all endpoints and at most one endpoint: narrow
+    tables = _Html(f'<div class="{"pair" if side_by_side else "stack"}"><section>'
+                   f"{metrics_section(results)}</section><section>{service_section(results)}"
+                   "</section></div>")
     sections = [header_section(results), objectives_section(results), tables,
                 charts_section(results), run_section(results)]
     return (

@@ -160,8 +160,11 @@ def judge_objective(objective: Objective, evidence: Evidence) -> ObjectiveVerdic
 
 def _needed(objective: Objective, evidence: Evidence) -> int | None:
     """Return about how many requests would put the interval on one side of the limit."""
-    limit = objective.upper_limit if objective.upper_limit is not None else objective.lower_limit
     value, (low, high) = evidence.value, evidence.interval  # type: ignore[misc]
+    # Of the limits the interval crosses, the one nearest the value takes the most requests.
+    crossed = [x for x in (objective.upper_limit, objective.lower_limit)
+               if x is not None and low <= x <= high]
+    limit = min(crossed, key=lambda x: abs(x - (value or 0.0)), default=None)
     if limit is None or value is None or value == limit:
         return None
     if objective.metric == "error-rate":

@@ -334,6 +334,19 @@ def test_mean_interval_covers_true_mean() -> None:
     assert coverage <= CONFIDENCE + 3 * standard_error(CONFIDENCE, trials), coverage
 
 
+def test_mean_interval_width_matches_the_standard_error() -> None:
+    """The bootstrap interval's half-width is 1.96 standard errors of the mean (sample sd over
+    sqrt(n)) within 8 %: the 2000 rounds put about 2 % Monte Carlo error on it."""
+    rng = np.random.default_rng(20240603)
+    n = 500
+    for row in rng.lognormal(math.log(5 * MS), MEAN_SIGMA, (20, n)):
+        hist = Histogram.from_values(row)
+        interval = stats.mean_interval(hist, CONFIDENCE)
+        assert interval is not None and hist.stddev_ns is not None
+        standard = sps.norm.ppf(0.975) * hist.stddev_ns / math.sqrt(n)
+        assert (interval.high - interval.low) / 2 == pytest.approx(standard, rel=0.08)
+
+
 def test_mean_interval_needs_30_samples_and_is_reproducible() -> None:
     """Under 30 samples there is no interval; from 30 up the same histogram gives the same
     interval (fixed seed), containing the histogram's mean."""
