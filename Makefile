@@ -34,3 +34,9 @@ bench: $(VENV)/.installed-bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The HTML report of a demo run (or of RESULTS=path/results.json), screenshotted by headless
+# Chromium into out/report.png, with out/report.html beside it; fails if the page logs errors.
+.PHONY: report-screenshot
+report-screenshot: $(VENV)/.installed
+	$(BIN)/python scripts/report_screenshot.py --out out/report.png $(RESULTS)

@@ -33,10 +33,10 @@ from analysis.metrics import Measured, status_of
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
 from workers.histogram import Histogram
 
-VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "INCONCLUSIVE": "#b76e00",
-                   "INVALID": "#8250df"}
-CORRECTED, SERVICE = "#0969da", "#e16f24"
-PALETTE = ("#0969da", "#e16f24", "#1a7f37", "#8250df", "#cf222e", "#57606a")
+BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
+    "#0969da", "#e16f24", "#1a7f37", "#cf222e", "#8250df", "#57606a")
+VERDICT_COLOURS = {"PASS": GREEN, "FAIL": RED, "INCONCLUSIVE": "#b76e00", "INVALID": PURPLE}
+PALETTE = (BLUE, ORANGE, GREEN, PURPLE, RED, GREY)  # lines of a chart, in order
 WIDTH, HEIGHT = 720, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 18, 34, 46
 _BINS_PER_DECADE = (10, 100)  # histogram bins per decade: at least, at most
@@ -65,6 +65,7 @@ class Line:
     colour: str
     dashed: bool = False
     fill: bool = False  # shade the area under the line (histograms)
+    dots: bool = False  # mark each point, with its value as a tooltip (time series)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +74,7 @@ class Guide:
 
     label: str
     y: float
-    colour: str = "#cf222e"
+    colour: str = RED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,8 +106,9 @@ def cdf_points(hist: Histogram) -> tuple[tuple[float, float], ...]:
     """Return the CDF staircase, (latency ms, % of requests at or below), thinned on a log x.
 
     Each non-empty bucket rises from the share below it at its lowest value to the share up to
-    it at its highest; between buckets the line stays flat. Thinning keeps the last point of
-    each cell of ``_CDF_STEP_DECADES`` on the log axis, so no point moves by more than a cell.
+    it at its highest; between buckets the line stays flat. Thinning keeps the first and the
+    last point of each cell of ``_CDF_STEP_DECADES`` on the log axis: flat stretches between
+    cells stay flat and the line strays from the staircase by less than a cell.
     """
     low_ns, high_ns, counts = hist.nonzero()
     if not counts.size:
@@ -115,8 +117,8 @@ def cdf_points(hist: Histogram) -> tuple[tuple[float, float], ...]:
     x_ms = np.column_stack([low_ns, high_ns]).ravel().clip(min=1) / 1e6
     y = np.column_stack([np.append(0.0, share[:-1]), share]).ravel()
     cell = np.floor(np.log10(x_ms) / _CDF_STEP_DECADES)
-    keep = np.append(cell[1:] != cell[:-1], True)  # the last point of each cell
-    keep[0] = True
+    change = cell[1:] != cell[:-1]
+    keep = np.append(True, change) | np.append(change, True)  # first and last of each cell
     return tuple(zip(x_ms[keep].tolist(), y[keep].tolist()))
 
 
@@ -203,9 +205,9 @@ def percentile_lines(windows: Sequence[WindowResult], mids: Sequence[float],
     """Return p50 and p99 per window (responded requests, corrected latency) as two lines."""
     hists = [merged(w.latency) for w in windows]
     return (
-        Line(label=f"{prefix}p50", colour=CORRECTED,
+        Line(label=f"{prefix}p50", colour=BLUE, dots=True,
              points=tuple((t, _pct_ms(h, 50)) for t, h in zip(mids, hists))),
-        Line(label=f"{prefix}p99", colour="#cf222e",
+        Line(label=f"{prefix}p99", colour=RED, dots=True,
              points=tuple((t, _pct_ms(h, 99)) for t, h in zip(mids, hists))),
     )
 
@@ -224,15 +226,15 @@ def throughput_lines(results: Results, prefix: str = "") -> tuple[Line, ...]:
         done.append((mid, sum(s.count for s in w.latency) * per_s))
         errors.append((mid, sum(s.count for s in w.latency if judge.is_error(s.outcome)) * per_s))
         due.append((mid, w.scheduled * per_s))
-    return (Line(label=f"{prefix}throughput", colour=CORRECTED, points=tuple(done)),
-            Line(label=f"{prefix}scheduled", colour="#57606a", dashed=True, points=tuple(due)),
-            Line(label=f"{prefix}errors", colour="#cf222e", points=tuple(errors)))
+    return (Line(label=f"{prefix}throughput", colour=BLUE, dots=True, points=tuple(done)),
+            Line(label=f"{prefix}scheduled", colour=GREY, dashed=True, points=tuple(due)),
+            Line(label=f"{prefix}errors", colour=RED, dots=True, points=tuple(errors)))
 
 
 def window_charts(results: Results) -> list[Chart]:
     """Return the over-time charts: latency percentiles, throughput and errors, schedule lag."""
     mids = [mid for mid, _ in _spans(results)]
-    lag = Line(label="schedule lag p99", colour="#8250df", points=tuple(
+    lag = Line(label="schedule lag p99", colour=PURPLE, dots=True, points=tuple(
         (t, _pct_ms(Histogram.decode(w.lag), 99)) for t, w in zip(mids, results.windows)))
     max_lag = (results.spec.get("analysis") or {}).get("maxScheduleLag")
     guides = (Guide(label=f"limit {max_lag:g} ms", y=float(max_lag)),) \
@@ -250,7 +252,7 @@ def window_charts(results: Results) -> list[Chart]:
 
 
 def latency_charts(results: Results) -> list[Chart]:
-    """Return one CDF per endpoint (all endpoints first when there are several), then a histogram."""
+    """Return a CDF per endpoint (all endpoints first when there are several), then a histogram."""
     latency, service = results.histograms.latency, results.histograms.service
     endpoints = sorted({s.endpoint for s in latency})
     scopes: list[tuple[str, str | None]] = [("all endpoints", None)] if len(endpoints) != 1 else []
@@ -419,14 +421,15 @@ def _svg_line(line: Line, x_axis: _Axis, y_axis: _Axis) -> list[str]:
     for run in _segments(line.points):
         coords = " ".join(f"{x_axis(x):.1f},{y_axis(y):.1f}" for x, y in run)
         if line.fill:
-            base = f"{x_axis(run[-1][0]):.1f},{y_axis(0):.1f} {x_axis(run[0][0]):.1f},{y_axis(0):.1f}"
-            out.append(f'<polygon points="{coords} {base}" fill="{line.colour}" '
+            zero = y_axis(0)
+            base = f"{x_axis(run[-1][0]):.1f},{zero:.1f} {x_axis(run[0][0]):.1f},{zero:.1f}"
+            out.append(f'<polygon points="{coords} {base}" fill="{_e(line.colour)}" '
                        f'fill-opacity="0.12" stroke="none"/>')
-        out.append(f'<polyline points="{coords}" fill="none" stroke="{line.colour}" '
+        out.append(f'<polyline points="{coords}" fill="none" stroke="{_e(line.colour)}" '
                    f'stroke-width="2"{dash}/>')
-        if not line.fill and len(line.points) <= 120:
+        if line.dots and len(line.points) <= 120:
             out += [f'<circle cx="{x_axis(x):.1f}" cy="{y_axis(y):.1f}" r="2.5" '
-                    f'fill="{line.colour}"><title>{_e(line.label)}: {_num(y)} at {_num(x)}'
+                    f'fill="{_e(line.colour)}"><title>{_e(line.label)}: {_num(y)} at {_num(x)}'
                     f'</title></circle>' for x, y in run]
     return out
 
@@ -434,7 +437,7 @@ def _svg_line(line: Line, x_axis: _Axis, y_axis: _Axis) -> list[str]:
 def _svg_guides(guides: Sequence[Guide], y_axis: _Axis) -> list[str]:
     """Return the reference lines that fall inside the y range."""
     return [f'<line x1="{_LEFT}" y1="{y_axis(g.y):.1f}" x2="{WIDTH - _RIGHT}" '
-            f'y2="{y_axis(g.y):.1f}" stroke="{g.colour}" stroke-width="1.5" '
+            f'y2="{y_axis(g.y):.1f}" stroke="{_e(g.colour)}" stroke-width="1.5" '
             f'stroke-dasharray="3 3"/>' for g in guides if y_axis.lo <= g.y <= y_axis.hi]
 
 
@@ -446,11 +449,17 @@ def _svg_legend(chart: Chart, y_top: float | None) -> list[str]:
     out, x = [], float(_LEFT)
     for label, colour, dashed in items:
         dash = ' stroke-dasharray="4 3"' if dashed else ""
-        out.append(f'<line x1="{x:.0f}" y1="14" x2="{x + 20:.0f}" y2="14" stroke="{colour}" '
+        out.append(f'<line x1="{x:.0f}" y1="14" x2="{x + 20:.0f}" y2="14" stroke="{_e(colour)}" '
                    f'stroke-width="2.5"{dash}/>')
         out.append(f'<text x="{x + 26:.0f}" y="18">{_e(label)}</text>')
         x += 40 + 6.8 * len(label)
     return out
+
+
+def _plot_rect(attrs: str, pad: int = 0) -> str:
+    """Return a rect over the plot area, ``pad`` pixels larger on every side."""
+    width, height = WIDTH - _LEFT - _RIGHT + 2 * pad, HEIGHT - _TOP - _BOTTOM + 2 * pad
+    return f'<rect {attrs} x="{_LEFT - pad}" y="{_TOP - pad}" width="{width}" height="{height}"/>'
 
 
 def render_svg(chart: Chart, ident: str) -> str:
@@ -459,14 +468,12 @@ def render_svg(chart: Chart, ident: str) -> str:
             f'role="img" aria-label="{_e(chart.title)}"><title>{_e(chart.title)}</title>')
     frame = _frame(chart)
     if frame is None:
-        return (head + f'<rect class="frame" x="{_LEFT}" y="{_TOP}" width="{WIDTH - _LEFT - _RIGHT}"'
-                f' height="{HEIGHT - _TOP - _BOTTOM}"/><text class="empty" x="{WIDTH / 2:.0f}" '
+        return (head + _plot_rect('class="frame"') + f'<text class="empty" x="{WIDTH / 2:.0f}" '
                 f'y="{HEIGHT / 2:.0f}" text-anchor="middle">no data</text></svg>')
-    clip = (f'<clipPath id="{ident}"><rect x="{_LEFT - 3}" y="{_TOP - 3}" '
-            f'width="{WIDTH - _LEFT - _RIGHT + 6}" height="{HEIGHT - _TOP - _BOTTOM + 6}"/></clipPath>')
+    clip = f'<clipPath id="{_e(ident)}">{_plot_rect("", pad=3)}</clipPath>'
     body = [line for item in chart.lines for line in _svg_line(item, frame.x, frame.y)]
     parts = [head, clip, *_svg_grid(frame), *_svg_titles(chart),
-             *_svg_legend(chart, frame.y.hi), f'<g clip-path="url(#{ident})">',
+             *_svg_legend(chart, frame.y.hi), f'<g clip-path="url(#{_e(ident)})">',
              *_svg_guides(chart.guides, frame.y), *body, "</g></svg>"]
     return "\n".join(parts)
 
@@ -493,7 +500,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str 
 
 
 def _chip(verdict: str, *, big: bool = False) -> _Html:
-    colour = VERDICT_COLOURS.get(verdict, "#57606a")
+    colour = VERDICT_COLOURS.get(verdict, GREY)
     return _Html(f'<span class="{"badge" if big else "chip"}" style="background:{colour}">'
                  f'{_e(verdict)}</span>')
 
@@ -673,7 +680,8 @@ def header_section(results: Results) -> str:
 _CSS = """
 :root { color-scheme: light; }
 body { margin: 0; background: #f6f8fa; color: #1f2328;
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+  sans-serif; }
 main { max-width: 1480px; margin: 0 auto; padding: 24px 28px 48px; background: #fff;
   min-height: 100vh; box-shadow: 0 0 0 1px #d0d7de; }
 h1 { font-size: 26px; margin: 0 0 4px; display: flex; align-items: center; gap: 14px;
@@ -690,7 +698,8 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 .warn { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 6px 10px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
 th:first-child, td:first-child { white-space: nowrap; }
-th, td { padding: 5px 8px; border-bottom: 1px solid #e4e8ec; text-align: left; vertical-align: top; }
+th, td { padding: 5px 8px; border-bottom: 1px solid #e4e8ec; text-align: left;
+  vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fbfcfd; }

@@ -88,8 +88,11 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
             _stop_on_signals(pool):
         results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
     path = write_atomic(out_dir / "results.json", results.to_json())
+    from analysis.html import render_html
+
+    write_atomic(out_dir / "report.html", render_html(results))
     _emit_report(results, fmt_name)
-    _log(f"results written to {path}")
+    _log(f"results written to {path} (and report.html beside it)")
     return Verdict(results.verdict).exit_code
 
 

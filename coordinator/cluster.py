@@ -227,6 +227,7 @@ class RayPool:
     def run(self, plans: Sequence[WorkerPlan]) -> list[WorkerOutcome]:
         """Run every plan on its own actor from one common start; return reports or losses."""
         self._check_capacity(len(plans))
+        self.gaps, self.aborted = [], False
         group = self._reserve(len(plans))
         slots = [_Slot(plan=p, actor=self._actor(group, p)) for p in plans]
         try:
@@ -297,7 +298,9 @@ class RayPool:
                     if slot.outcome is None:
                         slot.actor.stop.remote()
             pending = {s.poll_ref: s for s in slots if s.outcome is None}
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            # Take every answer that is ready (not just one): after a slow step (a replacement
+            # starting) healthy workers' answers must be read before the silence check below.
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
             for ref in done:
                 self._receive(pending[ref], ref, group, start_at)
             now = time.time()

@@ -191,7 +191,7 @@ class Killer:
     views: list[LiveView] = field(default_factory=list)
     killed_pid: int | None = None
     killed_at_s: float | None = None  # seconds from the common start
-    _start_at: float = 0.0
+    start_at: float = 0.0  # unix time of the common start, from the first view after after_s
     _due: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -202,7 +202,7 @@ class Killer:
     def on_progress(self, view: LiveView) -> None:
         self.views.append(view)
         if view.elapsed_s >= self.after_s and not self._due.is_set():
-            self._start_at = time.time() - view.elapsed_s
+            self.start_at = time.time() - view.elapsed_s
             self._due.set()
 
     def _kill(self) -> None:
@@ -210,11 +210,11 @@ class Killer:
 
         if not self._due.wait(timeout=60.0):
             return
-        alive = list_actors(address=self.state_api, filters=[("class_name", "=", "RayLoadWorker"),
-                                     ("state", "=", "ALIVE")], detail=True)
+        alive = list_actors(address=self.state_api, detail=True, filters=[
+            ("class_name", "=", "RayLoadWorker"), ("state", "=", "ALIVE")])
         victim = min(alive, key=lambda actor: actor.pid)
         os.kill(victim.pid, signal.SIGKILL)
-        self.killed_pid, self.killed_at_s = victim.pid, time.time() - self._start_at
+        self.killed_pid, self.killed_at_s = victim.pid, time.time() - self.start_at
 
     def join(self) -> None:
         assert self._thread is not None
@@ -235,7 +235,7 @@ class TestOneNode:
                          onWorkerLoss="fail")
             outcomes, results, pool = _run(spec, on_worker_loss="fail",
                                            on_progress=killer.on_progress)
-            returned_at_s = time.time() - killer._start_at
+            returned_at_s = time.time() - killer.start_at
         killer.join()
         assert killer.killed_pid is not None and killer.killed_at_s is not None
         assert returned_at_s - killer.killed_at_s < 4.0  # 7 s of load were still planned

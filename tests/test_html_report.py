@@ -1,4 +1,4 @@
-"""The self-contained HTML report: well-formed, offline, escaped, and charts that draw the run's values.
+"""The self-contained HTML report: well-formed, offline, escaped, with charts of the run's values.
 
 The Results documents are built by the real ``build_results`` from synthetic worker reports whose
 histograms hold known values (a fixed latency per window and endpoint, known error counts), so the
