@@ -43,7 +43,7 @@ def _free_port() -> int:
 def test_pass_exits_0_writes_results_and_report_rerenders(tmp_path: Path) -> None:
     """Objectives the app meets give exit 0, a results.json, and `report` re-renders it alike."""
     with start_hello("--latency", "2ms") as url:
-        # 800 requests: enough for 95% intervals on p99 (>= 368) and on a 0% error rate (< 1%)
+        # 800 requests: enough for 95% intervals on p99 (>= 299) and on a 0% error rate (< 1%)
         spec = _write_spec(tmp_path, url, [{"metric": "error-rate", "upperLimit": "1%"},
                                            {"metric": "latency-p99", "upperLimit": "500ms"}],
                            rate=400, duration="2s")
