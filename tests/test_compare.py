@@ -95,3 +95,5 @@ def test_aa_run_reports_the_noise_floor(tmp_path: Path) -> None:
             neutral = 0.0 if row["kind"] == "difference" else 1.0
             assert row["low"] <= neutral <= row["high"], row
     assert saved["objectives"][0]["verdict"] == "PASS"
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "A/A run: the noise floor" in html and "latency-p50 [all endpoints] vs baseline" in html
