@@ -31,7 +31,7 @@ import numpy as np
 from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, format_value as fmt
 from analysis.metrics import Measured, status_of
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
-from analysis.verdict import Objective, format_objective_value
+from analysis.report import comparison_value_text, limit_text, objective_value_text
 from workers.histogram import Histogram
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
@@ -510,39 +510,22 @@ def _scope(endpoint: str | None) -> str:
     return "all endpoints" if endpoint in (None, ALL_ENDPOINTS) else endpoint
 
 
-def _ofmt(o: ObjectiveResult, value: float | None) -> str:
-    """Return a value in the objective's terms (ratio or difference when it is relative)."""
-    return format_objective_value(Objective(metric=o.metric, vs=o.vs), value)
-
-
-def _limit(o: ObjectiveResult) -> str:
-    parts = []
-    if o.lower_limit is not None:
-        parts.append(f"≥ {_ofmt(o, o.lower_limit)}")
-    if o.upper_limit is not None:
-        parts.append(f"≤ {_ofmt(o, o.upper_limit)}")
-    return ", ".join(parts)
-
-
 def _objective_row(o: ObjectiveResult) -> list[object]:
     """Return one objectives-table row: name, value, interval, n, limit, verdict, reason."""
     interval = "—" if o.low is None or o.high is None else \
-        f"{_ofmt(o, o.low)} .. {_ofmt(o, o.high)}"
+        f"{objective_value_text(o, o.low)} .. {objective_value_text(o, o.high)}"
     n = f"{o.n:,}" + (f" (needs ≈ {o.needed_n:,})" if o.needed_n else "")
     verdict = _Html(_chip(o.verdict) + (' <span class="tag">dry run</span>' if o.dry_run else ""))
     vs = f" vs {o.vs}" if o.vs else ""
-    return [f"{o.metric} [{_scope(o.endpoint)}]{vs}", _ofmt(o, o.value), interval, n,
-            _limit(o), verdict, o.reason]
+    return [f"{o.metric} [{_scope(o.endpoint)}]{vs}", objective_value_text(o, o.value), interval, n,
+            limit_text(o), verdict, o.reason]
 
 
 def comparison_section(results: Results) -> str:
     """Return the candidate-vs-baseline table (the noise floor for an A/A run), or nothing."""
     if not results.comparison:
         return ""
-    def rel(kind: str, value: float | None) -> str:
-        if value is None:
-            return "—"
-        return f"{value * 100:+.3g} pp" if kind == "difference" else f"x{value:.3g}"
+    rel = comparison_value_text
     rows = [[c.metric, fmt(c.metric, c.baseline), fmt(c.metric, c.candidate),
              rel(c.kind, c.value),
              c.note or f"{rel(c.kind, c.low)} .. {rel(c.kind, c.high)}"]

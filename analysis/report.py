@@ -26,12 +26,13 @@ _SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-m
           "latency-p95", "latency-p99", "latency-p99.9", "latency-max")
 
 
-def _limit(o: ObjectiveResult) -> str:
+def limit_text(o: ObjectiveResult) -> str:
+    """Return an objective's limits in its terms: ``≤ 200 ms``, ``≥ 900.0 req/s, ≤ x1.1``."""
     parts = []
     if o.lower_limit is not None:
-        parts.append(f"≥ {_value(o, o.lower_limit)}")
+        parts.append(f"≥ {objective_value_text(o, o.lower_limit)}")
     if o.upper_limit is not None:
-        parts.append(f"≤ {_value(o, o.upper_limit)}")
+        parts.append(f"≤ {objective_value_text(o, o.upper_limit)}")
     return ", ".join(parts)
 
 
@@ -43,7 +44,7 @@ def _metric_columns(results: Results) -> list[str]:
     return shown + [n for n in names if n not in shown]
 
 
-def _value(o: ObjectiveResult, value: float | None) -> str:
+def objective_value_text(o: ObjectiveResult, value: float | None) -> str:
     """Return a value in the objective's terms (a ratio or difference when it is relative)."""
     return format_objective_value(Objective(metric=o.metric, vs=o.vs), value)
 
@@ -53,7 +54,7 @@ def _interval(o: ObjectiveResult) -> str:
         return "—"
     if o.low == o.high:
         return "exact"
-    return f"{_value(o, o.low)} .. {_value(o, o.high)}"
+    return f"{objective_value_text(o, o.low)} .. {objective_value_text(o, o.high)}"
 
 
 def _confidence(results: Results) -> str:
@@ -66,7 +67,7 @@ def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str,
         name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "") + \
             (f" vs {o.vs}" if o.vs else "")
         verdict = o.verdict + (" (dry run)" if o.dry_run else "")
-        yield name, _value(o, o.value), _interval(o), _limit(o), verdict, o.reason
+        yield name, objective_value_text(o, o.value), _interval(o), limit_text(o), verdict, o.reason
 
 
 def render_text(results: Results, *, width: int = 110, color: bool = False) -> str:
@@ -127,7 +128,8 @@ def _latency_table(results: Results) -> Table:
     return table
 
 
-def _comparison_value(kind: str, value: float | None) -> str:
+def comparison_value_text(kind: str, value: float | None) -> str:
+    """Return a comparison value: a ratio ``x1.05`` or a difference ``+0.1 pp``."""
     if value is None:
         return "—"
     return f"{value * 100:+.3g} pp" if kind == "difference" else f"x{value:.3g}"
@@ -136,10 +138,10 @@ def _comparison_value(kind: str, value: float | None) -> str:
 def _comparison_rows(results: Results) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for c in results.comparison:
-        interval = (f"{_comparison_value(c.kind, c.low)} .. {_comparison_value(c.kind, c.high)}"
+        interval = (f"{comparison_value_text(c.kind, c.low)} .. {comparison_value_text(c.kind, c.high)}"
                     if c.low is not None and c.high is not None else (c.note or "—"))
         rows.append((c.metric, fmt(c.metric, c.baseline), fmt(c.metric, c.candidate),
-                     _comparison_value(c.kind, c.value), interval))
+                     comparison_value_text(c.kind, c.value), interval))
     return rows
 
 
