@@ -10,7 +10,8 @@ Exception tree (``coordinator.errors``), shared by every package::
     ├── SpecError                the experiment spec (or another user file) is wrong   -> exit 2
     ├── ResultsError             a results.json cannot be read or has the wrong schema -> exit 2
     ├── ClusterError             Ray could not be started/joined, actors not placed    -> exit 2
-    └── ExampleError             the bundled sample app could not be started           -> exit 2
+    ├── ExampleError             the bundled sample app could not be started           -> exit 2
+    └── PromotionError           the promotion cannot be prepared or done              -> exit 2
 
 Per-request failures are never exceptions: they are data (``error="timeout"``, ``"status:503"``).
 """

@@ -27,3 +27,7 @@ class ClusterError(SlogateError):
 
 class ExampleError(SlogateError):
     """The bundled sample app could not be started."""
+
+
+class PromotionError(SlogateError):
+    """The promotion cannot be prepared or done (a manifest that cannot be patched, a bad path)."""

@@ -167,10 +167,12 @@ def test_a_stall_shows_in_corrected_latency(transport: str, max_in_flight: int,
       every later one waits in the engine's queue (fast) or before its task starts (aiohttp,
       whose loop caps tasks at maxInFlight, so the pool never queues), is sent after the stall
       and answered in about a millisecond. Exactly one service time is >= 0.5 s, p99 stays
-      under 100 ms (a tenth of the stall), and the waiting shows as schedule lag instead;
+      under 250 ms (a quarter of the stall), and the waiting shows as schedule lag instead;
     - a connection per request (maxInFlight 1000): each request is sent on time on a fresh
       connection and waits at the server, so service = latency within a connect, >= 100 service
-      times are >= 0.5 s, and lag p99 stays under 100 ms.
+      times are >= 0.5 s, and lag p99 stays under 250 ms: opening ~200 connections at once
+      costs event-loop time (measured 110-125 ms on this 2-core machine when it was shared with
+      other test runs), still a quarter of what queueing behind one connection gives (~1 s).
     """
     with start_hello("--stall-after", "1.5s", "--stall-for", "1s") as url:
         report = run(url, {"rate": 200, "duration": "3s", "maxInFlight": max_in_flight},
@@ -184,10 +186,10 @@ def test_a_stall_shows_in_corrected_latency(transport: str, max_in_flight: int,
     if sent_into_the_stall:
         assert at_least(service, S // 2) >= 100
         assert service.percentile_ns(99) >= 900 * MS
-        assert lag.percentile_ns(99) <= 100 * MS
+        assert lag.percentile_ns(99) <= 250 * MS
     else:
         assert at_least(service, S // 2) == 1
-        assert service.percentile_ns(99) <= 100 * MS
+        assert service.percentile_ns(99) <= 250 * MS
         assert lag.percentile_ns(99) >= 900 * MS
 
 

@@ -1,0 +1,297 @@
+"""The GitHub adapter: the one module of slogate that imports PyGithub (``github``).
+
+It reads and commits files on a branch and opens or updates the promotion pull request, through
+GitHub's REST API (github.com or GitHub Enterprise via ``base_url``).
+
+Invariants:
+
+- every PyGithub or transport error is translated here into :class:`PromotionError` with a
+  one-line message; the token never appears in a message or a log line;
+- PyGithub's own retries and request throttling are off: the backoff on 5xx, transport errors
+  and rate limits is ours, and takes ``sleep`` and ``clock`` as arguments so tests pass time in;
+- every operation is idempotent: running a promotion twice updates the same branch and pull
+  request, an existing branch is never force-moved, and a merged or closed pull request is
+  reported as it is, never reopened.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import requests
+from github import Auth, Consts, Github
+from github.GithubException import GithubException, RateLimitExceededException
+from github.GitRef import GitRef
+from github.PullRequest import PullRequest
+from github.Repository import Repository
+
+from coordinator.errors import PromotionError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_BACKOFF_S = 0.5
+_CLOCK_SKEW_S = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullInfo:
+    """A pull request as the promotion sees it."""
+
+    number: int
+    url: str
+    state: str
+    created: bool
+    merged: bool
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way worth repeating after ``wait_s``."""
+
+    def __init__(self, reason: str, wait_s: float) -> None:
+        super().__init__(reason)
+        self.reason, self.wait_s = reason, wait_s
+
+
+class GitHubProvider:
+    """Reads files, commits on a branch and opens or updates pull requests in one GitHub repository.
+
+    Example::
+
+        gh = GitHubProvider("acme/gitops", token=os.environ["GITHUB_TOKEN"])
+        gh.ensure_branch("slogate/promote-v2", base="main")
+        gh.put_file("slogate/promote-v2", "deploy/app.yaml", patched, "Promote v2")
+        gh.open_or_update_pull("slogate/promote-v2", "main", "Promote v2", report_md, ["slogate"])
+    """
+
+    def __init__(self, repo: str, token: str, base_url: str | None = None, retries: int = 3, *,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 max_wait_s: float = 60.0, timeout_s: int = 15) -> None:
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise PromotionError(f"repository must be given as owner/name, not {repo!r}")
+        if not token:
+            raise PromotionError(f"no GitHub token given for {repo}")
+        self.repo_name, self._token, self._retries = repo, token, retries
+        self._sleep, self._clock, self._max_wait_s = sleep, clock, max_wait_s
+        self._gh = Github(auth=Auth.Token(token), base_url=base_url or Consts.DEFAULT_BASE_URL,
+                          timeout=timeout_s, retry=None, seconds_between_requests=None,
+                          seconds_between_writes=None)
+        self._repo: Repository | None = None
+
+    # ---------------------------------------------------------------- reads
+
+    def read_file(self, path: str, ref: str) -> str | None:
+        """Return the text of ``path`` at ``ref`` (branch or sha), or None when it does not exist."""
+        found = self._file(path, ref)
+        return None if found is None else found[0]
+
+    def branch_sha(self, branch: str) -> str | None:
+        """Return the commit sha ``branch`` points at, or None when there is no such branch."""
+        ref = self._ref(branch)
+        return None if ref is None else ref.object.sha
+
+    def find_pull(self, head_branch: str) -> PullInfo | None:
+        """Return the newest pull request from ``head_branch`` in any state, or None."""
+        found = self._find_pull(head_branch, state="all")
+        return None if found is None else _info(found, created=False)
+
+    # ---------------------------------------------------------------- writes
+
+    def ensure_branch(self, branch: str, base: str) -> None:
+        """Create ``branch`` at ``base``'s head if missing; fast-forward it only if it has no own commits."""
+        base_sha = self.branch_sha(base)
+        if base_sha is None:
+            raise PromotionError(f"base branch {base} not found in {self.repo_name}")
+        ref = self._ref(branch)
+        if ref is None:
+            self._create_ref(branch, base_sha)
+        elif ref.object.sha != base_sha:
+            self._fast_forward(ref, branch, base_sha)
+
+    def put_file(self, branch: str, path: str, text: str, message: str) -> str | None:
+        """Commit ``text`` at ``path`` on ``branch``; return the commit sha, or None when unchanged."""
+        current = self._file(path, branch)
+        if current is not None and current[0] == text:
+            return None
+        repo = self._repository()
+        if current is None:
+            done = self._call(f"creating {path} on {branch}",
+                              lambda: repo.create_file(path, message, text, branch=branch))
+        else:
+            blob_sha = current[1]
+            done = self._call(f"updating {path} on {branch}",
+                              lambda: repo.update_file(path, message, text, blob_sha, branch=branch))
+        sha = done["commit"].sha
+        log.info("committed %s on %s of %s as %s", path, branch, self.repo_name, sha[:12])
+        return sha
+
+    def open_or_update_pull(self, head: str, base: str, title: str, body: str,
+                            labels: Sequence[str]) -> PullInfo:
+        """Open a pull request from ``head`` into ``base``, or update the open one; add ``labels``.
+
+        A merged or closed pull request from ``head`` is returned as it is, never reopened.
+        """
+        found = self._find_pull(head, state="all")
+        created = False
+        if found is None:
+            found, created = self._create_pull(head, base, title, body), True
+        elif found.state == "open" and (found.title != title or found.body != body):
+            pull = found
+            self._call(f"updating pull request #{pull.number}", lambda: pull.edit(title=title, body=body))
+        missing = [name for name in labels if name not in {label.name for label in found.labels}]
+        if found.state == "open" and missing:
+            pull = found
+            self._call(f"labelling pull request #{pull.number}", lambda: pull.add_to_labels(*missing))
+        info = _info(found, created=created)
+        log.info("pull request #%d of %s is %s", info.number, self.repo_name,
+                 "merged" if info.merged else info.state)
+        return info
+
+    # ---------------------------------------------------------------- helpers
+
+    def _repository(self) -> Repository:
+        if self._repo is None:
+            self._repo = self._call("reading the repository", lambda: self._gh.get_repo(self.repo_name))
+        return self._repo
+
+    def _file(self, path: str, ref: str) -> tuple[str, str] | None:
+        repo = self._repository()
+        try:
+            found = self._call(f"reading {path} at {ref}", lambda: repo.get_contents(path, ref=ref))
+        except _NotFound:
+            return None
+        if isinstance(found, list) or found.type != "file":
+            raise PromotionError(f"{path} at {ref} in {self.repo_name} is a directory, not a file")
+        return base64.b64decode(found.content or "").decode("utf-8"), found.sha
+
+    def _ref(self, branch: str) -> GitRef | None:
+        repo = self._repository()
+        try:
+            return self._call(f"reading branch {branch}", lambda: _completed(repo.get_git_ref(f"heads/{branch}")))
+        except _NotFound:
+            return None
+
+    def _create_ref(self, branch: str, sha: str) -> None:
+        repo = self._repository()
+        try:
+            self._call(f"creating branch {branch}", lambda: repo.create_git_ref(f"refs/heads/{branch}", sha))
+        except _Unprocessable as exc:  # someone created it meanwhile (or a retried POST had landed)
+            if self._ref(branch) is None:
+                raise PromotionError(f"cannot create branch {branch} in {self.repo_name}: {exc}") from exc
+
+    def _fast_forward(self, ref: GitRef, branch: str, sha: str) -> None:
+        try:
+            self._call(f"updating branch {branch}", lambda: ref.edit(sha, force=False))
+        except _Unprocessable:  # not a fast-forward: the branch has commits of its own; keep them
+            log.info("branch %s of %s has its own commits; left where it is", branch, self.repo_name)
+
+    def _find_pull(self, head: str, state: str) -> PullRequest | None:
+        repo = self._repository()
+        owner = self.repo_name.split("/")[0]
+        pulls = self._call(f"listing pull requests from {head}",
+                           lambda: list(repo.get_pulls(state=state, head=f"{owner}:{head}")))
+        if not pulls:
+            return None
+        newest = max(pulls, key=lambda p: p.number)
+        self._call(f"reading pull request #{newest.number}", lambda: newest.merged)  # list lacks "merged"
+        return newest
+
+    def _create_pull(self, head: str, base: str, title: str, body: str) -> PullRequest:
+        repo = self._repository()
+        try:
+            return self._call(f"opening a pull request from {head}",
+                              lambda: repo.create_pull(base=base, head=head, title=title, body=body))
+        except _Unprocessable as exc:
+            found = self._find_pull(head, state="open")  # a retried POST had landed, or a race
+            if found is None:
+                raise PromotionError(f"cannot open a pull request from {head} into {base} "
+                                     f"in {self.repo_name}: {exc}") from exc
+            return found
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Return ``fn()``, retrying 5xx, transport errors and rate limits; translate the rest."""
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(what, fn)
+            except _Retryable as exc:
+                if attempt >= self._retries:
+                    raise PromotionError(f"GitHub kept failing while {what} in {self.repo_name} "
+                                         f"({exc.reason}; {attempt + 1} attempts)") from None
+                wait_s = exc.wait_s if exc.wait_s > 0 else _BACKOFF_S * 2 ** attempt
+                attempt += 1
+                log.warning("%s while %s in %s; retry %d/%d in %.1f s", exc.reason, what,
+                            self.repo_name, attempt, self._retries, wait_s)
+                self._sleep(wait_s)
+
+    def _attempt(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except GithubException as exc:
+            raise self._translate(what, exc) from exc
+        except requests.RequestException as exc:
+            raise _Retryable(f"{type(exc).__name__}", 0.0) from None
+
+    def _translate(self, what: str, exc: GithubException) -> Exception:
+        status = exc.status
+        wait_s = self._rate_limit_wait_s(exc)
+        if wait_s is not None:
+            return _Retryable(f"rate limited (HTTP {status})", wait_s)
+        if status >= 500:
+            return _Retryable(f"HTTP {status}", 0.0)
+        if status in (401, 403):
+            return PromotionError(f"GitHub refused the token (HTTP {status}) for {self.repo_name}")
+        if status == 404 and self._repo is None:
+            return PromotionError(f"repository {self.repo_name} not found")
+        if status == 404:
+            return _NotFound(what)
+        if status == 422:
+            return _Unprocessable(self._scrub(_message(exc)))
+        return PromotionError(self._scrub(f"GitHub answered HTTP {status} while {what} "
+                                          f"in {self.repo_name}: {_message(exc)}"))
+
+    def _rate_limit_wait_s(self, exc: GithubException) -> float | None:
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        if exc.status not in (403, 429):
+            return None
+        if "retry-after" in headers:  # secondary rate limit
+            return min(float(headers["retry-after"]), self._max_wait_s)
+        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+            wait_s = float(headers["x-ratelimit-reset"]) - self._clock() + _CLOCK_SKEW_S
+            return min(max(wait_s, _CLOCK_SKEW_S), self._max_wait_s)
+        if isinstance(exc, RateLimitExceededException):
+            return min(60.0, self._max_wait_s)
+        return None
+
+    def _scrub(self, text: str) -> str:
+        return " ".join(text.replace(self._token, "***").split())
+
+
+class _NotFound(Exception):
+    """A file, branch or pull request that does not exist (kept apart from errors)."""
+
+
+class _Unprocessable(Exception):
+    """GitHub's 422: a validation failure the caller may know how to resolve."""
+
+
+def _completed(ref: GitRef) -> GitRef:
+    ref.object  # noqa: B018 - forces the lazy GET, so a missing branch raises here
+    return ref
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    details = [str(e.get("message") or e.get("code")) for e in data.get("errors", []) if isinstance(e, dict)]
+    return "; ".join([str(data.get("message") or exc.message or "")] + details).strip("; ")
+
+
+def _info(pull: PullRequest, *, created: bool) -> PullInfo:
+    return PullInfo(number=pull.number, url=pull.html_url, state=pull.state,
+                    created=created, merged=bool(pull.merged))

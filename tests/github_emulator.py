@@ -1,0 +1,521 @@
+"""An in-process GitHub REST v3 emulator backed by a real bare git repository, for PyGithub tests.
+
+It speaks real HTTP on 127.0.0.1 (an aiohttp app on an event loop of its own, in a daemon thread),
+so PyGithub runs unchanged against it. Branches, refs, file contents and commits live in a real
+bare repository made with the ``git`` CLI, so tests read the results back with ``git`` itself.
+Pull requests and labels are kept in memory, as GitHub keeps them outside git.
+
+Invariants:
+
+- every request is recorded (method, path, query, whether it carried the token, raw body) before
+  anything else happens, so a test sees the calls that were refused too;
+- a request without ``Authorization: token <T>`` / ``Bearer <T>`` gets 401 "Bad credentials";
+- :meth:`GitHubEmulator.fail_next` makes the next N calls of one endpoint answer 500, or 403 with
+  the primary rate-limit headers, without touching the repository;
+- every URL in a response starts with the base URL, as PyGithub refuses to follow any other.
+
+Usage::
+
+    with github_emulator(tmp_path, {"deploy/app.yaml": "image: v1\\n"}) as gh:
+        Github(base_url=gh.base_url, auth=Auth.Token(gh.token)).get_repo(gh.full_name)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+_TIME = "2026-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recorded:
+    """One request as the emulator received it."""
+
+    method: str
+    path: str
+    query: str
+    endpoint: str
+    authorized: bool
+    body: bytes
+
+
+@dataclass(slots=True, kw_only=True)
+class _Failure:
+    status: int
+    remaining: int
+    reset_epoch: int | None
+
+
+@dataclass(slots=True, kw_only=True)
+class _Pull:
+    number: int
+    head: str
+    base: str
+    title: str
+    body: str | None
+    state: str = "open"
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    labels: list[str] = field(default_factory=list)
+
+
+def git(repo: Path, *args: str, stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None, check: bool = True) -> str:
+    """Run ``git`` in ``repo`` and return its stdout, stripped."""
+    full_env = {**os.environ, "GIT_AUTHOR_NAME": "emulator", "GIT_AUTHOR_EMAIL": "emu@example.com",
+                "GIT_COMMITTER_NAME": "emulator", "GIT_COMMITTER_EMAIL": "emu@example.com",
+                **(env or {})}
+    done = subprocess.run(["git", "-C", str(repo), *args], input=stdin, env=full_env,
+                          capture_output=True, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {done.stderr.decode().strip()}")
+    return done.stdout.decode().strip()
+
+
+class GitHubEmulator:
+    """The emulated GitHub: one repository ``owner/name`` in a real bare git repository."""
+
+    def __init__(self, root: Path, files: Mapping[str, str], *, owner: str = "acme",
+                 name: str = "gitops", token: str = "ghp_emulatorSecretToken0123456789",
+                 default_branch: str = "main") -> None:
+        self.owner, self.name, self.token = owner, name, token
+        self.default_branch = default_branch
+        self.full_name = f"{owner}/{name}"
+        self.bare = root / f"{name}.git"
+        self.base_url = ""
+        self.requests: list[Recorded] = []
+        self._pulls: dict[int, _Pull] = {}
+        self._next_number = 1
+        self._failures: dict[str, list[_Failure]] = {}
+        self._lock = threading.Lock()
+        self._endpoints: dict[tuple[str, str], str] = {}
+        self._seed(root, files)
+
+    # ---------------------------------------------------------------- set-up and test helpers
+
+    def _seed(self, root: Path, files: Mapping[str, str]) -> None:
+        git(root, "init", "--bare", "-q", f"--initial-branch={self.default_branch}", str(self.bare))
+        index = {"GIT_INDEX_FILE": str(root / "seed.index")}
+        for path, text in files.items():
+            blob = git(self.bare, "hash-object", "-w", "--stdin", stdin=text.encode())
+            git(self.bare, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
+        tree = git(self.bare, "write-tree", env=index)
+        commit = git(self.bare, "commit-tree", tree, "-m", "seed")
+        git(self.bare, "update-ref", f"refs/heads/{self.default_branch}", commit)
+
+    def fail_next(self, endpoint: str, count: int, *, status: int = 500,
+                  rate_limit_reset_epoch: int | None = None) -> None:
+        """Make the next ``count`` calls of ``endpoint`` (e.g. ``"POST pulls"``) fail with ``status``.
+
+        With ``rate_limit_reset_epoch`` the answer is GitHub's primary rate-limit 403.
+        """
+        with self._lock:
+            self._failures.setdefault(endpoint, []).append(
+                _Failure(status=status, remaining=count, reset_epoch=rate_limit_reset_epoch))
+
+    def calls(self, endpoint: str) -> int:
+        """Return how many requests of ``endpoint`` were received (refused ones included)."""
+        return sum(1 for r in self.requests if r.endpoint == endpoint)
+
+    def merge_pull(self, number: int) -> str:
+        """Merge pull ``number`` as GitHub's merge button does: a merge commit on the base branch."""
+        pull = self._pulls[number]
+        base_sha, head_sha = self.branch_sha(pull.base), self.branch_sha(pull.head)
+        assert base_sha and head_sha
+        tree = git(self.bare, "rev-parse", f"{head_sha}^{{tree}}")
+        merge = git(self.bare, "commit-tree", tree, "-p", base_sha, "-p", head_sha,
+                    "-m", f"Merge pull request #{number}")
+        git(self.bare, "update-ref", f"refs/heads/{pull.base}", merge, base_sha)
+        pull.state, pull.merged, pull.merge_commit_sha = "closed", True, merge
+        return merge
+
+    def close_pull(self, number: int) -> None:
+        """Close pull ``number`` without merging it."""
+        self._pulls[number].state = "closed"
+
+    def pull_labels(self, number: int) -> list[str]:
+        """Return the label names of pull ``number``."""
+        return list(self._pulls[number].labels)
+
+    def pull_text(self, number: int) -> tuple[str, str | None]:
+        """Return the title and body of pull ``number``."""
+        return self._pulls[number].title, self._pulls[number].body
+
+    def pull_count(self) -> int:
+        """Return how many pull requests exist, in any state."""
+        return len(self._pulls)
+
+    def branch_sha(self, branch: str) -> str | None:
+        """Return the commit ``branch`` points at in the bare repository, or None."""
+        out = git(self.bare, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        return out or None
+
+    # ---------------------------------------------------------------- JSON shapes
+
+    def _api(self, tail: str = "") -> str:
+        return f"{self.base_url}/repos/{self.full_name}{tail}"
+
+    def _html(self, tail: str = "") -> str:
+        return f"{self.base_url.removesuffix('/api/v3')}/{self.full_name}{tail}"
+
+    def _user(self) -> dict[str, Any]:
+        return {"login": self.owner, "id": 1, "type": "User", "url": f"{self.base_url}/users/{self.owner}",
+                "html_url": self._html().rsplit("/", 1)[0]}
+
+    def _repo_json(self) -> dict[str, Any]:
+        return {"id": 1, "node_id": "R_1", "name": self.name, "full_name": self.full_name,
+                "owner": self._user(), "private": True, "default_branch": self.default_branch,
+                "url": self._api(), "html_url": self._html(), "archived": False,
+                "permissions": {"admin": False, "push": True, "pull": True}}
+
+    def _commit_json(self, sha: str) -> dict[str, Any]:
+        return {"sha": sha, "node_id": f"C_{sha}", "url": self._api(f"/commits/{sha}"),
+                "html_url": self._html(f"/commit/{sha}")}
+
+    def _ref_json(self, branch: str, sha: str) -> dict[str, Any]:
+        return {"ref": f"refs/heads/{branch}", "node_id": f"REF_{branch}",
+                "url": self._api(f"/git/refs/heads/{branch}"),
+                "object": {"sha": sha, "type": "commit", "url": self._api(f"/git/commits/{sha}")}}
+
+    def _side(self, branch: str) -> dict[str, Any]:
+        return {"label": f"{self.owner}:{branch}", "ref": branch, "sha": self.branch_sha(branch) or "",
+                "user": self._user(), "repo": self._repo_json()}
+
+    def _label_json(self, label: str) -> dict[str, Any]:
+        return {"name": label, "color": "ededed", "url": self._api(f"/labels/{label}")}
+
+    def _pull_json(self, pull: _Pull, *, full: bool) -> dict[str, Any]:
+        out = {"id": pull.number, "node_id": f"PR_{pull.number}", "number": pull.number,
+               "url": self._api(f"/pulls/{pull.number}"), "html_url": self._html(f"/pull/{pull.number}"),
+               "issue_url": self._api(f"/issues/{pull.number}"), "state": pull.state,
+               "title": pull.title, "body": pull.body, "draft": False, "locked": False,
+               "user": self._user(), "head": self._side(pull.head), "base": self._side(pull.base),
+               "labels": [self._label_json(name) for name in pull.labels],
+               "created_at": _TIME, "updated_at": _TIME,
+               "merged_at": _TIME if pull.merged else None, "merge_commit_sha": pull.merge_commit_sha}
+        if full:  # like GitHub, only the single-pull answer carries "merged"
+            out.update({"merged": pull.merged, "mergeable": None, "comments": 0, "commits": 1})
+        return out
+
+    # ---------------------------------------------------------------- git plumbing
+
+    def _resolve(self, ref: str) -> str | None:
+        for name in (f"refs/heads/{ref}", ref):
+            out = git(self.bare, "rev-parse", "--verify", "-q", f"{name}^{{commit}}", check=False)
+            if out:
+                return out
+        return None
+
+    def _object_at(self, commit: str, path: str) -> tuple[str, str] | None:
+        out = git(self.bare, "ls-tree", commit, "--", path, check=False)
+        if not out:
+            return None
+        meta = out.split("\t", 1)[0].split()
+        return meta[1], meta[2]  # (type, sha)
+
+    def _commit_file(self, branch: str, path: str, text: bytes, message: str) -> str:
+        parent = self.branch_sha(branch)
+        assert parent is not None
+        blob = git(self.bare, "hash-object", "-w", "--stdin", stdin=text)
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            git(self.bare, "read-tree", parent, env=env)
+            git(self.bare, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            tree = git(self.bare, "write-tree", env=env)
+        commit = git(self.bare, "commit-tree", tree, "-p", parent, "-m", message)
+        git(self.bare, "update-ref", f"refs/heads/{branch}", commit, parent)
+        return commit
+
+    # ---------------------------------------------------------------- routing
+
+    def app(self) -> web.Application:
+        """Return the aiohttp application serving the emulated endpoints."""
+        repo = r"/api/v3/repos/{owner}/{repo}"
+        routes = [
+            ("GET", "/api/v3/user", "user", self._get_user),
+            ("GET", "/api/v3/rate_limit", "rate_limit", self._get_rate_limit),
+            ("GET", repo, "repo", self._get_repo),
+            ("GET", repo + "/branches/{branch:.+}", "branch", self._get_branch),
+            ("GET", repo + "/git/ref/heads/{branch:.+}", "ref", self._get_ref),
+            ("GET", repo + "/git/refs/heads/{branch:.+}", "ref", self._get_ref),
+            ("POST", repo + "/git/refs", "refs", self._post_ref),
+            ("PATCH", repo + "/git/refs/heads/{branch:.+}", "ref", self._patch_ref),
+            ("GET", repo + "/contents/{path:.+}", "contents", self._get_contents),
+            ("PUT", repo + "/contents/{path:.+}", "contents", self._put_contents),
+            ("GET", repo + "/pulls", "pulls", self._list_pulls),
+            ("POST", repo + "/pulls", "pulls", self._post_pull),
+            ("GET", repo + "/pulls/{number:\\d+}", "pull", self._get_pull),
+            ("PATCH", repo + "/pulls/{number:\\d+}", "pull", self._patch_pull),
+            ("GET", repo + "/issues/{number:\\d+}/labels", "labels", self._get_labels),
+            ("POST", repo + "/issues/{number:\\d+}/labels", "labels", self._post_labels),
+        ]
+        app = web.Application(middlewares=[self._middleware])
+        for method, path, endpoint, handler in routes:
+            route = app.router.add_route(method, path, handler)
+            self._endpoints[(method, route.resource.canonical)] = f"{method} {endpoint}"
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read()
+        resource = request.match_info.route.resource
+        canonical = resource.canonical if resource is not None else request.path
+        endpoint = self._endpoints.get((request.method, canonical), f"{request.method} ?")
+        header = request.headers.get("Authorization", "")
+        authorized = header in (f"token {self.token}", f"Bearer {self.token}")
+        self.requests.append(Recorded(method=request.method, path=request.path,
+                                      query=request.query_string, endpoint=endpoint,
+                                      authorized=authorized, body=body))
+        if not authorized:
+            return _error(401, "Bad credentials")
+        injected = self._take_failure(endpoint)
+        if injected is not None:
+            return injected
+        if request.match_info.get("owner") not in (None, self.owner) or \
+                request.match_info.get("repo") not in (None, self.name):
+            return _error(404, "Not Found")
+        try:
+            with self._lock:
+                return await handler(request, json.loads(body) if body else None)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason)
+            raise
+
+    def _take_failure(self, endpoint: str) -> web.Response | None:
+        with self._lock:
+            queue = self._failures.get(endpoint, [])
+            if not queue:
+                return None
+            failure = queue[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                queue.pop(0)
+        if failure.reset_epoch is not None:
+            headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0",
+                       "X-RateLimit-Used": "5000", "X-RateLimit-Reset": str(failure.reset_epoch)}
+            return _error(failure.status, "API rate limit exceeded for user ID 1.", headers=headers)
+        return _error(failure.status, "Server Error")
+
+    # ---------------------------------------------------------------- handlers
+
+    async def _get_user(self, request: web.Request, _: Any) -> web.Response:
+        return web.json_response(self._user())
+
+    async def _get_rate_limit(self, request: web.Request, _: Any) -> web.Response:
+        core = {"limit": 5000, "remaining": 5000, "reset": 0, "used": 0}
+        return web.json_response({"resources": {"core": core}, "rate": core})
+
+    async def _get_repo(self, request: web.Request, _: Any) -> web.Response:
+        return web.json_response(self._repo_json())
+
+    async def _get_branch(self, request: web.Request, _: Any) -> web.Response:
+        branch = request.match_info["branch"]
+        sha = self.branch_sha(branch)
+        if sha is None:
+            return _error(404, "Branch not found")
+        return web.json_response({"name": branch, "commit": self._commit_json(sha), "protected": False,
+                                  "_links": {"self": self._api(f"/branches/{branch}"),
+                                             "html": self._html(f"/tree/{branch}")}})
+
+    async def _get_ref(self, request: web.Request, _: Any) -> web.Response:
+        branch = request.match_info["branch"]
+        sha = self.branch_sha(branch)
+        if sha is None:
+            return _error(404, "Not Found")
+        return web.json_response(self._ref_json(branch, sha))
+
+    async def _post_ref(self, request: web.Request, data: Any) -> web.Response:
+        ref, sha = str(data.get("ref", "")), str(data.get("sha", ""))
+        if not ref.startswith("refs/heads/") or ref.count("/") < 2:
+            return _error(422, "Reference name is not valid")
+        branch = ref.removeprefix("refs/heads/")
+        if self.branch_sha(branch) is not None:
+            return _error(422, "Reference already exists")
+        if not re.fullmatch(r"[0-9a-f]{40}", sha) or self._resolve(sha) != sha:
+            return _error(422, "Object does not exist")
+        git(self.bare, "update-ref", ref, sha, "0" * 40)
+        return web.json_response(self._ref_json(branch, sha), status=201)
+
+    async def _patch_ref(self, request: web.Request, data: Any) -> web.Response:
+        branch = request.match_info["branch"]
+        old, new = self.branch_sha(branch), str(data.get("sha", ""))
+        if old is None:
+            return _error(422, "Reference does not exist")
+        if self._resolve(new) != new:
+            return _error(422, "Object does not exist")
+        fast_forward = subprocess.run(["git", "-C", str(self.bare), "merge-base", "--is-ancestor",
+                                       old, new], check=False).returncode == 0
+        if not fast_forward and not data.get("force", False):
+            return _error(422, "Update is not a fast forward")
+        git(self.bare, "update-ref", f"refs/heads/{branch}", new, old)
+        return web.json_response(self._ref_json(branch, new))
+
+    async def _get_contents(self, request: web.Request, _: Any) -> web.Response:
+        path = request.match_info["path"].strip("/")
+        ref = request.query.get("ref", self.default_branch)
+        commit = self._resolve(ref)
+        found = self._object_at(commit, path) if commit else None
+        if found is None:
+            return _error(404, "Not Found" if commit else f"No commit found for the ref {ref}")
+        kind, sha = found
+        if kind == "tree":
+            entries = git(self.bare, "ls-tree", sha).splitlines()
+            return web.json_response([self._content_json(f"{path}/{line.split(chr(9))[1]}",
+                                                         line.split()[2], with_content=False,
+                                                         kind="dir" if line.split()[1] == "tree" else "file")
+                                      for line in entries])
+        return web.json_response(self._content_json(path, sha, with_content=True, kind="file"))
+
+    def _content_json(self, path: str, sha: str, *, with_content: bool, kind: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": kind, "name": path.rsplit("/", 1)[-1], "path": path, "sha": sha,
+                               "url": self._api(f"/contents/{path}"),
+                               "html_url": self._html(f"/blob/{self.default_branch}/{path}"),
+                               "git_url": self._api(f"/git/blobs/{sha}")}
+        if kind == "file":
+            raw = subprocess.run(["git", "-C", str(self.bare), "cat-file", "blob", sha],
+                                 capture_output=True, check=True).stdout
+            out["size"] = len(raw)
+            if with_content:
+                out["encoding"] = "base64"
+                out["content"] = base64.encodebytes(raw).decode()  # GitHub wraps at 60 columns too
+        return out
+
+    async def _put_contents(self, request: web.Request, data: Any) -> web.Response:
+        path = request.match_info["path"].strip("/")
+        branch = str(data.get("branch") or self.default_branch)
+        if not data.get("message") or "content" not in data:
+            return _error(422, "Invalid request.\n\n\"message\" and \"content\" are required.")
+        head = self.branch_sha(branch)
+        if head is None:
+            return _error(404, f"Branch {branch} not found")
+        found = self._object_at(head, path)
+        if found is not None and found[0] != "blob":
+            return _error(422, f"{path} is a directory")
+        if found is not None and "sha" not in data:
+            return _error(422, "Invalid request.\n\n\"sha\" wasn't supplied.")
+        if found is not None and data["sha"] != found[1]:
+            return _error(409, f"{path} does not match {data['sha']}")
+        commit = self._commit_file(branch, path, base64.b64decode(data["content"]), str(data["message"]))
+        blob = self._object_at(commit, path)
+        assert blob is not None
+        return web.json_response({"content": self._content_json(path, blob[1], with_content=False, kind="file"),
+                                  "commit": {**self._commit_json(commit), "message": data["message"]}},
+                                 status=200 if found else 201)
+
+    def _matches(self, pull: _Pull, query: Mapping[str, str]) -> bool:
+        state = query.get("state", "open")
+        head = query.get("head")
+        if head is not None and head != f"{self.owner}:{pull.head}":
+            return False
+        if "base" in query and query["base"] != pull.base:
+            return False
+        return state == "all" or state == pull.state
+
+    async def _list_pulls(self, request: web.Request, _: Any) -> web.Response:
+        found = [self._pull_json(p, full=False) for p in self._pulls.values() if self._matches(p, request.query)]
+        return web.json_response(found)
+
+    async def _post_pull(self, request: web.Request, data: Any) -> web.Response:
+        head, base = str(data.get("head", "")), str(data.get("base", ""))
+        head = head.split(":", 1)[1] if ":" in head else head
+        if not data.get("title"):
+            return _validation("PullRequest", "missing_field", "title")
+        if self.branch_sha(head) is None or self.branch_sha(base) is None:
+            return _validation("PullRequest", "invalid", "head" if self.branch_sha(head) is None else "base")
+        if any(p.head == head and p.base == base and p.state == "open" for p in self._pulls.values()):
+            return _validation("PullRequest", "custom", None,
+                               f"A pull request already exists for {self.owner}:{head}.")
+        if self.branch_sha(head) == self.branch_sha(base):
+            return _validation("PullRequest", "custom", None, f"No commits between {base} and {head}")
+        pull = _Pull(number=self._next_number, head=head, base=base, title=str(data["title"]),
+                     body=data.get("body"))
+        self._pulls[pull.number] = pull
+        self._next_number += 1
+        return web.json_response(self._pull_json(pull, full=True), status=201)
+
+    def _pull(self, request: web.Request) -> _Pull:
+        pull = self._pulls.get(int(request.match_info["number"]))
+        if pull is None:
+            raise web.HTTPNotFound(reason="Not Found")
+        return pull
+
+    async def _get_pull(self, request: web.Request, _: Any) -> web.Response:
+        return web.json_response(self._pull_json(self._pull(request), full=True))
+
+    async def _patch_pull(self, request: web.Request, data: Any) -> web.Response:
+        pull = self._pull(request)
+        if data.get("state") == "open" and pull.merged:
+            return _validation("PullRequest", "custom", None, "A merged pull request cannot be reopened")
+        pull.title = str(data.get("title", pull.title))
+        pull.body = data.get("body", pull.body)
+        pull.state = str(data.get("state", pull.state))
+        pull.base = str(data.get("base", pull.base))
+        return web.json_response(self._pull_json(pull, full=True))
+
+    async def _get_labels(self, request: web.Request, _: Any) -> web.Response:
+        return web.json_response([self._label_json(n) for n in self._pull(request).labels])
+
+    async def _post_labels(self, request: web.Request, data: Any) -> web.Response:
+        pull = self._pull(request)
+        names = data.get("labels", []) if isinstance(data, dict) else data
+        for name in names:
+            if name not in pull.labels:
+                pull.labels.append(str(name))
+        return web.json_response([self._label_json(n) for n in pull.labels])
+
+
+def _error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"message": message, "documentation_url": "https://docs.github.com/rest"},
+                             status=status, headers=dict(headers or {}))
+
+
+def _validation(resource: str, code: str, fieldname: str | None, message: str | None = None) -> web.Response:
+    error: dict[str, Any] = {"resource": resource, "code": code}
+    if fieldname:
+        error["field"] = fieldname
+    if message:
+        error["message"] = message
+    return web.json_response({"message": "Validation Failed", "errors": [error],
+                              "documentation_url": "https://docs.github.com/rest"}, status=422)
+
+
+@contextlib.contextmanager
+def github_emulator(root: Path, files: Mapping[str, str], **kwargs: Any) -> Iterator[GitHubEmulator]:
+    """Serve a :class:`GitHubEmulator` seeded with ``files`` on 127.0.0.1; yield it once it listens."""
+    emulator = GitHubEmulator(root, files, **kwargs)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="github-emulator", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(emulator.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        return runner, port
+
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+    emulator.base_url = f"http://127.0.0.1:{port}/api/v3"
+    try:
+        yield emulator
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
