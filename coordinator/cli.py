@@ -63,7 +63,7 @@ def _emit_report(results: Any, fmt_name: str) -> None:
 
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
-                 fmt_name: str, aa: bool = False) -> int:
+                 fmt_name: str, aa: bool = False, show_pull_body: bool = False) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code.
 
     The first Ctrl-C (or SIGTERM) stops the workers and keeps partial results, marked aborted;
@@ -93,6 +93,16 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     write_atomic(out_dir / "report.html", render_html(results))
     _emit_report(results, fmt_name)
     _log(f"results written to {path} (and report.html beside it)")
+    if spec.promotion is not None and spec.promotion.auto:
+        if results.verdict == "PASS":
+            from coordinator.promoting import run_promotion
+
+            _log(f"promoting {spec.promotion.app} {spec.promotion.version} "
+                 f"({spec.promotion.provider}: {spec.promotion.repository})")
+            run_promotion(results, spec.promotion, dry_run=False, log=_log,
+                          show=lambda text: click.echo(text, nl=False), show_body=show_pull_body)
+        else:
+            _log(f"not promoted: the verdict is {results.verdict}")
     return Verdict(results.verdict).exit_code
 
 
@@ -170,6 +180,27 @@ def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
         write_atomic(out, results.to_json())
     _emit_report(results, fmt_name)
     sys.exit(Verdict(results.verdict).exit_code)
+
+
+@main.command()
+@click.argument("results_path", metavar="RESULTS", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="Take the promotion block from this spec instead of the one saved in RESULTS.")
+@click.option("--dry-run", is_flag=True, help="Print the diff and the pull request; change nothing.")
+@_errors_to_exit_codes
+def promote(results_path: Path, spec_path: Path | None, dry_run: bool) -> None:
+    """Promote a saved PASS run: branch, commit and pull request in the GitOps repository."""
+    from analysis.results import load_results
+    from coordinator.errors import PromotionError
+    from coordinator.promoting import run_promotion
+    from coordinator.spec import load_spec, parse_spec
+
+    results = load_results(results_path)
+    spec = load_spec(spec_path) if spec_path else parse_spec(results.spec, source=str(results_path))
+    if spec.promotion is None:
+        raise PromotionError(f"{spec_path or results_path}: the spec has no promotion block")
+    run_promotion(results, spec.promotion, dry_run=dry_run, log=_log,
+                  show=lambda text: click.echo(text, nl=False))
 
 
 @main.command()

@@ -363,6 +363,70 @@ def _parse_error_range(item: Any) -> tuple[int, int]:
     return lo, hi
 
 
+class ManifestEdit(_Model):
+    """One edit of a ``set`` strategy: ``{path: spec.template.spec.containers[name=hello].image,
+    value: "ghcr.io/slogate/hello:{{ version }}"}``."""
+
+    path: str
+    value: str
+
+
+class ManifestPatch(_Model):
+    """How one file of the GitOps repository is changed to promote the candidate.
+
+    Strategies: ``copy`` (the ``from`` file's content becomes this one's, names and immutable
+    selectors kept with ``keepNames``), ``set`` (``edits`` on the ``document`` ``Kind/name``),
+    ``kustomize-image`` (``image: {name, newTag}``), ``helm-values`` (``key`` set to ``value``).
+    Values may use ``{{ app }}`` and ``{{ version }}``.
+    """
+
+    path: str = Field(description="File to patch, relative to the repository root.")
+    strategy: Literal["copy", "set", "kustomize-image", "helm-values"]
+    from_: str | None = Field(None, alias="from", description="copy: the candidate manifest.")
+    keep_names: bool = True
+    document: str | None = Field(None, description="set: the document, as Kind/name.")
+    edits: list[ManifestEdit] = Field(default_factory=list)
+    image: dict[str, str] | None = Field(None, description="kustomize-image: {name, newTag}.")
+    key: str | None = None
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_strategy(self) -> ManifestPatch:
+        needed = {"copy": ("from_", "from"), "set": ("edits", "edits"),
+                  "kustomize-image": ("image", "image"), "helm-values": ("key", "key")}
+        attr, name = needed[self.strategy]
+        if not getattr(self, attr):
+            raise ValueError(f"strategy {self.strategy} needs {name}")
+        if self.strategy == "helm-values" and self.value is None:
+            raise ValueError("strategy helm-values needs value")
+        return self
+
+
+class PromotionSpec(_Model):
+    """Where and how a PASS is promoted: a pull request that makes the candidate stable.
+
+    Example::
+
+        promotion:
+          repository: my-org/gitops          # a fork; provider local: a path on disk
+          manifests:
+            - {path: samples/deployments/baseline.yaml, strategy: copy,
+               from: samples/deployments/candidate.yaml}
+    """
+
+    provider: Literal["github", "local"] = "github"
+    repository: str = Field(description="owner/name on GitHub, or a repository path (local).")
+    base_branch: str = Field("main", description="The branch the pull request goes to.")
+    base_url: str | None = Field(None, description="GitHub Enterprise API URL.")
+    app: str = Field("app", description="Application name, used in the branch and PR title.")
+    version: str = Field(description="The candidate's version, used in branch, title, values.")
+    manifests: list[ManifestPatch] = Field(min_length=1)
+    labels: list[str] = Field(default_factory=lambda: ["slogate"])
+    token_file: str | None = Field(None, description="File holding the GitHub token "
+                                   "(default: the GITHUB_TOKEN environment variable).")
+    auto: bool = Field(True, description="slogate run promotes by itself on PASS.")
+
+
 class ExperimentSpec(_Model):
     """A whole experiment: what to load, how hard, and the SLOs to judge."""
 
@@ -383,6 +447,7 @@ class ExperimentSpec(_Model):
         description="SLOs: mappings, or k6-style strings such as 'p(95)<200ms' or 'rate<0.01'.")
     http: HttpSpec = Field(default_factory=HttpSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    promotion: PromotionSpec | None = Field(None, description="Promote on PASS by pull request.")
     error_ranges: Annotated[
         tuple[tuple[int, int], ...],
         WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [

@@ -31,6 +31,7 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 
 from coordinator.errors import PromotionError
+from promote.provider import PullInfo
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,6 @@ T = TypeVar("T")
 
 _BACKOFF_S = 0.5
 _CLOCK_SKEW_S = 1.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PullInfo:
-    """A pull request as the promotion sees it."""
-
-    number: int
-    url: str
-    state: str
-    created: bool
-    merged: bool
 
 
 class _Retryable(Exception):

@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_demo_runs_the_whole_loop_in_under_a_minute(tmp_path: Path) -> None:
-    """The demo prints its steps, the report and a PASS verdict, writes results.json, exits 0 within 60 s."""
+    """The demo prints its steps, the report and a PASS verdict, writes results.json, promotes
+    2.0 into its temporary GitOps repository (diff and pull request printed), exits 0 within 60 s."""
     begun = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "coordinator.cli", "demo", "--out", str(tmp_path)],
@@ -29,6 +30,8 @@ def test_demo_runs_the_whole_loop_in_under_a_minute(tmp_path: Path) -> None:
                  "results written to", "stopping the sample app"):
         assert step in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "+          image: ghcr.io/slogate/hello:2.0" in proc.stdout
+    assert "Promote hello to 2.0: opened" in proc.stdout
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["verdict"] == "PASS" and saved["metrics"]["*"]["request-count"] == 1600
     assert elapsed < 60
