@@ -1,4 +1,7 @@
 """GitOps promotion: patch the stable manifest, commit on a branch, open or update a pull request.
 
-Not built yet (tracked as the promotion issue); nothing here is called by the coordinator.
+- ``patch``: pure manifest edits (copy, set, kustomize image, helm value) that keep comments;
+- ``flow``: re-judge the run, plan the changes, branch, commit and pull request (idempotent);
+- ``provider``: the ``Provider`` protocol; ``github`` (PyGithub, the only module importing it)
+  and ``local_git`` (a repository on disk) implement it.
 """
