@@ -187,8 +187,13 @@ def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
 @click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
               help="Take the promotion block from this spec instead of the one saved in RESULTS.")
 @click.option("--dry-run", is_flag=True, help="Print the diff and the pull request; change nothing.")
+@click.option("--service", "service_url", default=None, metavar="URL",
+              help="Ask a promotion service (slogate promote-serve) to promote instead, with the "
+                   "shared secret from SLOGATE_PROMOTE_SECRET; no GitHub token needed here. It "
+                   "uses the promotion block saved in RESULTS (not --spec, not --dry-run).")
 @_errors_to_exit_codes
-def promote(results_path: Path, spec_path: Path | None, dry_run: bool) -> None:
+def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
+            service_url: str | None) -> None:
     """Promote a saved PASS run: branch, commit and pull request in the GitOps repository."""
     from analysis.results import load_results
     from coordinator.errors import PromotionError
@@ -196,11 +201,90 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool) -> None:
     from coordinator.spec import load_spec, parse_spec
 
     results = load_results(results_path)
+    if service_url is not None:
+        _promote_through_service(results, service_url, spec_path=spec_path, dry_run=dry_run)
+        return
     spec = load_spec(spec_path) if spec_path else parse_spec(results.spec, source=str(results_path))
     if spec.promotion is None:
         raise PromotionError(f"{spec_path or results_path}: the spec has no promotion block")
     run_promotion(results, spec.promotion, dry_run=dry_run, log=_log,
                   show=lambda text: click.echo(text, nl=False))
+
+
+def _promote_through_service(results: Any, url: str, *, spec_path: Path | None,
+                             dry_run: bool) -> None:
+    """Post ``results`` to the promotion service and print its answer."""
+    from coordinator.errors import SpecError
+    from coordinator.promoting import post_to_service
+
+    if spec_path is not None or dry_run:
+        raise SpecError("--service takes the promotion block saved in RESULTS; it cannot be "
+                        "combined with --spec or --dry-run")
+    answer = post_to_service(results, url, os.environ.get("SLOGATE_PROMOTE_SECRET", "").strip())
+    click.echo(f"{answer.get('status')}: {answer.get('pullRequest')} ({answer.get('branch')})")
+
+
+@main.command("promote-serve")
+@click.option("--listen", default="127.0.0.1:8787", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on.")
+@click.option("--allow", "allow", multiple=True, required=True,
+              metavar="OWNER/NAME[:PATH,PATH...]",
+              help="A repository the service may promote to, optionally only these manifest "
+                   "paths; repeatable.")
+@click.option("--token-file", type=click.Path(path_type=Path), default=None,
+              help="File holding the GitHub token (default: the GITHUB_TOKEN environment "
+                   "variable).")
+@click.option("--shared-secret-file", type=click.Path(path_type=Path), default=None,
+              help="File holding the shared secret callers send as 'Authorization: Bearer' "
+                   "(default: the SLOGATE_PROMOTE_SECRET environment variable).")
+@click.option("--github-url", default=None, metavar="URL",
+              help="GitHub Enterprise API URL; a promotion whose baseUrl differs is refused.")
+@_errors_to_exit_codes
+def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
+                  shared_secret_file: Path | None, github_url: str | None) -> None:
+    """Serve promotions over HTTP, the only holder of the GitHub token.
+
+    A separate command beside ``slogate promote`` (which is unchanged): runners post results.json
+    to POST /v1/promotions with 'Authorization: Bearer <shared secret>'; the service re-judges the
+    run, checks the allow-list and opens the pull request with its own token. GET /healthz
+    answers 200. Promote through it with ``slogate promote RESULTS --service URL``.
+    """
+    from promote.service import ServiceConfig, parse_allowed, serve
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    config = ServiceConfig(
+        allowed=tuple(parse_allowed(a) for a in allow),
+        token=_secret(token_file, "GITHUB_TOKEN", "--token-file"),
+        secret=_secret(shared_secret_file, "SLOGATE_PROMOTE_SECRET", "--shared-secret-file"),
+        github_url=github_url)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="slogate: %(asctime)s %(name)s %(message)s")
+    _log(f"promotion service on http://{listen} for "
+         f"{', '.join(a.repository for a in config.allowed)}")
+    serve(config, host.strip("[]"), int(port))
+
+
+def _secret(path: Path | None, env: str, option: str) -> str:
+    """Return the secret in ``path``, else in ``$env``; raise PromotionError if there is none."""
+    from coordinator.errors import PromotionError
+
+    if path is not None:
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise PromotionError(f"{option} {path}: cannot read it "
+                                 f"({exc.__class__.__name__})") from None
+        if not text:
+            raise PromotionError(f"{option} {path}: the file is empty")
+        return text
+    text = os.environ.get(env, "").strip()
+    if not text:
+        raise PromotionError(f"no {env}: set it or pass {option}")
+    return text
 
 
 @main.command()

@@ -1,14 +1,20 @@
 """Wiring the promotion: the provider a spec asks for, its token, and what to print.
 
 The token comes from ``promotion.tokenFile`` or the ``GITHUB_TOKEN`` environment variable; it is
-handed to the provider and never printed, logged or written.
+handed to the provider and never printed, logged or written. With a promotion service
+(:mod:`promote.service`) the token stays there: :func:`post_to_service` sends the results with
+the shared secret only.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from analysis.results import Results
 from coordinator.errors import PromotionError
@@ -61,3 +67,43 @@ def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
         if show_body:
             show(outcome.body)
     return outcome
+
+
+def post_to_service(results: Results, url: str, secret: str, *,
+                    timeout_s: float = 120.0) -> dict[str, Any]:
+    """Return the promotion service's answer to ``results`` (status, pullRequest, branch).
+
+    ``url`` is the service's base URL (``http://host:8787``) or its ``/v1/promotions`` URL.
+    Raise PromotionError with a one-line message naming the HTTP status on any failure.
+    """
+    if not secret:
+        raise PromotionError("no shared secret for the promotion service: set "
+                             "SLOGATE_PROMOTE_SECRET")
+    endpoint = url if url.rstrip("/").endswith("/v1/promotions") else \
+        url.rstrip("/") + "/v1/promotions"
+    request = urllib.request.Request(
+        endpoint, data=results.to_json().encode(), method="POST",
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise PromotionError(f"promotion service {endpoint}: HTTP {exc.code}: "
+                             f"{_error_of(exc)}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise PromotionError(f"promotion service {endpoint}: cannot reach it ({reason})") from None
+    except json.JSONDecodeError:
+        raise PromotionError(f"promotion service {endpoint}: the answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise PromotionError(f"promotion service {endpoint}: the answer is not a JSON object")
+    return answer
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str:
+    """Return the ``error`` of a JSON error answer, else the HTTP reason."""
+    try:
+        error = json.loads(exc.read()).get("error")
+    except (OSError, ValueError, AttributeError):
+        error = None
+    return str(error) if error else str(exc.reason)
