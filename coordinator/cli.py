@@ -270,21 +270,9 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
 
 def _secret(path: Path | None, env: str, option: str) -> str:
     """Return the secret in ``path``, else in ``$env``; raise PromotionError if there is none."""
-    from coordinator.errors import PromotionError
+    from coordinator.promoting import read_secret
 
-    if path is not None:
-        try:
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise PromotionError(f"{option} {path}: cannot read it "
-                                 f"({exc.__class__.__name__})") from None
-        if not text:
-            raise PromotionError(f"{option} {path}: the file is empty")
-        return text
-    text = os.environ.get(env, "").strip()
-    if not text:
-        raise PromotionError(f"no {env}: set it or pass {option}")
-    return text
+    return read_secret(path, env, option)
 
 
 @main.command()

@@ -23,22 +23,29 @@ from promote.flow import Outcome, promote
 from promote.provider import Provider
 
 
+def read_secret(path: Path | None, env: str, option: str, missing: str | None = None) -> str:
+    """Return the secret in the file ``path``, else in ``$env``; raise PromotionError naming
+    ``option`` when the file is unreadable or empty, or ``missing`` when there is none."""
+    if path is not None:
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise PromotionError(f"{option} {path}: cannot read it "
+                                 f"({exc.__class__.__name__})") from None
+        if not text:
+            raise PromotionError(f"{option} {path}: the file is empty")
+        return text
+    text = os.environ.get(env, "").strip()
+    if not text:
+        raise PromotionError(missing or f"no {env}: set it or pass {option}")
+    return text
+
+
 def read_token(promotion: PromotionSpec) -> str:
     """Return the GitHub token (tokenFile, else GITHUB_TOKEN); raise PromotionError if none."""
-    if promotion.token_file:
-        path = Path(promotion.token_file)
-        try:
-            token = path.read_text().strip()
-        except OSError as exc:
-            raise PromotionError(f"promotion.tokenFile {path}: cannot read it "
-                                 f"({exc.__class__.__name__})") from None
-        if not token:
-            raise PromotionError(f"promotion.tokenFile {path}: the file is empty")
-        return token
-    token = os.environ.get("GITHUB_TOKEN", "").strip()
-    if not token:
-        raise PromotionError("no GitHub token: set GITHUB_TOKEN or promotion.tokenFile")
-    return token
+    return read_secret(Path(promotion.token_file) if promotion.token_file else None,
+                       "GITHUB_TOKEN", "promotion.tokenFile",
+                       "no GitHub token: set GITHUB_TOKEN or promotion.tokenFile")
 
 
 def make_provider(promotion: PromotionSpec) -> Provider:
