@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ class _Slot:
     info: dict[str, Any] = field(default_factory=dict)
     windows: list[Window] = field(default_factory=list)
     progress: Progress | None = None
+    earlier: list[Progress] = field(default_factory=list)  # final totals of replaced actors
     poll_ref: Any = None
     polled_at: float = 0.0
     outcome: WorkerOutcome | None = None
@@ -194,7 +196,9 @@ class RayPool:
         except (RayError, ConnectionError, ValueError, RuntimeError) as exc:
             where = self.address or "an embedded local instance"
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ClusterError(f"cannot start or join Ray ({where}): {text}") from exc
+            hint = (" (check the address; with Ray's token authentication the driver needs the "
+                    "cluster's token, see README)" if self.address else "")
+            raise ClusterError(f"cannot start or join Ray ({where}): {text}{hint}") from exc
         self._owned = True
         url = getattr(context, "dashboard_url", None)
         if url:
@@ -204,6 +208,7 @@ class RayPool:
 
     def _init(self) -> Any:
         if self.address:
+            _probe(self.address)
             self._log(f"joining Ray at {self.address}")
             return ray.init(address=self.address, logging_level=logging.WARNING,
                             runtime_env={"working_dir": str(REPO_ROOT), "excludes": _EXCLUDES})
@@ -364,11 +369,15 @@ class RayPool:
                              resumed_at_s=plan.resume_s))
         self._log(f"worker #{slot.plan.worker_index} replaced; it resumes at {plan.resume_s:.1f} s")
         slot.actor, slot.plan, slot.info = actor, plan, info
+        if slot.progress is not None:  # keep the lost actor's totals in the live view
+            slot.earlier.append(slot.progress)
+            slot.progress = None
         self._issue_poll(slot)
         return True
 
     def _view(self, slots: list[_Slot], start_at: float) -> LiveView:
-        progresses = [s.progress for s in slots if s.progress is not None]
+        current = [s.progress for s in slots if s.progress is not None]
+        progresses = [*current, *(p for s in slots for p in s.earlier)]
         latency = None
         if progresses:
             from workers.histogram import Histogram
@@ -381,10 +390,25 @@ class RayPool:
             elapsed_s=max(0.0, time.time() - start_at),
             requests=sum(p.requests for p in progresses),
             errors=sum(p.errors for p in progresses),
-            in_flight=sum(p.in_flight for p in progresses),
+            in_flight=sum(p.in_flight for p in current),
             latency_p50_ms=ms(50), latency_p99_ms=ms(99), workers=len(slots),
             lost=sum(isinstance(s.outcome, WorkerLost) for s in slots),
         )
+
+
+def _probe(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast when a HOST:PORT (or ray://HOST:PORT) address does not accept connections:
+    ray.init would otherwise retry for minutes. ``auto`` is left to Ray."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach Ray at {address}: {exc.strerror or exc} (is the "
+                           "cluster up, and the address host:port of its head?)") from None
 
 
 def _last_line(exc: BaseException) -> str:

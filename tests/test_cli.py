@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,16 @@ def test_real_process_bad_spec_has_no_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"slogate: error: {tmp_path / 'nope.yaml'}: spec file not found"
+
+
+def test_unreachable_ray_address_fails_fast_with_one_line(tmp_path: Path) -> None:
+    """--address of a port nobody listens on: exit 2 within seconds, one line, no traceback
+    (ray.init alone would retry for minutes)."""
+    spec = _write_spec(tmp_path, "http://127.0.0.1:9", [], rate=10)
+    begun = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(spec),
+                           "--address", f"127.0.0.1:{_free_port()}"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "cannot reach Ray at 127.0.0.1:" in proc.stderr
+    assert time.monotonic() - begun < 20
