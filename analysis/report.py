@@ -202,9 +202,11 @@ def render_markdown(results: Results) -> str:
                   "|---|---:|---:|---:|---|",
                   *(f"| {m} | {b} | {c} | {v} | {i} |" for m, b, c, v, i in _comparison_rows(results))]
     load = results.spec.get("load", {})
-    model = f"rate {load.get('rate')} req/s" if load.get("rate") else \
+    model = f"rate {load['rate']:g} req/s" if load.get("rate") else \
         f"concurrency {load.get('concurrency')}"
-    stop = ", ".join(f"{k} {load[k]}" for k in ("duration", "requests") if load.get(k) is not None)
+    stop = ", ".join(
+        ([f"duration {load['duration']:g} s"] if load.get("duration") is not None else [])
+        + ([f"requests {load['requests']:,}"] if load.get("requests") is not None else []))
     lines += [
         "",
         "### Run",
