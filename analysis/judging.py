@@ -33,6 +33,18 @@ class WindowHealth:
     cpu_s: float
 
 
+def run_health(*, lost: Iterable[tuple[int, str]], aborted: bool,
+               gaps: Iterable[tuple[int, float, float | None]], windows: Iterable[WindowHealth],
+               window_s: float) -> RunHealth:
+    """Return the run's health from its lost workers ``(index, reason)``, gaps ``(worker,
+    lost_at_s, resumed_at_s)`` and windows; one wording, so a re-judged run reads as it did."""
+    return RunHealth(
+        lost_workers=tuple(f"#{index}: {reason}" for index, reason in lost), aborted=aborted,
+        gaps=tuple(f"worker #{worker} lost at {lost_at:.1f} s, replaced from {resumed:.1f} s"
+                   for worker, lost_at, resumed in gaps if resumed is not None),
+        **generator_health(windows, window_s))  # type: ignore[arg-type]
+
+
 def generator_health(windows: Iterable[WindowHealth], window_s: float) -> dict[str, object]:
     """Return the RunHealth fields about the generator: due, unsent, lag p99, busiest CPU."""
     windows = list(windows)

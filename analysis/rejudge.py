@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analysis.judging import WindowHealth, generator_health, judge_measured, objective_results
+from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
 from analysis.metrics import Measured
 from analysis.results import Results, clean_metrics, unseries
-from analysis.verdict import Limits, Objective, RunHealth
+from analysis.verdict import Limits, Objective
 from workers.histogram import Histogram
 
 
@@ -24,15 +24,13 @@ def rejudge(results: Results, objectives: Sequence[Objective], limits: Limits) -
     measured = Measured(latency=unseries(results.histograms.latency),
                         duration_s=results.duration_s, error_ranges=ranges)  # type: ignore[arg-type]
     window_s = float(results.spec.get("load", {}).get("window", 1.0))
-    health = RunHealth(
-        lost_workers=tuple(f"#{w.index}: {w.reason}" for w in results.workers
-                           if w.status == "lost"),
+    health = run_health(
+        lost=((w.index, w.reason or "") for w in results.workers if w.status == "lost"),
         aborted=results.aborted,
-        gaps=tuple(f"worker #{g.worker} lost at {g.lost_at_s:.1f} s, replaced from "
-                   f"{g.resumed_at_s:.1f} s" for g in results.gaps if g.resumed_at_s is not None),
-        **generator_health((WindowHealth(scheduled=w.scheduled, sent=w.sent,
-                                         lag=Histogram.decode(w.lag), cpu_s=w.cpu_s)
-                            for w in results.windows), window_s))
+        gaps=((g.worker, g.lost_at_s, g.resumed_at_s) for g in results.gaps),
+        windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=Histogram.decode(w.lag),
+                              cpu_s=w.cpu_s) for w in results.windows),
+        window_s=window_s)
     judged = judge_measured(objectives, measured, health, limits)
     return results.model_copy(update={
         "metrics": clean_metrics(judged.table.to_dict(orient="index")),

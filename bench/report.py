@@ -192,7 +192,8 @@ def rss_at_requests(soak: SoakResult, marks: Sequence[int]) -> list[tuple[int, f
 
 # --- printing --------------------------------------------------------------------------------
 
-def _num(value: float | int | None, fmt: str) -> str:
+def num(value: float | int | None, fmt: str) -> str:
+    """Return value formatted with fmt, or "-" when there is none."""
     return "-" if value is None else format(value, fmt)
 
 
@@ -205,9 +206,9 @@ def format_table(results: Sequence[ClientResult]) -> str:
         if not r.ok:
             lines.append(f"{r.name:<18}FAILED: {r.error}")
             continue
-        lines.append(f"{r.name:<18}{r.requests:>10}{_num(r.server_requests, 'd'):>10}"
-                     f"{_num(r.errors, 'd'):>7}{r.wall_s:>7.2f}{_num(r.measured_s, '.2f'):>7}"
-                     f"{_num(r.rps, '.0f'):>8}{r.cpu_s:>7.2f}{_num(r.req_per_cpu_s, '.0f'):>10}")
+        lines.append(f"{r.name:<18}{r.requests:>10}{num(r.server_requests, 'd'):>10}"
+                     f"{num(r.errors, 'd'):>7}{r.wall_s:>7.2f}{num(r.measured_s, '.2f'):>7}"
+                     f"{num(r.rps, '.0f'):>8}{r.cpu_s:>7.2f}{num(r.req_per_cpu_s, '.0f'):>10}")
     return "\n".join(lines)
 
 
@@ -221,7 +222,7 @@ def format_ratios(items: Sequence[Ratio]) -> str:
         for ratio in (r for r in items if r.metric == metric):
             goal = f"goal >= {ratio.goal:g}x  {ratio.verdict}" if ratio.goal else ""
             name = f"{ratio.numerator}/{ratio.denominator}"
-            lines.append(f"  {name:<26}{_num(ratio.value, '.2f'):>8}x   {goal}".rstrip())
+            lines.append(f"  {name:<26}{num(ratio.value, '.2f'):>8}x   {goal}".rstrip())
     return "\n".join(lines)
 
 
@@ -229,17 +230,17 @@ def format_open(result: OpenResult) -> str:
     """Return the open-model lines: rate vs target and schedule lag, each against its goal."""
     if result.error:
         return f"open model {result.target_rps:g} req/s: FAILED: {result.error}"
-    rate = (f"achieved {_num(result.achieved_rps, '.0f')} of {result.target_rps:g} req/s "
-            f"({_num(_percent(result), '+.2f')} %)  goal within 1 %  "
+    rate = (f"achieved {num(result.achieved_rps, '.0f')} of {result.target_rps:g} req/s "
+            f"({num(_percent(result), '+.2f')} %)  goal within 1 %  "
             f"{'met' if result.rate_met else 'not met'}")
     extra = result.extra
-    by_window = " ".join(_num(v, ".2f") for v in extra.get("lag_p99_ms_by_window") or [])
-    lag = (f"schedule lag p99 {_num(result.lag_p99_ms, '.3f')} ms  goal <= 1 ms  "
+    by_window = " ".join(num(v, ".2f") for v in extra.get("lag_p99_ms_by_window") or [])
+    lag = (f"schedule lag p99 {num(result.lag_p99_ms, '.3f')} ms  goal <= 1 ms  "
            f"{'met' if result.lag_met else 'not met'}\n"
-           f"    (max {_num(extra.get('lag_max_ms'), '.2f')} ms; p99 per 1 s window: {by_window})")
+           f"    (max {num(extra.get('lag_max_ms'), '.2f')} ms; p99 per 1 s window: {by_window})")
     health = (f"scheduled {extra.get('scheduled')}, sent {extra.get('sent')}, "
               f"unsent {extra.get('unsent')}, errors {extra.get('errors')}, "
-              f"nginx saw {_num(result.server_requests, 'd')}, client CPU {result.cpu_s:.2f} s")
+              f"nginx saw {num(result.server_requests, 'd')}, client CPU {result.cpu_s:.2f} s")
     return "\n".join([f"open model, {result.target_rps:g} req/s:", f"  {rate}", f"  {lag}",
                       f"  {health}"])
 
@@ -254,7 +255,7 @@ def format_soak(soak: SoakResult, marks: Sequence[int]) -> str:
     """Return the soak's RSS at request marks, its peak, and whether it stayed flat."""
     if soak.peak_bytes is None:
         return f"soak: FAILED: {soak.error}"
-    lines = [f"soak: {_num(soak.requests, 'd')} requests in {soak.wall_s:.0f} s"
+    lines = [f"soak: {num(soak.requests, 'd')} requests in {soak.wall_s:.0f} s"
              + (f" ({soak.error})" if soak.error else "")]
     for mark, at_s, rss in rss_at_requests(soak, marks):
         lines.append(f"  ~{mark:>10} requests (t={at_s:6.1f} s): peak RSS {rss / 2**20:8.1f} MiB")

@@ -393,7 +393,7 @@ def imbalance_note(run: ScalingRun, tolerance: float = 0.2) -> str | None:
     if max(counts) <= (1.0 + tolerance) * min(counts):
         return None
     rates = [a.requests / a.load_cpu_s if a.load_cpu_s > 0 else None for a in run.per_actor]
-    per_cpu = " vs ".join(_num(r, ".0f") for r in rates)
+    per_cpu = " vs ".join(report.num(r, ".0f") for r in rates)
     known = [r for r in rates if r is not None]
     same = (len(known) == len(rates) and max(known) <= (1.0 + tolerance / 2) * min(known))
     return (f"{run.actors} actors: requests {' vs '.join(map(str, counts))} from load-thread CPU "
@@ -403,10 +403,6 @@ def imbalance_note(run: ScalingRun, tolerance: float = 0.2) -> str | None:
 
 
 # --- printing -----------------------------------------------------------------------------------
-
-def _num(value: float | int | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
 
 def format_table(runs: Sequence[ScalingRun]) -> str:
     """Return the runs as a fixed-width table: load figures, then the CPU budget in cores."""
@@ -420,9 +416,9 @@ def format_table(runs: Sequence[ScalingRun]) -> str:
             continue
         per_actor = "+".join(str(a.requests) for a in r.per_actor)
         cpus = "+".join(f"{a.load_cpu_s:.2f}" for a in r.per_actor)
-        lines.append(f"{r.actors:>6}{conns:>12}{r.requests:>10}{_num(r.server_requests, 'd'):>10}"
-                     f"{r.errors:>7}{_num(r.rps, '.0f'):>9}  {per_actor:<22}{cpus:>12}"
-                     f"{_num(r.req_per_load_cpu_s, '.0f'):>16}")
+        lines.append(f"{r.actors:>6}{conns:>12}{r.requests:>10}{report.num(r.server_requests, 'd'):>10}"
+                     f"{r.errors:>7}{report.num(r.rps, '.0f'):>9}  {per_actor:<22}{cpus:>12}"
+                     f"{report.num(r.req_per_load_cpu_s, '.0f'):>16}")
     cores = next((r.cpu.cores for r in runs if r.cpu is not None), None)
     lines += ["", f"CPU over each measured phase, in cores busy on average (of {cores or '?'}):"]
     head2 = (f"{'actors':>6}{'machine':>9}{'nginx':>7}{'actors':>8}{'Ray+drv':>9}{'irq':>6}"
@@ -437,7 +433,7 @@ def format_table(runs: Sequence[ScalingRun]) -> str:
         per_nginx = _divide(r.rps, c.nginx)
         lines.append(f"{r.actors:>6}{c.machine:>9.2f}{c.nginx:>7.2f}{c.actors:>8.2f}"
                      f"{c.ray_driver:>9.2f}{c.irq:>6.2f}{c.other:>7.2f}"
-                     f"{_num(per_nginx, '.0f'):>16}  {per_core}")
+                     f"{report.num(per_nginx, '.0f'):>16}  {per_core}")
     return "\n".join(lines)
 
 
@@ -448,10 +444,10 @@ def format_ratios(runs: Sequence[ScalingRun], ratios: Mapping[str, float | None]
     a, b = runs[0], runs[-1]
     return "\n".join([
         f"{b.actors}-actor/{a.actors}-actor:",
-        f"  requests/s               {_num(b.rps, '.0f'):>8} / {_num(a.rps, '.0f'):>8} = "
-        f"{_num(ratios['rps'], '.2f')}x",
-        f"  requests/actor-CPU-s     {_num(b.req_per_load_cpu_s, '.0f'):>8} / "
-        f"{_num(a.req_per_load_cpu_s, '.0f'):>8} = {_num(ratios['req_per_load_cpu_s'], '.2f')}x",
+        f"  requests/s               {report.num(b.rps, '.0f'):>8} / {report.num(a.rps, '.0f'):>8} = "
+        f"{report.num(ratios['rps'], '.2f')}x",
+        f"  requests/actor-CPU-s     {report.num(b.req_per_load_cpu_s, '.0f'):>8} / "
+        f"{report.num(a.req_per_load_cpu_s, '.0f'):>8} = {report.num(ratios['req_per_load_cpu_s'], '.2f')}x",
     ])
 
 
@@ -499,7 +495,7 @@ def run_one(pool: Any, target: Target, *, actors: int, connections: int, duratio
     run = dataclasses.replace(_with_cpu(run, outcomes, sampler, target),
                               sampler_cpu_s=sampler.cpu_s)
     if run.ok:
-        log(f"  {run.requests} requests, {_num(run.rps, '.0f')} req/s, actor load CPU "
+        log(f"  {run.requests} requests, {report.num(run.rps, '.0f')} req/s, actor load CPU "
             f"{run.load_cpu_s:.2f} s")
     else:
         log(f"  FAILED: {run.error}")

@@ -20,8 +20,7 @@ from analysis.results import (
     Histograms, ObjectiveResult, Results, WindowResult, WorkerResult, clean_metrics, series,
 )
 from analysis.compare import split_versions
-from analysis.judging import WindowHealth, generator_health, judge_measured, objective_results
-from analysis.verdict import RunHealth
+from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
 from coordinator.plan import worker_plans
 from coordinator.spec import ExperimentSpec
 from workers.engine import WorkerReport
@@ -90,12 +89,11 @@ def build_results(
     latency, service = totals(windows), totals(windows, corrected=False)
     measured = Measured(latency=latency, duration_s=max((r.measured_s for r in reports), default=0.0),
                         error_ranges=spec.error_ranges)
-    health = RunHealth(
-        lost_workers=tuple(f"#{w.worker_index}: {w.reason}" for w in lost), aborted=aborted,
-        gaps=tuple(f"worker #{g.worker_index} lost at {g.lost_at_s:.1f} s, replaced from "
-                   f"{g.resumed_at_s:.1f} s" for g in gaps if g.resumed_at_s is not None),
-        **generator_health((WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag,
-                                         cpu_s=w.cpu_s) for w in windows), spec.load.window))
+    health = run_health(
+        lost=((w.worker_index, w.reason) for w in lost), aborted=aborted,
+        gaps=((g.worker_index, g.lost_at_s, g.resumed_at_s) for g in gaps),
+        windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag, cpu_s=w.cpu_s)
+                 for w in windows), window_s=spec.load.window)
     objectives = [o.to_core() for o in spec.objectives]
     judged = judge_measured(objectives, measured, health, spec.analysis.to_core())
     table, verdict = judged.table, judged.verdict
