@@ -31,3 +31,8 @@ class ExampleError(SlogateError):
 
 class PromotionError(SlogateError):
     """The promotion cannot be prepared or done (a manifest that cannot be patched, a bad path)."""
+
+
+class KubernetesError(SlogateError):
+    """The Kubernetes API refused or failed an operation (kubeconfig, RBAC, apply, a Secret), or
+    the candidate never became ready (the message says why, from its pods' status)."""
