@@ -75,6 +75,22 @@ def kind_of(name: str) -> Kind | None:
     return None
 
 
+# Which way a metric goes bad: counts describe the run's size and have no bad direction.
+_HIGHER_IS_WORSE: dict[Kind, bool | None] = {
+    Kind.LATENCY: True,
+    Kind.RATIO: True,
+    Kind.THROUGHPUT: False,
+    Kind.COUNT: None,
+}
+
+
+def higher_is_worse(name: str) -> bool | None:
+    """Return True when a larger value of the metric is worse (latency, error-rate), False when a
+    smaller one is (throughput), None for counts and unknown names (no bad direction)."""
+    kind = kind_of(name)
+    return None if kind is None else _HIGHER_IS_WORSE[kind]
+
+
 def known_metric_names() -> list[str]:
     """Return the fixed metric names plus the pattern for percentiles, for error messages."""
     return [*_FIXED, "latency-pXX"]

@@ -12,8 +12,10 @@ Exception tree (``coordinator.errors``), shared by every package::
     ├── ClusterError             Ray could not be started/joined, actors not placed    -> exit 2
     ├── ExampleError             the bundled sample app could not be started           -> exit 2
     ├── PromotionError           the promotion cannot be prepared or done              -> exit 2
-    └── KubernetesError          the cluster refused an operation, or the candidate's
-                                 rollout failed (why, from its pods' status)           -> exit 2
+    ├── KubernetesError          the cluster refused an operation, or the candidate's
+    │                            rollout failed (why, from its pods' status)           -> exit 2
+    └── HistoryError             the run archive (a directory, git:REPO#BRANCH) cannot be
+                                 read or written, or holds no run of that name         -> exit 2
 
 Per-request failures are never exceptions: they are data (``error="timeout"``, ``"status:503"``).
 """

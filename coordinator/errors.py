@@ -36,3 +36,8 @@ class PromotionError(SlogateError):
 class KubernetesError(SlogateError):
     """The Kubernetes API refused or failed an operation (kubeconfig, RBAC, apply, a Secret), or
     the candidate never became ready (the message says why, from its pods' status)."""
+
+
+class HistoryError(SlogateError):
+    """The run archive cannot be read or written (a missing directory or git repository, a git
+    command that failed), or it holds no run to show."""
