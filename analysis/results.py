@@ -218,19 +218,27 @@ def load_results(path: str | Path) -> Results:
     """Return the results document at ``path``, or raise ResultsError naming what is wrong."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ResultsError(f"{path}: results file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read results file ({exc.__class__.__name__})") from None
+    return parse_results(text, source=str(path))
+
+
+def parse_results(text: str, *, source: str) -> Results:
+    """Return the results document in ``text``, or raise ResultsError naming ``source`` and
+    what is wrong (a results file's text read from elsewhere, e.g. a git archive)."""
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        raise ResultsError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     if isinstance(data, dict) and data.get("schema") not in (None, SCHEMA):
-        raise ResultsError(f"{path}: schema {data.get('schema')!r} is not supported "
+        raise ResultsError(f"{source}: schema {data.get('schema')!r} is not supported "
                            f"(this slogate reads {SCHEMA})")
     try:
         return Results.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "document"
-        raise ResultsError(f"{path}: {field}: {first['msg']}") from None
+        raise ResultsError(f"{source}: {field}: {first['msg']}") from None

@@ -403,12 +403,15 @@ class ManifestPatch(_Model):
 
 
 class PromotionSpec(_Model):
-    """Where and how a PASS is promoted: a pull request that makes the candidate stable.
+    """Where and how a PASS is promoted: a pull request that makes the candidate stable (and,
+    with ``onFail: revert-pr``, a FAIL of the stable version reverted by one).
 
     Example::
 
         promotion:
           repository: my-org/gitops          # a fork; provider local: a path on disk
+          upstream: acme/gitops              # optional: the pull request goes there
+          onFail: revert-pr                  # a FAIL of the stable version: revert PR
           manifests:
             - {path: samples/deployments/baseline.yaml, strategy: copy,
                from: samples/deployments/candidate.yaml}
@@ -425,6 +428,19 @@ class PromotionSpec(_Model):
     token_file: str | None = Field(None, description="File holding the GitHub token "
                                    "(default: the GITHUB_TOKEN environment variable).")
     auto: bool = Field(True, description="slogate run promotes by itself on PASS.")
+    on_fail: Literal["none", "revert-pr"] = Field(
+        "none", description="revert-pr: a FAIL of the version already stable on baseBranch opens "
+        "a pull request restoring the manifests to what they were before it was promoted.")
+    upstream: str | None = Field(
+        None, pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name: branch and commits go to "
+        "the fork (repository), the pull request to this repository's baseBranch (github only).")
+
+    @model_validator(mode="after")
+    def _upstream_needs_github(self) -> PromotionSpec:
+        if self.upstream is not None and self.provider != "github":
+            raise ValueError(f"upstream is for provider github; a {self.provider} repository "
+                             "has no forks")
+        return self
 
 
 class ExperimentSpec(_Model):
