@@ -211,7 +211,7 @@ def render_markdown(results: Results) -> str:
         "",
         "### Run",
         "",
-        f"- target: `{results.spec.get('target')}`",
+        f"- target: `{results.target_url}`",
         f"- load: {model}, {stop}, {len(results.workers)} worker(s)",
         f"- window: {results.start_time} .. {results.end_time} (measured {results.duration_s:.3g} s)",
         "",

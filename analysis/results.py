@@ -155,6 +155,12 @@ class Results(_Doc):
     verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
     reasons: list[str]
 
+    @property
+    def target_url(self) -> str | None:
+        """Return the candidate's base URL from the saved spec (a URL, or ``target.url``)."""
+        target = self.spec.get("target")
+        return target.get("url") if isinstance(target, dict) else target
+
     def to_json(self) -> str:
         """Return the document as indented JSON text."""
         return self.model_dump_json(by_alias=True, indent=2) + "\n"

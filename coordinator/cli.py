@@ -146,7 +146,7 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, a
 
     spec = load_spec(spec_path, aa=aa)
     if aa:
-        _log(f"A/A run: {spec.target} as both baseline and candidate")
+        _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
                           fmt_name=fmt_name, aa=aa))
 

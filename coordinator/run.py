@@ -58,7 +58,7 @@ def run_experiment(
     stop = " or ".join(x for x in (
         f"{load.duration:g} s" if load.duration else "",
         f"{load.requests} requests" if load.requests else "") if x)
-    log(f"loading {spec.target} with {shape} for {stop} on {len(plans)} worker(s)")
+    log(f"loading {spec.target_url} with {shape} for {stop} on {len(plans)} worker(s)")
     started = datetime.now(timezone.utc)
     outcomes = pool.run(plans)
     ended = datetime.now(timezone.utc)

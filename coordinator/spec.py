@@ -33,6 +33,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -443,14 +444,89 @@ class PromotionSpec(_Model):
         return self
 
 
+def _check_http_url(target: str) -> str:
+    """Return ``target`` without a trailing slash; raise ValueError unless it is http(s)://host."""
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{target!r} is not an http(s) URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"{target!r} has an invalid port") from None
+    return target.rstrip("/")
+
+
+class KubernetesTarget(_Model):
+    """Dark launch: apply the candidate's manifests, wait for its rollout, then load its Service.
+
+    Example::
+
+        target:
+          kubernetes:
+            namespace: shop
+            manifests: [candidate.yaml]      # relative to the spec file
+            service: hello-candidate         # default: the only Service in the manifests
+            port: 8080                       # default: the Service's first port
+            rolloutTimeout: 2m
+            cleanup: on_fail                 # always | on_fail | never
+          url: http://127.0.0.1:18080        # optional: outside the cluster (port-forward)
+
+    Without ``url`` the load goes to the Service's cluster DNS name,
+    ``http://<service>.<namespace>.svc:<port>``: slogate runs inside the cluster.
+    """
+
+    namespace: str = Field("default", min_length=1, max_length=63,
+                           pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    manifests: list[str] = Field(min_length=1, description="Candidate manifest files "
+                                 "(Deployment, Service, ConfigMap), relative to the spec file.")
+    service: str | None = Field(None, description="The Service to load; default the only one "
+                                "in the manifests.")
+    port: int | None = Field(None, ge=1, le=65535, description="Service port; default its first.")
+    rollout_timeout: Duration = Field(120.0, description="How long the Deployments may take "
+                                      "to become ready.")
+    cleanup: Literal["always", "on_fail", "never"] = Field(
+        "never", description="Delete the candidate afterwards: always, on_fail (unless PASS), "
+        "never.")
+    kubeconfig: str | None = Field(None, description="Kubeconfig file; default $KUBECONFIG, "
+                                   "~/.kube/config, or the in-cluster service account.")
+    context: str | None = Field(None, description="Kubeconfig context; default the current one.")
+
+
+class TargetSpec(_Model):
+    """The version under test: a base URL, or a Kubernetes dark launch (and optionally a URL).
+
+    ``target: http://host:8080`` is short for ``target: {url: http://host:8080}``.
+    """
+
+    url: str | None = Field(None, description="Base URL of the candidate (http or https).")
+    kubernetes: KubernetesTarget | None = Field(None, description="Deploy the candidate "
+                                                "before loading it.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        return None if url is None else _check_http_url(url)
+
+    @model_validator(mode="after")
+    def _url_or_kubernetes(self) -> TargetSpec:
+        if self.url is None and self.kubernetes is None:
+            raise ValueError("give url, kubernetes, or both")
+        return self
+
+
+def _target_from_url(value: Any) -> Any:
+    return {"url": value} if isinstance(value, str) else value
+
+
 class ExperimentSpec(_Model):
     """A whole experiment: what to load, how hard, and the SLOs to judge."""
 
     model_config = ConfigDict(json_schema_extra={"$id": SCHEMA_ID, "title": "slogate experiment"})
 
     name: str = Field(min_length=1, max_length=253, description="Experiment name.")
-    target: str = Field(description="Base URL of the version under test, the candidate "
-                        "(http or https).")
+    target: Annotated[TargetSpec, BeforeValidator(_target_from_url)] = Field(
+        description="The version under test, the candidate: its base URL, or "
+        "{url, kubernetes} to dark-launch it first.")
     baseline: str | None = Field(None, description="Base URL of the baseline version: both are "
                                  "loaded by the same workers, interleaved request by request.")
     load: LoadSpec
@@ -473,19 +549,25 @@ class ExperimentSpec(_Model):
                         "description": "HTTP statuses counted as errors, e.g. ['400-599']."}),
     ] = DEFAULT_ERROR_RANGES
 
-    @field_validator("target", "baseline")
+    @field_validator("baseline")
     @classmethod
-    def _http_url(cls, target: str | None) -> str | None:
-        if target is None:
-            return None
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{target!r} is not an http(s) URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError(f"{target!r} has an invalid port") from None
-        return target.rstrip("/")
+    def _http_url(cls, baseline: str | None) -> str | None:
+        return None if baseline is None else _check_http_url(baseline)
+
+    @field_serializer("target")
+    def _target_as_written(self, target: TargetSpec) -> Any:
+        """A plain URL target is saved as the string it was written as (results stay v1)."""
+        if target.kubernetes is None:
+            return target.url
+        return target.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @property
+    def target_url(self) -> str:
+        """Return the candidate's base URL; a Kubernetes target without ``url`` must be
+        resolved first (:meth:`with_target`), once its Service is known."""
+        if self.target.url is None:
+            raise SpecError("target: the Kubernetes target has no URL yet (launch it first)")
+        return self.target.url
 
     @field_validator("error_ranges", mode="before")
     @classmethod
@@ -521,14 +603,17 @@ class ExperimentSpec(_Model):
     def versions(self) -> list[tuple[str, str]]:
         """Return ``[(version, base URL)]``: the candidate alone, or baseline and candidate."""
         if self.baseline is None:
-            return [("candidate", self.target)]
-        return [("baseline", self.baseline), ("candidate", self.target)]
+            return [("candidate", self.target_url)]
+        return [("baseline", self.baseline), ("candidate", self.target_url)]
 
     def with_target(self, target: str) -> ExperimentSpec:
-        """Return a copy that loads another base URL (the demo points it at a free port)."""
+        """Return a copy that loads another base URL (the demo points it at a free port; a
+        Kubernetes target gets its Service's URL), keeping a Kubernetes block as it is."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        moved = ({**dumped["target"], "url": target} if isinstance(dumped["target"], dict)
+                 else target)
         try:
-            return ExperimentSpec.model_validate(
-                {**self.model_dump(mode="json", by_alias=True), "target": target})
+            return ExperimentSpec.model_validate({**dumped, "target": moved})
         except ValidationError as exc:
             raise SpecError(f"target: {exc.errors(include_url=False)[0]['msg']}") from None
 
@@ -536,6 +621,9 @@ class ExperimentSpec(_Model):
 def json_schema() -> dict[str, Any]:
     """Return the JSON Schema of the spec (camelCase keys), for editors and CI linting."""
     schema = ExperimentSpec.model_json_schema(by_alias=True)
+    target = schema["properties"]["target"]
+    schema["properties"]["target"] = {"description": target.pop("description", ""), "anyOf": [
+        {"type": "string", "description": "Base URL of the candidate (http or https)."}, target]}
     items = schema["properties"]["objectives"]["items"]
     schema["properties"]["objectives"]["items"] = {"anyOf": [items, {
         "type": "string", "pattern": _K6.pattern,
@@ -554,7 +642,11 @@ def load_spec(path: str | Path, *, aa: bool = False) -> ExperimentSpec:
     path = Path(path)
     data = _read_yaml(path)
     if aa and isinstance(data, dict):
-        url = data.get("baseline") or data.get("target")
+        target = data.get("target")
+        url = data.get("baseline") or (target.get("url") if isinstance(target, dict) else target)
+        if url is None and isinstance(target, dict):
+            raise SpecError(f"{path}: --aa loads one running version twice; a Kubernetes target "
+                            "needs target.url or baseline for it")
         data["target"] = data["baseline"] = url
     spec = parse_spec(data, source=str(path))
     _check_body_files(spec, path.parent, str(path))
@@ -629,6 +721,11 @@ def _check_body_files(spec: ExperimentSpec, base: Path, source: str) -> None:
         if endpoint.body_file is not None and not (base / endpoint.body_file).is_file():
             raise SpecError(f"{source}: endpoints[{index}].bodyFile: file not found: "
                             f"{base / endpoint.body_file}")
+    kubernetes = spec.target.kubernetes
+    for index, manifest in enumerate(kubernetes.manifests if kubernetes else ()):
+        if not (base / manifest).is_file():
+            raise SpecError(f"{source}: target.kubernetes.manifests[{index}]: file not found: "
+                            f"{base / manifest}")
 
 
 def _describe(exc: ValidationError, data: Any, source: str) -> str:
@@ -636,6 +733,9 @@ def _describe(exc: ValidationError, data: Any, source: str) -> str:
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc = [part for part in first["loc"] if part not in _UNION_TAGS]
+    if loc[:2] == ["target", "url"] and isinstance(data, dict) and \
+            isinstance(data.get("target"), str):
+        loc = ["target", *loc[2:]]  # written as the short form, target: URL
     message = _message(first, data, loc)
     # A model-level check that names one of its own keys ("upperLimit: ...") points there.
     key, sep, rest = message.partition(": ")

@@ -48,7 +48,7 @@ def plain_yaml(path: Path) -> Any:
 VALID = [
     pytest.param(
         "name: m\ntarget: http://127.0.0.1:8080/\nload: {rate: 10, duration: 1s}\n", {},
-        {"name": "m", "target": "http://127.0.0.1:8080", "load.model": "open", "load.rate": 10.0,
+        {"name": "m", "target_url": "http://127.0.0.1:8080", "load.model": "open", "load.rate": 10.0,
          "load.duration": 1.0, "load.requests": None, "load.workers": 1, "load.timeout": 10.0,
          "load.window": 1.0, "load.max_in_flight": 1000, "load.max_duration": 3600.0,
          "load.cpus_per_worker": 1.0, "load.warmup": None, "load.warmup_requests": None,
@@ -92,7 +92,7 @@ VALID = [
     ),
     pytest.param(
         "name: t\ntarget: https://example.com/api/\n" + LOAD, {},
-        {"target": "https://example.com/api"},
+        {"target_url": "https://example.com/api"},
         id="https-target-with-path",
     ),
     pytest.param(
@@ -469,8 +469,8 @@ def test_with_target_keeps_everything_else(tmp_path: Path) -> None:
     """with_target changes only the (normalised) target; the original spec is unchanged."""
     spec = load_spec(write_spec(tmp_path, RICH))
     moved = spec.with_target("http://10.0.0.1:9999/")
-    assert moved.target == "http://10.0.0.1:9999"
-    assert spec.target == "http://127.0.0.1:8080"
+    assert moved.target_url == "http://10.0.0.1:9999"
+    assert spec.target_url == "http://127.0.0.1:8080"
     assert moved.model_dump(exclude={"target"}) == spec.model_dump(exclude={"target"})
 
 
