@@ -66,12 +66,15 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
                  fmt_name: str, aa: bool = False, show_pull_body: bool = False) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code.
 
+    A Kubernetes target is dark-launched first and cleaned up as its ``cleanup`` says.
+
     The first Ctrl-C (or SIGTERM) stops the workers and keeps partial results, marked aborted;
     a second one exits at once.
     """
     from analysis.results import write_atomic
     from analysis.verdict import Verdict
     from coordinator.cluster import RayPool
+    from coordinator.launching import Outcome, dark_launch
     from coordinator.progress import ProgressPrinter
     from coordinator.run import run_experiment
 
@@ -80,17 +83,22 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     local_cpus = int(max(load.workers * load.cpus_per_worker, 1) + 0.999)
     total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
     excluded_s = (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
-    with ProgressPrinter(total_s=total_s or None, target_rps=load.rate,
-                         excluded_s=excluded_s) as progress, \
-            RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
-                    placement=load.placement, on_worker_loss=load.on_worker_loss,
-                    run_name=spec.name, on_progress=progress.update) as pool, \
-            _stop_on_signals(pool):
-        results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
-    path = write_atomic(out_dir / "results.json", results.to_json())
-    from analysis.html import render_html
+    launch = Outcome()
+    with dark_launch(spec, spec_dir, _log, launch) as spec:
+        with ProgressPrinter(total_s=total_s or None, target_rps=load.rate,
+                             excluded_s=excluded_s) as progress, \
+                RayPool(address, log=_log, num_cpus=local_cpus,
+                        cpus_per_worker=load.cpus_per_worker, placement=load.placement,
+                        on_worker_loss=load.on_worker_loss, run_name=spec.name,
+                        on_progress=progress.update) as pool, \
+                _stop_on_signals(pool):
+            results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
+        launch.verdict = results.verdict
+        # Written before any cleanup, so a cluster that refuses the delete loses nothing.
+        path = write_atomic(out_dir / "results.json", results.to_json())
+        from analysis.html import render_html
 
-    write_atomic(out_dir / "report.html", render_html(results))
+        write_atomic(out_dir / "report.html", render_html(results))
     _emit_report(results, fmt_name)
     _log(f"results written to {path} (and report.html beside it)")
     if spec.promotion is not None and spec.promotion.auto:
