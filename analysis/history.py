@@ -313,8 +313,10 @@ def _judge(metric: str, newest: float, interval: tuple[float, float] | None, ref
     if bound is None:
         return CheckState.OK, f"{value}; counts have no bad direction"
     worse_up = bool(higher_is_worse(metric))
+    slack = kind_of(metric) is Kind.RATIO and bound > reference * (1.0 + policy.tolerance)
+    margin = f"{policy.ratio_slack * 100:g} pp" if slack else f"{policy.tolerance:.0%}"
     limit = (f"the bound {format_value(metric, bound)} ({policy.aggregate} "
-             f"{format_value(metric, reference)} {'+' if worse_up else '-'} {policy.tolerance:.0%})")
+             f"{format_value(metric, reference)} {'+' if worse_up else '-'} {margin})")
     if not (newest > bound if worse_up else newest < bound):
         return CheckState.OK, f"{value} is within {limit}"
     word = "above" if worse_up else "below"
