@@ -82,10 +82,10 @@ def reference_line(drift: Drift) -> str:
     """Return what the newest run was compared with, in words."""
     p = drift.policy
     refs = drift.reference_runs
-    span = f" ({_when(refs[0].start_time)} .. {_when(refs[-1].start_time)})" if refs else ""
-    return (f"Newest run {_when(drift.newest.start_time)} against the {p.aggregate} of "
-            f"{len(refs)} earlier {'/'.join(p.reference_verdicts)} run"
-            f"{'' if len(refs) == 1 else 's'}{span} (last {p.against} wanted), "
+    span = (f" ({refs[0].start_time:%Y-%m-%d %H:%M} .. {refs[-1].start_time:%Y-%m-%d %H:%M})"
+            if refs else "")
+    return (f"Newest run vs the {p.aggregate} of {len(refs)} earlier "
+            f"{'/'.join(p.reference_verdicts)} run{'' if len(refs) == 1 else 's'}{span}, "
             f"tolerance {p.tolerance:.0%}")
 
 

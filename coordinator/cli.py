@@ -63,8 +63,11 @@ def _emit_report(results: Any, fmt_name: str) -> None:
 
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
-                 fmt_name: str, aa: bool = False, show_pull_body: bool = False) -> int:
+                 fmt_name: str, aa: bool = False, show_pull_body: bool = False,
+                 archive: Any = None) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code.
+
+    With ``archive`` (a :class:`coordinator.archive.Archive`) the results are stored there too.
 
     A Kubernetes target is dark-launched first and cleaned up as its ``cleanup`` says.
 
@@ -101,6 +104,8 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
         write_atomic(out_dir / "report.html", render_html(results))
     _emit_report(results, fmt_name)
     _log(f"results written to {path} (and report.html beside it)")
+    if archive is not None:
+        _log(f"archived as {archive.store(results)}")
     if spec.promotion is not None and spec.promotion.auto:
         if results.verdict == "PASS":
             from coordinator.promoting import run_promotion
@@ -147,16 +152,23 @@ def _stop_on_signals(pool: Any) -> Iterator[None]:
               show_default=True, help="Report format on stdout.")
 @click.option("--aa", is_flag=True, help="A/A run: load the baseline (or the target) as both "
               "versions, interleaved, to measure the noise floor of a comparison.")
+@click.option("--archive", "archive_to", default=None, metavar="DEST",
+              help="Also store the results in this run archive: a directory, or "
+                   "git:REPO[#BRANCH] (a commit on BRANCH, default slogate/history; the working "
+                   "tree is not touched). Read it back with slogate history.")
 @_errors_to_exit_codes
-def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, aa: bool) -> None:
+def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, aa: bool,
+        archive_to: str | None) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
+    from coordinator.archive import open_archive
     from coordinator.spec import load_spec
 
     spec = load_spec(spec_path, aa=aa)
+    archive = open_archive(archive_to) if archive_to else None  # a bad DEST fails before the load
     if aa:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
-                          fmt_name=fmt_name, aa=aa))
+                          fmt_name=fmt_name, aa=aa, archive=archive))
 
 
 @main.command()
@@ -308,6 +320,65 @@ def demo(out: Path | None) -> None:
     from coordinator.demo import run_demo
 
     sys.exit(run_demo(out=out, log=_log, execute=execute_spec))
+
+
+def _tolerance(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    from coordinator.units import parse_ratio
+
+    try:
+        tolerance = parse_ratio(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if tolerance >= 1.0:
+        raise click.BadParameter(f"{value!r} must be below 100%")
+    return tolerance
+
+
+@main.command()
+@click.argument("source", metavar="SOURCE", default="results")
+@click.option("--name", default=None, help="Experiment name (default: the newest run's).")
+@click.option("--last", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many runs the trend shows.")
+@click.option("--against", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Compare the newest run with this many earlier PASS runs.")
+@click.option("--tolerance", default="10%", show_default=True, callback=_tolerance,
+              help="How much worse than the reference a metric may be (10% or 0.1).")
+@click.option("--aggregate", type=click.Choice(["median", "mean"]), default="median",
+              show_default=True, help="How the earlier runs make the reference.")
+@click.option("--format", "fmt_name", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when the newest run regressed against its reference.")
+@_errors_to_exit_codes
+def history(source: str, name: str | None, last: int, against: int, tolerance: float,
+            aggregate: str, fmt_name: str, fail_on_regression: bool) -> None:
+    """Show the trend of archived runs and whether the newest drifted (SOURCE: a directory,
+    default results, or git:REPO[#BRANCH])."""
+    from analysis.history import DriftPolicy, history_of
+    from analysis.history_report import render_history
+    from coordinator.archive import open_archive
+    from coordinator.errors import HistoryError
+
+    archive = open_archive(source)
+    scan = archive.scan()
+    for warning in scan.warnings:
+        _log(warning)
+    runs = [(r.results, r.source) for r in scan.runs]
+    if not runs:
+        raise HistoryError(f"{archive.location}: no runs in the archive")
+    if name is not None and all(r.name != name for r, _ in runs):
+        raise HistoryError(f"{archive.location}: no run named {name!r} (there are: "
+                           f"{', '.join(sorted({r.name for r, _ in runs}))})")
+    policy = DriftPolicy(against=against, tolerance=tolerance, aggregate=aggregate)
+    past = history_of(runs, name=name, policy=policy)
+    if past.other_names and name is None:
+        _log(f"several experiments in {archive.location}; showing {past.name}, the newest "
+             f"(others: {', '.join(past.other_names)}; choose with --name)")
+    if past.drift.no_reference:
+        _log(f"drift not judged: {past.drift.no_reference}")
+    click.echo(render_history(past, fmt_name, location=archive.location, last=last,
+                              color=sys.stdout.isatty()), nl=False)
+    sys.exit(1 if fail_on_regression and past.drift.regressed else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
