@@ -107,16 +107,25 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     if archive is not None:
         _log(f"archived as {archive.store(results)}")
     if spec.promotion is not None and spec.promotion.auto:
-        if results.verdict == "PASS":
-            from coordinator.promoting import run_promotion
-
-            _log(f"promoting {spec.promotion.app} {spec.promotion.version} "
-                 f"({spec.promotion.provider}: {spec.promotion.repository})")
-            run_promotion(results, spec.promotion, dry_run=False, log=_log,
-                          show=lambda text: click.echo(text, nl=False), show_body=show_pull_body)
-        else:
-            _log(f"not promoted: the verdict is {results.verdict}")
+        promote_after_run(results, spec.promotion, show_pull_body=show_pull_body)
     return Verdict(results.verdict).exit_code
+
+
+def promote_after_run(results: Any, promotion: Any, *, show_pull_body: bool = False) -> None:
+    """Promote a PASS; on a FAIL with ``onFail: revert-pr``, revert the version if it is the
+    stable one; anything else is only logged. The run's exit code is not changed by it."""
+    reverting = results.verdict == "FAIL" and promotion.on_fail == "revert-pr"
+    if results.verdict != "PASS" and not reverting:
+        _log(f"not promoted: the verdict is {results.verdict}")
+        return
+    from coordinator.promoting import run_promotion
+
+    where = f"({promotion.provider}: {promotion.repository})"
+    _log(f"the verdict is FAIL: reverting {promotion.app} {promotion.version} if it is the "
+         f"stable version {where}" if reverting else
+         f"promoting {promotion.app} {promotion.version} {where}")
+    run_promotion(results, promotion, dry_run=False, log=_log,
+                  show=lambda text: click.echo(text, nl=False), show_body=show_pull_body)
 
 
 @contextlib.contextmanager
@@ -214,7 +223,11 @@ def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
 @_errors_to_exit_codes
 def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
             service_url: str | None) -> None:
-    """Promote a saved PASS run: branch, commit and pull request in the GitOps repository."""
+    """Promote a saved PASS run: branch, commit and pull request in the GitOps repository.
+
+    With ``onFail: revert-pr`` a FAIL run of the version already stable opens a revert pull
+    request instead (a FAIL of a version that is not stable: nothing to revert).
+    """
     from analysis.results import load_results
     from coordinator.errors import PromotionError
     from coordinator.promoting import run_promotion

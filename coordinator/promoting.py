@@ -19,7 +19,7 @@ from typing import Any
 from analysis.results import Results
 from coordinator.errors import PromotionError
 from coordinator.spec import PromotionSpec
-from promote.flow import Outcome, promote
+from promote.flow import Outcome, act
 from promote.provider import Provider
 
 
@@ -56,18 +56,24 @@ def make_provider(promotion: PromotionSpec) -> Provider:
         return LocalGitProvider(promotion.repository)
     from promote.github import GitHubProvider
 
-    return GitHubProvider(promotion.repository, read_token(promotion), base_url=promotion.base_url)
+    return GitHubProvider(promotion.repository, read_token(promotion), base_url=promotion.base_url,
+                          upstream=promotion.upstream)
 
 
 def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
                   log: Callable[[str], None], show: Callable[[str], None],
                   show_body: bool = False) -> Outcome:
-    """Promote, then show the diff and the pull request (its body on a dry run or when asked)."""
-    outcome = promote(results, promotion, make_provider(promotion), dry_run=dry_run, log=log)
+    """Promote a PASS (or revert on a FAIL, as ``onFail`` says), then show the diff and the pull
+    request (its body on a dry run or when asked)."""
+    outcome = act(results, promotion, make_provider(promotion), dry_run=dry_run, log=log)
     for change in outcome.changes:
         show(change.diff)
     if outcome.status == "dry-run":
-        show(f"would open: {outcome.title} ({outcome.branch} -> {promotion.base_branch})\n")
+        head, base = outcome.branch, promotion.base_branch
+        if promotion.upstream:
+            head = f"{promotion.repository.split('/')[0]}:{head}"
+            base = f"{promotion.upstream}:{base}"
+        show(f"would open: {outcome.title} ({head} -> {base})\n")
         show(outcome.body)
     elif outcome.pull is not None:
         show(f"{outcome.title}: {outcome.status} {outcome.pull.url}\n")

@@ -1,11 +1,18 @@
-"""Promotion: from a PASS to a pull request that makes the candidate the stable version.
+"""Promotion: from a PASS to a pull request that makes the candidate the stable version, and
+from a FAIL of the stable version to one that takes it back out (``onFail: revert-pr``).
 
-Three steps, kept apart: :func:`check_pass` re-judges the saved run from its own histograms and
-objectives (a "PASS" field alone is never trusted), :func:`plan_changes` computes the patched
-files from the base branch (pure but for reading files through the provider), and
-:func:`promote` puts them on the branch ``slogate/promote-<app>-<version>`` and opens or updates
-the pull request, with the markdown report as its body. Running it again updates the same
-branch and pull request; a change that is already on the base branch is "already promoted".
+Three steps, kept apart: :func:`check_pass` (and :func:`check_fail`) re-judge the saved run from
+its own histograms and objectives (a verdict field alone is never trusted), :func:`plan_changes`
+(and :func:`plan_revert`) compute the files from the base branch (pure but for reading through
+the provider), and :func:`promote` (and :func:`revert`) put them on the branch
+``slogate/promote-<app>-<version>`` (``slogate/revert-...``) and open or update the pull request,
+with the markdown report as its body. :func:`act` picks one from the re-judged verdict.
+
+Invariants: running again updates the same branch and pull request; a change that is already
+on the base branch is "already promoted"; only a re-judged FAIL of the version that is stable on
+the base branch (the promotion would change nothing) is reverted, never an INCONCLUSIVE or
+INVALID run; a revert restores each file byte for byte to its content before the commit that
+brought the version, looking back at most :data:`REVERT_HISTORY` commits of that file.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from analysis.results import Results
 from coordinator.errors import PromotionError
 from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
 from promote import patch
-from promote.provider import Provider, PullInfo
+from promote.provider import FileCommit, Provider, PullInfo
 
 Log = Callable[[str], None]
+REVERT_HISTORY = 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +39,7 @@ class FileChange:
     path: str
     before: str
     after: str
+    reverts: tuple[FileCommit, ...] = ()  # revert: the commits undone, newest first
 
     @property
     def diff(self) -> str:
@@ -40,8 +49,9 @@ class FileChange:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
-    """What the promotion did: ``opened``, ``updated``, ``already-promoted``, ``merged``
-    (an earlier pull request was merged already) or ``dry-run``."""
+    """What the promotion (or revert) did: ``opened``, ``updated``, ``already-promoted``,
+    ``nothing-to-revert``, ``merged`` (an earlier pull request was merged already) or
+    ``dry-run``."""
 
     status: str
     branch: str
@@ -56,16 +66,52 @@ def branch_name(promotion: PromotionSpec) -> str:
     return f"slogate/promote-{promotion.app}-{promotion.version}"
 
 
+def revert_branch_name(promotion: PromotionSpec) -> str:
+    """Return the revert branch: ``slogate/revert-<app>-<version>``."""
+    return f"slogate/revert-{promotion.app}-{promotion.version}"
+
+
+def rejudged_verdict(results: Results) -> str:
+    """Return the run's verdict re-judged from its own histograms and objectives."""
+    spec = parse_spec(results.spec, source="results.json spec")
+    return rejudge(results, [o.to_core() for o in spec.objectives],
+                   spec.analysis.to_core()).verdict
+
+
 def check_pass(results: Results) -> None:
     """Raise PromotionError unless the run, re-judged from its own data, is PASS."""
     if results.verdict != "PASS":
         raise PromotionError(f"the run's verdict is {results.verdict}, not PASS: nothing is "
                              "promoted")
-    spec = parse_spec(results.spec, source="results.json spec")
-    again = rejudge(results, [o.to_core() for o in spec.objectives], spec.analysis.to_core())
-    if again.verdict != "PASS":
-        raise PromotionError(f"re-judged from its histograms the run is {again.verdict}, not "
+    again = rejudged_verdict(results)
+    if again != "PASS":
+        raise PromotionError(f"re-judged from its histograms the run is {again}, not "
                              "PASS: nothing is promoted")
+
+
+def check_fail(results: Results) -> None:
+    """Raise PromotionError unless the run, re-judged from its own data, is FAIL."""
+    again = rejudged_verdict(results)
+    if again != "FAIL":
+        raise PromotionError(f"re-judged from its histograms the run is {again}, not FAIL: "
+                             "nothing is reverted")
+
+
+def decide(results: Results, promotion: PromotionSpec) -> str:
+    """Return ``"revert"`` for a re-judged FAIL when ``onFail: revert-pr``, else ``"promote"``
+    once :func:`check_pass` holds; raise PromotionError (check_pass's message) otherwise."""
+    if promotion.on_fail == "revert-pr" and rejudged_verdict(results) == "FAIL":
+        return "revert"
+    check_pass(results)
+    return "promote"
+
+
+def act(results: Results, promotion: PromotionSpec, provider: Provider, *,
+        dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+    """Promote a PASS, or revert the stable version on a FAIL when the spec asks for it."""
+    if decide(results, promotion) == "revert":
+        return revert(results, promotion, provider, dry_run=dry_run, log=log)
+    return promote(results, promotion, provider, dry_run=dry_run, log=log)
 
 
 def _render(text: str, promotion: PromotionSpec) -> str:
@@ -87,16 +133,23 @@ def _patched(item: ManifestPatch, before: str, promotion: PromotionSpec,
     return patch.helm_value(before, key=item.key or "", value=_render(item.value or "", promotion))
 
 
-def plan_changes(promotion: PromotionSpec, provider: Provider) -> list[FileChange]:
-    """Return the files the promotion changes on the base branch (unchanged ones left out)."""
+def _base_reader(promotion: PromotionSpec, provider: Provider) -> Callable[[str], str]:
+    """Return a reader of files on the base branch that raises PromotionError on a missing one."""
     base = promotion.base_branch
+    where = promotion.upstream or promotion.repository
 
     def read(path: str) -> str:
         text = provider.read_file(path, base)
         if text is None:
-            raise PromotionError(f"{path}: not found on branch {base} of {promotion.repository}")
+            raise PromotionError(f"{path}: not found on branch {base} of {where}")
         return text
 
+    return read
+
+
+def plan_changes(promotion: PromotionSpec, provider: Provider) -> list[FileChange]:
+    """Return the files the promotion changes on the base branch (unchanged ones left out)."""
+    read = _base_reader(promotion, provider)
     changes = []
     for item in promotion.manifests:
         before = read(item.path)
@@ -122,17 +175,25 @@ def promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
         return Outcome(status="already-promoted", branch=branch, title=title, changes=())
     if dry_run:
         return Outcome(status="dry-run", branch=branch, title=title, changes=changes, body=body)
-    provider.ensure_branch(branch, promotion.base_branch)
-    for change in changes:
-        provider.put_file(branch, change.path, change.after,
-                          f"{title}\n\nslogate: {results.name} passed its SLOs "
-                          f"({results.start_time}); {change.path} updated.")
-    pull = provider.open_or_update_pull(branch, promotion.base_branch, title, body,
-                                        list(promotion.labels))
+    return _publish(provider, promotion, Outcome(status="", branch=branch, title=title,
+                                                 changes=changes, body=body),
+                    lambda change: f"slogate: {results.name} passed its SLOs "
+                                   f"({results.start_time}); {change.path} updated.", log)
+
+
+def _publish(provider: Provider, promotion: PromotionSpec, planned: Outcome,
+             message: Callable[[FileChange], str], log: Log) -> Outcome:
+    """Put the planned changes on the branch, one commit each, and open or update the PR."""
+    provider.ensure_branch(planned.branch, promotion.base_branch)
+    for change in planned.changes:
+        provider.put_file(planned.branch, change.path, change.after,
+                          f"{planned.title}\n\n{message(change)}")
+    pull = provider.open_or_update_pull(planned.branch, promotion.base_branch, planned.title,
+                                        planned.body, list(promotion.labels))
     status = "opened" if pull.created else "updated"
     log(f"pull request {status}: {pull.url}")
-    return Outcome(status=status, branch=branch, title=title, changes=changes, pull=pull,
-                   body=body)
+    return Outcome(status=status, branch=planned.branch, title=planned.title,
+                   changes=planned.changes, pull=pull, body=planned.body)
 
 
 def _body(results: Results, promotion: PromotionSpec) -> str:
@@ -141,3 +202,87 @@ def _body(results: Results, promotion: PromotionSpec) -> str:
             f"found it ready to become the stable version.\n\n{render_markdown(results)}\n"
             f"Merging this pull request promotes {promotion.app} to {promotion.version}; a "
             "GitOps controller (Argo CD, Flux) then syncs the change.\n")
+
+
+def revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
+           dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+    """Revert a FAILing stable version: branch, one commit per file, and the pull request.
+
+    Nothing happens (``nothing-to-revert``) unless the version is the stable one on the base
+    branch, that is unless the promotion would change nothing there.
+    """
+    check_fail(results)
+    branch = revert_branch_name(promotion)
+    title = f"Revert {promotion.app} {promotion.version}: SLOs failed"
+    existing = provider.find_pull(branch)
+    if existing is not None and existing.merged:
+        log(f"{title}: already merged ({existing.url})")
+        return Outcome(status="merged", branch=branch, title=title, changes=(), pull=existing)
+    if plan_changes(promotion, provider):
+        log(f"{promotion.app} {promotion.version} is not the stable version on "
+            f"{promotion.base_branch}: nothing to revert")
+        return Outcome(status="nothing-to-revert", branch=branch, title=title, changes=())
+    changes = tuple(plan_revert(promotion, provider))
+    body = _revert_body(results, promotion, changes)
+    if dry_run:
+        return Outcome(status="dry-run", branch=branch, title=title, changes=changes, body=body)
+    return _publish(provider, promotion, Outcome(status="", branch=branch, title=title,
+                                                 changes=changes, body=body),
+                    lambda change: f"slogate: {results.name} failed its SLOs "
+                                   f"({results.start_time}); {change.path} restored to its "
+                                   f"content before {change.reverts[-1].sha}.", log)
+
+
+def plan_revert(promotion: PromotionSpec, provider: Provider) -> list[FileChange]:
+    """Return, for each patched file, the change back to its content before the version.
+
+    For each path: the newest commit of the base branch that changed it, the file at that
+    commit's parent, and, while that content still carries the version (the promotion would
+    change nothing in it), the next older commit, at most :data:`REVERT_HISTORY` of them.
+    """
+    read = _base_reader(promotion, provider)
+    by_path: dict[str, list[ManifestPatch]] = {}
+    for item in promotion.manifests:
+        by_path.setdefault(item.path, []).append(item)
+    changes = []
+    for path, items in by_path.items():
+        undone: list[FileCommit] = []
+        for commit in provider.file_history(path, promotion.base_branch, REVERT_HISTORY):
+            undone.append(commit)
+            earlier = provider.read_file(path, commit.parent) if commit.parent else None
+            if earlier is None:
+                raise PromotionError(f"{path}: commit {commit.sha[:12]} created it already with "
+                                     f"{promotion.app} {promotion.version}; nothing to revert to")
+            if not _carries(earlier, items, promotion, read):
+                changes.append(FileChange(path=path, before=read(path), after=earlier,
+                                          reverts=tuple(undone)))
+                break
+        else:
+            raise PromotionError(f"{path}: none of its last {len(undone)} commits on "
+                                 f"{promotion.base_branch} has it without {promotion.app} "
+                                 f"{promotion.version}; nothing to revert to")
+    return changes
+
+
+def _carries(text: str, items: list[ManifestPatch], promotion: PromotionSpec,
+             read: Callable[[str], str]) -> bool:
+    """Return whether ``text`` already holds the version: no patch of the path changes it."""
+    return not any(patch.changed(text, _patched(item, text, promotion, read)) for item in items)
+
+
+def _revert_body(results: Results, promotion: PromotionSpec,
+                 changes: tuple[FileChange, ...]) -> str:
+    """Return the revert pull request's body: what is undone, and the failing run's report."""
+    lines = []
+    for change in changes:
+        brought = change.reverts[-1]
+        line = f"- `{change.path}`: reverts {brought.sha[:12]} ({brought.subject})"
+        if len(change.reverts) > 1:
+            later = ", ".join(c.sha[:12] for c in change.reverts[:-1])
+            line += f", and with it the later {later}"
+        lines.append(line)
+    return (f"slogate found **{promotion.app} {promotion.version}**, the stable version on "
+            f"`{promotion.base_branch}`, failing its SLOs. This pull request restores the "
+            "manifests to what they were before it was promoted:\n\n" + "\n".join(lines)
+            + f"\n\n{render_markdown(results)}\nMerging it takes {promotion.app} back to its "
+            "previous version; a GitOps controller (Argo CD, Flux) then syncs the change.\n")

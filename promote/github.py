@@ -1,7 +1,10 @@
 """The GitHub adapter: the one module of slogate that imports PyGithub (``github``).
 
 It reads and commits files on a branch and opens or updates the promotion pull request, through
-GitHub's REST API (github.com or GitHub Enterprise via ``base_url``).
+GitHub's REST API (github.com or GitHub Enterprise via ``base_url``). With ``upstream`` the
+branch and its commits go to the fork (``repo``) and the pull request to the upstream, head
+``<fork-owner>:<branch>``; the base branch (its files, its history, its commit that the fork
+branch starts from) is then the upstream's, so the diff is against where the pull request lands.
 
 Invariants:
 
@@ -11,7 +14,9 @@ Invariants:
   and rate limits is ours, and takes ``sleep`` and ``clock`` as arguments so tests pass time in;
 - every operation is idempotent: running a promotion twice updates the same branch and pull
   request, an existing branch is never force-moved, and a merged or closed pull request is
-  reported as it is, never reopened.
+  reported as it is, never reopened;
+- reads (files, history, the base branch) and pull requests are of the base repository (the
+  upstream when there is one); branches and commits are only ever written to ``repo``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TypeVar
 
 import requests
@@ -31,7 +37,7 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 
 from coordinator.errors import PromotionError
-from promote.provider import PullInfo
+from promote.provider import FileCommit, PullInfo
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +60,7 @@ class GitHubProvider:
 
     Example::
 
-        gh = GitHubProvider("acme/gitops", token=os.environ["GITHUB_TOKEN"])
+        gh = GitHubProvider("me/gitops", token=os.environ["GITHUB_TOKEN"], upstream="acme/gitops")
         gh.ensure_branch("slogate/promote-v2", base="main")
         gh.put_file("slogate/promote-v2", "deploy/app.yaml", patched, "Promote v2")
         gh.open_or_update_pull("slogate/promote-v2", "main", "Promote v2", report_md, ["slogate"])
@@ -62,43 +68,64 @@ class GitHubProvider:
 
     def __init__(self, repo: str, token: str, base_url: str | None = None, retries: int = 3, *,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 max_wait_s: float = 60.0, timeout_s: int = 15) -> None:
-        if repo.count("/") != 1 or not all(repo.split("/")):
-            raise PromotionError(f"repository must be given as owner/name, not {repo!r}")
+                 max_wait_s: float = 60.0, timeout_s: int = 15, upstream: str | None = None) -> None:
+        for name in filter(None, (repo, upstream)):
+            if name.count("/") != 1 or not all(name.split("/")):
+                raise PromotionError(f"repository must be given as owner/name, not {name!r}")
         if not token:
             raise PromotionError(f"no GitHub token given for {repo}")
         self.repo_name, self._token, self._retries = repo, token, retries
+        self.base_name = upstream or repo
+        self._owner = repo.split("/")[0]
         self._sleep, self._clock, self._max_wait_s = sleep, clock, max_wait_s
         self._gh = Github(auth=Auth.Token(token), base_url=base_url or Consts.DEFAULT_BASE_URL,
                           timeout=timeout_s, retry=None, seconds_between_requests=None,
                           seconds_between_writes=None)
-        self._repo: Repository | None = None
+        self._repos: dict[str, Repository] = {}
 
     # ---------------------------------------------------------------- reads
 
     def read_file(self, path: str, ref: str) -> str | None:
-        """Return the text of ``path`` at ``ref`` (branch or sha), or None when it does not exist."""
-        found = self._file(path, ref)
+        """Return the text of ``path`` at ``ref`` (branch or sha) of the base repository, or None
+        when it does not exist."""
+        found = self._file(path, ref, self.base_name)
         return None if found is None else found[0]
 
+    def file_history(self, path: str, ref: str, limit: int) -> list[FileCommit]:
+        """Return the newest ``limit`` commits of ``ref`` in the base repository that changed
+        ``path``, newest first."""
+        repo = self._repository(self.base_name)
+
+        def newest() -> list[FileCommit]:
+            return [FileCommit(sha=c.sha, parent=c.parents[0].sha if c.parents else None,
+                               subject=(c.commit.message or "").split("\n", 1)[0])
+                    for c in islice(repo.get_commits(sha=ref, path=path), limit)]
+
+        try:
+            return self._call(f"listing the commits of {path} on {ref}", newest)
+        except _NotFound:
+            raise PromotionError(f"branch {ref} not found in {self.base_name}") from None
+
     def branch_sha(self, branch: str) -> str | None:
-        """Return the commit sha ``branch`` points at, or None when there is no such branch."""
-        ref = self._ref(branch)
+        """Return the commit sha ``branch`` points at in ``repo``, or None when there is none."""
+        ref = self._ref(branch, self.repo_name)
         return None if ref is None else ref.object.sha
 
     def find_pull(self, head_branch: str) -> PullInfo | None:
-        """Return the newest pull request from ``head_branch`` in any state, or None."""
+        """Return the newest pull request from ``head_branch`` (of ``repo``) in any state, or None."""
         found = self._find_pull(head_branch, state="all")
         return None if found is None else _info(found, created=False)
 
     # ---------------------------------------------------------------- writes
 
     def ensure_branch(self, branch: str, base: str) -> None:
-        """Create ``branch`` at ``base``'s head if missing; fast-forward it only if it has no own commits."""
-        base_sha = self.branch_sha(base)
-        if base_sha is None:
-            raise PromotionError(f"base branch {base} not found in {self.repo_name}")
-        ref = self._ref(branch)
+        """Create ``branch`` at ``base``'s head (of the base repository) if missing; fast-forward
+        it only if it has no own commits."""
+        base_ref = self._ref(base, self.base_name)
+        if base_ref is None:
+            raise PromotionError(f"base branch {base} not found in {self.base_name}")
+        base_sha = base_ref.object.sha
+        ref = self._ref(branch, self.repo_name)
         if ref is None:
             self._create_ref(branch, base_sha)
         elif ref.object.sha != base_sha:
@@ -106,10 +133,10 @@ class GitHubProvider:
 
     def put_file(self, branch: str, path: str, text: str, message: str) -> str | None:
         """Commit ``text`` at ``path`` on ``branch``; return the commit sha, or None when unchanged."""
-        current = self._file(path, branch)
+        current = self._file(path, branch, self.repo_name)
         if current is not None and current[0] == text:
             return None
-        repo = self._repository()
+        repo = self._repository(self.repo_name)
         if current is None:
             done = self._call(f"creating {path} on {branch}",
                               lambda: repo.create_file(path, message, text, branch=branch))
@@ -123,7 +150,8 @@ class GitHubProvider:
 
     def open_or_update_pull(self, head: str, base: str, title: str, body: str,
                             labels: Sequence[str]) -> PullInfo:
-        """Open a pull request from ``head`` into ``base``, or update the open one; add ``labels``.
+        """Open a pull request from ``head`` (of ``repo``) into ``base`` (of the base repository),
+        or update the open one; add ``labels``.
 
         A merged or closed pull request from ``head`` is returned as it is, never reopened.
         """
@@ -139,41 +167,48 @@ class GitHubProvider:
             pull = found
             self._call(f"labelling pull request #{pull.number}", lambda: pull.add_to_labels(*missing))
         info = _info(found, created=created)
-        log.info("pull request #%d of %s is %s", info.number, self.repo_name,
+        log.info("pull request #%d of %s is %s", info.number, self.base_name,
                  "merged" if info.merged else info.state)
         return info
 
     # ---------------------------------------------------------------- helpers
 
-    def _repository(self) -> Repository:
-        if self._repo is None:
-            self._repo = self._call("reading the repository", lambda: self._gh.get_repo(self.repo_name))
-        return self._repo
+    def _repository(self, name: str) -> Repository:
+        if name not in self._repos:
+            try:
+                self._repos[name] = self._call(f"reading the repository {name}",
+                                               lambda: self._gh.get_repo(name))
+            except _NotFound:
+                raise PromotionError(f"repository {name} not found") from None
+        return self._repos[name]
 
-    def _file(self, path: str, ref: str) -> tuple[str, str] | None:
-        repo = self._repository()
+    def _file(self, path: str, ref: str, name: str) -> tuple[str, str] | None:
+        repo = self._repository(name)
         try:
             found = self._call(f"reading {path} at {ref}", lambda: repo.get_contents(path, ref=ref))
         except _NotFound:
             return None
         if isinstance(found, list) or found.type != "file":
-            raise PromotionError(f"{path} at {ref} in {self.repo_name} is a directory, not a file")
+            raise PromotionError(f"{path} at {ref} in {name} is a directory, not a file")
         return base64.b64decode(found.content or "").decode("utf-8"), found.sha
 
-    def _ref(self, branch: str) -> GitRef | None:
-        repo = self._repository()
+    def _ref(self, branch: str, name: str) -> GitRef | None:
+        repo = self._repository(name)
         try:
             return self._call(f"reading branch {branch}", lambda: _completed(repo.get_git_ref(f"heads/{branch}")))
         except _NotFound:
             return None
 
     def _create_ref(self, branch: str, sha: str) -> None:
-        repo = self._repository()
+        repo = self._repository(self.repo_name)
         try:
             self._call(f"creating branch {branch}", lambda: repo.create_git_ref(f"refs/heads/{branch}", sha))
         except _Unprocessable as exc:  # someone created it meanwhile (or a retried POST had landed)
-            if self._ref(branch) is None:
-                raise PromotionError(f"cannot create branch {branch} in {self.repo_name}: {exc}") from exc
+            if self._ref(branch, self.repo_name) is None:
+                hint = (f" (the fork lacks {sha[:12]} of {self.base_name}: sync the fork)"
+                        if self.base_name != self.repo_name else "")
+                raise PromotionError(f"cannot create branch {branch} in {self.repo_name}: "
+                                     f"{exc}{hint}") from exc
 
     def _fast_forward(self, ref: GitRef, branch: str, sha: str) -> None:
         try:
@@ -182,10 +217,9 @@ class GitHubProvider:
             log.info("branch %s of %s has its own commits; left where it is", branch, self.repo_name)
 
     def _find_pull(self, head: str, state: str) -> PullRequest | None:
-        repo = self._repository()
-        owner = self.repo_name.split("/")[0]
+        repo = self._repository(self.base_name)
         pulls = self._call(f"listing pull requests from {head}",
-                           lambda: list(repo.get_pulls(state=state, head=f"{owner}:{head}")))
+                           lambda: list(repo.get_pulls(state=state, head=f"{self._owner}:{head}")))
         if not pulls:
             return None
         newest = max(pulls, key=lambda p: p.number)
@@ -193,15 +227,16 @@ class GitHubProvider:
         return newest
 
     def _create_pull(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        repo = self._repository()
+        repo = self._repository(self.base_name)
+        label = head if self.base_name == self.repo_name else f"{self._owner}:{head}"
         try:
-            return self._call(f"opening a pull request from {head}",
-                              lambda: repo.create_pull(base=base, head=head, title=title, body=body))
+            return self._call(f"opening a pull request from {label}",
+                              lambda: repo.create_pull(base=base, head=label, title=title, body=body))
         except _Unprocessable as exc:
             found = self._find_pull(head, state="open")  # a retried POST had landed, or a race
             if found is None:
-                raise PromotionError(f"cannot open a pull request from {head} into {base} "
-                                     f"in {self.repo_name}: {exc}") from exc
+                raise PromotionError(f"cannot open a pull request from {label} into {base} "
+                                     f"in {self.base_name}: {exc}") from exc
             return found
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -237,8 +272,6 @@ class GitHubProvider:
             return _Retryable(f"HTTP {status}", 0.0)
         if status in (401, 403):
             return PromotionError(f"GitHub refused the token (HTTP {status}) for {self.repo_name}")
-        if status == 404 and self._repo is None:
-            return PromotionError(f"repository {self.repo_name} not found")
         if status == 404:
             return _NotFound(what)
         if status == 422:

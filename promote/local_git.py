@@ -14,7 +14,7 @@ from pathlib import Path
 
 from coordinator.errors import PromotionError
 from promote.patch import safe_repo_path
-from promote.provider import PullInfo
+from promote.provider import FileCommit, PullInfo
 
 
 def identity(repo: Path) -> list[str]:
@@ -59,6 +59,20 @@ class LocalGitProvider:
         proc = subprocess.run(["git", "-C", str(self.root), "show", f"{ref}:{path}"],
                               capture_output=True, text=True)
         return proc.stdout if proc.returncode == 0 else None
+
+    def file_history(self, path: str, ref: str, limit: int) -> list[FileCommit]:
+        """Return the newest ``limit`` commits of ``ref`` that changed ``path``, newest first."""
+        safe_repo_path(self.root, path)
+        sha = self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip()
+        if not sha:
+            raise PromotionError(f"branch {ref!r} not found in {self.root} (promotion.baseBranch)")
+        out = self._git("log", f"--max-count={limit}", "--format=%H%x00%P%x00%s", sha, "--", path)
+        commits = []
+        for line in out.splitlines():
+            commit, parents, subject = line.split("\0", 2)
+            commits.append(FileCommit(sha=commit, parent=(parents.split() or [None])[0],
+                                      subject=subject))
+        return commits
 
     def ensure_branch(self, branch: str, base: str) -> None:
         """Create ``branch`` from ``base`` unless it exists (an existing branch is never moved)."""

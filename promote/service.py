@@ -2,9 +2,10 @@
 
 Load workers and nightly runners post a results.json to ``POST /v1/promotions`` with
 ``Authorization: Bearer <shared secret>``; the service re-judges the run itself (through
-:func:`promote.flow.promote`, which calls :func:`~promote.flow.check_pass`), checks the
-repository and manifest paths against its allow-list and opens or updates the pull request with
-its own token. ``GET /healthz`` answers 200.
+:func:`promote.flow.decide`: a PASS is promoted, a FAIL reverted when the block says
+``onFail: revert-pr``), checks the repository (and the ``upstream`` the pull request would go
+to) and manifest paths against its allow-list and opens or updates the pull request with its own
+token. ``GET /healthz`` answers 200.
 
 Invariants:
 
@@ -18,9 +19,9 @@ Invariants:
 - one promotion at a time (PyGithub is blocking and runs in a thread; two runs on one branch
   would race).
 
-Status codes: 200 updated/already promoted/merged, 201 opened, 400 not a results document or no
-promotion block, 401 bad shared secret, 403 not allowed, 409 not PASS when re-judged, 413 body
-over the size limit, 502 GitHub failed.
+Status codes: 200 updated/already promoted/nothing to revert/merged, 201 opened, 400 not a
+results document or no promotion block, 401 bad shared secret, 403 not allowed, 409 neither PASS
+nor (with revert-pr) FAIL when re-judged, 413 body over the size limit, 502 GitHub failed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pydantic import ValidationError
 from analysis.results import SCHEMA, Results
 from coordinator.errors import PromotionError, SlogateError
 from coordinator.spec import PromotionSpec
-from promote.flow import Outcome, check_pass, promote
+from promote.flow import Outcome, decide, promote, revert
 from promote.provider import Provider
 
 log = logging.getLogger(__name__)
@@ -119,20 +120,30 @@ def check_size(content_length: int | None, limit: int) -> Rejection | None:
 
 
 def check_allowed(promotion: PromotionSpec, config: ServiceConfig) -> Rejection | None:
-    """Return a 403 rejection unless the provider, API URL, repository and paths are allowed."""
+    """Return a 403 rejection unless the provider, API URL, repository (and the upstream the
+    pull request goes to) and paths are allowed."""
     if promotion.provider != "github":
         return Rejection(status=403, error="this service promotes to GitHub only")
     if (promotion.base_url or None) != (config.github_url or None):
         return Rejection(status=403, error="promotion.baseUrl is not this service's GitHub")
-    entries = [a for a in config.allowed if a.repository.lower() == promotion.repository.lower()]
-    if not entries:
-        return Rejection(status=403, error=f"repository {promotion.repository} is not allowed")
     wanted = {m.path for m in promotion.manifests}  # the files written; ``from`` is only read
+    for repository in filter(None, (promotion.repository, promotion.upstream)):
+        rejected = _check_repository(repository, wanted, config)
+        if rejected:
+            return rejected
+    return None
+
+
+def _check_repository(repository: str, wanted: set[str], config: ServiceConfig
+                      ) -> Rejection | None:
+    entries = [a for a in config.allowed if a.repository.lower() == repository.lower()]
+    if not entries:
+        return Rejection(status=403, error=f"repository {repository} is not allowed")
     for entry in entries:
         if entry.paths is None or wanted <= entry.paths:
             return None
     refused = sorted(wanted - set().union(*(e.paths or set() for e in entries)))
-    return Rejection(status=403, error=f"path {', '.join(refused)} of {promotion.repository} is "
+    return Rejection(status=403, error=f"path {', '.join(refused)} of {repository} is "
                                        "not allowed")
 
 
@@ -167,18 +178,20 @@ def github_factory(promotion: PromotionSpec, token: str) -> Provider:
     """Return the GitHub provider of ``promotion`` with the service's token."""
     from promote.github import GitHubProvider
 
-    return GitHubProvider(promotion.repository, token, base_url=promotion.base_url)
+    return GitHubProvider(promotion.repository, token, base_url=promotion.base_url,
+                          upstream=promotion.upstream)
 
 
 def run_checked(results: Results, promotion: PromotionSpec, provider: Callable[[], Provider]
                 ) -> Outcome | Rejection:
-    """Re-judge the run (409 unless PASS), then promote it (502 if GitHub fails)."""
+    """Re-judge the run (409 unless PASS, or FAIL with revert-pr), then promote or revert it
+    (502 if GitHub fails)."""
     try:
-        check_pass(results)
+        action = decide(results, promotion)
     except SlogateError as exc:
         return Rejection(status=409, error=str(exc))
     try:
-        return promote(results, promotion, provider())
+        return (revert if action == "revert" else promote)(results, promotion, provider())
     except SlogateError as exc:
         return Rejection(status=502, error=str(exc))
 

@@ -1,9 +1,12 @@
-"""An in-process GitHub REST v3 emulator backed by a real bare git repository, for PyGithub tests.
+"""An in-process GitHub REST v3 emulator backed by real bare git repositories, for PyGithub tests.
 
 It speaks real HTTP on 127.0.0.1 (an aiohttp app on an event loop of its own, in a daemon thread),
 so PyGithub runs unchanged against it. Branches, refs, file contents and commits live in a real
 bare repository made with the ``git`` CLI, so tests read the results back with ``git`` itself.
-Pull requests and labels are kept in memory, as GitHub keeps them outside git.
+Pull requests and labels are kept in memory, as GitHub keeps them outside git. A fork
+(:meth:`GitHubEmulator.add_fork`) is a second repository on the same server, a ``git clone --bare
+--shared`` of the upstream (objects shared, as in a GitHub fork network); pull requests on the
+upstream take a head from a fork as ``owner:branch``, as GitHub does.
 
 Invariants:
 
@@ -12,7 +15,8 @@ Invariants:
 - a request without ``Authorization: token <T>`` / ``Bearer <T>`` gets 401 "Bad credentials";
 - :meth:`GitHubEmulator.fail_next` makes the next N calls of one endpoint answer 500, or 403 with
   the primary rate-limit headers, without touching the repository;
-- every URL in a response starts with the base URL, as PyGithub refuses to follow any other.
+- every URL in a response starts with the base URL, as PyGithub refuses to follow any other;
+- a fork shares the request log, the injected failures, the lock and the token of its upstream.
 
 Usage::
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import json
 import os
 import re
@@ -35,6 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -63,6 +69,7 @@ class _Failure:
 @dataclass(slots=True, kw_only=True)
 class _Pull:
     number: int
+    head_owner: str
     head: str
     base: str
     title: str
@@ -87,7 +94,8 @@ def git(repo: Path, *args: str, stdin: bytes | None = None,
 
 
 class GitHubEmulator:
-    """The emulated GitHub: one repository ``owner/name`` in a real bare git repository."""
+    """The emulated GitHub: repository ``owner/name`` in a real bare git repository (and its
+    forks, from :meth:`add_fork`)."""
 
     def __init__(self, root: Path, files: Mapping[str, str], *, owner: str = "acme",
                  name: str = "gitops", token: str = "ghp_emulatorSecretToken0123456789",
@@ -97,15 +105,33 @@ class GitHubEmulator:
         self.full_name = f"{owner}/{name}"
         self.bare = root / f"{name}.git"
         self.base_url = ""
+        self.parent: GitHubEmulator | None = None
         self.requests: list[Recorded] = []
         self._pulls: dict[int, _Pull] = {}
         self._next_number = 1
         self._failures: dict[str, list[_Failure]] = {}
         self._lock = threading.Lock()
-        self._endpoints: dict[tuple[str, str], str] = {}
+        self._endpoints: dict[tuple[str, str], tuple[str, str]] = {}
+        self._repos: dict[str, GitHubEmulator] = {self.full_name: self}
         self._seed(root, files)
 
     # ---------------------------------------------------------------- set-up and test helpers
+
+    def add_fork(self, owner: str, *, shared: bool = True) -> GitHubEmulator:
+        """Return the fork ``owner/<name>`` of this repository, served by the same server.
+
+        ``shared`` (as GitHub's fork network): the fork sees every object of the upstream, the
+        commits made after the fork included; without it the fork has the objects of the moment
+        it was made only (a fork that is behind).
+        """
+        fork = copy.copy(self)  # shares token, request log, failures, lock and repository table
+        fork.owner, fork.full_name, fork.parent = owner, f"{owner}/{self.name}", self
+        fork.bare = self.bare.parent / f"{owner}.{self.name}.git"
+        fork._pulls, fork._next_number = {}, 1
+        git(self.bare.parent, "clone", "--bare", "-q", *(["--shared"] if shared else []),
+            str(self.bare), str(fork.bare))
+        self._repos[fork.full_name] = fork
+        return fork
 
     def _seed(self, root: Path, files: Mapping[str, str]) -> None:
         git(root, "init", "--bare", "-q", f"--initial-branch={self.default_branch}", str(self.bare))
@@ -132,9 +158,15 @@ class GitHubEmulator:
         return sum(1 for r in self.requests if r.endpoint == endpoint)
 
     def merge_pull(self, number: int) -> str:
-        """Merge pull ``number`` as GitHub's merge button does: a merge commit on the base branch."""
+        """Merge pull ``number`` as GitHub's merge button does: a merge commit on the base branch
+        (a fork's head is fetched first, as GitHub keeps it in ``refs/pull/<number>/head``)."""
         pull = self._pulls[number]
-        base_sha, head_sha = self.branch_sha(pull.base), self.branch_sha(pull.head)
+        head_repo = self._head_repo(pull.head_owner)
+        assert head_repo is not None
+        if head_repo is not self:
+            git(self.bare, "fetch", "-q", str(head_repo.bare),
+                f"+refs/heads/{pull.head}:refs/pull/{number}/head")
+        base_sha, head_sha = self.branch_sha(pull.base), head_repo.branch_sha(pull.head)
         assert base_sha and head_sha
         tree = git(self.bare, "rev-parse", f"{head_sha}^{{tree}}")
         merge = git(self.bare, "commit-tree", tree, "-p", base_sha, "-p", head_sha,
@@ -177,10 +209,16 @@ class GitHubEmulator:
                 "html_url": self._html().rsplit("/", 1)[0]}
 
     def _repo_json(self) -> dict[str, Any]:
-        return {"id": 1, "node_id": "R_1", "name": self.name, "full_name": self.full_name,
-                "owner": self._user(), "private": True, "default_branch": self.default_branch,
-                "url": self._api(), "html_url": self._html(), "archived": False,
-                "permissions": {"admin": False, "push": True, "pull": True}}
+        number = list(self._repos).index(self.full_name) + 1
+        out: dict[str, Any] = {
+            "id": number, "node_id": f"R_{number}", "name": self.name, "full_name": self.full_name,
+            "owner": self._user(), "private": True, "default_branch": self.default_branch,
+            "url": self._api(), "html_url": self._html(), "archived": False,
+            "fork": self.parent is not None,
+            "permissions": {"admin": False, "push": True, "pull": True}}
+        if self.parent is not None:
+            out["parent"] = out["source"] = self.parent._repo_json()
+        return out
 
     def _commit_json(self, sha: str) -> dict[str, Any]:
         return {"sha": sha, "node_id": f"C_{sha}", "url": self._api(f"/commits/{sha}"),
@@ -203,7 +241,8 @@ class GitHubEmulator:
                "url": self._api(f"/pulls/{pull.number}"), "html_url": self._html(f"/pull/{pull.number}"),
                "issue_url": self._api(f"/issues/{pull.number}"), "state": pull.state,
                "title": pull.title, "body": pull.body, "draft": False, "locked": False,
-               "user": self._user(), "head": self._side(pull.head), "base": self._side(pull.base),
+               "user": self._user(), "base": self._side(pull.base),
+               "head": (self._head_repo(pull.head_owner) or self)._side(pull.head),
                "labels": [self._label_json(name) for name in pull.labels],
                "created_at": _TIME, "updated_at": _TIME,
                "merged_at": _TIME if pull.merged else None, "merge_commit_sha": pull.merge_commit_sha}
@@ -211,7 +250,21 @@ class GitHubEmulator:
             out.update({"merged": pull.merged, "mergeable": None, "comments": 0, "commits": 1})
         return out
 
+    def _commit_list_json(self, sha: str, parents: list[str], tree: str, message: str) -> dict[str, Any]:
+        person = {"name": "emulator", "email": "emu@example.com", "date": _TIME}
+        return {**self._commit_json(sha), "comments_url": self._api(f"/commits/{sha}/comments"),
+                "commit": {"url": self._api(f"/git/commits/{sha}"), "message": message,
+                           "author": person, "committer": person, "comment_count": 0,
+                           "tree": {"sha": tree, "url": self._api(f"/git/trees/{tree}")}},
+                "author": None, "committer": None,
+                "parents": [self._commit_json(p) for p in parents]}
+
     # ---------------------------------------------------------------- git plumbing
+
+    def _head_repo(self, owner: str) -> GitHubEmulator | None:
+        """Return this repository (``owner`` is its own) or its fork owned by ``owner``."""
+        return next((r for r in self._repos.values()
+                     if r.owner == owner and (r is self or r.parent is self)), None)
 
     def _resolve(self, ref: str) -> str | None:
         for name in (f"refs/heads/{ref}", ref):
@@ -254,6 +307,7 @@ class GitHubEmulator:
             ("GET", repo + "/git/refs/heads/{branch:.+}", "ref", self._get_ref),
             ("POST", repo + "/git/refs", "refs", self._post_ref),
             ("PATCH", repo + "/git/refs/heads/{branch:.+}", "ref", self._patch_ref),
+            ("GET", repo + "/commits", "commits", self._list_commits),
             ("GET", repo + "/contents/{path:.+}", "contents", self._get_contents),
             ("PUT", repo + "/contents/{path:.+}", "contents", self._put_contents),
             ("GET", repo + "/pulls", "pulls", self._list_pulls),
@@ -266,7 +320,8 @@ class GitHubEmulator:
         app = web.Application(middlewares=[self._middleware])
         for method, path, endpoint, handler in routes:
             route = app.router.add_route(method, path, handler)
-            self._endpoints[(method, route.resource.canonical)] = f"{method} {endpoint}"
+            self._endpoints[(method, route.resource.canonical)] = (f"{method} {endpoint}",
+                                                                   handler.__name__)
         return app
 
     @web.middleware
@@ -274,7 +329,7 @@ class GitHubEmulator:
         body = await request.read()
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else request.path
-        endpoint = self._endpoints.get((request.method, canonical), f"{request.method} ?")
+        endpoint, name = self._endpoints.get((request.method, canonical), (f"{request.method} ?", ""))
         header = request.headers.get("Authorization", "")
         authorized = header in (f"token {self.token}", f"Bearer {self.token}")
         self.requests.append(Recorded(method=request.method, path=request.path,
@@ -285,12 +340,13 @@ class GitHubEmulator:
         injected = self._take_failure(endpoint)
         if injected is not None:
             return injected
-        if request.match_info.get("owner") not in (None, self.owner) or \
-                request.match_info.get("repo") not in (None, self.name):
+        target = self._repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}") \
+            if "owner" in request.match_info else self
+        if target is None:
             return _error(404, "Not Found")
         try:
-            with self._lock:
-                return await handler(request, json.loads(body) if body else None)
+            with self._lock:  # the repository in the URL answers: the upstream or a fork
+                return await getattr(target, name)(request, json.loads(body) if body else None)
         except web.HTTPException as exc:
             if exc.status >= 400:
                 return _error(exc.status, exc.reason)
@@ -417,10 +473,31 @@ class GitHubEmulator:
                                   "commit": {**self._commit_json(commit), "message": data["message"]}},
                                  status=200 if found else 201)
 
+    async def _list_commits(self, request: web.Request, _: Any) -> web.Response:
+        ref = request.query.get("sha", self.default_branch)
+        commit = self._resolve(ref)
+        if commit is None:
+            return _error(404, f"No commit found for SHA: {ref}")
+        path = request.query.get("path")
+        per_page = min(int(request.query.get("per_page", 30)), 100)
+        page = int(request.query.get("page", 1))
+        out = git(self.bare, "log", "--format=%H%x00%P%x00%T%x00%B%x1e", commit,
+                  *(["--", path] if path else []))
+        records = [r.strip("\n") for r in out.split("\x1e") if r.strip("\n")]
+        found = []
+        for record in records[(page - 1) * per_page: page * per_page]:
+            sha, parents, tree, message = record.split("\0", 3)
+            found.append(self._commit_list_json(sha, parents.split(), tree, message.strip()))
+        headers = {}
+        if page * per_page < len(records):  # GitHub pages with a Link header; PyGithub follows it
+            query = urlencode({**request.query, "page": page + 1, "per_page": per_page})
+            headers["Link"] = f'<{self._api("/commits")}?{query}>; rel="next"'
+        return web.json_response(found, headers=headers)
+
     def _matches(self, pull: _Pull, query: Mapping[str, str]) -> bool:
         state = query.get("state", "open")
         head = query.get("head")
-        if head is not None and head != f"{self.owner}:{pull.head}":
+        if head is not None and head != f"{pull.head_owner}:{pull.head}":
             return False
         if "base" in query and query["base"] != pull.base:
             return False
@@ -431,19 +508,22 @@ class GitHubEmulator:
         return web.json_response(found)
 
     async def _post_pull(self, request: web.Request, data: Any) -> web.Response:
-        head, base = str(data.get("head", "")), str(data.get("base", ""))
-        head = head.split(":", 1)[1] if ":" in head else head
+        owner, _, head = str(data.get("head", "")).rpartition(":")
+        owner, base = owner or self.owner, str(data.get("base", ""))
         if not data.get("title"):
             return _validation("PullRequest", "missing_field", "title")
-        if self.branch_sha(head) is None or self.branch_sha(base) is None:
-            return _validation("PullRequest", "invalid", "head" if self.branch_sha(head) is None else "base")
-        if any(p.head == head and p.base == base and p.state == "open" for p in self._pulls.values()):
+        head_repo = self._head_repo(owner)  # this repository, or its fork owned by ``owner``
+        head_sha = head_repo.branch_sha(head) if head_repo is not None else None
+        if head_sha is None or self.branch_sha(base) is None:
+            return _validation("PullRequest", "invalid", "head" if head_sha is None else "base")
+        if any(p.head_owner == owner and p.head == head and p.base == base and p.state == "open"
+               for p in self._pulls.values()):
             return _validation("PullRequest", "custom", None,
-                               f"A pull request already exists for {self.owner}:{head}.")
-        if self.branch_sha(head) == self.branch_sha(base):
+                               f"A pull request already exists for {owner}:{head}.")
+        if head_sha == self.branch_sha(base):
             return _validation("PullRequest", "custom", None, f"No commits between {base} and {head}")
-        pull = _Pull(number=self._next_number, head=head, base=base, title=str(data["title"]),
-                     body=data.get("body"))
+        pull = _Pull(number=self._next_number, head_owner=owner, head=head, base=base,
+                     title=str(data["title"]), body=data.get("body"))
         self._pulls[pull.number] = pull
         self._next_number += 1
         return web.json_response(self._pull_json(pull, full=True), status=201)
