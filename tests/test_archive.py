@@ -70,6 +70,27 @@ def test_storing_the_same_run_twice_adds_no_commit(repo: Path) -> None:
     assert archive.tip() == tip
 
 
+def test_a_concurrent_writer_loses_no_commit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When another writer moves the branch between our commit and update-ref, the update is
+    refused (old-value check) and retried on the new tip: both runs stay on the branch."""
+    archive, other = GitArchive(repo), GitArchive(repo)
+    archive.store(document(day=1))
+    real = GitArchive._commit_onto
+    raced = []
+
+    def commit_then_race(self: GitArchive, *args: object) -> str:
+        commit = real(self, *args)
+        if self is archive and not raced:
+            raced.append(other.store(document(day=2)))  # lands first, on the old tip
+        return commit
+
+    monkeypatch.setattr(GitArchive, "_commit_onto", commit_then_race)
+    archive.store(document(day=3))
+    assert sorted(r.results.start_time[:10] for r in archive.scan().runs) == [
+        "2026-11-02", "2026-11-03", "2026-11-04"]
+    assert len(_git(repo, "rev-list", "slogate/history").split()) == 3
+
+
 def test_git_archive_of_a_bare_repository(tmp_path: Path) -> None:
     """A bare repository (no working tree at all) archives and reads back alike."""
     bare = tmp_path / "history.git"
