@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from analysis.history import (CheckState, DriftPolicy, RunPoint, Track, check_metric,
-                              detect_drift, history_of, trend_frame)
+from analysis.history import (CheckState, Drift, DriftPolicy, History, RunPoint, Track,
+                              check_metric, detect_drift, history_of, trend_frame)
 from analysis.history_report import render_history, sparkline
 from tests.runs import DAY0, document
 
@@ -79,9 +79,10 @@ def _point(day: int, p99: float | None, verdict: str = "PASS") -> RunPoint:
 
 
 def _drift(values: list[tuple[float | None, str]], interval: tuple[float, float] | None,
-           **policy: object) -> object:
+           **policy: object) -> Drift:
     runs = [_point(day, value, verdict) for day, (value, verdict) in enumerate(values)]
-    return detect_drift(runs, [P99], {"latency-p99": interval}, DriftPolicy(**policy))
+    return detect_drift(runs, [P99], {"latency-p99": interval},
+                        DriftPolicy(**policy))  # type: ignore[arg-type]
 
 
 def test_fail_runs_are_left_out_of_the_reference() -> None:
@@ -196,7 +197,7 @@ def test_sparkline(values: list[float | None], bars: str) -> None:
     assert sparkline(values) == bars
 
 
-def _regressed_history() -> object:
+def _regressed_history() -> History:
     earlier = [(document(day=day), f"d{day}") for day in range(5)]
     return history_of([*earlier, (document(day=5, median_ms=10.0), "slow")])
 
