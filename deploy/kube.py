@@ -137,6 +137,16 @@ class Kube:
         """Return a client model as the API's JSON (camelCase keys, no None values)."""
         return self._api.sanitize_for_serialization(obj)  # type: ignore[no-any-return]
 
+    def _content(self, obj: Any) -> dict[str, Any]:
+        """Return what an apply can change: the object less its status and bookkeeping metadata.
+
+        Not the resourceVersion alone: the controllers' status updates move it too.
+        """
+        content = {k: v for k, v in self._json(obj).items() if k != "status"}
+        content["metadata"] = {k: v for k, v in content.get("metadata", {}).items()
+                               if k not in ("resourceVersion", "managedFields")}
+        return content
+
     # ---------------------------------------------------------------- apply and delete
 
     async def apply(self, docs: Sequence[Mapping[str, Any]], namespace: str) -> list[Applied]:
@@ -152,10 +162,8 @@ class Kube:
                 name, ns, body, field_manager=FIELD_MANAGER, force=True, _content_type=_APPLY))
             if before is None:
                 action = "created"
-            elif before.metadata.resource_version == after.metadata.resource_version:
-                action = "unchanged"
             else:
-                action = "configured"
+                action = "unchanged" if self._content(before) == self._content(after) else "configured"
             applied.append(Applied(kind=kind, name=name, namespace=ns, action=action))
         return applied
 

@@ -817,7 +817,8 @@ class K8sEmulator:
             "conditions": [self._pod_condition(kind, "True")
                            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
             "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "ready": True,
-                                   "imageID": f"{c.get('image')}@sha256:{hashlib.sha256(str(c.get('image')).encode()).hexdigest()}",
+                                   "imageID": f"{c.get('image')}@sha256:"
+                                              f"{hashlib.sha256(str(c.get('image')).encode()).hexdigest()}",
                                    "started": True, "restartCount": 0,
                                    "state": {"running": {"startedAt": _now()}}} for c in containers]}
         pod["metadata"]["resourceVersion"] = self._next_rv()
