@@ -286,3 +286,30 @@ def test_github_history_pages_through_the_commits_of_a_file(tmp_path: Path) -> N
         assert [[c.sha, c.parent or "", c.subject] for c in history] == expected
         assert len(history) == 33 and history[0].subject == "Change 39"
         assert gh.calls("GET commits") == 2
+
+
+@pytest.mark.github
+def test_the_promotion_service_reverts_a_fail_and_refuses_an_inconclusive(tmp_path: Path) -> None:
+    """Posted to the service: a FAIL of the stable version with revert-pr opens the revert (201);
+    an INCONCLUSIVE run is 409 and changes nothing."""
+    from promote.service import ServiceConfig, make_app, parse_allowed
+    from tests.test_promote_service import SECRET, _post, _serving
+
+    files = {BASELINE: ORIGINAL, CANDIDATE: (EXAMPLE_DIR / "candidate.yaml").read_text()}
+    with github_emulator(tmp_path, files) as gh:
+        spec = _promotion(gh.full_name, baseUrl=gh.base_url)
+        promote(synthetic_results(OBJECTIVES), spec,
+                GitHubProvider(gh.full_name, gh.token, base_url=gh.base_url))
+        gh.merge_pull(1)
+        config = ServiceConfig(allowed=(parse_allowed(f"{gh.full_name}:{BASELINE}"),),
+                               token=gh.token, secret=SECRET, github_url=gh.base_url)
+        with _serving(make_app(config)) as url:
+            unsure = _post(url, _results_file(tmp_path, synthetic_results(["rate<1%"]),
+                                              spec).read_bytes())
+            assert unsure.status == 409 and "INCONCLUSIVE" in unsure.json["error"]
+            assert gh.pull_count() == 1
+            answer = _post(url, _results_file(tmp_path, _failing(), spec).read_bytes())
+        assert answer.status == 201, answer.text
+        assert answer.json["status"] == "opened" and answer.json["branch"] == REVERT
+        assert gh.pull_text(2)[0] == "Revert hello 2.0: SLOs failed"
+        assert git(gh.bare, "show", f"{REVERT}:{BASELINE}") + "\n" == ORIGINAL
