@@ -57,14 +57,18 @@ def _has_object(bare: Path, sha: str) -> bool:
 @pytest.mark.github
 def test_the_pull_request_goes_upstream_and_the_commit_stays_in_the_fork(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`slogate promote` twice: one labelled PR on acme/gitops, head octo:<branch>, base main;
-    the branch and its commit exist only in the fork and start at upstream's main (newer than
-    the fork's own main); the fork has no PR; the token is in no output."""
+    """`slogate promote` twice (after a dry run that names head and base and writes nothing):
+    one labelled PR on acme/gitops, head octo:<branch>, base main; the branch and its commit
+    exist only in the fork and start at upstream's main (newer than the fork's own main); the
+    fork has no PR; the token is in no output."""
     with github_emulator(tmp_path, FILES) as gh:
         fork = gh.add_fork("octo")
         gh._commit_file("main", "README.md", b"# gitops\n", "Upstream moves on")
         monkeypatch.setenv("GITHUB_TOKEN", gh.token)
         path = _results_file(tmp_path, OBJECTIVES, _block(gh))
+        dry = CliRunner().invoke(main, ["promote", str(path), "--dry-run"])
+        assert f"would open: Promote hello to 2.0 (octo:{BRANCH} -> acme/gitops:main)" in dry.stdout
+        assert fork.branch_sha(BRANCH) is None and gh.pull_count() == 0
         out = CliRunner().invoke(main, ["promote", str(path)])
         again = CliRunner().invoke(main, ["promote", str(path)])
         assert out.exit_code == 0 and again.exit_code == 0, out.stderr + again.stderr
@@ -82,7 +86,8 @@ def test_the_pull_request_goes_upstream_and_the_commit_stays_in_the_fork(
         assert "ghcr.io/slogate/hello:2.0" in git(fork.bare, "show", f"{BRANCH}:{BASELINE}")
         fork_json = api.get_repo("octo/gitops")
         assert fork_json.fork and fork_json.parent.full_name == "acme/gitops"
-        for text in (out.stdout, out.stderr, again.stdout, again.stderr, pull.body):
+        for text in (dry.stdout, dry.stderr, out.stdout, out.stderr, again.stdout, again.stderr,
+                     pull.body):
             assert gh.token not in text
 
 
