@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import copy
+import json
 import logging
 import re
 import socket
+import time as walltime
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from coordinator.errors import KubernetesError, SlogateError
 from deploy.kube import Applied, Kube
@@ -88,9 +91,13 @@ def fails(k8s: K8sEmulator, body: Callable[[Kube], Awaitable[Any]], **kwargs: An
     return str(info.value)
 
 
-def rollout(docs: list[dict[str, Any]], log: Callable[[str], None], timeout_s: float = 30.0,
+def rollout(docs: list[dict[str, Any]], log: Callable[[str], None], timeout_s: float = 600.0,
             ) -> Callable[[Kube], Awaitable[None]]:
-    """Return a body applying ``docs`` to namespace default and waiting for the rollout."""
+    """Return a body applying ``docs`` to namespace default and waiting for the rollout (polls every 1 s).
+
+    With :class:`FakeTime` each poll takes 10 ms of real time, so the default timeout leaves the
+    emulator's controller several real seconds.
+    """
     async def body(kube: Kube) -> None:
         applied = await kube.apply(docs, "default")
         await kube.wait_rollout(applied, timeout_s, log, poll_s=1.0)
@@ -159,16 +166,20 @@ def test_server_error_names_verb_object_and_status(k8s: K8sEmulator) -> None:
 # ---------------------------------------------------------------- rollout
 
 
-def test_rollout_logs_each_change_of_progress_until_ready(k8s: K8sEmulator) -> None:
-    """Waiting for two replicas logs every new summary once, from not observed to all available."""
+def test_rollout_logs_each_change_of_progress_until_ready(tmp_path: Path) -> None:
+    """Waiting for two replicas logs each new summary once, in the controller's order, until all are available."""
+    steps = ["spec change not yet observed (0/2 updated, 0/2 available)", "0/2 updated, 0/2 available",
+             "1/2 updated, 0/2 available", "1/2 updated, 1/2 available", "2/2 updated, 1/2 available",
+             "2/2 updated, 2/2 available"]
     lines: list[str] = []
-    with_kube(k8s, rollout(candidate(replicas=2), lines.append), time=FakeTime())
+    with k8s_emulator(tmp_path, step_s=0.1) as k8s:  # polls (10 ms) see every step of 100 ms
+        with_kube(k8s, rollout(candidate(replicas=2), lines.append), time=FakeTime())
+        pods = k8s.objects("pods", "default")
     prefix = "deployment default/hello-candidate: "
-    assert lines[0] == prefix + "spec change not yet observed (0/2 updated, 0/2 available)"
-    assert lines[-1] == prefix + "2/2 updated, 2/2 available"
-    assert prefix + "1/2 updated, 1/2 available" in lines
-    assert all(a != b for a, b in zip(lines, lines[1:]))
-    pods = k8s.objects("pods", "default")
+    assert all(line.startswith(prefix) for line in lines)
+    seen = [line.removeprefix(prefix) for line in lines]
+    assert seen == [step for step in steps if step in seen]  # in order, each once
+    assert seen[-1] == steps[-1] and "1/2 updated, 1/2 available" in seen
     assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
 
 
@@ -188,6 +199,21 @@ def test_rollout_timeout_names_the_last_summary(k8s: K8sEmulator) -> None:
     assert message == ("deployment default/hello-candidate not ready after 3 s: "
                        "spec change not yet observed (0/1 updated, 0/1 available)")
     assert time.sleeps == [1.0, 1.0, 1.0]
+
+
+def test_timeout_names_the_pods_reason_when_there_is_one(tmp_path: Path) -> None:
+    """A rollout stuck on a transient pod problem (a first crash) times out naming it after the summary."""
+    with k8s_emulator(tmp_path, step_s=0.3) as k8s:
+        k8s.inject("default", "hello-candidate", "CrashLoopBackOff")
+        with_kube(k8s, lambda kube: kube.apply(candidate(), "default"))
+        while not any(s.get("restartCount") == 1 for p in k8s.objects("pods", "default")
+                      for s in p["status"].get("containerStatuses") or []):
+            walltime.sleep(0.01)
+        k8s.paused = True
+        message = fails(k8s, rollout(candidate(), lambda _: None, timeout_s=3.0), time=FakeTime())
+    assert re.fullmatch(r"deployment default/hello-candidate not ready after 3 s: 1/1 updated, 0/1 available; "
+                        r"pod hello-candidate-\w+-\w+: CrashLoopBackOff: container hello restarted 1 times, "
+                        r"last exit code 1 \(Error\)", message), message
 
 
 @pytest.mark.parametrize("docs, inject, expected", [
@@ -210,7 +236,7 @@ def test_fatal_pod_states_fail_at_once(k8s: K8sEmulator, docs: list[dict[str, An
     if inject:
         k8s.inject("default", "hello-candidate", inject)
     time = FakeTime()
-    message = fails(k8s, rollout(docs, lambda _: None, timeout_s=600.0), time=time)
+    message = fails(k8s, rollout(docs, lambda _: None), time=time)
     assert message.startswith("deployment default/hello-candidate: ")
     assert re.fullmatch("deployment default/hello-candidate: " + expected, message), message
     assert time.now - 1000.0 < 600.0
@@ -385,14 +411,30 @@ def test_launch_checks_the_service_before_touching_the_cluster(k8s: K8sEmulator)
     assert k8s.requests == []
 
 
-def test_only_the_adapter_imports_kubernetes_asyncio() -> None:
-    """kubernetes_asyncio is imported by deploy/kube.py and no other module of slogate."""
-    importers = []
-    for package in ("coordinator", "workers", "analysis", "promote", "deploy"):
-        for path in (REPO_ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-                if any(n.split(".")[0] == "kubernetes_asyncio" for n in names):
-                    importers.append(path.relative_to(REPO_ROOT).as_posix())
-    assert sorted(set(importers)) == ["deploy/kube.py"]
+def test_emulator_create_replace_merge_patch_and_list_as_the_api_does(k8s: K8sEmulator) -> None:
+    """POST twice is 409 AlreadyExists, a stale PUT is 409 Conflict, a merge patch merges, lists filter by label."""
+    async def main() -> tuple[list[int], str, list[str]]:
+        async with await config.new_client_from_config(str(k8s.kubeconfig), persist_config=False) as api:
+            return await calls(client.CoreV1Api(api))
+
+    async def calls(core: client.CoreV1Api) -> tuple[list[int], str, list[str]]:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "a"}},
+                "data": {"one": "1"}}
+        created = await core.create_namespaced_config_map("default", body)
+        codes = []
+        for call in (lambda: core.create_namespaced_config_map("default", body),
+                     lambda: core.replace_namespaced_config_map("cfg", "default", {
+                         **body, "metadata": {**body["metadata"], "resourceVersion": "1"}})):
+            try:
+                await call()
+            except ApiException as exc:
+                codes.append(exc.status)
+                assert json.loads(exc.body)["kind"] == "Status"
+        merged = await core.patch_namespaced_config_map("cfg", "default", {"data": {"two": "2"}})
+        assert merged.metadata.resource_version != created.metadata.resource_version
+        await core.create_namespaced_config_map("default", {**body, "metadata": {"name": "b", "labels": {"app": "b"}}})
+        listed = await core.list_namespaced_config_map("default", label_selector="app in (a, c)")
+        return codes, ",".join(sorted(merged.data)), [c.metadata.name for c in listed.items]
+
+    assert asyncio.run(main()) == ([409, 409], "one,two", ["cfg"])
+    assert [r.verb for r in k8s.requests] == ["create", "create", "update", "patch", "create", "list"]
