@@ -7,8 +7,8 @@ Invariants:
 
 - the manifests are read and the Service and port checked before anything is sent to the
   cluster, so a wrong file or port fails with nothing applied;
-- a rollout that fails leaves the objects in place for ``kubectl describe``; the next launch
-  re-applies them (apply is idempotent) and ``cleanup`` removes them;
+- a launch that fails deletes what it applied only when asked (``cleanup_on_failure``); left in
+  place, the objects are there for ``kubectl describe`` and the next launch re-applies them;
 - every failure is a :class:`KubernetesError` (exit 2); a Secret's value is never logged.
 """
 
@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coordinator.errors import KubernetesError
 from deploy.kube import Applied, Kube
 from deploy.manifests import LaunchPlan, load_manifests, service_port, service_url
 
@@ -30,24 +31,44 @@ class Launched:
     url: str
 
 
-def launch(plan: LaunchPlan, log: Callable[[str], None], *, poll_s: float = 0.5) -> Launched:
-    """Apply ``plan``'s manifests, wait until its Deployments are ready; return them and the Service URL."""
+def launch(plan: LaunchPlan, log: Callable[[str], None], *, cleanup_on_failure: bool = False,
+           poll_s: float = 0.5) -> Launched:
+    """Apply ``plan``'s manifests, wait until its Deployments are ready; return them and the Service URL.
+
+    When applying or the rollout fails, the error is raised after deleting what was applied if
+    ``cleanup_on_failure`` (a cleanup policy of ``always`` or ``on_fail``), else the objects stay.
+    """
     docs = load_manifests(plan.manifests)
     service, port = service_port(docs, plan.service, plan.port)
     doc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == service)
     url = service_url(doc["metadata"].get("namespace") or plan.namespace, service, port)
 
     async def run() -> tuple[Applied, ...]:
+        applied: list[Applied] = []
         async with await Kube.connect(plan.kubeconfig, plan.context) as kube:
-            applied = await kube.apply(docs, plan.namespace)
-            for item in applied:
-                log(f"{item.kind.lower()} {item.namespace}/{item.name} {item.action}")
-            await kube.wait_rollout(applied, plan.rollout_timeout_s, log, poll_s=poll_s)
+            try:
+                for doc in docs:  # one at a time, so a failure knows what is already there
+                    item = (await kube.apply([doc], plan.namespace))[0]
+                    applied.append(item)
+                    log(f"{item.kind.lower()} {item.namespace}/{item.name} {item.action}")
+                await kube.wait_rollout(applied, plan.rollout_timeout_s, log, poll_s=poll_s)
+            except KubernetesError:
+                if cleanup_on_failure and applied:
+                    await _delete_after_failure(kube, applied, log)
+                raise
             return tuple(applied)
 
     applied = asyncio.run(run())
     log(f"candidate ready at {url}")
     return Launched(applied=applied, url=url)
+
+
+async def _delete_after_failure(kube: Kube, applied: list[Applied], log: Callable[[str], None]) -> None:
+    log("launch failed: deleting what was applied")
+    try:
+        await kube.delete(applied)
+    except KubernetesError as exc:  # the launch's own error is the one to report
+        log(f"warning: cleanup failed, the candidate may still be deployed: {exc}")
 
 
 def cleanup(launched: Launched, plan: LaunchPlan, log: Callable[[str], None]) -> None:

@@ -438,3 +438,19 @@ def test_emulator_create_replace_merge_patch_and_list_as_the_api_does(k8s: K8sEm
 
     assert asyncio.run(main()) == ([409, 409], "one,two", ["cfg"])
     assert [r.verb for r in k8s.requests] == ["create", "create", "update", "patch", "create", "list"]
+
+
+@pytest.mark.parametrize("cleanup_on_failure", [pytest.param(True, id="deleted"), pytest.param(False, id="kept")])
+def test_failed_launch_deletes_what_it_applied_only_when_asked(k8s: K8sEmulator, tmp_path: Path,
+                                                               cleanup_on_failure: bool) -> None:
+    """A launch whose rollout fails raises its reason; the candidate is deleted first if the policy says so."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(CANDIDATE.read_text().replace("hello:2.0", "hello:does-not-exist"))
+    plan = LaunchPlan(namespace="default", manifests=(broken,), service=None, port=None,
+                      rollout_timeout_s=30.0, kubeconfig=str(k8s.kubeconfig))
+    lines: list[str] = []
+    with pytest.raises(KubernetesError, match="ImagePullBackOff"):
+        launch(plan, lines.append, cleanup_on_failure=cleanup_on_failure, poll_s=0.02)
+    left = [o["metadata"]["name"] for r in ("deployments", "services") for o in k8s.objects(r)]
+    assert left == ([] if cleanup_on_failure else ["hello-candidate", "hello-candidate"])
+    assert ("launch failed: deleting what was applied" in lines) == cleanup_on_failure
