@@ -25,6 +25,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -289,9 +290,10 @@ def _translate(exc: ApiException, op: _Op, host: str) -> KubernetesError:
     if exc.status == 401:
         return KubernetesError(f"unauthorized: {message} (the Kubernetes API at {host} refused the "
                                "credentials of the kubeconfig)")
-    if exc.status == 403:
-        return KubernetesError(f"forbidden: {message} (needs {op.verb} on {op.resource} "
-                               f"in namespace {op.namespace})")
+    if exc.status == 403:  # the authorizer names the verb it checked (create, for an apply that creates)
+        checked = re.search(r"cannot (\S+) resource", message)
+        return KubernetesError(f"forbidden: {message} (needs {checked.group(1) if checked else op.verb} "
+                               f"on {op.resource} in namespace {op.namespace})")
     if exc.status == 404 and details.get("kind") == "namespaces":
         return KubernetesError(f"namespace {details.get('name') or op.namespace} not found")
     if exc.status == 404:

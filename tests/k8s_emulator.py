@@ -23,7 +23,9 @@ Invariants:
   template. Faults come from the image (``does-not-exist`` -> ImagePullBackOff, ``crash`` ->
   CrashLoopBackOff with growing restarts), from requests larger than a node (Unschedulable), or
   from :meth:`K8sEmulator.inject`; a faulty pod halts the rollout, as a real one does;
-- RBAC ``rules`` (PolicyRule dicts), when given, apply in every namespace (one Role bound in each).
+- RBAC ``rules`` (PolicyRule dicts), when given, apply in every namespace (one Role bound in each);
+  a server-side apply that creates its object needs ``create`` as well as ``patch``, as in the
+  real API server.
 
 Usage::
 
@@ -38,6 +40,7 @@ import base64
 import binascii
 import contextlib
 import copy
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -490,6 +493,8 @@ class K8sEmulator:
             except (YAMLError, UnicodeDecodeError) as exc:
                 raise _StatusError(400, "BadRequest", f"error decoding YAML: {exc}") from exc
             self._check_apply_target(route, desired)
+            if existing is None:  # an apply that creates is authorized as a create too
+                self._authorize(dataclasses.replace(route, verb="create"))
             return self._write(route, route.name, desired, existing), 201 if existing is None else 200
         if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if existing is None:

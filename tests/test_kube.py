@@ -258,7 +258,7 @@ def test_progress_deadline_exceeded_fails_at_once(k8s: K8sEmulator) -> None:
 # ---------------------------------------------------------------- RBAC, credentials, reachability
 
 
-APPLY_SERVICES = {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list", "patch"]}
+APPLY_SERVICES = {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list", "create", "patch"]}
 
 
 def test_rbac_denial_names_verb_resource_and_namespace(tmp_path: Path) -> None:
@@ -272,17 +272,27 @@ def test_rbac_denial_names_verb_resource_and_namespace(tmp_path: Path) -> None:
                        "(needs patch on deployments.apps in namespace default)")
 
 
+def test_apply_that_creates_needs_create_too(tmp_path: Path) -> None:
+    """Server-side apply of an absent object is refused without ``create``, as the API server does."""
+    patch_only = {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}
+    with k8s_emulator(tmp_path, rules=[APPLY_SERVICES, patch_only]) as k8s:
+        message = fails(k8s, lambda kube: kube.apply(candidate(), "default"))
+    assert message == (f'forbidden: deployments.apps "hello-candidate" is forbidden: {USER} cannot create '
+                       'resource "deployments" in API group "apps" in the namespace "default" '
+                       "(needs create on deployments.apps in namespace default)")
+
+
 def test_rules_that_allow_enough_let_the_launch_through(tmp_path: Path) -> None:
-    """The verbs the adapter uses (get, list, patch, delete) on what it touches are enough."""
-    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch", "delete"]},
-             {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "patch", "delete"]},
+    """The verbs the adapter uses (get, list, patch, delete, and create for an apply that creates) are enough."""
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch", "delete"]},
+             {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch", "delete"]},
              {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
     with k8s_emulator(tmp_path, rules=rules, step_s=0.02) as k8s:
         with_kube(k8s, rollout(candidate(), lambda _: None), time=FakeTime())
         applied = [DEPLOYMENT, Applied(kind="Service", name="hello-candidate", namespace="default",
                                        action="created")]
         with_kube(k8s, lambda kube: kube.delete(applied))
-        assert not [r for r in k8s.requests if r.verb not in ("get", "list", "patch", "delete")]
+        assert {r.verb for r in k8s.requests} == {"get", "list", "patch", "delete"}
 
 
 def test_wrong_token_is_unauthorized(k8s: K8sEmulator, tmp_path: Path) -> None:
