@@ -267,6 +267,9 @@ def _promote_through_service(results: Any, url: str, *, spec_path: Path | None,
 @click.option("--token-file", type=click.Path(path_type=Path), default=None,
               help="File holding the GitHub token (default: the GITHUB_TOKEN environment "
                    "variable).")
+@click.option("--token-secret", default=None, metavar="[NAMESPACE/]NAME[:KEY]",
+              help="Read the GitHub token from this Kubernetes Secret (e.g. ghtoken:token; "
+                   "namespace default: the pod's own) instead of --token-file/GITHUB_TOKEN.")
 @click.option("--shared-secret-file", type=click.Path(path_type=Path), default=None,
               help="File holding the shared secret callers send as 'Authorization: Bearer' "
                    "(default: the SLOGATE_PROMOTE_SECRET environment variable).")
@@ -274,7 +277,8 @@ def _promote_through_service(results: Any, url: str, *, spec_path: Path | None,
               help="GitHub Enterprise API URL; a promotion whose baseUrl differs is refused.")
 @_errors_to_exit_codes
 def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
-                  shared_secret_file: Path | None, github_url: str | None) -> None:
+                  token_secret: str | None, shared_secret_file: Path | None,
+                  github_url: str | None) -> None:
     """Serve promotions over HTTP, the only holder of the GitHub token.
 
     A separate command beside ``slogate promote`` (which is unchanged): runners post results.json
@@ -289,7 +293,7 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     config = ServiceConfig(
         allowed=tuple(parse_allowed(a) for a in allow),
-        token=_secret(token_file, "GITHUB_TOKEN", "--token-file"),
+        token=_service_token(token_file, token_secret),
         secret=_secret(shared_secret_file, "SLOGATE_PROMOTE_SECRET", "--shared-secret-file"),
         github_url=github_url)
     import logging
@@ -299,6 +303,24 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
     _log(f"promotion service on http://{listen} for "
          f"{', '.join(a.repository for a in config.allowed)}")
     serve(config, host.strip("[]"), int(port))
+
+
+def _service_token(token_file: Path | None, token_secret: str | None) -> str:
+    """Return the service's GitHub token: a Kubernetes Secret, a file, or GITHUB_TOKEN."""
+    if token_secret is None:
+        return _secret(token_file, "GITHUB_TOKEN", "--token-file")
+    if token_file is not None:
+        raise click.UsageError("give one of --token-file, --token-secret")
+    from coordinator.promoting import read_kubernetes_token
+    from coordinator.spec import TokenSecret
+
+    where, _, key = token_secret.partition(":")
+    namespace, _, name = where.rpartition("/")
+    if not name or (_ and not namespace):
+        raise click.BadParameter(f"{token_secret!r} is not [NAMESPACE/]NAME[:KEY]",
+                                 param_hint="--token-secret")
+    return read_kubernetes_token(TokenSecret.model_validate(
+        {"name": name, "key": key or "token", "namespace": namespace or None}))
 
 
 def _secret(path: Path | None, env: str, option: str) -> str:

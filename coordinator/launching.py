@@ -67,7 +67,8 @@ def dark_launch(spec: ExperimentSpec, spec_dir: Path, log: Callable[[str], None]
     plan = launch_plan(kubernetes, spec_dir)
     log(f"dark launch in namespace {plan.namespace}: "
         f"{', '.join(str(Path(m).name) for m in kubernetes.manifests)}")
-    launched = launch(plan, log)
+    # A rollout that fails is cleaned up by the same policy: it has no verdict, so on_fail too.
+    launched = launch(plan, log, cleanup_on_failure=should_clean_up(kubernetes.cleanup, None))
     url = spec.target.url or launched.url
     try:
         log(f"candidate ready; loading {url}")

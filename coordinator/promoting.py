@@ -18,7 +18,7 @@ from typing import Any
 
 from analysis.results import Results
 from coordinator.errors import PromotionError
-from coordinator.spec import PromotionSpec
+from coordinator.spec import PromotionSpec, TokenSecret
 from promote.flow import Outcome, act
 from promote.provider import Provider
 
@@ -41,11 +41,38 @@ def read_secret(path: Path | None, env: str, option: str, missing: str | None = 
     return text
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """Return the namespace this pod runs in (its service account's), or ``default``."""
+    try:
+        return path.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def read_kubernetes_token(secret: TokenSecret) -> str:
+    """Return the token in the Kubernetes Secret ``secret`` names; KubernetesError otherwise."""
+    from deploy.launch import read_secret as read_kubernetes_secret
+
+    value = read_kubernetes_secret(secret.name, secret.key, secret.namespace or pod_namespace(),
+                                   kubeconfig=secret.kubeconfig, context=secret.context).strip()
+    if not value:
+        raise PromotionError(f"secret {secret.namespace or pod_namespace()}/{secret.name}: "
+                             f"key {secret.key} is empty")
+    return value
+
+
 def read_token(promotion: PromotionSpec) -> str:
-    """Return the GitHub token (tokenFile, else GITHUB_TOKEN); raise PromotionError if none."""
+    """Return the GitHub token: tokenFile, else tokenSecret (Kubernetes), else GITHUB_TOKEN;
+    raise PromotionError (KubernetesError for the Secret) if there is none."""
+    if promotion.token_secret is not None:
+        return read_kubernetes_token(promotion.token_secret)
     return read_secret(Path(promotion.token_file) if promotion.token_file else None,
                        "GITHUB_TOKEN", "promotion.tokenFile",
-                       "no GitHub token: set GITHUB_TOKEN or promotion.tokenFile")
+                       "no GitHub token: set GITHUB_TOKEN, promotion.tokenFile or "
+                       "promotion.tokenSecret")
 
 
 def make_provider(promotion: PromotionSpec) -> Provider:

@@ -403,6 +403,19 @@ class ManifestPatch(_Model):
         return self
 
 
+class TokenSecret(_Model):
+    """The Kubernetes Secret holding the GitHub token (the seed's convention: ``ghtoken``, key
+    ``token``). Example: ``tokenSecret: {name: ghtoken, key: token, namespace: slogate}``."""
+
+    name: str = Field("ghtoken", min_length=1, max_length=253)
+    key: str = Field("token", min_length=1)
+    namespace: str | None = Field(None, description="Default: the pod's own namespace in a "
+                                  "cluster, else 'default'.")
+    kubeconfig: str | None = Field(None, description="Kubeconfig file; default $KUBECONFIG, "
+                                   "~/.kube/config, or the in-cluster service account.")
+    context: str | None = None
+
+
 class PromotionSpec(_Model):
     """Where and how a PASS is promoted: a pull request that makes the candidate stable (and,
     with ``onFail: revert-pr``, a FAIL of the stable version reverted by one).
@@ -428,6 +441,8 @@ class PromotionSpec(_Model):
     labels: list[str] = Field(default_factory=lambda: ["slogate"])
     token_file: str | None = Field(None, description="File holding the GitHub token "
                                    "(default: the GITHUB_TOKEN environment variable).")
+    token_secret: TokenSecret | None = Field(None, description="Read the GitHub token from "
+                                             "this Kubernetes Secret instead.")
     auto: bool = Field(True, description="slogate run promotes by itself on PASS.")
     on_fail: Literal["none", "revert-pr"] = Field(
         "none", description="revert-pr: a FAIL of the version already stable on baseBranch opens "
@@ -435,6 +450,12 @@ class PromotionSpec(_Model):
     upstream: str | None = Field(
         None, pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name: branch and commits go to "
         "the fork (repository), the pull request to this repository's baseBranch (github only).")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> PromotionSpec:
+        if self.token_file is not None and self.token_secret is not None:
+            raise ValueError("set at most one of tokenFile, tokenSecret")
+        return self
 
     @model_validator(mode="after")
     def _upstream_needs_github(self) -> PromotionSpec:

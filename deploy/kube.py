@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -125,7 +126,9 @@ class Kube:
             if missing_ok and exc.status == 404:
                 return None
             raise _translate(exc, op, self.host) from exc
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            # aiohttp is kubernetes_asyncio's transport: a dropped connection surfaces as its
+            # ClientError (ServerDisconnectedError), which is not an OSError.
             why = getattr(exc, "strerror", None) or type(exc).__name__
             raise KubernetesError(f"cannot reach the Kubernetes API at {self.host}: {why}") from exc
 

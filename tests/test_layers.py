@@ -1,0 +1,83 @@
+"""The house rule "one adapter per outside system", checked by scanning every import.
+
+Each outside library may be imported only by its adapter module(s); the pure core (spec, plans,
+pacer, histogram, analysis, manifest patching) imports none of them. A new import elsewhere fails
+here with the file and line, so the seams stay where STYLE.md draws them.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("coordinator", "workers", "analysis", "promote", "deploy")
+
+# outside library -> the only modules (paths from the repo root) allowed to import it
+ADAPTERS = {
+    "ray": {"coordinator/cluster.py"},
+    # deploy/kube.py: kubernetes_asyncio's transport errors (aiohttp.ClientError) are caught there
+    "aiohttp": {"workers/transport_aiohttp.py", "promote/service.py", "deploy/kube.py"},
+    "uvloop": {"workers/engine.py"},
+    "httptools": {"workers/transport_fast.py"},
+    "github": {"promote/github.py"},
+    "requests": {"promote/github.py"},
+    "kubernetes_asyncio": {"deploy/kube.py"},
+}
+PURE = ("analysis/", "coordinator/spec.py", "coordinator/plan.py", "coordinator/units.py",
+        "workers/histogram.py", "workers/pacer.py", "workers/plan.py", "promote/patch.py",
+        "promote/flow.py", "deploy/manifests.py", "coordinator/launching.py")
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """Returns (top-level module, line) for every import statement in the file, nested ones too."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name.split(".")[0], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module.split(".")[0], node.lineno))
+    return found
+
+
+def sources() -> list[Path]:
+    """Returns every Python file of the five packages."""
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def test_outside_libraries_are_imported_only_by_their_adapters() -> None:
+    """No module outside an adapter imports ray, aiohttp, uvloop, httptools, github or
+    kubernetes_asyncio."""
+    stray = [f"{path.relative_to(ROOT)}:{line}: imports {module}"
+             for path in sources() for module, line in imports_of(path)
+             if module in ADAPTERS and str(path.relative_to(ROOT)) not in ADAPTERS[module]]
+    assert stray == []
+
+
+@pytest.mark.parametrize("module", sorted(ADAPTERS))
+def test_each_adapter_exists_and_uses_its_library(module: str) -> None:
+    """Every listed adapter really imports its library, so the table above cannot go stale."""
+    for adapter in ADAPTERS[module]:
+        assert module in {name for name, _ in imports_of(ROOT / adapter)}, adapter
+
+
+def test_the_pure_core_imports_no_adapter_module() -> None:
+    """Pure modules import neither an outside library nor an adapter of one (I/O at the edges)."""
+    adapter_modules = {a[:-3].replace("/", ".") for files in ADAPTERS.values() for a in files}
+    pure = [p for p in sources() if str(p.relative_to(ROOT)).startswith(PURE)]
+    assert len(pure) > 15
+    stray = []
+    for path in pure:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            else:
+                continue
+            bad = {n for n in names if n.split(".")[0] in ADAPTERS or n in adapter_modules}
+            stray += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in sorted(bad)]
+    assert stray == []
