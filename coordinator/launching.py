@@ -71,7 +71,7 @@ def dark_launch(spec: ExperimentSpec, spec_dir: Path, log: Callable[[str], None]
     launched = launch(plan, log, cleanup_on_failure=should_clean_up(kubernetes.cleanup, None))
     url = spec.target.url or launched.url
     try:
-        log(f"candidate ready; loading {url}")
+        log(f"the load goes to {url}")
         yield spec.with_target(url)
     finally:
         if should_clean_up(kubernetes.cleanup, outcome.verdict):
