@@ -331,6 +331,33 @@ def _secret(path: Path | None, env: str, option: str) -> str:
 
 
 @main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option("--delete", is_flag=True,
+              help="Delete the objects the spec's manifests describe instead.")
+@_errors_to_exit_codes
+def launch(spec_path: Path, delete: bool) -> None:
+    """Dark-launch SPEC's target.kubernetes and wait until it is ready; print its URL. No load.
+
+    The same apply and rollout wait that ``slogate run`` does first, for trying a spec's
+    manifests, kubeconfig and RBAC on their own.
+    """
+    from coordinator.errors import SpecError
+    from coordinator.launching import launch_plan
+    from coordinator.spec import load_spec
+    from deploy.launch import delete_manifests, launch as dark_launch
+
+    spec = load_spec(spec_path)
+    if spec.target.kubernetes is None:
+        raise SpecError(f"{spec_path}: target has no kubernetes block; nothing to launch")
+    plan = launch_plan(spec.target.kubernetes, spec_path.parent)
+    if delete:
+        delete_manifests(plan, _log)
+        return
+    launched = dark_launch(plan, _log)
+    click.echo(spec.target.url or launched.url)
+
+
+@main.command()
 @click.option("--results", "which", flag_value="results",
               help="Print the schema of results.json instead of the experiment spec's.")
 @_errors_to_exit_codes

@@ -82,6 +82,15 @@ def cleanup(launched: Launched, plan: LaunchPlan, log: Callable[[str], None]) ->
         log(f"{item.kind.lower()} {item.namespace}/{item.name} deleted")
 
 
+def delete_manifests(plan: LaunchPlan, log: Callable[[str], None]) -> None:
+    """Delete the objects ``plan``'s manifests describe (``slogate launch --delete``)."""
+    docs = load_manifests(plan.manifests)
+    applied = tuple(Applied(kind=d["kind"], name=d["metadata"]["name"],
+                            namespace=d["metadata"].get("namespace") or plan.namespace,
+                            action="described") for d in docs)
+    cleanup(Launched(applied=applied, url=""), plan, log)
+
+
 def read_secret(name: str, key: str, namespace: str, kubeconfig: str | None = None,
                 context: str | None = None) -> str:
     """Return the value under ``key`` of Secret ``namespace/name`` (decoded text)."""

@@ -142,3 +142,55 @@ def test_forbidden_apply_exits_2_naming_the_missing_right(tmp_path: Path) -> Non
     assert line.startswith("slogate: error: ") and "forbidden" in line
     assert line.endswith(f"(needs patch on deployments.apps in namespace {NAMESPACE})"), line
     assert created == []
+
+
+@pytest.mark.k8s
+def test_launch_command_applies_waits_prints_the_url_and_deletes(tmp_path: Path) -> None:
+    """``slogate launch`` applies the manifests and waits for the rollout, printing the Service's
+    cluster URL; ``--delete`` removes what they describe; a URL-only spec is exit 2."""
+    with k8s_emulator(folder(tmp_path / "k8s"), namespaces=(NAMESPACE,), step_s=0.02) as k8s:
+        spec = write_spec(tmp_path, {"kubernetes": kubernetes(k8s)})
+        cli = [sys.executable, "-m", "coordinator.cli", "launch", str(spec)]
+        up = subprocess.run(cli, capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+        ready = k8s.object("deployments", NAMESPACE, "hello-candidate")
+        down = subprocess.run([*cli, "--delete"], capture_output=True, text=True, cwd=REPO_ROOT,
+                              timeout=60)
+        left = k8s.objects("deployments") + k8s.objects("services")
+    assert up.returncode == 0, up.stderr
+    assert up.stdout == "http://hello-candidate.shop.svc:8080\n"
+    assert ready is not None and ready["status"]["availableReplicas"] == 1
+    assert down.returncode == 0, down.stderr
+    assert "deployment shop/hello-candidate deleted" in down.stderr and left == []
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: t\ntarget: http://127.0.0.1:9\nload: {rate: 1, duration: 1}\n")
+    refused = subprocess.run([sys.executable, "-m", "coordinator.cli", "launch", str(plain)],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr == f"slogate: error: {plain}: target has no kubernetes block; " \
+        "nothing to launch\n"
+
+
+@pytest.mark.k8s
+def test_promotion_service_token_comes_from_the_named_secret(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``promote-serve --token-secret [NS/]NAME[:KEY]`` reads the token from that Secret (key
+    ``token`` by default); a malformed value or a second token source is a usage error, and a
+    missing Secret a one-line KubernetesError that carries no token."""
+    import click
+
+    from coordinator.cli import _service_token
+    from coordinator.errors import KubernetesError
+
+    with k8s_emulator(folder(tmp_path / "k8s"), namespaces=(NAMESPACE,)) as k8s:
+        k8s.add_secret(NAMESPACE, "ghtoken", {"token": "tok-1", "other": "tok-2"})
+        monkeypatch.setenv("KUBECONFIG", str(k8s.kubeconfig))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        assert _service_token(None, f"{NAMESPACE}/ghtoken") == "tok-1"
+        assert _service_token(None, f"{NAMESPACE}/ghtoken:other") == "tok-2"
+        with pytest.raises(KubernetesError, match=f"secret {NAMESPACE}/gone not found") as caught:
+            _service_token(None, f"{NAMESPACE}/gone")
+        assert "tok-" not in str(caught.value)
+    with pytest.raises(click.BadParameter, match="is not \\[NAMESPACE/\\]NAME\\[:KEY\\]"):
+        _service_token(None, "shop/")
+    with pytest.raises(click.UsageError, match="one of --token-file, --token-secret"):
+        _service_token(tmp_path / "token", "ghtoken")
