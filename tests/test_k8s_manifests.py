@@ -347,7 +347,7 @@ def test_cronjob_command_line_parses_with_the_slogate_cli() -> None:
 @pytest.mark.parametrize("argv", [
     pytest.param(["run", "/config/experiment.yaml", "--adress", "ray://h:10001"], id="bad-flag"),
     pytest.param(["run", "/config/experiment.yaml", "--format", "pdf"], id="bad-format"),
-    pytest.param(["launch", "/config/experiment.yaml"], id="bad-command"),
+    pytest.param(["lauch", "/config/experiment.yaml"], id="bad-command"),
 ])
 def test_cli_parse_check_rejects_a_drifted_command_line(argv: list[str]) -> None:
     """A misspelt flag, an unknown format or command is refused by the same parse check."""
