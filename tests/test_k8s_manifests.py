@@ -324,7 +324,7 @@ def test_cronjob_command_line_parses_with_the_slogate_cli() -> None:
     ConfigMap volume, the KubeRay head Service's client port, results on the PVC."""
     base = _base()
     pod = _pod_specs(base)["CronJob"]
-    (container,) = pod["containers"]
+    (container,) = pod["initContainers"]
     assert "command" not in container, "the image's entrypoint (slogate) must run"
     env = {e["name"]: "slogate-nightly-28930440-abcde" for e in container["env"]
            if e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"}
@@ -367,8 +367,22 @@ def test_cronjob_runs_one_at_a_time_without_retries_as_slogate() -> None:
     assert pod["serviceAccountName"] == base["ServiceAccount"]["metadata"]["name"]
     assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
-    (container,) = pod["containers"]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for container in (*pod["initContainers"], *pod["containers"]):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_cronjob_then_fails_on_drift_of_the_runs_it_kept() -> None:
+    """After the run (an init container), the Job's container runs ``slogate history`` on the
+    same results volume with --fail-on-regression, so a drifted PASS fails the Job too."""
+    pod = _pod_specs(_base())["CronJob"]
+    (run,), (drift,) = pod["initContainers"], pod["containers"]
+    name, params = parse_slogate(drift["args"])
+    assert name == "history" and params["fail_on_regression"] is True
+    run_out = parse_slogate([_expand(a, {"POD_NAME": "p"}) for a in run["args"]])[1]["out"]
+    mounts = {m["mountPath"]: m["name"] for m in drift["volumeMounts"]}
+    run_mounts = {m["mountPath"]: m["name"] for m in run["volumeMounts"]}
+    assert mounts[params["source"]] == run_mounts[str(run_out.parent)] == "results"
+    assert drift["image"] == run["image"] and "command" not in drift
 
 
 # --- RBAC ---------------------------------------------------------------------------------------
