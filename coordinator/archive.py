@@ -1,4 +1,5 @@
-"""Archives of past runs: a directory, or a branch of a local git repository (the I/O edge).
+"""Archives of past runs: a directory, or a branch of a git repository, local or on GitHub (the
+I/O edge).
 
 Where (``DEST`` of ``slogate run --archive``, ``SOURCE`` of ``slogate history``):
 
@@ -10,10 +11,17 @@ Where (``DEST`` of ``slogate run --archive``, ``SOURCE`` of ``slogate history``)
   index, write-tree, commit-tree, update-ref with the old value), so the working tree, the index
   and the checked-out branch are never touched, and a concurrent writer makes ``update-ref`` fail
   rather than lose a commit (then it is retried on the new tip). Reading uses ``git ls-tree`` and
-  one ``git cat-file --batch``.
+  one ``git cat-file --batch``;
+- ``github:OWNER/NAME[#BRANCH]`` (default branch ``slogate/history``): the same files on a branch
+  of a GitHub repository, through :class:`promote.github.GitHubProvider` (its retries, its error
+  translation). A missing branch is created at the head of the repository's default branch, then
+  each run is one commit of the contents API; a run whose file is already there with the same
+  text adds no commit. Reading lists the branch's tree once and fetches each JSON blob.
 
 Invariants: a run found twice (the same name, start and verdict) counts once; the first source
-in path order wins, and the duplicate is a warning. Plain ``git`` is the only program run.
+in path order wins, and the duplicate is a warning. Plain ``git`` is the only program run. The
+GitHub token is handed to the provider only; GitHub's failures become one-line HistoryErrors
+naming the archive (and the HTTP status), never the token.
 """
 
 from __future__ import annotations
@@ -22,15 +30,18 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from analysis.history import start_of
 from analysis.results import Results, load_results, parse_results, write_atomic
-from coordinator.errors import HistoryError, ResultsError
+from coordinator.errors import HistoryError, PromotionError, ResultsError
 
 GIT_PREFIX = "git:"
+GITHUB_PREFIX = "github:"
 DEFAULT_BRANCH = "slogate/history"
 _RETRIES = 3
 
@@ -73,6 +84,22 @@ def archive_path(results: Results) -> str:
     start = start_of(results)
     stamp = start.strftime("%Y%m%dT%H%M%S.") + f"{start.microsecond // 1000:03d}Z"
     return f"{_segment(results.name)}/{stamp}-{results.verdict}.json"
+
+
+def _commit_message(results: Results) -> str:
+    """Return the message of the commit that archives ``results``."""
+    return (f"slogate: {results.name} {results.verdict} "
+            f"{start_of(results).strftime('%Y%m%dT%H%M%SZ')}")
+
+
+def _parsed(source: str, raw: bytes) -> Results | str:
+    """Return the Results document in ``raw``, or why it is not one (a warning's text)."""
+    try:
+        return parse_results(raw.decode("utf-8"), source=source)
+    except ResultsError as exc:
+        return str(exc)
+    except UnicodeDecodeError:
+        return f"{source}: not UTF-8 text"
 
 
 def _collect(found: list[tuple[str, Results | str]]) -> Scan:
@@ -162,8 +189,7 @@ class GitArchive:
         path = archive_path(results)
         blob = self._run("hash-object", "-w", "--stdin",
                          stdin=results.to_json().encode())[1].decode().strip()
-        message = (f"slogate: {results.name} {results.verdict} "
-                   f"{start_of(results).strftime('%Y%m%dT%H%M%SZ')}")
+        message = _commit_message(results)
         for _ in range(_RETRIES):
             old = self.tip()
             commit = self._commit_onto(old, path, blob, message)
@@ -200,15 +226,9 @@ class GitArchive:
                  .decode().split("\0") if n.endswith(".json")]
         request = "".join(f"{self.ref}:{n}\n" for n in names).encode()
         out = self._run("cat-file", "--batch", stdin=request)[1] if names else b""
-        found: list[tuple[str, Results | str]] = []
-        for name, text in zip(names, _batch_contents(out), strict=True):
-            source = f"{self.location}:{name}"
-            try:
-                found.append((source, parse_results(text.decode("utf-8"), source=source)))
-            except (ResultsError, UnicodeDecodeError) as exc:
-                found.append((source, str(exc) if isinstance(exc, ResultsError)
-                              else f"{source}: not UTF-8 text"))
-        return _collect(found)
+        sources = [f"{self.location}:{name}" for name in names]
+        return _collect([(source, _parsed(source, raw)) for source, raw
+                         in zip(sources, _batch_contents(out), strict=True)])
 
 
 def _batch_contents(out: bytes) -> list[bytes]:
@@ -222,8 +242,84 @@ def _batch_contents(out: bytes) -> list[bytes]:
     return contents
 
 
-def open_archive(where: str) -> Archive:
-    """Return the archive ``where`` names: ``git:PATH[#BRANCH]`` or a directory path."""
+class GitHubFiles(Protocol):
+    """The GitHub calls an archive makes (:class:`promote.github.GitHubProvider` has them)."""
+
+    repo_name: str
+
+    def create_branch(self, branch: str) -> bool:
+        """Create ``branch`` at the default branch's head unless it exists."""
+
+    def put_file(self, branch: str, path: str, text: str, message: str) -> str | None:
+        """Commit ``text`` at ``path``; return the commit, None when it was there already."""
+
+    def read_tree(self, branch: str, suffix: str = "") -> list[tuple[str, bytes]] | None:
+        """Return (path, content) of the branch's files ending with ``suffix``; None: no branch."""
+
+
+class GitHubArchive:
+    """Runs as files on a branch of a GitHub repository (see the module docstring).
+
+    Example::
+
+        GitHubArchive(GitHubProvider("acme/gitops", token), "slogate/history").store(results)
+    """
+
+    def __init__(self, files: GitHubFiles, branch: str = DEFAULT_BRANCH) -> None:
+        self.files, self.branch = files, branch
+        self.location = f"{GITHUB_PREFIX}{files.repo_name}#{branch}"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn the provider's PromotionError into a HistoryError naming the archive."""
+        try:
+            yield
+        except PromotionError as exc:
+            raise HistoryError(f"{self.location}: {exc}") from None
+
+    def store(self, results: Results) -> str:
+        """Commit the run onto the branch (created if missing); return ``github:...:PATH@COMMIT``."""
+        path = archive_path(results)
+        with self._errors():
+            self.files.create_branch(self.branch)
+            commit = self.files.put_file(self.branch, path, results.to_json(),
+                                         _commit_message(results))
+        if commit is None:
+            return f"{self.location}:{path} (already archived)"
+        return f"{self.location}:{path}@{commit}"
+
+    def scan(self) -> Scan:
+        """Return every Results document on the branch, in path order."""
+        with self._errors():
+            files = self.files.read_tree(self.branch, ".json")
+        if files is None:
+            raise HistoryError(f"{self.location}: the branch does not exist (nothing archived "
+                               "there yet)")
+        sources = [(f"{self.location}:{path}", raw) for path, raw in files]
+        return _collect([(source, _parsed(source, raw)) for source, raw in sources])
+
+
+def _github_archive(where: str, url: str | None, token: Callable[[], str] | None) -> GitHubArchive:
+    """Return the archive ``github:OWNER/NAME[#BRANCH]`` names, with ``token()`` (default:
+    GITHUB_TOKEN) for the API at ``url`` (default: api.github.com)."""
+    from coordinator.promoting import read_secret
+    from promote.github import GitHubProvider
+
+    name, _, branch = where[len(GITHUB_PREFIX):].partition("#")
+    if name.count("/") != 1 or not all(name.split("/")):
+        raise HistoryError(f"{where!r}: say which repository (github:OWNER/NAME[#BRANCH])")
+    secret = token() if token is not None else read_secret(
+        None, "GITHUB_TOKEN", "", f"no GitHub token for {where}: set GITHUB_TOKEN")
+    return GitHubArchive(GitHubProvider(name, secret, base_url=url), branch or DEFAULT_BRANCH)
+
+
+def open_archive(where: str, *, github_url: str | None = None,
+                 github_token: Callable[[], str] | None = None) -> Archive:
+    """Return the archive ``where`` names: ``git:PATH[#BRANCH]``, ``github:OWNER/NAME[#BRANCH]``
+    (with ``github_token()``, default GITHUB_TOKEN, at ``github_url``, default api.github.com)
+    or a directory path. The token is read only for a ``github:`` archive."""
+    if where.startswith(GITHUB_PREFIX):
+        return _github_archive(where, github_url, github_token)
     if where.startswith(GIT_PREFIX):
         path, _, branch = where[len(GIT_PREFIX):].partition("#")
         if not path:

@@ -111,6 +111,18 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     return Verdict(results.verdict).exit_code
 
 
+def _run_archive(where: str, promotion: Any, github_url: str | None) -> Any:
+    """Return the archive ``where`` names; a ``github:`` one uses the token and baseUrl of the
+    spec's GitHub promotion block (``github_url`` first), without one GITHUB_TOKEN."""
+    from coordinator.archive import open_archive
+    from coordinator.promoting import read_token
+
+    if promotion is None or promotion.provider != "github":
+        return open_archive(where, github_url=github_url)
+    return open_archive(where, github_url=github_url or promotion.base_url,
+                        github_token=lambda: read_token(promotion))
+
+
 def promote_after_run(results: Any, promotion: Any, *, show_pull_body: bool = False) -> None:
     """Promote a PASS; on a FAIL with ``onFail: revert-pr``, revert the version if it is the
     stable one; anything else is only logged. The run's exit code is not changed by it."""
@@ -162,18 +174,23 @@ def _stop_on_signals(pool: Any) -> Iterator[None]:
 @click.option("--aa", is_flag=True, help="A/A run: load the baseline (or the target) as both "
               "versions, interleaved, to measure the noise floor of a comparison.")
 @click.option("--archive", "archive_to", default=None, metavar="DEST",
-              help="Also store the results in this run archive: a directory, or "
+              help="Also store the results in this run archive: a directory, "
                    "git:REPO[#BRANCH] (a commit on BRANCH, default slogate/history; the working "
-                   "tree is not touched). Read it back with slogate history.")
+                   "tree is not touched) or github:OWNER/NAME[#BRANCH] (a commit on a GitHub "
+                   "branch, with the spec's GitHub promotion token, else GITHUB_TOKEN). Read it "
+                   "back with slogate history.")
+@click.option("--github-url", default=None, metavar="URL", envvar="SLOGATE_GITHUB_URL",
+              show_envvar=True, help="GitHub Enterprise API URL of a github: archive (default: "
+              "the spec's promotion.baseUrl, else api.github.com).")
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, aa: bool,
-        archive_to: str | None) -> None:
+        archive_to: str | None, github_url: str | None) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
-    from coordinator.archive import open_archive
     from coordinator.spec import load_spec
 
     spec = load_spec(spec_path, aa=aa)
-    archive = open_archive(archive_to) if archive_to else None  # a bad DEST fails before the load
+    # a bad DEST (or a missing token) fails before the load
+    archive = _run_archive(archive_to, spec.promotion, github_url) if archive_to else None
     if aa:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
@@ -306,7 +323,8 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
 
 
 def _service_token(token_file: Path | None, token_secret: str | None) -> str:
-    """Return the service's GitHub token: a Kubernetes Secret, a file, or GITHUB_TOKEN."""
+    """Return the GitHub token of promote-serve (or of history's github: archive): a Kubernetes
+    Secret, a file, or GITHUB_TOKEN."""
     if token_secret is None:
         return _secret(token_file, "GITHUB_TOKEN", "--token-file")
     if token_file is not None:
@@ -411,17 +429,26 @@ def _tolerance(_ctx: click.Context, _param: click.Parameter, value: str) -> floa
               default="text", show_default=True)
 @click.option("--fail-on-regression", is_flag=True,
               help="Exit 1 when the newest run regressed against its reference.")
+@click.option("--github-url", default=None, metavar="URL", envvar="SLOGATE_GITHUB_URL",
+              show_envvar=True,
+              help="GitHub Enterprise API URL of a github: SOURCE (default: api.github.com).")
+@click.option("--token-file", type=click.Path(path_type=Path), default=None,
+              help="File holding the GitHub token of a github: SOURCE (default: GITHUB_TOKEN).")
+@click.option("--token-secret", default=None, metavar="[NAMESPACE/]NAME[:KEY]",
+              help="Read the token of a github: SOURCE from this Kubernetes Secret instead.")
 @_errors_to_exit_codes
 def history(source: str, name: str | None, last: int, against: int, tolerance: float,
-            aggregate: str, fmt_name: str, fail_on_regression: bool) -> None:
+            aggregate: str, fmt_name: str, fail_on_regression: bool, github_url: str | None,
+            token_file: Path | None, token_secret: str | None) -> None:
     """Show the trend of archived runs and whether the newest drifted (SOURCE: a directory,
-    default results, or git:REPO[#BRANCH])."""
+    default results, git:REPO[#BRANCH] or github:OWNER/NAME[#BRANCH])."""
     from analysis.history import DriftPolicy, history_of
     from analysis.history_report import render_history
     from coordinator.archive import open_archive
     from coordinator.errors import HistoryError
 
-    archive = open_archive(source)
+    archive = open_archive(source, github_url=github_url,
+                           github_token=lambda: _service_token(token_file, token_secret))
     scan = archive.scan()
     for warning in scan.warnings:
         _log(warning)

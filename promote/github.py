@@ -5,6 +5,8 @@ GitHub's REST API (github.com or GitHub Enterprise via ``base_url``). With ``ups
 branch and its commits go to the fork (``repo``) and the pull request to the upstream, head
 ``<fork-owner>:<branch>``; the base branch (its files, its history, its commit that the fork
 branch starts from) is then the upstream's, so the diff is against where the pull request lands.
+The run archive (``github:OWNER/NAME#BRANCH``, :mod:`coordinator.archive`) uses the same provider
+to create a branch, commit one file per run and read every file of the branch back.
 
 Invariants:
 
@@ -16,7 +18,8 @@ Invariants:
   request, an existing branch is never force-moved, and a merged or closed pull request is
   reported as it is, never reopened;
 - reads (files, history, the base branch) and pull requests are of the base repository (the
-  upstream when there is one); branches and commits are only ever written to ``repo``.
+  upstream when there is one); branches and commits are only ever written to ``repo``, and
+  :meth:`GitHubProvider.read_tree` reads the branches it wrote, of ``repo``.
 """
 
 from __future__ import annotations
@@ -111,6 +114,30 @@ class GitHubProvider:
         ref = self._ref(branch, self.repo_name)
         return None if ref is None else ref.object.sha
 
+    def read_tree(self, branch: str, suffix: str = "") -> list[tuple[str, bytes]] | None:
+        """Return (path, content) of every file on ``branch`` of ``repo`` whose path ends with
+        ``suffix``, in path order; None when the branch does not exist.
+
+        One tree listing of the branch's commit (so a concurrent commit is all in or all out),
+        then one blob request per file.
+        """
+        sha = self.branch_sha(branch)
+        if sha is None:
+            return None
+        repo = self._repository(self.repo_name)
+        try:
+            tree = self._call(f"listing the files of {branch}",
+                              lambda: repo.get_git_tree(sha, recursive=True))
+        except _NotFound:
+            raise PromotionError(f"commit {sha[:12]} of {branch} not found in "
+                                 f"{self.repo_name}") from None
+        if tree.truncated:
+            raise PromotionError(f"branch {branch} of {self.repo_name} has too many files for "
+                                 "one tree listing (GitHub truncated it)")
+        paths = sorted((e.path, e.sha) for e in tree.tree
+                       if e.type == "blob" and e.path.endswith(suffix))
+        return [(path, self._blob(path, blob_sha)) for path, blob_sha in paths]
+
     def find_pull(self, head_branch: str) -> PullInfo | None:
         """Return the newest pull request from ``head_branch`` (of ``repo``) in any state, or None."""
         found = self._find_pull(head_branch, state="all")
@@ -131,19 +158,43 @@ class GitHubProvider:
         elif ref.object.sha != base_sha:
             self._fast_forward(ref, branch, base_sha)
 
+    def create_branch(self, branch: str) -> bool:
+        """Create ``branch`` in ``repo`` at the head of its default branch unless it exists;
+        return whether it was created. An existing branch is never moved."""
+        if self._ref(branch, self.repo_name) is not None:
+            return False
+        repo = self._repository(self.repo_name)
+        default = self._ref(repo.default_branch, self.repo_name)
+        if default is None:
+            raise PromotionError(f"default branch {repo.default_branch} not found in "
+                                 f"{self.repo_name}")
+        self._create_ref(branch, default.object.sha)
+        log.info("created branch %s of %s at %s", branch, self.repo_name, default.object.sha[:12])
+        return True
+
     def put_file(self, branch: str, path: str, text: str, message: str) -> str | None:
         """Commit ``text`` at ``path`` on ``branch``; return the commit sha, or None when unchanged."""
         current = self._file(path, branch, self.repo_name)
         if current is not None and current[0] == text:
             return None
         repo = self._repository(self.repo_name)
-        if current is None:
-            done = self._call(f"creating {path} on {branch}",
-                              lambda: repo.create_file(path, message, text, branch=branch))
-        else:
-            blob_sha = current[1]
-            done = self._call(f"updating {path} on {branch}",
-                              lambda: repo.update_file(path, message, text, blob_sha, branch=branch))
+        try:
+            if current is None:
+                done = self._call(f"creating {path} on {branch}",
+                                  lambda: repo.create_file(path, message, text, branch=branch))
+            else:
+                blob_sha = current[1]
+                done = self._call(f"updating {path} on {branch}",
+                                  lambda: repo.update_file(path, message, text, blob_sha,
+                                                           branch=branch))
+        except _NotFound:
+            raise PromotionError(f"branch {branch} not found in {self.repo_name}") from None
+        except _Unprocessable as exc:  # a retried PUT that had landed, or a concurrent writer
+            landed = self._file(path, branch, self.repo_name)
+            if landed is not None and landed[0] == text:
+                return None
+            raise PromotionError(f"cannot commit {path} on {branch} in {self.repo_name}: "
+                                 f"{exc}") from exc
         sha = done["commit"].sha
         log.info("committed %s on %s of %s as %s", path, branch, self.repo_name, sha[:12])
         return sha
@@ -191,6 +242,16 @@ class GitHubProvider:
         if isinstance(found, list) or found.type != "file":
             raise PromotionError(f"{path} at {ref} in {name} is a directory, not a file")
         return base64.b64decode(found.content or "").decode("utf-8"), found.sha
+
+    def _blob(self, path: str, sha: str) -> bytes:
+        repo = self._repository(self.repo_name)
+        try:
+            blob = self._call(f"reading {path}", lambda: repo.get_git_blob(sha))
+        except _NotFound:
+            raise PromotionError(f"blob {sha[:12]} of {path} not found in {self.repo_name}") from None
+        if blob.encoding != "base64":
+            return (blob.content or "").encode("utf-8")
+        return base64.b64decode(blob.content or "")
 
     def _ref(self, branch: str, name: str) -> GitRef | None:
         repo = self._repository(name)

@@ -308,6 +308,8 @@ class GitHubEmulator:
             ("POST", repo + "/git/refs", "refs", self._post_ref),
             ("PATCH", repo + "/git/refs/heads/{branch:.+}", "ref", self._patch_ref),
             ("GET", repo + "/commits", "commits", self._list_commits),
+            ("GET", repo + "/git/trees/{sha}", "tree", self._get_tree),
+            ("GET", repo + "/git/blobs/{sha}", "blob", self._get_blob),
             ("GET", repo + "/contents/{path:.+}", "contents", self._get_contents),
             ("PUT", repo + "/contents/{path:.+}", "contents", self._put_contents),
             ("GET", repo + "/pulls", "pulls", self._list_pulls),
@@ -493,6 +495,39 @@ class GitHubEmulator:
             query = urlencode({**request.query, "page": page + 1, "per_page": per_page})
             headers["Link"] = f'<{self._api("/commits")}?{query}>; rel="next"'
         return web.json_response(found, headers=headers)
+
+    async def _get_tree(self, request: web.Request, _: Any) -> web.Response:
+        """GitHub's tree of a tree, commit or branch; ``recursive`` lists every level (the
+        entries of sub-trees included, as GitHub does), never truncated here."""
+        wanted = request.match_info["sha"]
+        tree = git(self.bare, "rev-parse", "--verify", "-q", f"{wanted}^{{tree}}", check=False)
+        if not tree:
+            return _error(404, "Not Found")
+        recursive = request.query.get("recursive") not in (None, "", "0", "false")
+        out = git(self.bare, "ls-tree", "-z", "--long", *(["-r", "-t"] if recursive else []), tree)
+        entries = []
+        for line in filter(None, out.split("\0")):
+            meta, path = line.split("\t", 1)
+            mode, kind, sha, size = meta.split()
+            entry = {"path": path, "mode": mode, "type": kind, "sha": sha,
+                     "url": self._api(f"/git/{kind}s/{sha}")}
+            if kind == "blob":
+                entry["size"] = int(size)
+            entries.append(entry)
+        return web.json_response({"sha": tree, "url": self._api(f"/git/trees/{tree}"),
+                                  "tree": entries, "truncated": False})
+
+    async def _get_blob(self, request: web.Request, _: Any) -> web.Response:
+        sha = request.match_info["sha"]
+        kind = git(self.bare, "cat-file", "-t", sha, check=False) if re.fullmatch(
+            r"[0-9a-f]{40}", sha) else ""
+        if kind != "blob":
+            return _error(404, "Not Found")
+        raw = subprocess.run(["git", "-C", str(self.bare), "cat-file", "blob", sha],
+                             capture_output=True, check=True).stdout
+        return web.json_response({"sha": sha, "node_id": f"B_{sha}", "size": len(raw),
+                                  "url": self._api(f"/git/blobs/{sha}"), "encoding": "base64",
+                                  "content": base64.encodebytes(raw).decode()})
 
     def _matches(self, pull: _Pull, query: Mapping[str, str]) -> bool:
         state = query.get("state", "open")
