@@ -14,7 +14,8 @@ Invariants:
   anything else happens, so a test sees the calls that were refused too;
 - a request without ``Authorization: token <T>`` / ``Bearer <T>`` gets 401 "Bad credentials";
 - :meth:`GitHubEmulator.fail_next` makes the next N calls of one endpoint answer 500, or 403 with
-  the primary rate-limit headers, without touching the repository;
+  the primary rate-limit headers, without touching the repository (or, ``after_handling``, after
+  doing what was asked: a write that landed but whose answer was lost);
 - every URL in a response starts with the base URL, as PyGithub refuses to follow any other;
 - a fork shares the request log, the injected failures, the lock and the token of its upstream.
 
@@ -64,6 +65,7 @@ class _Failure:
     status: int
     remaining: int
     reset_epoch: int | None
+    after: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -144,14 +146,16 @@ class GitHubEmulator:
         git(self.bare, "update-ref", f"refs/heads/{self.default_branch}", commit)
 
     def fail_next(self, endpoint: str, count: int, *, status: int = 500,
-                  rate_limit_reset_epoch: int | None = None) -> None:
+                  rate_limit_reset_epoch: int | None = None, after_handling: bool = False) -> None:
         """Make the next ``count`` calls of ``endpoint`` (e.g. ``"POST pulls"``) fail with ``status``.
 
-        With ``rate_limit_reset_epoch`` the answer is GitHub's primary rate-limit 403.
+        With ``rate_limit_reset_epoch`` the answer is GitHub's primary rate-limit 403; with
+        ``after_handling`` the request is carried out first and only its answer is the failure.
         """
         with self._lock:
             self._failures.setdefault(endpoint, []).append(
-                _Failure(status=status, remaining=count, reset_epoch=rate_limit_reset_epoch))
+                _Failure(status=status, remaining=count, reset_epoch=rate_limit_reset_epoch,
+                         after=after_handling))
 
     def calls(self, endpoint: str) -> int:
         """Return how many requests of ``endpoint`` were received (refused ones included)."""
@@ -348,16 +352,17 @@ class GitHubEmulator:
             return _error(404, "Not Found")
         try:
             with self._lock:  # the repository in the URL answers: the upstream or a fork
-                return await getattr(target, name)(request, json.loads(body) if body else None)
+                response = await getattr(target, name)(request, json.loads(body) if body else None)
+            return self._take_failure(endpoint, after=True) or response
         except web.HTTPException as exc:
             if exc.status >= 400:
                 return _error(exc.status, exc.reason)
             raise
 
-    def _take_failure(self, endpoint: str) -> web.Response | None:
+    def _take_failure(self, endpoint: str, *, after: bool = False) -> web.Response | None:
         with self._lock:
             queue = self._failures.get(endpoint, [])
-            if not queue:
+            if not queue or queue[0].after != after:
                 return None
             failure = queue[0]
             failure.remaining -= 1

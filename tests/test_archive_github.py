@@ -142,6 +142,16 @@ def test_server_errors_are_retried_with_backoff(gh: GitHubEmulator,
     assert "HTTP 500 while creating nightly/" in caplog.text and gh.token not in caplog.text
 
 
+def test_a_commit_whose_answer_was_lost_is_not_made_twice(gh: GitHubEmulator) -> None:
+    """A PUT that landed but answered 500 is retried; GitHub's 422 for the file now there is
+    recognised as the same text, so the run is on the branch once and nothing fails."""
+    gh.fail_next("PUT contents", 1, after_handling=True)
+    stored = archive(gh).store(document(day=1))
+    assert stored.endswith("(already archived)")
+    assert gh.calls("PUT contents") == 2
+    assert len(git(gh.bare, "rev-list", f"main..{BRANCH}").split()) == 1
+
+
 def test_a_server_that_keeps_failing_is_one_line(gh: GitHubEmulator) -> None:
     """After the retries a 5xx is a HistoryError naming the archive and the status."""
     gh.fail_next("GET ref", 10)
