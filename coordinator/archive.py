@@ -79,6 +79,11 @@ def _segment(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).lstrip(".-") or "run"
 
 
+# What archive_path writes; on a GitHub branch (made from the default branch) other files are
+# the GitOps repository's own, and are neither read nor warned about.
+ARCHIVED_NAME = re.compile(r"^[A-Za-z0-9._-]+/\d{8}T\d{6}\.\d{3}Z-[A-Z]+\.json$")
+
+
 def archive_path(results: Results) -> str:
     """Return the run's path inside an archive: ``NAME/YYYYMMDDTHHMMSS.mmmZ-VERDICT.json``."""
     start = start_of(results)
@@ -253,8 +258,9 @@ class GitHubFiles(Protocol):
     def put_file(self, branch: str, path: str, text: str, message: str) -> str | None:
         """Commit ``text`` at ``path``; return the commit, None when it was there already."""
 
-    def read_tree(self, branch: str, suffix: str = "") -> list[tuple[str, bytes]] | None:
-        """Return (path, content) of the branch's files ending with ``suffix``; None: no branch."""
+    def read_tree(self, branch: str, keep: Callable[[str], object] = ...,
+                  ) -> list[tuple[str, bytes]] | None:
+        """Return (path, content) of the branch's files ``keep`` accepts; None: no branch."""
 
 
 class GitHubArchive:
@@ -291,7 +297,7 @@ class GitHubArchive:
     def scan(self) -> Scan:
         """Return every Results document on the branch, in path order."""
         with self._errors():
-            files = self.files.read_tree(self.branch, ".json")
+            files = self.files.read_tree(self.branch, ARCHIVED_NAME.match)
         if files is None:
             raise HistoryError(f"{self.location}: the branch does not exist (nothing archived "
                                "there yet)")

@@ -114,9 +114,10 @@ class GitHubProvider:
         ref = self._ref(branch, self.repo_name)
         return None if ref is None else ref.object.sha
 
-    def read_tree(self, branch: str, suffix: str = "") -> list[tuple[str, bytes]] | None:
-        """Return (path, content) of every file on ``branch`` of ``repo`` whose path ends with
-        ``suffix``, in path order; None when the branch does not exist.
+    def read_tree(self, branch: str, keep: Callable[[str], object] = lambda _p: True,
+                  ) -> list[tuple[str, bytes]] | None:
+        """Return (path, content) of every file on ``branch`` of ``repo`` whose path ``keep``
+        accepts, in path order; None when the branch does not exist.
 
         One tree listing of the branch's commit (so a concurrent commit is all in or all out),
         then one blob request per file.
@@ -135,7 +136,7 @@ class GitHubProvider:
             raise PromotionError(f"branch {branch} of {self.repo_name} has too many files for "
                                  "one tree listing (GitHub truncated it)")
         paths = sorted((e.path, e.sha) for e in tree.tree
-                       if e.type == "blob" and e.path.endswith(suffix))
+                       if e.type == "blob" and keep(e.path))
         return [(path, self._blob(path, blob_sha)) for path, blob_sha in paths]
 
     def find_pull(self, head_branch: str) -> PullInfo | None:

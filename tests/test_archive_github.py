@@ -97,25 +97,25 @@ def test_an_existing_branch_keeps_its_history(gh: GitHubEmulator) -> None:
     assert git(gh.bare, "rev-parse", "ci/runs^") == tip
 
 
-def test_scan_reads_the_runs_back_and_warns_about_foreign_files(gh: GitHubEmulator) -> None:
-    """Every run comes back equal to what was stored; JSON files that are not runs (inherited
-    from main, broken, not UTF-8) are one warning each; other files are not read."""
+def test_scan_reads_the_runs_back_and_warns_about_broken_ones(gh: GitHubEmulator) -> None:
+    """Every run comes back equal to what was stored; a file named as a run but broken is one
+    warning; files not named as runs (the repository's own, from main) are not even read."""
     runs = [document(day=day) for day in range(3)]
     store = archive(gh)
     for results in runs:
         store.store(results)
     provider = store.files
     assert isinstance(provider, GitHubProvider)
-    provider.put_file(BRANCH, "nightly/broken.json", "{", "a broken file")
+    provider.put_file(BRANCH, "nightly/20260101T000000.000Z-PASS.json", "{", "a broken file")
+    provider.put_file(BRANCH, "nightly/notes.json", "{", "not a run's name: never read")
     blobs_before = gh.calls("GET blob")
     scan = store.scan()
     assert [r.results for r in scan.runs] == runs
     assert [r.source for r in scan.runs] == [
         f"github:acme/gitops#{BRANCH}:{archive_path(r)}" for r in runs]
-    assert len(scan.warnings) == 2
-    assert any("nightly/broken.json:1: not valid JSON" in w for w in scan.warnings)
-    assert any("renovate.json" in w for w in scan.warnings)
-    assert gh.calls("GET tree") == 1 and gh.calls("GET blob") - blobs_before == 5
+    (warning,) = scan.warnings
+    assert "nightly/20260101T000000.000Z-PASS.json:1: not valid JSON" in warning
+    assert gh.calls("GET tree") == 1 and gh.calls("GET blob") - blobs_before == 4
 
 
 def test_scan_of_a_missing_branch_says_so(gh: GitHubEmulator) -> None:
@@ -198,7 +198,7 @@ def test_history_command_reads_the_branch_and_judges_drift(gh: GitHubEmulator,
                                    *where, env=env)
     assert exit_code == 1, err
     assert "Drift: REGRESSED" in out and "github:acme/gitops#nightly" in out
-    assert "skipped github:acme/gitops#nightly:renovate.json" in err
+    assert "renovate.json" not in err  # the repository's own files are not runs
     assert gh.token not in out + err
 
 
