@@ -323,6 +323,27 @@ def test_server_closing_connections_loses_nothing(hello_closing: str, transport:
     assert_all_accounted(report, 200)
 
 
+@pytest.mark.parametrize("think", [pytest.param({}, id="back-to-back"),
+                                   pytest.param({"thinkTime": "2ms"}, id="thinking")])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_closed_users_send_warmup_then_limit_split_by_weight(transport: str,
+                                                             think: dict[str, Any]) -> None:
+    """Closed-model users send exactly the warm-up plus the measured requests, each recorded under
+    the endpoint it went to, in the picker's 3:1 order (a, a, b, a; warm-up takes the first 30)."""
+    load = {"concurrency": 3, "requests": 300, "warmupRequests": 30, **think}
+    endpoints = [{"path": "/a", "weight": 3}, {"path": "/b", "weight": 1}]
+    with servers.recording_server() as server:
+        report = run(server.url, load, transport=transport, endpoints=endpoints)
+    by_label: collections.Counter[str] = collections.Counter()
+    for window in report.windows:
+        for (label, outcome), hist in window.latency.items():
+            assert outcome == "status:200"
+            by_label[label] += hist.total
+    assert dict(by_label) == {"GET /a": 225, "GET /b": 75}
+    assert (report.warmup_requests, report.unsent) == (30, 0)
+    assert collections.Counter(r["target"] for r in server.requests) == {"/a": 248, "/b": 82}
+
+
 # --- response framing and request contents -----------------------------------------------------
 
 

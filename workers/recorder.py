@@ -1,6 +1,6 @@
 """Recording of request results into windows of histograms, with no I/O and no clock of its own.
 
-The hot path, :meth:`Recorder.record`, appends four integers to flat ``array('q')`` buffers:
+The hot path, :meth:`Recorder.record`, appends four integers to flat 64-bit ``array`` buffers:
 an outcome code and the intended, sent and done times (ns from the worker's start). Nothing is
 bucketed per request. :meth:`Recorder.flush` (called often) buckets the buffered rows into the
 open windows' histograms in a few vectorized numpy calls and empties the buffers;
@@ -33,6 +33,8 @@ CODE_SPAN = 1024
 CONNECT_CODE, TIMEOUT_CODE, RESET_CODE, TLS_CODE = 0, 1, 2, 3
 _FIXED_OUTCOMES = {CONNECT_CODE: CONNECT, TIMEOUT_CODE: TIMEOUT, RESET_CODE: RESET, TLS_CODE: TLS}
 _FIRST_INTERNED = 600
+# 'l' where C long is 64-bit (Linux): its append converts an int faster than 'q' does.
+_INT64 = "l" if array("l").itemsize == 8 else "q"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,8 +89,8 @@ class Recorder:
         self._excluded_ns = excluded_ns
         self._interned: dict[str, int] = {}
         self._outcomes: dict[int, str] = dict(_FIXED_OUTCOMES)
-        self.codes, self.intended, self.sent, self.done = (array("q") for _ in range(4))
-        self._unsent = array("q")
+        self.codes, self.intended, self.sent, self.done = (array(_INT64) for _ in range(4))
+        self._unsent = array(_INT64)
         self._open: dict[int, _Open] = {}
         self.warmup_count = 0
         self._error_ranges = tuple(error_ranges)

@@ -106,8 +106,41 @@ class _Conn(asyncio.Protocol):
             self.engine.failed(self, RESET_CODE)
 
     def on_message_complete(self) -> None:
-        parser = self.parser
-        self.engine.completed(self, parser.get_status_code(), parser.should_keep_alive())
+        """A whole response arrived: for a virtual user sending back to back (the closed model's
+        hot path), record it and send the next request on this connection, written out flat;
+        anything else goes to :meth:`FastEngine.completed`."""
+        engine, parser = self.engine, self.parser
+        if not (self.user and self.busy and engine.back_to_back):
+            engine.completed(self, parser.get_status_code(), parser.should_keep_alive())
+            return
+        now = _now()
+        base = engine.start_ns
+        if self.seq >= engine.warmup_n:
+            engine.append_code(self.code + parser.get_status_code())
+            engine.append_intended(self.intended - base)
+            engine.append_sent(self.sent - base)
+            engine.append_done(now - base)
+            engine.measured_end_ns = now
+        else:
+            engine.recorder.warmup_count += 1
+        seq = engine.launched
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and now < engine.users_stop_ns and seq < engine.users_limit:
+            engine.launched = seq + 1
+            self.seq, self.intended, self.sent, self.got = seq, now, now, False
+            if engine.single:
+                self.transport.write(engine.payload)
+            else:
+                endpoint = engine.picker.pick()
+                self.code = endpoint * CODE_SPAN
+                self.transport.write(engine.payloads[endpoint])
+            return
+        self.busy = False
+        engine.in_flight -= 1
+        if keep_alive:
+            engine._next(self)
+        else:
+            engine._replace(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.engine.lost(self, exc)
@@ -134,6 +167,9 @@ class FastEngine(RunState):
         self.backstop = False  # the pacer's timer is the 1 ms backstop, completions pump it
         self.warmup_n = plan.warmup_requests
         self.single = len(plan.requests) == 1
+        self.payload = self.payloads[0]
+        self.back_to_back = plan.model == "closed" and not plan.think_s  # users' hot path
+        self.users_limit = 1 << 62 if self.limit is None else self.limit
         self.users_stop_ns = min(self.schedule_end_ns, self.hard_stop_ns)
         self.append_code = recorder.codes.append
         self.append_intended = recorder.intended.append
@@ -376,40 +412,20 @@ class FastEngine(RunState):
     # --- callbacks from connections -------------------------------------------------------------
 
     def completed(self, conn: _Conn, status: int, keep_alive: bool) -> None:
-        """A whole response arrived: record it, then reuse or replace the connection.
-
-        The hot path of the engine, written out flat: record with the recorder's bound appends
-        and, for a virtual user, send the next request on the same connection at once.
-        """
+        """A whole response arrived (open model, or a user that thinks): record it, pump the
+        pacer, then reuse or replace the connection."""
         if not conn.busy:
             return
         conn.busy = False
         self.in_flight -= 1
         now = _now()
-        if conn.seq >= self.warmup_n:
-            base = self.start_ns
-            self.append_code(conn.code + status)
-            self.append_intended(conn.intended - base)
-            self.append_sent(conn.sent - base)
-            self.append_done(now - base)
-            self.measured_end_ns = now
-        else:
-            self.recorder.warmup_count += 1
+        self.finish(conn.seq, conn.code + status, conn.intended, conn.sent, now)
         if now >= self.next_due_ns or (self.backstop and self.in_flight == 0):
             self._tick()  # pump the pacer: a due request can take this connection
-        if not keep_alive:
-            self._replace(conn)
-        elif conn.user and not self.think_s and now < self.users_stop_ns and (
-                self.limit is None or self.launched < self.limit):
-            seq = self.launched
-            self.launched = seq + 1
-            endpoint = 0 if self.single else self.picker.pick()
-            conn.busy, conn.got = True, False
-            self.in_flight += 1
-            conn.seq, conn.intended, conn.sent, conn.code = seq, now, now, endpoint * CODE_SPAN
-            conn.transport.write(self.payloads[endpoint])
-        else:
+        if keep_alive:
             self._next(conn)
+        else:
+            self._replace(conn)
 
     def failed(self, conn: _Conn, code: int) -> None:
         """The request on ``conn`` failed (unparseable response): record it, drop the connection."""
