@@ -184,9 +184,15 @@ def test_a_stall_shows_in_corrected_latency(transport: str, max_in_flight: int,
     assert latency.percentile_ns(99) >= 900 * MS
     assert latency.percentile_ns(50) <= 50 * MS
     if sent_into_the_stall:
-        assert at_least(service, S // 2) >= 100
-        assert service.percentile_ns(99) >= 900 * MS
-        assert lag.percentile_ns(99) <= 250 * MS
+        # Sent ``lag`` after its intended time, a request waits at the server until the stall
+        # ends: service >= latency - lag. On a loaded machine the ~200 connections open late, so
+        # the bounds above hold less the measured lag p99, for all but the 6 requests (1 %)
+        # whose lag may exceed it: >= 100 - 6 service times >= 0.5 s - lag, and the 7th-largest
+        # is still one of the 20 intended in the stall's first 0.1 s, >= 0.9 s - lag.
+        late = lag.percentile_ns(99)
+        assert late <= 250 * MS
+        assert at_least(service, S // 2 - late) >= 100 - 6
+        assert service.percentile_ns(99) >= 900 * MS - late
     else:
         assert at_least(service, S // 2) == 1
         assert service.percentile_ns(99) <= 250 * MS
