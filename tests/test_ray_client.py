@@ -1,0 +1,94 @@
+"""``slogate run --address ray://HOST:10001`` (Ray Client), as the in-cluster CronJob joins the
+KubeRay head, against a real ``ray start --head`` on this machine with token authentication on
+both sides: ``RAY_AUTH_MODE=token`` and the same ``RAY_AUTH_TOKEN``, as deploy/k8s sets them from
+one Secret. The head is started in its own process group and stopped with it, never by
+``ray stop`` (which would stop every Ray on the machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordinator.sample_app import start_hello
+from tests.helpers import REPO_ROOT
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TOKEN = "slogate-test-ray-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    """Returns a TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def token_env() -> dict[str, str]:
+    """Returns this environment with Ray's token authentication on, and no RAY_ADDRESS."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
+    return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
+
+
+@pytest.fixture(scope="module")
+def ray_client_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Starts a token-authenticated Ray head with a client server; yields ``ray://...``."""
+    port, client_port = free_port(), free_port()
+    ray = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray), "start", "--head", "--block", f"--port={port}",
+         f"--ray-client-server-port={client_port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        env=token_env(), cwd=tmp_path_factory.mktemp("ray-head"), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", client_port)) == 0:
+                    break
+            assert head.poll() is None, "ray start --head exited"
+            time.sleep(0.5)
+        else:
+            pytest.fail("the Ray client server did not listen within 90 s")
+        yield f"ray://127.0.0.1:{client_port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def test_run_through_ray_client_with_the_cluster_token(ray_client_address: str,
+                                                       tmp_path: Path) -> None:
+    """Joined through Ray Client with the cluster's token, the workers run on the head's node
+    and the whole run comes back: every request measured, judged PASS."""
+    with start_hello() as url:
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(json.dumps({
+            "name": "client", "target": url, "load": {"rate": 300, "duration": "3s",
+                                                      "workers": 1},
+            "endpoints": [{"path": "/hello"}], "analysis": {"maxScheduleLag": "200ms"},
+            "objectives": ["rate<0.02"]}))
+        proc = subprocess.run(
+            [sys.executable, "-m", "coordinator.cli", "run", str(spec), "--address",
+             ray_client_address, "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, cwd=REPO_ROOT, env=token_env(), timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert f"joining Ray at {ray_client_address}" in proc.stderr
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["verdict"] == "PASS"
+    assert saved["metrics"]["*"]["request-count"] == 900
+    assert TOKEN not in proc.stdout + proc.stderr + json.dumps(saved)
