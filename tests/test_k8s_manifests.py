@@ -385,6 +385,26 @@ def test_cronjob_then_fails_on_drift_of_the_runs_it_kept() -> None:
     assert drift["image"] == run["image"] and "command" not in drift
 
 
+def test_ray_token_authentication_is_on_for_every_ray_pod_and_the_driver() -> None:
+    """Ray's token auth is set alike on the head, every worker group and the CronJob's driver
+    (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN from one Secret key), so the client port is closed to
+    anyone without the token and the driver holds it; the drift container, no Ray client, does
+    not get it."""
+    pods = _pod_specs(_base())
+    drivers = {"CronJob": pods["CronJob"]["initContainers"]}
+    rays = {name: pod["containers"] for name, pod in pods.items() if name.startswith("ray ")}
+    refs = set()
+    for name, containers in {**drivers, **rays}.items():
+        for container in containers:
+            env = {e["name"]: e for e in container.get("env", [])}
+            assert env["RAY_AUTH_MODE"].get("value") == "token", (name, container["name"])
+            ref = env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+            refs.add((ref["name"], ref["key"]))
+    assert len(rays) >= 2 and refs == {("slogate-ray-token", "auth_token")}
+    for container in pods["CronJob"]["containers"]:
+        assert "RAY_AUTH_TOKEN" not in {e["name"] for e in container.get("env", [])}
+
+
 # --- RBAC ---------------------------------------------------------------------------------------
 
 def test_role_is_least_privilege_and_bound_to_the_service_account() -> None:
