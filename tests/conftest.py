@@ -13,7 +13,9 @@ def ray_local() -> Iterator[None]:
     """Start a real local Ray (4 logical CPUs on this 2-core machine) for one test module."""
     ray = pytest.importorskip("ray")
     logging.getLogger("ray").setLevel(logging.ERROR)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    # address="local": always a new instance, never a cluster some `ray start` left behind in
+    # /tmp/ray/ray_current_cluster (ray.init() would join it and refuse num_cpus).
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)
     try:
         yield

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,10 @@ def token_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ray_client_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Starts a token-authenticated Ray head with a client server; yields ``ray://...``."""
+    # `ray start` records its address in /tmp/ray/ray_current_cluster, which a later plain
+    # ray.init() would join; put back what was there before, as `ray stop` would.
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    before = current.read_bytes() if current.exists() else None
     port, client_port = free_port(), free_port()
     ray = Path(sys.executable).with_name("ray")
     head = subprocess.Popen(
@@ -69,6 +74,10 @@ def ray_client_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        if before is None:
+            current.unlink(missing_ok=True)
+        else:
+            current.write_bytes(before)
 
 
 def test_run_through_ray_client_with_the_cluster_token(ray_client_address: str,
