@@ -168,8 +168,8 @@ def local_ray() -> Iterator[LocalRay]:
     its metrics exported every 500 ms on a free port."""
     logging.getLogger("ray").setLevel(logging.ERROR)
     port = _free_port()
-    context = ray.init(address="local", num_cpus=4, include_dashboard=True, dashboard_port=_free_port(),
-                       log_to_driver=False, logging_level=logging.ERROR,
+    context = ray.init(address="local", num_cpus=4, include_dashboard=True,
+                       dashboard_port=_free_port(), log_to_driver=False, logging_level=logging.ERROR,
                        _metrics_export_port=port,
                        _system_config={"metrics_report_interval_ms": 500})
     try:
