@@ -41,6 +41,13 @@ def token_env() -> dict[str, str]:
     return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
 
 
+def _node_up(ray: Path, port: int) -> bool:
+    """Returns whether ``ray status`` (with the token) sees the head node with its 2 CPUs."""
+    status = subprocess.run([str(ray), "status", f"--address=127.0.0.1:{port}"],
+                            capture_output=True, text=True, env=token_env(), timeout=60)
+    return status.returncode == 0 and "2.0 CPU" in status.stdout
+
+
 @pytest.fixture(scope="module")
 def ray_client_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Starts a token-authenticated Ray head with a client server; yields ``ray://...``."""
@@ -57,15 +64,18 @@ def ray_client_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         env=token_env(), cwd=tmp_path_factory.mktemp("ray-head"), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
+        # Ready means the client port listens and the head's node is up with its CPUs (the
+        # client server alone can answer before the node can host a driver).
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", client_port)) == 0:
-                    break
             assert head.poll() is None, "ray start --head exited"
+            with socket.socket() as sock:
+                listening = sock.connect_ex(("127.0.0.1", client_port)) == 0
+            if listening and _node_up(ray, port):
+                break
             time.sleep(0.5)
         else:
-            pytest.fail("the Ray client server did not listen within 90 s")
+            pytest.fail("the Ray head was not ready within 120 s")
         yield f"ray://127.0.0.1:{client_port}"
     finally:
         os.killpg(head.pid, signal.SIGTERM)
