@@ -658,7 +658,9 @@ def run_section(results: Results) -> str:
     spec = results.spec
     return _Html(
         "<h2>Run</h2>"
-        f'<p>target <code>{_e(results.target_url or "—")}</code>; {_e(results.start_time)} .. '
+        f'<p>target <code>{_e(results.target_url or "—")}</code>'
+        f'{"; dark launch: " + _e(results.dark_launch) if results.dark_launch else ""}; '
+        f'{_e(results.start_time)} .. '
         f"{_e(results.end_time)}, measured {results.duration_s:.3g} s (warm-up excluded)"
         f"{'; <strong>aborted</strong>' if results.aborted else ''}</p>"
         f"<h3>Load</h3>{_load_list(spec.get('load') or {})}"

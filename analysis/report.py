@@ -212,6 +212,7 @@ def render_markdown(results: Results) -> str:
         "### Run",
         "",
         f"- target: `{results.target_url}`",
+        *([f"- dark launch: {results.dark_launch}"] if results.dark_launch else []),
         f"- load: {model}, {stop}, {len(results.workers)} worker(s)",
         f"- window: {results.start_time} .. {results.end_time} (measured {results.duration_s:.3g} s)",
         "",

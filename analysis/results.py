@@ -156,6 +156,18 @@ class Results(_Doc):
     reasons: list[str]
 
     @property
+    def dark_launch(self) -> str | None:
+        """Return one line on the run's Kubernetes dark launch, or None when there was none:
+        ``candidate.yaml in namespace shop, cleanup on_fail``."""
+        target = self.spec.get("target")
+        launch = target.get("kubernetes") if isinstance(target, dict) else None
+        if not isinstance(launch, dict):
+            return None
+        manifests = ", ".join(str(m) for m in launch.get("manifests") or [])
+        return (f"{manifests} in namespace {launch.get('namespace', 'default')}, "
+                f"cleanup {launch.get('cleanup', 'never')}")
+
+    @property
     def target_url(self) -> str | None:
         """Return the candidate's base URL from the saved spec (a URL, or ``target.url``)."""
         target = self.spec.get("target")

@@ -103,3 +103,21 @@ def test_rejudging_against_stricter_objectives_fails_without_new_load() -> None:
     assert again.verdict == "FAIL"
     assert again.objectives[0].low > 10.0
     assert again.histograms == saved.histograms
+
+
+def test_reports_name_the_dark_launch_of_a_kubernetes_target() -> None:
+    """A run whose target was dark-launched says so in the markdown and HTML reports (manifests,
+    namespace, cleanup) beside the URL it loaded; a URL-only run has no such line."""
+    from analysis.html import render_html
+    from analysis.report import render_markdown
+    from tests.runs import document
+
+    plain = document(day=0)
+    launched = plain.model_copy(update={"spec": {**plain.spec, "target": {
+        "url": "http://hello-candidate.shop.svc:8080", "kubernetes": {
+            "namespace": "shop", "manifests": ["candidate.yaml"], "cleanup": "on_fail"}}}})
+    line = "dark launch: candidate.yaml in namespace shop, cleanup on_fail"
+    assert f"- target: `http://hello-candidate.shop.svc:8080`\n- {line}\n" in \
+        render_markdown(launched)
+    assert line in render_html(launched)
+    assert "dark launch" not in render_markdown(plain) + render_html(plain)
