@@ -111,9 +111,16 @@ def reset_server() -> Iterator[Served]:
 
 
 @contextlib.contextmanager
-def close_delimited_server() -> Iterator[Served]:
-    """Serve HTTP/1.0-style responses: no Content-Length, no chunks, the close ends the body."""
-    with _in_thread(lambda served: _raw(served, _close_delimited)) as served:
+def close_delimited_server(delay_s: float = 0.0) -> Iterator[Served]:
+    """Serve HTTP/1.0-style responses: no Content-Length, no chunks, the close ends the body;
+    each ``delay_s`` after its request arrived."""
+    def respond(transport: asyncio.Transport) -> None:
+        if delay_s:
+            asyncio.get_running_loop().call_later(delay_s, _close_delimited, transport)
+        else:
+            _close_delimited(transport)
+
+    with _in_thread(lambda served: _raw(served, respond)) as served:
         yield served
 
 

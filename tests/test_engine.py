@@ -374,6 +374,17 @@ def test_close_delimited_responses_complete(transport: str) -> None:
     assert server.connections == 20
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_no_spare_connections_when_each_response_closes_its_own(transport: str) -> None:
+    """Responses 35 ms late at 100 req/s overlap, so new connections open while others close:
+    each close-delimited response costs exactly one connection, none is opened to sit idle (one
+    request in the queue is served by the one connection already opening for it)."""
+    with servers.close_delimited_server(delay_s=0.035) as server:
+        report = run(server.url, {"rate": 100, "requests": 40}, transport=transport)
+    assert outcomes(report) == {"status:200": 40}
+    assert server.connections == 40
+
+
 @pytest.mark.parametrize(
     ("endpoint", "method", "target", "content_type", "body"),
     [

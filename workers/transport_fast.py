@@ -291,7 +291,7 @@ class FastEngine(RunState):
                 self._send(self.idle.pop(), seq, intended)
             else:
                 self.queue.append((seq, intended))
-                if len(self.conns) + self.connecting < self.plan.max_in_flight:
+                if self._queue_needs_a_connection():
                     self._open_connection(user=False)
         next_intended = start + int(pacer.intended_s(self.launched) * 1e9)
         self.next_due_ns = next_intended
@@ -360,9 +360,15 @@ class FastEngine(RunState):
             seq, intended = self.queue.popleft()
             endpoint = self.picker.pick()
             self.finish(seq, endpoint * CODE_SPAN + code, intended, now, now)
-            if self.queue and len(self.conns) + self.connecting < self.plan.max_in_flight:
+            if self._queue_needs_a_connection():
                 self._open_connection(user=False)
         self._maybe_done()
+
+    def _queue_needs_a_connection(self) -> bool:
+        """Return whether queued requests outnumber the connections already on their way, under
+        the cap (each connection that opens takes the oldest queued request)."""
+        return (len(self.queue) > self.connecting
+                and len(self.conns) + self.connecting < self.plan.max_in_flight)
 
     def _take_seq(self) -> int:
         seq = self.launched
@@ -467,7 +473,7 @@ class FastEngine(RunState):
                 self._user_gone()
             else:
                 self._open_connection(user=True)
-        elif self.queue and len(self.conns) + self.connecting < self.plan.max_in_flight:
+        elif self._queue_needs_a_connection():
             self._open_connection(user=False)
         else:
             self._maybe_done()
