@@ -310,7 +310,7 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     config = ServiceConfig(
         allowed=tuple(parse_allowed(a) for a in allow),
-        token=_service_token(token_file, token_secret),
+        token=_github_token(token_file, token_secret),
         secret=_secret(shared_secret_file, "SLOGATE_PROMOTE_SECRET", "--shared-secret-file"),
         github_url=github_url)
     import logging
@@ -322,7 +322,7 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
     serve(config, host.strip("[]"), int(port))
 
 
-def _service_token(token_file: Path | None, token_secret: str | None) -> str:
+def _github_token(token_file: Path | None, token_secret: str | None) -> str:
     """Return the GitHub token of promote-serve (or of history's github: archive): a Kubernetes
     Secret, a file, or GITHUB_TOKEN."""
     if token_secret is None:
@@ -448,7 +448,7 @@ def history(source: str, name: str | None, last: int, against: int, tolerance: f
     from coordinator.errors import HistoryError
 
     archive = open_archive(source, github_url=github_url,
-                           github_token=lambda: _service_token(token_file, token_secret))
+                           github_token=lambda: _github_token(token_file, token_secret))
     scan = archive.scan()
     for warning in scan.warnings:
         _log(warning)

@@ -17,7 +17,7 @@ from analysis.metrics import Measured, metrics_table
 from analysis.catalog import percentile_of
 from analysis.results import (
     GapResult,
-    Histograms, ObjectiveResult, Results, WindowResult, WorkerResult, clean_metrics, series,
+    Histograms, Results, WindowResult, WorkerResult, clean_metrics, series,
 )
 from analysis.compare import split_versions
 from analysis.judging import WindowHealth, judge_measured, objective_results, run_health

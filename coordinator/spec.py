@@ -788,11 +788,9 @@ def _dotted(loc: list[Any]) -> str:
 def _message(error: dict[str, Any], data: Any, loc: list[Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        parent = _node_at(data, loc[:-1])
         allowed = _allowed_keys(loc[:-1])
         hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if allowed else []
         suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-        del parent
         return f"unknown field{suggestion}"
     if kind == "missing":
         return "required field is missing"

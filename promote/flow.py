@@ -80,10 +80,19 @@ def rejudged_verdict(results: Results) -> str:
 
 def check_pass(results: Results) -> None:
     """Raise PromotionError unless the run, re-judged from its own data, is PASS."""
+    _saved_pass(results)
+    _passed(rejudged_verdict(results))
+
+
+def _saved_pass(results: Results) -> None:
+    """Raise PromotionError unless the saved verdict is PASS (checked before re-judging)."""
     if results.verdict != "PASS":
         raise PromotionError(f"the run's verdict is {results.verdict}, not PASS: nothing is "
                              "promoted")
-    again = rejudged_verdict(results)
+
+
+def _passed(again: str) -> None:
+    """Raise PromotionError unless the re-judged verdict ``again`` is PASS."""
     if again != "PASS":
         raise PromotionError(f"re-judged from its histograms the run is {again}, not "
                              "PASS: nothing is promoted")
@@ -100,18 +109,21 @@ def check_fail(results: Results) -> None:
 def decide(results: Results, promotion: PromotionSpec) -> str:
     """Return ``"revert"`` for a re-judged FAIL when ``onFail: revert-pr``, else ``"promote"``
     once :func:`check_pass` holds; raise PromotionError (check_pass's message) otherwise."""
-    if promotion.on_fail == "revert-pr" and rejudged_verdict(results) == "FAIL":
+    again = rejudged_verdict(results) if promotion.on_fail == "revert-pr" else None
+    if again == "FAIL":
         return "revert"
-    check_pass(results)
+    _saved_pass(results)
+    _passed(again or rejudged_verdict(results))
     return "promote"
 
 
 def act(results: Results, promotion: PromotionSpec, provider: Provider, *,
         dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
-    """Promote a PASS, or revert the stable version on a FAIL when the spec asks for it."""
+    """Promote a PASS, or revert the stable version on a FAIL when the spec asks for it (the
+    run is re-judged once, by :func:`decide`)."""
     if decide(results, promotion) == "revert":
-        return revert(results, promotion, provider, dry_run=dry_run, log=log)
-    return promote(results, promotion, provider, dry_run=dry_run, log=log)
+        return _revert(results, promotion, provider, dry_run=dry_run, log=log)
+    return _promote(results, promotion, provider, dry_run=dry_run, log=log)
 
 
 def _render(text: str, promotion: PromotionSpec) -> str:
@@ -163,6 +175,12 @@ def promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
             dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
     """Promote a PASS run: branch, one commit per changed file, and the pull request."""
     check_pass(results)
+    return _promote(results, promotion, provider, dry_run=dry_run, log=log)
+
+
+def _promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
+             dry_run: bool, log: Log) -> Outcome:
+    """:func:`promote` once the run is known to pass."""
     branch, title = branch_name(promotion), f"Promote {promotion.app} to {promotion.version}"
     body = _body(results, promotion)
     existing = provider.find_pull(branch)
@@ -212,6 +230,12 @@ def revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
     branch, that is unless the promotion would change nothing there.
     """
     check_fail(results)
+    return _revert(results, promotion, provider, dry_run=dry_run, log=log)
+
+
+def _revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
+            dry_run: bool, log: Log) -> Outcome:
+    """:func:`revert` once the run is known to fail."""
     branch = revert_branch_name(promotion)
     title = f"Revert {promotion.app} {promotion.version}: SLOs failed"
     existing = provider.find_pull(branch)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from coordinator.cli import main
-from tests.helpers import REPO_ROOT, start_hello
+from tests.helpers import REPO_ROOT, free_port, start_hello
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -34,11 +33,6 @@ def _run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_pass_exits_0_writes_results_and_report_rerenders(tmp_path: Path) -> None:
@@ -101,7 +95,7 @@ def test_all_errors_is_invalid_and_exits_3(tmp_path: Path) -> None:
 
 def test_unreachable_target_counts_connect_errors_and_exits_3(tmp_path: Path) -> None:
     """A closed port is no crash: every request is a `connect` error and the run is INVALID."""
-    spec = _write_spec(tmp_path, f"http://127.0.0.1:{_free_port()}",
+    spec = _write_spec(tmp_path, f"http://127.0.0.1:{free_port()}",
                        [{"metric": "error-rate", "upperLimit": "1%"}], rate=50)
     code, _, _ = _run("run", str(spec), "--out", str(tmp_path / "out"))
     assert code == 3
@@ -166,7 +160,7 @@ def test_unreachable_ray_address_fails_fast_with_one_line(tmp_path: Path) -> Non
     spec = _write_spec(tmp_path, "http://127.0.0.1:9", [], rate=10)
     begun = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(spec),
-                           "--address", f"127.0.0.1:{_free_port()}"],
+                           "--address", f"127.0.0.1:{free_port()}"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "cannot reach Ray at 127.0.0.1:" in proc.stderr

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -34,7 +33,7 @@ from coordinator.errors import ClusterError
 from coordinator.plan import worker_plans
 from coordinator.run import build_results, run_experiment
 from coordinator.spec import ExperimentSpec, parse_spec
-from tests.helpers import start_hello
+from tests.helpers import free_port, start_hello
 from workers.engine import WorkerReport
 from workers.histogram import Histogram
 
@@ -65,11 +64,6 @@ def _counts(series_list: Any) -> Counter[tuple[str, str]]:
         counts[(item.endpoint, item.outcome)] += item.count
     return counts
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- several nodes ------------------------------------------------------------------------------
@@ -167,9 +161,10 @@ def local_ray() -> Iterator[LocalRay]:
     """Start a local Ray (4 logical CPUs) with its dashboard, which serves the state API, and
     its metrics exported every 500 ms on a free port."""
     logging.getLogger("ray").setLevel(logging.ERROR)
-    port = _free_port()
+    port = free_port()
     context = ray.init(address="local", num_cpus=4, include_dashboard=True,
-                       dashboard_port=_free_port(), log_to_driver=False, logging_level=logging.ERROR,
+                       dashboard_port=free_port(), log_to_driver=False,
+                       logging_level=logging.ERROR,
                        _metrics_export_port=port,
                        _system_config={"metrics_report_interval_ms": 500})
     try:

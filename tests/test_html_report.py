@@ -186,7 +186,7 @@ def test_page_shows_verdict_objectives_and_flags(kwargs: dict, n_charts: int) ->
     results = _results(**kwargs)
     page = render_html(results)
     text = " ".join(_parse(page).text)
-    assert f'class="badge" style="background:' in page
+    assert 'class="badge" style="background:' in page
     assert results.verdict in text
     for reason in results.reasons:
         assert reason in text

@@ -171,26 +171,26 @@ def test_launch_command_applies_waits_prints_the_url_and_deletes(tmp_path: Path)
 
 
 @pytest.mark.k8s
-def test_promotion_service_token_comes_from_the_named_secret(tmp_path: Path,
+def test_promotion_github_token_comes_from_the_named_secret(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """``promote-serve --token-secret [NS/]NAME[:KEY]`` reads the token from that Secret (key
     ``token`` by default); a malformed value or a second token source is a usage error, and a
     missing Secret a one-line KubernetesError that carries no token."""
     import click
 
-    from coordinator.cli import _service_token
+    from coordinator.cli import _github_token
     from coordinator.errors import KubernetesError
 
     with k8s_emulator(folder(tmp_path / "k8s"), namespaces=(NAMESPACE,)) as k8s:
         k8s.add_secret(NAMESPACE, "ghtoken", {"token": "tok-1", "other": "tok-2"})
         monkeypatch.setenv("KUBECONFIG", str(k8s.kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        assert _service_token(None, f"{NAMESPACE}/ghtoken") == "tok-1"
-        assert _service_token(None, f"{NAMESPACE}/ghtoken:other") == "tok-2"
+        assert _github_token(None, f"{NAMESPACE}/ghtoken") == "tok-1"
+        assert _github_token(None, f"{NAMESPACE}/ghtoken:other") == "tok-2"
         with pytest.raises(KubernetesError, match=f"secret {NAMESPACE}/gone not found") as caught:
-            _service_token(None, f"{NAMESPACE}/gone")
+            _github_token(None, f"{NAMESPACE}/gone")
         assert "tok-" not in str(caught.value)
     with pytest.raises(click.BadParameter, match="is not \\[NAMESPACE/\\]NAME\\[:KEY\\]"):
-        _service_token(None, "shop/")
+        _github_token(None, "shop/")
     with pytest.raises(click.UsageError, match="one of --token-file, --token-secret"):
-        _service_token(tmp_path / "token", "ghtoken")
+        _github_token(tmp_path / "token", "ghtoken")

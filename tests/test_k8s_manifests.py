@@ -24,7 +24,6 @@ import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 import jsonschema

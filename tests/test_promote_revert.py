@@ -19,7 +19,7 @@ from coordinator.cli import main, promote_after_run
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from coordinator.errors import PromotionError
 from coordinator.spec import PromotionSpec
-from promote.flow import REVERT_HISTORY, act, promote, revert, revert_branch_name
+from promote.flow import REVERT_HISTORY, act, promote, revert
 from promote.github import GitHubProvider
 from promote.local_git import LocalGitProvider, identity
 from tests.github_emulator import git, github_emulator

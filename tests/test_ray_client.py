@@ -21,18 +21,12 @@ from pathlib import Path
 import pytest
 
 from coordinator.sample_app import start_hello
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, free_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TOKEN = "slogate-test-ray-token-0123456789abcdef"
 
-
-def free_port() -> int:
-    """Returns a TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def token_env() -> dict[str, str]:
