@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
 from collections import Counter
 from typing import Any
 
-from workers.engine import LoadWorker, WorkerReport
-from workers.histogram import Histogram
-from workers.plan import RequestTemplate, WorkerPlan
-from workers.recorder import Window
+# This process stands in for one LoadWorker actor, and Ray sets OMP_NUM_THREADS to an actor's
+# CPU count (ray._private.utils.set_omp_num_threads_if_unset: 1 for a one-CPU worker), so
+# numpy's BLAS starts no thread pool of its own here either (~0.07 CPU-s at import otherwise).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from workers.engine import LoadWorker, WorkerReport  # noqa: E402  (after OMP_NUM_THREADS)
+from workers.histogram import Histogram  # noqa: E402
+from workers.plan import RequestTemplate, WorkerPlan  # noqa: E402
+from workers.recorder import Window  # noqa: E402
 
 START_DELAY_S = 0.2
 STOP_SLACK_S = 5.0

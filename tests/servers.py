@@ -128,8 +128,9 @@ def close_delimited_server(delay_s: float = 0.0) -> Iterator[Served]:
 
 
 async def _aiohttp(served: Served, routes: list[web.RouteDef],
-                   ssl_context: ssl.SSLContext | None = None) -> tuple[int, Stop]:
-    app = web.Application()
+                   ssl_context: ssl.SSLContext | None = None,
+                   client_max_size: int = 1024**2) -> tuple[int, Stop]:
+    app = web.Application(client_max_size=client_max_size)
     app.add_routes(routes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -163,8 +164,9 @@ def chunked_server() -> Iterator[Served]:
 
 
 @contextlib.contextmanager
-def recording_server() -> Iterator[Served]:
-    """Serve any method on any path with 200, recording method, target, headers and body."""
+def recording_server(max_body: int = 1024**2) -> Iterator[Served]:
+    """Serve any method on any path with 200, recording method, target, headers and body
+    (bodies up to ``max_body`` bytes; aiohttp answers 413 past it)."""
     async def start(served: Served) -> tuple[int, Stop]:
         async def record(request: web.Request) -> web.Response:
             served.requests.append({
@@ -174,7 +176,8 @@ def recording_server() -> Iterator[Served]:
             })
             return web.Response(text="recorded")
 
-        return await _aiohttp(served, [web.route("*", "/{tail:.*}", record)])
+        return await _aiohttp(served, [web.route("*", "/{tail:.*}", record)],
+                              client_max_size=max_body)
 
     with _in_thread(start) as served:
         yield served

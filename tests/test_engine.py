@@ -8,6 +8,7 @@ from ``tests.servers``. Where both transports can do a thing, both are run, and 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 import socket
 import time
@@ -25,7 +26,9 @@ from workers.engine import LoadWorker, WorkerReport
 from workers.histogram import HIGHEST_NS, Histogram, index_of, lowest_equivalent
 from workers.plan import WorkerPlan
 from workers.transport import Sender
+from workers.recorder import Recorder
 from workers.transport_aiohttp import AiohttpSender
+from workers.transport_fast import FastEngine, RawUsersEngine, fast_engine
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -277,7 +280,10 @@ def hello_2s() -> Iterator[str]:
         pytest.param("aiohttp", 5 * MS, id="aiohttp"),
     ],
 )
-def test_slow_responses_time_out(hello_2s: str, transport: str, early_ns: int) -> None:
+@pytest.mark.parametrize("load", [pytest.param({"rate": 20}, id="open"),
+                                  pytest.param({"concurrency": 2}, id="closed")])
+def test_slow_responses_time_out(hello_2s: str, transport: str, early_ns: int,
+                                 load: dict[str, Any]) -> None:
     """With a 0.3 s request timeout and a 2 s server, every request is a ``timeout`` after ~0.3 s.
 
     Early: the fast engine's sweep compares the monotonic clock with the send time, so never
@@ -288,19 +294,20 @@ def test_slow_responses_time_out(hello_2s: str, transport: str, early_ns: int) -
     Late by at most: the fast engine's sweep period, min(100 ms, timeout / 4) = 75 ms, plus
     ~125 ms of loop and CPU scheduling; 0.5 s is still far from the 2 s answer.
     """
-    report = run(hello_2s, {"rate": 20, "requests": 6, "timeout": "0.3s"}, transport=transport)
+    report = run(hello_2s, {**load, "requests": 6, "timeout": "0.3s"}, transport=transport)
     assert outcomes(report) == {"timeout": 6}
     assert_all_accounted(report, 6)
     service = merged(report, "service")
     assert floor_of(300 * MS - early_ns) <= service.min_ns and service.max_ns <= 500 * MS
 
 
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_resets_are_reset_outcomes_and_not_retried(transport: str) -> None:
+def test_resets_are_reset_outcomes_and_not_retried(transport: str, model: dict[str, Any]) -> None:
     """A server that resets every connection after reading the request gives N ``reset`` outcomes,
     and sees exactly N requests: the generator does not retry (aiohttp would, unasked)."""
     with servers.reset_server() as server:
-        report = run(server.url, {"rate": 100, "requests": 20}, transport=transport)
+        report = run(server.url, {**model, "requests": 20}, transport=transport)
     assert outcomes(report) == {"reset": 20}
     assert_all_accounted(report, 20)
     assert len(server.requests) == server.connections == 20
@@ -353,22 +360,24 @@ def test_closed_users_send_warmup_then_limit_split_by_weight(transport: str,
 # --- response framing and request contents -----------------------------------------------------
 
 
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_chunked_responses_complete(transport: str) -> None:
+def test_chunked_responses_complete(transport: str, model: dict[str, Any]) -> None:
     """Responses in chunked transfer encoding (no Content-Length, three chunks) are status 200."""
     with servers.chunked_server() as server:
-        report = run(server.url, {"rate": 100, "requests": 20}, transport=transport,
+        report = run(server.url, {**model, "requests": 20}, transport=transport,
                      endpoints=[{"path": "/chunked"}])
     assert outcomes(report) == {"status:200": 20}
     assert_all_accounted(report, 20)
     assert len(server.requests) == 20
 
 
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_close_delimited_responses_complete(transport: str) -> None:
+def test_close_delimited_responses_complete(transport: str, model: dict[str, Any]) -> None:
     """A response whose body ends when the server closes the connection is status 200, not reset."""
     with servers.close_delimited_server() as server:
-        report = run(server.url, {"rate": 100, "requests": 20}, transport=transport)
+        report = run(server.url, {**model, "requests": 20}, transport=transport)
     assert outcomes(report) == {"status:200": 20}
     assert_all_accounted(report, 20)
     assert server.connections == 20
@@ -398,14 +407,15 @@ def test_no_spare_connections_when_each_response_closes_its_own(transport: str) 
             "PUT", "/items/7", "text/plain", b"plain text\n", id="put-text"),
     ],
 )
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_request_method_headers_and_body_reach_the_server(
-    transport: str, endpoint: dict[str, Any], method: str, target: str, content_type: str,
-    body: bytes,
+    transport: str, model: dict[str, Any], endpoint: dict[str, Any], method: str, target: str,
+    content_type: str, body: bytes,
 ) -> None:
     """Each request arrives with the spec's method, path and query, headers and body intact."""
     with servers.recording_server() as server:
-        report = run(server.url, {"rate": 100, "requests": 5}, transport=transport,
+        report = run(server.url, {**model, "requests": 5}, transport=transport,
                      endpoints=[endpoint])
     assert outcomes(report) == {"status:200": 5}
     assert len(server.requests) == 5
@@ -416,6 +426,70 @@ def test_request_method_headers_and_body_reach_the_server(
         assert headers["content-type"].startswith(content_type)
         assert headers["content-length"] == str(len(body))
         assert headers["user-agent"] == "slogate"
+
+
+def socket_send_buffer_max() -> int:
+    """Return the most a TCP socket here buffers for sending (``tcp_wmem``'s maximum), or 4 MiB."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 * 1024**2
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_body_larger_than_the_socket_buffer_arrives_whole(transport: str,
+                                                            model: dict[str, Any]) -> None:
+    """A body twice the most a socket can buffer cannot go out in one write: the rest waits for
+    the socket to drain (the closed model's raw sockets keep it and watch for writability).
+    Every byte arrives, in order, for every request."""
+    size = 2 * socket_send_buffer_max()
+    body = b"".join(b"%015d\n" % i for i in range(size // 16))  # ASCII: the spec's body is text
+    with servers.recording_server(max_body=len(body)) as server:
+        report = run(server.url, {**model, "requests": 3, "timeout": "20s"}, transport=transport,
+                     endpoints=[{"path": "/upload", "method": "POST", "body": body.decode(),
+                                 "contentType": "application/octet-stream"}])
+    assert outcomes(report) == {"status:200": 3}
+    assert [r["body"] == body for r in server.requests] == [True, True, True]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_stop_ends_a_long_run_early_and_keeps_what_finished(hello: str, transport: str,
+                                                           model: dict[str, Any]) -> None:
+    """``stop()`` half a second into a 60 s run: the worker returns within seconds, with the
+    requests that finished (all 200: requests in flight finish, none is cut off as a reset)."""
+    plan = plan_for(hello, {**model, "duration": "60s"}, transport=transport)
+    worker = LoadWorker(plan)
+    began = time.monotonic()
+    worker.start(time.time() + 0.2)
+    time.sleep(0.7)
+    worker.stop()
+    final = None
+    windows = []
+    while final is None:
+        snapshot = worker.poll(timeout_s=10.0)
+        windows.extend(snapshot.windows)
+        final = snapshot.final
+    assert time.monotonic() - began < 10
+    counts = outcomes(dataclasses.replace(final, windows=tuple(windows)))
+    assert set(counts) == {"status:200"} and counts["status:200"] > 0
+
+
+def test_the_closed_model_runs_on_raw_sockets_where_it_can() -> None:
+    """Back-to-back users over plain HTTP get the raw-socket engine; think time, TLS and the open
+    model keep protocol connections (the raw engine handles none of them)."""
+    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
+
+    def engine(url: str, load: dict[str, Any]) -> type:
+        plan = plan_for(url, load, transport="fast")
+        return type(fast_engine(plan, recorder, time.monotonic_ns()))
+
+    assert engine("http://127.0.0.1:9", {"concurrency": 2, "requests": 1}) is RawUsersEngine
+    assert engine("https://127.0.0.1:9", {"concurrency": 2, "requests": 1}) is FastEngine
+    assert engine("http://127.0.0.1:9", {"concurrency": 2, "requests": 1,
+                                          "thinkTime": "1ms"}) is FastEngine
+    assert engine("http://127.0.0.1:9", {"rate": 10, "requests": 1}) is FastEngine
 
 
 # --- TLS ----------------------------------------------------------------------------------------

@@ -181,9 +181,9 @@ class LoadWorker:
     def _engine(self, recorder: Recorder, start_ns: int) -> Engine:
         plan = self.plan
         if self._sender_factory is None and plan.transport == "fast":
-            from workers.transport_fast import FastEngine
+            from workers.transport_fast import fast_engine
 
-            return FastEngine(plan, recorder, start_ns)
+            return fast_engine(plan, recorder, start_ns)
         factory = self._sender_factory or _aiohttp_sender
         return AiohttpLoop(plan, factory(plan), recorder, start_ns)
 

@@ -5,6 +5,12 @@ encoded to bytes once, a connection is a small object whose callbacks record the
 the next request directly (no coroutine, no future per request), and recording is four appends.
 
 Closed model: each virtual user owns one connection and sends back to back (after ``think_s``).
+Back-to-back users over plain HTTP on Linux (the closed model's hot path, and what ``make
+bench`` measures) run on :class:`RawUsersEngine`: non-blocking sockets in an epoll set of the
+engine's own, which uvloop watches as one file descriptor, so one Python call handles every
+ready user (read, parse, record, write) instead of two or three callbacks per response. Measured
+against the protocol connections on the same nginx, at the same time, on the same core: 3-4 %
+more requests per CPU-second. Think time and TLS stay on protocol connections.
 Open model: a pacer callback launches every due request on an idle connection, opens a new one
 while fewer than ``max_in_flight`` exist, or queues the request; a connection that finishes takes
 the oldest queued request at once. A queued request's latency still counts from its intended
@@ -28,6 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import select
+import socket
 import ssl
 import time
 from collections.abc import Sequence
@@ -84,7 +93,7 @@ class _Conn(asyncio.Protocol):
     """One keep-alive connection; at most one request in flight (no pipelining)."""
 
     __slots__ = ("engine", "transport", "parser", "busy", "code", "seq", "intended", "sent",
-                 "got", "user")
+                 "got", "user", "write")
 
     def __init__(self, engine: FastEngine) -> None:
         self.engine = engine
@@ -97,6 +106,17 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.write = transport.write  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close the connection (what is buffered is still sent)."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close the connection at once."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self.got = True
@@ -211,15 +231,20 @@ class FastEngine(RunState):
             task.cancel()
 
     async def _preconnect(self) -> None:
-        origin = self.origin
         try:
-            _, conn = await self.loop.create_connection(
-                lambda: _Conn(self), origin.host, origin.port, ssl=origin.ssl,
-                server_hostname=origin.host if origin.tls else None)
+            conn = await self._dial()
         except (OSError, ssl.SSLError, ssl.CertificateError):
             return
         self.conns.add(conn)
         self.idle.append(conn)
+
+    async def _dial(self) -> _Conn:
+        """Open one connection to the origin (TLS included) and return it."""
+        origin = self.origin
+        _, conn = await self.loop.create_connection(
+            lambda: _Conn(self), origin.host, origin.port, ssl=origin.ssl,
+            server_hostname=origin.host if origin.tls else None)
+        return conn
 
     async def go(self) -> None:
         """Run until the schedule is over and every request has finished or timed out."""
@@ -246,8 +271,7 @@ class FastEngine(RunState):
             if self.timer is not None:
                 self.timer.cancel()
             for conn in list(self.conns):
-                if conn.transport is not None:
-                    conn.transport.abort()
+                conn.abort()
         if self.plan.model == "open":
             self.count_unsent(self.pacer, self.launched)
 
@@ -325,13 +349,9 @@ class FastEngine(RunState):
         self.loop.create_task(self._connect(user))
 
     async def _connect(self, user: bool) -> None:
-        origin = self.origin
         failure = None
         try:
-            _, conn = await asyncio.wait_for(self.loop.create_connection(
-                lambda: _Conn(self), origin.host, origin.port, ssl=origin.ssl,
-                server_hostname=origin.host if origin.tls else None,
-            ), timeout=self.plan.timeout_s)
+            conn = await asyncio.wait_for(self._dial(), timeout=self.plan.timeout_s)
         except (ssl.SSLError, ssl.CertificateError):
             failure = TLS_CODE
         except (OSError, asyncio.TimeoutError):
@@ -413,7 +433,7 @@ class FastEngine(RunState):
         self.in_flight += 1
         conn.seq, conn.intended, conn.code = seq, intended, endpoint * CODE_SPAN
         conn.sent = _now()
-        conn.transport.write(self.payloads[endpoint])
+        conn.write(self.payloads[endpoint])
 
     def _drop(self, conn: _Conn) -> None:
         self.conns.discard(conn)
@@ -422,8 +442,7 @@ class FastEngine(RunState):
         if conn.busy:
             conn.busy = False
             self.in_flight -= 1
-        if conn.transport is not None:
-            conn.transport.close()
+        conn.close()
 
     # --- callbacks from connections -------------------------------------------------------------
 
@@ -469,7 +488,10 @@ class FastEngine(RunState):
         was_user = conn.user
         self._drop(conn)
         if was_user:
-            if self._schedule_over(_now()):
+            # With a request limit, users already connecting take the last requests: a user
+            # whose connection closed then leaves rather than open one that would sit unused.
+            covered = self.limit is not None and self.launched + self.connecting >= self.limit
+            if covered or self._schedule_over(_now()):
                 self._user_gone()
             else:
                 self._open_connection(user=True)
@@ -489,3 +511,252 @@ class FastEngine(RunState):
                 self._replace(conn)
             if self.stopping:
                 self._maybe_done()
+
+
+# --- the closed model's hot path: virtual users on raw sockets ----------------------------------
+
+_EPOLLIN = getattr(select, "EPOLLIN", 1)
+_EPOLLOUT = getattr(select, "EPOLLOUT", 4)
+_READ_BYTES = 65_536  # os.read allocates this much first: past 128 KiB, glibc maps fresh pages
+
+
+def raw_users_apply(plan: WorkerPlan) -> bool:
+    """Return whether ``plan`` runs on :class:`RawUsersEngine`: closed model, back to back (no
+    think time), plain HTTP, on a platform with epoll (Linux)."""
+    return (plan.model == "closed" and not plan.think_s and hasattr(select, "epoll")
+            and urlsplit(plan.requests[0].url).scheme == "http")
+
+
+class _RawConn:
+    """A virtual user's keep-alive connection on a non-blocking socket, read by
+    :meth:`RawUsersEngine._pump`. Same fields as :class:`_Conn`, so the engine's bookkeeping
+    (send, settle, replace, sweep) serves both."""
+
+    __slots__ = ("engine", "sock", "fd", "parser", "busy", "code", "seq", "intended", "sent",
+                 "got", "user", "pending", "done")
+
+    def __init__(self, engine: RawUsersEngine, sock: socket.socket) -> None:
+        self.engine = engine
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.parser = httptools.HttpResponseParser(self)
+        self.busy = self.got = self.user = False
+        self.code = self.seq = self.intended = self.sent = 0
+        self.done: bool | None = None  # a response completed: whether the connection stays open
+        self.pending = b""  # the unsent rest of a request the socket did not take at once
+
+    def on_message_complete(self) -> None:
+        """httptools: a whole response was parsed. Whether the connection stays open is known
+        only now (the parser forgets it once this returns), so it is kept for the pump."""
+        self.done = self.parser.should_keep_alive()
+
+    def write(self, data: bytes) -> None:
+        """Send ``data``; what the socket does not take now goes out when it is writable.
+
+        A broken connection is handled on the next loop turn (as a transport would), so the
+        caller's bookkeeping finishes first.
+        """
+        try:
+            sent = os.write(self.fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self.engine.loop.call_soon(self.engine.lost, self, exc)
+            return
+        if sent < len(data):
+            self.pending = data[sent:]
+            self.engine.epoll.modify(self.fd, _EPOLLIN | _EPOLLOUT)
+
+    def flush(self) -> None:
+        """The socket is writable: send more of the pending request."""
+        data, self.pending = self.pending, b""
+        if data:
+            self.engine.epoll.modify(self.fd, _EPOLLIN)
+            self.write(data)
+
+    def close(self) -> None:
+        """Stop watching the socket and close it."""
+        if self.sock.fileno() >= 0:
+            self.engine.watched[self.fd] = None
+            self.engine.epoll.unregister(self.fd)
+            self.sock.close()
+
+    abort = close
+
+
+class RawUsersEngine(FastEngine):
+    """The closed model with back-to-back users over plain HTTP: the same engine, but each user's
+    connection is a non-blocking socket in an epoll set of its own, and uvloop watches that one
+    epoll file descriptor. When any socket is readable, :meth:`_pump` handles every ready user
+    in one Python call: read, parse (httptools), record, write the next request. No protocol
+    callbacks, no transport buffer, one Python frame per batch of responses (about 35 per
+    wake-up at 50 users against nginx) rather than two or three per response.
+
+    Everything else (connecting, timeouts, stop, resets, closes, failures) is
+    :class:`FastEngine`'s, shared through the connection's ``write``/``close`` and the same
+    bookkeeping fields. TLS and users with think time stay on :class:`_Conn` connections.
+    """
+
+    __slots__ = ("epoll", "watched", "address")
+
+    def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
+        super().__init__(plan, recorder, start_ns)
+        self.epoll = select.epoll()
+        self.watched: list[_RawConn | None] = []  # by file descriptor (a list indexes fastest)
+        self.address: tuple[int, tuple[object, ...]] | None = None  # (family, sockaddr)
+
+    async def prepare(self, within_s: float) -> None:
+        self._watch()
+        await super().prepare(within_s)
+
+    async def go(self) -> None:
+        self._watch()
+        try:
+            await super().go()  # closes every connection when done
+        finally:
+            self.loop.remove_reader(self.epoll.fileno())
+            self.epoll.close()
+
+    def _watch(self) -> None:
+        """Have the event loop call :meth:`_pump` whenever a socket in the epoll set is ready."""
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.epoll.fileno(), self._pump)  # replaces an earlier watch
+
+    async def _dial(self) -> _RawConn:  # type: ignore[override]
+        if self.address is None:
+            origin = self.origin
+            infos = await self.loop.getaddrinfo(origin.host, origin.port,
+                                                type=socket.SOCK_STREAM)
+            family, _, _, _, sockaddr = infos[0]
+            self.address = (family, sockaddr)
+        family, sockaddr = self.address
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await self.loop.sock_connect(sock, sockaddr)
+            if self.epoll.closed:
+                raise ConnectionAbortedError("the run is over")
+        except BaseException:
+            sock.close()
+            raise
+        conn = _RawConn(self, sock)
+        if conn.fd >= len(self.watched):
+            self.watched.extend([None] * (conn.fd + 1 - len(self.watched)))
+        self.watched[conn.fd] = conn
+        self.epoll.register(conn.fd, _EPOLLIN)
+        return conn
+
+    def _pump(self) -> None:
+        """Handle every ready connection: the closed model's hot path, written out flat.
+
+        A user whose response completed, with the schedule still on and the connection kept
+        alive, records the result and sends its next request here; anything else (a partial
+        response, a close, an error, the end of the schedule) goes to the shared bookkeeping.
+        """
+        events = self.epoll.poll(0)
+        watched, read, write, now_ns = self.watched, os.read, os.write, _now
+        base, stop_ns, limit, warmup_n = (
+            self.start_ns, self.users_stop_ns, self.users_limit, self.warmup_n)
+        append_code, append_intended, append_sent, append_done = (
+            self.append_code, self.append_intended, self.append_sent, self.append_done)
+        single, payload, epollin = self.single, self.payload, _EPOLLIN
+        last = 0
+        for fd, mask in events:
+            conn = watched[fd]
+            if conn is None:
+                continue
+            if mask != epollin:
+                self._event(conn, mask)
+                continue
+            try:
+                data = read(fd, _READ_BYTES)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self.lost(conn, exc)
+                continue
+            if not data:
+                self.lost(conn, None)
+                continue
+            parser = conn.parser
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError:
+                self.failed(conn, RESET_CODE)
+                continue
+            keep_alive = conn.done
+            if keep_alive is None:
+                conn.got = True
+                continue
+            conn.done = None
+            now = now_ns()
+            seq = self.launched
+            if not (keep_alive and seq < limit and now < stop_ns):
+                self.completed(conn, parser.get_status_code(), keep_alive)
+                continue
+            if conn.seq >= warmup_n:
+                append_code(conn.code + parser.get_status_code())
+                append_intended(conn.intended - base)
+                append_sent(conn.sent - base)
+                append_done(now - base)
+                last = now
+            else:
+                self.recorder.warmup_count += 1
+            self.launched = seq + 1
+            conn.seq, conn.intended, conn.sent, conn.got = seq, now, now, False
+            if single:
+                request = payload
+            else:
+                endpoint = self.picker.pick()
+                conn.code = endpoint * CODE_SPAN
+                request = self.payloads[endpoint]
+            try:
+                sent = write(fd, request)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self.loop.call_soon(self.lost, conn, exc)
+                continue
+            if sent < len(request):
+                conn.write(request[sent:])  # the rest goes out when the socket is writable
+        if last:
+            self.measured_end_ns = last
+
+    def _event(self, conn: _RawConn, mask: int) -> None:
+        """Anything but plain readability: writable (a pending request), hang-up or error."""
+        if mask & _EPOLLOUT:
+            conn.flush()
+        if mask & ~_EPOLLOUT and conn in self.conns:
+            self._read(conn)
+
+    def _read(self, conn: _RawConn) -> None:
+        """Read what arrived on ``conn`` and parse it: what the pump does inline, minus its
+        fast way to the next request."""
+        try:
+            data = os.read(conn.fd, _READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.lost(conn, exc)
+            return
+        if not data:
+            self.lost(conn, None)
+            return
+        parser = conn.parser
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.failed(conn, RESET_CODE)
+            return
+        keep_alive, conn.done = conn.done, None
+        if keep_alive is None:
+            conn.got = True
+            return
+        self.completed(conn, parser.get_status_code(), keep_alive)
+
+
+def fast_engine(plan: WorkerPlan, recorder: Recorder, start_ns: int) -> FastEngine:
+    """Return the fast engine for ``plan``: raw-socket users where they apply, else protocols."""
+    cls = RawUsersEngine if raw_users_apply(plan) else FastEngine
+    return cls(plan, recorder, start_ns)
