@@ -7,7 +7,8 @@ and returns a :class:`WorkerReport`.
 
 Two engines share the plan, the pacers and the recorder:
 - ``fast`` (:mod:`workers.transport_fast`): callbacks on ``asyncio.Protocol`` connections, no
-  coroutine per request;
+  coroutine per request; the closed model's back-to-back users over plain HTTP on raw sockets,
+  a batch of ready users per Python call;
 - ``aiohttp`` (:class:`AiohttpLoop` here): a coroutine per request over ``aiohttp``, for what the
   fast path does not do.
 
