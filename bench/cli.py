@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import BenchError, install, peers, report, scaling
-from bench.measure import Pinning, pinning, run_child, run_sampled
+from bench.measure import Pinning, pinning, run_child, run_sampled, run_together
 from bench.nginx import Target, nginx_target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +121,44 @@ def run_soak(setup: Setup, transport: str, requests: int, max_s: float) -> repor
     return report.soak_result(client, run.rss_samples)
 
 
+PEERS = {"wrk": peers.parse_wrk, "hey": peers.parse_hey, "locust": peers.parse_locust_json}
+
+
+def run_paired(setup: Setup, transport: str, rounds: int, problems: dict[str, str]
+               ) -> list[report.PairedResult]:
+    """Run slogate together with each installed peer, ``rounds`` times; return the ratios."""
+    mine = f"slogate[{transport}]"
+    slogate_cmd = peers.slogate_command(setup.target.url, model="closed",
+                                        connections=setup.connections,
+                                        duration_s=setup.duration_s, transport=transport)
+    out = []
+    for peer, parse in PEERS.items():
+        if peer in problems:
+            continue
+        pairs = []
+        for k in range(rounds):
+            log(f"same-time pair {k + 1}/{rounds}: {mine} with {peer}")
+            runs = run_together([[*setup.pin.client, *slogate_cmd],
+                                 [*setup.pin.client, *_peer_command(peer, setup)]],
+                                timeout_s=setup.duration_s + 2 * SLACK_S, cwd=REPO)
+            pairs.append((report.client_result(mine, runs[0], peers.parse_slogate),
+                          report.client_result(peer, runs[1], parse)))
+        out.append(report.paired_result(peer, pairs))
+    return out
+
+
+def _peer_command(peer: str, setup: Setup) -> list[str]:
+    if peer == "wrk":
+        return peers.wrk_command(setup.target.url, connections=setup.connections,
+                                 duration_s=setup.duration_s)
+    if peer == "hey":
+        return peers.hey_command(setup.target.url, connections=setup.connections,
+                                 duration_s=setup.duration_s)
+    return peers.locust_command(setup.target.host, users=setup.connections,
+                                duration_s=setup.duration_s,
+                                csv_prefix=str(setup.scratch / "locust-paired"))
+
+
 def closed_clients(args: argparse.Namespace, problems: dict[str, str]
                    ) -> list[tuple[str, Callable[[Setup], report.ClientResult]]]:
     """Return (name, runner) per client in run order; a runner of a missing tool reports why."""
@@ -188,6 +226,8 @@ def measure_all(args: argparse.Namespace, nginx: str, problems: dict[str, str],
         out["open"] = run_open(setup, transport, args.rate)
         out["soak"] = (run_soak(setup, transport, args.soak_requests, args.soak_max_s)
                        if args.soak else None)
+        out["paired"] = (run_paired(setup, transport, args.paired, problems)
+                         if args.paired else None)
     return out
 
 
@@ -233,7 +273,8 @@ def notes(results: list[report.ClientResult], pin: Pinning) -> list[str]:
     return out
 
 
-def print_report(data: dict[str, object], marks: tuple[int, ...]) -> None:
+def print_report(data: dict[str, object], marks: tuple[int, ...], *, numerator: str,
+                 duration_s: int, connections: int) -> None:
     """Print the table, the ratios, the open-model figures, the soak and the notes."""
     closed = data["closed"]
     print(report.format_table(closed))
@@ -244,6 +285,10 @@ def print_report(data: dict[str, object], marks: tuple[int, ...]) -> None:
     if data["soak"] is not None:
         print()
         print(report.format_soak(data["soak"], marks))
+    if data.get("paired"):
+        print()
+        print(report.format_paired(data["paired"], numerator=numerator, duration_s=duration_s,
+                                   connections=connections))
     print()
     for note in data["notes"]:
         print(f"note: {note}")
@@ -262,6 +307,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="add the memory soak (minutes)")
     parser.add_argument("--soak-requests", type=int, default=10_000_000)
     parser.add_argument("--soak-max-s", type=float, default=900.0, help="soak time bound (900)")
+    parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                        help="then run slogate and each peer at the same time on the client "
+                        "core, ROUNDS times (a ratio steadier than one-after-another runs)")
     parser.add_argument("--scaling", action="store_true",
                         help="after the peers, run bench.scaling (slogate on Ray, 1 vs 2 actors; "
                         "writes bench/out/scaling.json)")
@@ -274,6 +322,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.duration = 3
     if args.duration < 1 or args.connections < 1 or args.rate <= 0:
         parser.error("--duration, --connections and --rate must be positive")
+    if args.paired < 0:
+        parser.error("--paired takes a number of rounds (0: none)")
     return args
 
 
@@ -293,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     command = f"{shlex.quote(sys.executable)} -m bench {shlex.join(argv)}".strip()
     data["ratios"] = report.ratios(data["closed"])
     data["notes"] = notes(data["closed"], pin)
-    print_report(data, SOAK_MARKS)
+    print_report(data, SOAK_MARKS, numerator=f"slogate[{args.transport[0]}]",
+                 duration_s=args.duration, connections=args.connections)
     settings = {"duration_s": args.duration, "connections": args.connections,
                 "open_rate_rps": args.rate, "transports": args.transport, "pinning": pin.note,
                 "target": "nginx, 1 worker, GET /hello", "versions": versions}

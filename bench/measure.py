@@ -10,12 +10,14 @@ Every run has a wall-clock timeout; a child past it is killed, reaped, and repor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +106,44 @@ def run_sampled(command: list[str], *, timeout_s: float, cwd: Path | None = None
     return ChildRun(command=tuple(command), returncode=returncode, stdout=stdout, stderr=stderr,
                     wall_s=time.perf_counter() - wall0, cpu_s=_children_cpu_s() - cpu0,
                     rss_samples=tuple(samples))
+
+
+def run_together(commands: Sequence[list[str]], *, timeout_s: float,
+                 cwd: Path | None = None) -> list[ChildRun]:
+    """Run ``commands`` at the same time; return one :class:`ChildRun` each, in order.
+
+    Each child's CPU time is its own: it is reaped with ``os.wait4``, which returns the rusage of
+    that child alone (``RUSAGE_CHILDREN`` would add them up). A child still running at
+    ``timeout_s`` is killed and reported as timed out. Output goes to temporary files.
+    """
+    wall0 = time.perf_counter()
+    deadline = wall0 + timeout_s
+    with contextlib.ExitStack() as stack:
+        spools = [(stack.enter_context(_Spool()), stack.enter_context(_Spool()))
+                  for _ in commands]
+        procs = [subprocess.Popen(cmd, stdout=out.file, stderr=err.file, cwd=cwd, text=True)
+                 for cmd, (out, err) in zip(commands, spools)]
+        finished: dict[int, tuple[int | None, float, float]] = {}  # pid: (code, wall, cpu)
+        while len(finished) < len(procs):
+            for proc in procs:
+                if proc.pid in finished:
+                    continue
+                killed = time.perf_counter() >= deadline
+                if killed:
+                    proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0 if killed else os.WNOHANG)
+                if pid == 0:
+                    continue
+                proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+                finished[pid] = (None if killed else proc.returncode,
+                                 time.perf_counter() - wall0, usage.ru_utime + usage.ru_stime)
+            time.sleep(0.02)
+        runs = []
+        for cmd, proc, (out, err) in zip(commands, procs, spools):
+            returncode, wall_s, cpu_s = finished[proc.pid]
+            runs.append(ChildRun(command=tuple(cmd), returncode=returncode, stdout=out.read(),
+                                 stderr=err.read(), wall_s=wall_s, cpu_s=cpu_s))
+    return runs
 
 
 def vm_rss_bytes(pid: int) -> int | None:

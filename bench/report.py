@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -190,6 +191,47 @@ def rss_at_requests(soak: SoakResult, marks: Sequence[int]) -> list[tuple[int, f
     return out
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairedResult:
+    """slogate and one peer run *at the same time* on the same core, round after round.
+
+    Both then see the same state of a shared machine (this one switches between a fast and a
+    slow state for seconds at a time), so their ratio of requests per CPU-second moves much less
+    than between runs one after the other. The median round is held to the peer's goal.
+    """
+
+    peer: str
+    ratios: tuple[float, ...]  # slogate / peer, one per round where both ran
+    goal: float | None
+    errors: tuple[str, ...] = ()  # why a round gave no ratio
+
+    @property
+    def median(self) -> float | None:
+        """Return the median ratio over the rounds, or None with none."""
+        return statistics.median(self.ratios) if self.ratios else None
+
+    @property
+    def verdict(self) -> str:
+        """Return "met", "not met", "not measured", or "" when there is no goal."""
+        return Ratio(metric="req_per_cpu_s", numerator="", denominator=self.peer,
+                     value=self.median, goal=self.goal).verdict
+
+
+def paired_result(peer: str, rounds: Sequence[tuple[ClientResult, ClientResult]]
+                  ) -> PairedResult:
+    """Return the paired figures of ``(slogate, peer)`` results, one pair per round."""
+    ratios, errors = [], []
+    for mine, theirs in rounds:
+        value = _divide(mine.req_per_cpu_s, theirs.req_per_cpu_s)
+        if value is None:
+            errors.append("; ".join(f"{r.name}: {r.error}" for r in (mine, theirs) if r.error)
+                          or "no requests per CPU-second")
+        else:
+            ratios.append(value)
+    return PairedResult(peer=peer, ratios=tuple(ratios), goal=CPU_GOALS.get(peer),
+                        errors=tuple(errors))
+
+
 # --- printing --------------------------------------------------------------------------------
 
 def num(value: float | int | None, fmt: str) -> str:
@@ -245,6 +287,22 @@ def format_open(result: OpenResult) -> str:
                       f"  {health}"])
 
 
+def format_paired(results: Sequence[PairedResult], *, numerator: str, duration_s: int,
+                  connections: int) -> str:
+    """Return one line per peer: median ratio of the same-time rounds, range, goal, verdict."""
+    rounds = max((len(r.ratios) + len(r.errors) for r in results), default=0)
+    lines = [f"same-time pairs: {numerator} and the peer together on the client core, {rounds} "
+             f"rounds of {duration_s} s, {connections} connections each (requests per CPU-second, "
+             "start-up included)"]
+    for r in results:
+        name = f"{numerator}/{r.peer}"
+        span = (f"({min(r.ratios):.2f}-{max(r.ratios):.2f})" if r.ratios else "")
+        goal = f"goal >= {r.goal:g}x  {r.verdict}" if r.goal else ""
+        lines.append(f"  {name:<26}{num(r.median, '.2f'):>8}x {span:<12} {goal}".rstrip())
+        lines.extend(f"    round failed: {e}" for e in r.errors)
+    return "\n".join(lines)
+
+
 def _percent(result: OpenResult) -> float | None:
     if result.achieved_rps is None:
         return None
@@ -287,6 +345,8 @@ def as_json(value: Any) -> Any:
         return {**asdict(value), "ok": value.ok}
     if isinstance(value, SoakResult):
         return asdict(value)
+    if isinstance(value, PairedResult):
+        return {**asdict(value), "median": value.median, "verdict": value.verdict}
     if isinstance(value, dict):
         return {k: as_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

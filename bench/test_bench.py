@@ -11,12 +11,13 @@ import http.client
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench import cli, install, peers, report, scaling
-from bench.measure import ChildRun, run_child, run_sampled
+from bench.measure import ChildRun, run_child, run_sampled, run_together
 from bench.nginx import nginx_target, parse_stub_status, render_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,6 +221,44 @@ def test_run_child_counts_the_childs_cpu_time() -> None:
     run = run_child([sys.executable, "-c", burn], timeout_s=30)
     assert run.returncode == 0
     assert 0.3 <= run.cpu_s < run.wall_s
+
+
+def test_run_together_charges_each_child_its_own_cpu_time() -> None:
+    """Children run at once; each is charged what it burned (0.3 s, 0.8 s), not their sum, and
+    one past the timeout is killed and marked timed out."""
+    burn = ("import time\nt = time.process_time()\n"
+            "while time.process_time() - t < {}: pass\nprint('done')")
+    began = time.perf_counter()
+    runs = run_together([[sys.executable, "-c", burn.format(0.3)],
+                         [sys.executable, "-c", burn.format(0.8)],
+                         [sys.executable, "-c", "import time; time.sleep(30)"]], timeout_s=4)
+    assert time.perf_counter() - began < 10
+    short, long, stuck = runs
+    assert (short.returncode, long.returncode, stuck.returncode) == (0, 0, None)
+    assert short.stdout == long.stdout == "done\n"
+    assert 0.3 <= short.cpu_s < 0.6 and 0.8 <= long.cpu_s < 1.1
+    assert stuck.timed_out and stuck.cpu_s < 0.3
+
+
+def test_paired_result_takes_the_median_round_and_keeps_failed_rounds() -> None:
+    """Three rounds with ratios 0.8, 1.1, 0.9 give 0.9 (not met against wrk's 1.0); a round where
+    one side failed gives no ratio but is listed with its reason."""
+    def pair(mine: float | None, theirs: float) -> tuple[report.ClientResult, report.ClientResult]:
+        ours = report.ClientResult(name="slogate[fast]", command="", wall_s=1, cpu_s=1,
+                                   req_per_cpu_s=mine, error=None if mine else "exit 1: boom")
+        return ours, report.ClientResult(name="wrk", command="", wall_s=1, cpu_s=1,
+                                         req_per_cpu_s=theirs)
+
+    result = report.paired_result("wrk", [pair(80.0, 100.0), pair(110.0, 100.0),
+                                          pair(None, 100.0), pair(90.0, 100.0)])
+    assert result.ratios == (0.8, 1.1, 0.9)
+    assert result.median == pytest.approx(0.9) and result.verdict == "not met"
+    assert result.errors == ("slogate[fast]: exit 1: boom",)
+    text = report.format_paired([result], numerator="slogate[fast]", duration_s=4, connections=50)
+    assert "4 rounds of 4 s" in text
+    assert "slogate[fast]/wrk" in text and "0.90x (0.80-1.10)" in text and "not met" in text
+    assert "round failed: slogate[fast]: exit 1: boom" in text
+    assert report.as_json(result)["median"] == pytest.approx(0.9)
 
 
 def test_run_sampled_samples_rss_and_kills_at_timeout() -> None:
