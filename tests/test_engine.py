@@ -7,6 +7,7 @@ from ``tests.servers``. Where both transports can do a thing, both are run, and 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import random
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
@@ -490,6 +492,34 @@ def test_the_closed_model_runs_on_raw_sockets_where_it_can() -> None:
     assert engine("http://127.0.0.1:9", {"concurrency": 2, "requests": 1,
                                           "thinkTime": "1ms"}) is FastEngine
     assert engine("http://127.0.0.1:9", {"rate": 10, "requests": 1}) is FastEngine
+
+
+def test_raw_users_try_each_address_of_the_host(hello: str) -> None:
+    """The closed model's raw sockets connect as ``create_connection`` does: an address that
+    refuses (::1 on the app's port, held unlistened here) is skipped for the next (127.0.0.1),
+    which the next connections then try first. Every request gets its 200."""
+    port = int(hello.rsplit(":", 1)[1])
+    plan = plan_for(hello, {"concurrency": 2, "requests": 20}, transport="fast")
+    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
+    with socket.socket(socket.AF_INET6) as held:
+        held.bind(("::1", port))  # bound, not listening: a connect there is refused
+
+        async def run_engine() -> list[tuple[int, tuple[object, ...]]]:
+            engine = RawUsersEngine(plan, recorder, time.monotonic_ns())
+            engine.addresses = [(socket.AF_INET6, ("::1", port, 0, 0)),
+                                (socket.AF_INET, ("127.0.0.1", port))]
+            await engine.prepare(2.0)
+            await engine.go()
+            return engine.addresses
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            addresses = runner.run(run_engine())
+    assert addresses[0] == (socket.AF_INET, ("127.0.0.1", port))
+    counts: collections.Counter[str] = collections.Counter()
+    for window in recorder.close():
+        for (_, outcome), hist in window.latency.items():
+            counts[outcome] += hist.total
+    assert dict(counts) == {"status:200": 20}
 
 
 # --- TLS ----------------------------------------------------------------------------------------

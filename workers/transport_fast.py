@@ -597,13 +597,14 @@ class RawUsersEngine(FastEngine):
     bookkeeping fields. TLS and users with think time stay on :class:`_Conn` connections.
     """
 
-    __slots__ = ("epoll", "watched", "address")
+    __slots__ = ("epoll", "watched", "addresses")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
         self.epoll = select.epoll()
         self.watched: list[_RawConn | None] = []  # by file descriptor (a list indexes fastest)
-        self.address: tuple[int, tuple[object, ...]] | None = None  # (family, sockaddr)
+        # (family, sockaddr) of the origin's host, the one that last connected first
+        self.addresses: list[tuple[int, tuple[object, ...]]] | None = None
 
     async def prepare(self, within_s: float) -> None:
         self._watch()
@@ -623,13 +624,32 @@ class RawUsersEngine(FastEngine):
         self.loop.add_reader(self.epoll.fileno(), self._pump)  # replaces an earlier watch
 
     async def _dial(self) -> _RawConn:  # type: ignore[override]
-        if self.address is None:
+        """Connect a non-blocking socket to the origin and watch it; as ``create_connection``
+        does, try each address of the host in turn (``localhost`` may be ::1, then 127.0.0.1)."""
+        if self.addresses is None:
             origin = self.origin
             infos = await self.loop.getaddrinfo(origin.host, origin.port,
                                                 type=socket.SOCK_STREAM)
-            family, _, _, _, sockaddr = infos[0]
-            self.address = (family, sockaddr)
-        family, sockaddr = self.address
+            self.addresses = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+        failure: OSError = ConnectionRefusedError("no address to connect to")
+        for address in list(self.addresses):
+            try:
+                sock = await self._connect_to(*address)
+            except OSError as exc:
+                failure = exc
+                continue
+            if self.addresses[0] != address:  # the next connections try this one first
+                self.addresses.remove(address)
+                self.addresses.insert(0, address)
+            conn = _RawConn(self, sock)
+            if conn.fd >= len(self.watched):
+                self.watched.extend([None] * (conn.fd + 1 - len(self.watched)))
+            self.watched[conn.fd] = conn
+            self.epoll.register(conn.fd, _EPOLLIN)
+            return conn
+        raise failure
+
+    async def _connect_to(self, family: int, sockaddr: tuple[object, ...]) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
@@ -640,12 +660,7 @@ class RawUsersEngine(FastEngine):
         except BaseException:
             sock.close()
             raise
-        conn = _RawConn(self, sock)
-        if conn.fd >= len(self.watched):
-            self.watched.extend([None] * (conn.fd + 1 - len(self.watched)))
-        self.watched[conn.fd] = conn
-        self.epoll.register(conn.fd, _EPOLLIN)
-        return conn
+        return sock
 
     def _pump(self) -> None:
         """Handle every ready connection: the closed model's hot path, written out flat.
