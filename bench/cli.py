@@ -249,13 +249,18 @@ def _log_result(result: report.ClientResult) -> None:
         log(f"  FAILED: {result.error}")
 
 
-def notes(results: list[report.ClientResult], pin: Pinning) -> list[str]:
+def notes(results: list[report.ClientResult], pin: Pinning, *, paired: bool = False
+          ) -> list[str]:
     """Return the caveats a reader of the numbers needs."""
     out = [pin.note,
            "CPU s = the client process's user+sys time (RUSAGE_CHILDREN delta), start-up included",
            "locust: its CPU and wall time include interpreter start-up and a 1 s ramp (-r = -u)",
            f"open model: {OPEN_WARMUP_S:g} s warm-up first (excluded, as a spec's load.warmup "
            "is), so a cold nginx and fresh connections do not count"]
+    if paired:
+        out.append("the table's clients ran one after another, each in whatever state the shared "
+                   "machine was in then (here ratios moved by 10 % between runs); the same-time "
+                   "pairs saw the same state, so their medians are the steadier figure")
     for r in results:
         run_cpu = r.extra.get("run_cpu_s") if r.ok else None
         if run_cpu is not None:
@@ -342,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     command = f"{shlex.quote(sys.executable)} -m bench {shlex.join(argv)}".strip()
     data["ratios"] = report.ratios(data["closed"])
-    data["notes"] = notes(data["closed"], pin)
+    data["notes"] = notes(data["closed"], pin, paired=bool(data.get("paired")))
     print_report(data, SOAK_MARKS, numerator=f"slogate[{args.transport[0]}]",
                  duration_s=args.duration, connections=args.connections)
     settings = {"duration_s": args.duration, "connections": args.connections,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench import cli, install, peers, report, scaling
-from bench.measure import ChildRun, run_child, run_sampled, run_together
+from bench.measure import ChildRun, Pinning, run_child, run_sampled, run_together
 from bench.nginx import nginx_target, parse_stub_status, render_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -513,3 +513,10 @@ def test_format_table_shows_per_actor_split_and_nginx_efficiency() -> None:
     table = scaling.format_table([run])
     assert "25+25" in table and "300+200" in table and "1.00+1.00" in table
     assert table.splitlines()[-1].split()[7] == "200"  # 100 req/s over 0.5 nginx cores
+
+
+def test_notes_point_to_the_same_time_pairs_only_when_they_ran() -> None:
+    """With --paired the notes say which figure is the steadier one; without, they do not."""
+    pin = Pinning(target=(), client=(), note="unpinned (test)")
+    assert not any("same-time" in n for n in cli.notes([], pin))
+    assert any("same-time pairs saw the same state" in n for n in cli.notes([], pin, paired=True))
