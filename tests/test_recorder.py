@@ -193,6 +193,37 @@ def test_drain_then_close_equals_close(rows: list[tuple[int, int, int, int]], be
     assert whole.close() == split.drain(before) + split.close()
 
 
+@FAST
+@given(rows=rows_strategy, closed=st.booleans(),
+       statuses=st.lists(st.sampled_from([200, 200, 200, 503]), min_size=60, max_size=60))
+def test_windows_hold_exactly_the_histograms_of_their_rows(
+    rows: list[tuple[int, int, int, int]], closed: bool, statuses: list[int],
+) -> None:
+    """Each window's histograms equal histograms built value by value from its rows (latency
+    done - intended, service done - sent, lag sent - intended), whether every row was sent when
+    intended (the closed model, where the recorder reuses latency for service) or not."""
+    rec = Recorder(labels=LABELS, window_s=1.0)
+    expected: dict[int, dict[str, list[int]]] = {}
+    for i, (endpoint, intended, delay, service) in enumerate(rows):
+        delay = 0 if closed else delay
+        code = endpoint * CODE_SPAN + statuses[i % len(statuses)]
+        sent, done = intended + delay, intended + delay + service
+        rec.record(code, intended, sent, done)
+        values = expected.setdefault(intended // S, {})
+        values.setdefault(f"latency{code}", []).append(done - intended)
+        values.setdefault(f"service{code}", []).append(done - sent)
+        values.setdefault("lag", []).append(sent - intended)
+    for window in rec.close():
+        values = expected.pop(window.index)
+        assert window.lag == Histogram.from_values(values["lag"])
+        for (label, outcome), hist in window.latency.items():
+            code = LABELS.index(label) * CODE_SPAN + int(outcome.removeprefix("status:"))
+            assert hist == Histogram.from_values(values[f"latency{code}"])
+            assert window.service[(label, outcome)] == Histogram.from_values(values[f"service{code}"])
+        assert sum(h.total for h in window.latency.values()) == len(values["lag"])
+    assert not expected
+
+
 # --- what goes into the histograms --------------------------------------------------------------
 
 

@@ -283,9 +283,15 @@ class Histogram:
 
     def record(self, values_ns: np.ndarray | Sequence[int]) -> None:
         """Records a batch of latencies (ns), clamped to [0, HIGHEST_NS]."""
-        idx = index_of(values_ns)
-        if idx.size:
-            self._writable()[:] += np.bincount(idx, minlength=COUNTS_LEN)
+        self.record_indices(index_of(values_ns))
+
+    def record_indices(self, indices: np.ndarray) -> None:
+        """Records values already turned into counts indices by :func:`index_of` (so a caller
+        recording the same values into several histograms computes the indices once)."""
+        if indices.size:  # count over the span the indices cover, not all COUNTS_LEN slots
+            low = int(indices.min())
+            counts = np.bincount(indices - low)
+            self._writable()[low:low + counts.size] += counts
 
     def add(self, other: Histogram) -> None:
         """Merges other's counts into this histogram in place."""

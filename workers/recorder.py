@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.histogram import Histogram
+from workers.histogram import Histogram, index_of
 from workers.transport import CONNECT, RESET, TIMEOUT, TLS
 
 Key = tuple[str, str]  # (endpoint label, outcome)
@@ -148,25 +148,32 @@ class Recorder:
         measured = win >= 0
         self.warmup_count += int(len(win) - measured.sum())
         win, codes = win[measured], codes[measured]
-        latency, service = (done - intended)[measured], (done - sent)[measured]
-        lag = np.maximum(sent - intended, 0)[measured]
+        intended, sent, done = intended[measured], sent[measured], done[measured]
+        # Bucket indices are computed once per column: in the closed model every request is
+        # sent when intended, so service time is latency and lag is zero.
+        latency = index_of(done - intended)
+        closed = np.array_equal(sent, intended)
+        service = latency if closed else index_of(done - sent)
+        lag = np.zeros_like(latency) if closed else index_of(np.maximum(sent - intended, 0))
         self._count_live(codes, latency)
-        for index in np.unique(win).tolist():
+        for index in _distinct(win):
             acc = self._acc(index)
             in_window = win == index
-            acc.lag.record(lag[in_window])
+            acc.lag.record_indices(lag[in_window])
             acc.rows += int(in_window.sum())
             window_codes = codes[in_window]
-            for code in np.unique(window_codes).tolist():
+            for code in _distinct(window_codes):
                 rows = in_window.copy()
                 rows[in_window] = window_codes == code
-                acc.histograms(code)[0].record(latency[rows])
-                acc.histograms(code)[1].record(service[rows])
+                latency_hist, service_hist = acc.histograms(code)
+                latency_hist.record_indices(latency[rows])
+                service_hist.record_indices(service[rows])
         unsent_win = (unsent - self._excluded_ns) // self._window_ns
         for index in unsent_win[unsent_win >= 0].tolist():
             self._acc(index).unsent += 1
 
     def _count_live(self, codes: np.ndarray, latency: np.ndarray) -> None:
+        """Add to the running totals; ``latency`` holds counts indices (:func:`index_of`)."""
         outcome = codes % CODE_SPAN
         status = (outcome >= 100) & (outcome < 600)
         error = ~status
@@ -174,7 +181,7 @@ class Recorder:
             error |= (outcome >= lo) & (outcome <= hi)
         self._live_requests += len(codes)
         self._live_errors += int(error.sum())
-        self._live_latency.record(latency[status])
+        self._live_latency.record_indices(latency[status])
 
     def progress(self, *, elapsed_s: float, in_flight: int) -> Progress:
         """Return the running totals since the start (call :meth:`flush` first for the latest)."""
@@ -219,6 +226,17 @@ class Recorder:
         return Window(index=index, start_s=index * self._window_ns / 1e9, latency=lat,
                       service=svc, lag=acc.lag.compact(), scheduled=acc.rows + acc.unsent,
                       sent=acc.rows, cpu_s=acc.cpu_s, in_flight_max=acc.in_flight_max)
+
+
+def _distinct(values: np.ndarray) -> list[int]:
+    """Return the distinct values in ascending order; one comparison when all are equal (the
+    usual case: a flush every 100 ms mostly falls in one window, with one outcome)."""
+    if not len(values):
+        return []
+    low = int(values.min())
+    if low == int(values.max()):
+        return [low]
+    return np.unique(values).tolist()
 
 
 class _Open:
