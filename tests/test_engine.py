@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
@@ -30,7 +32,8 @@ from workers.plan import WorkerPlan
 from workers.transport import Sender
 from workers.recorder import Recorder
 from workers.transport_aiohttp import AiohttpSender
-from workers.transport_fast import FastEngine, RawUsersEngine, fast_engine
+from workers.transport_fast import (FastEngine, RawUsersEngine, _Shape, fast_engine,
+                                    one_keep_alive_response)
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -520,6 +523,118 @@ def test_raw_users_try_each_address_of_the_host(hello: str) -> None:
         for (_, outcome), hist in window.latency.items():
             counts[outcome] += hist.total
     assert dict(counts) == {"status:200": 20}
+
+
+# --- repeated responses (the raw engine's _Shape) ---------------------------------------------
+
+
+def response(status: int = 200, date: bytes = b"Sun, 29 Nov 2026 18:00:00 GMT",
+             extra: bytes = b"", body: bytes = b"hello world\n") -> bytes:
+    """Return an HTTP/1.1 response as a server writes it."""
+    return (b"HTTP/1.1 %d OK\r\nServer: test\r\nDate: %s\r\n%sContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (status, date, extra, len(body), body))
+
+
+def test_a_changing_date_widens_the_shape_to_its_value_only() -> None:
+    """Two responses a second apart differ in Date: the shape then matches any Date of that
+    length, and a third response is recognised without parsing; the status is the sample's."""
+    first, second = response(date=b"Sun, 29 Nov 2026 18:00:00 GMT"), \
+        response(date=b"Sun, 29 Nov 2026 18:00:01 GMT")
+    assert one_keep_alive_response(first) == 200
+    exact = _Shape.exact(first, 200)
+    assert exact.matches(first) and not exact.matches(second)
+    shape = exact.widened(second)
+    assert shape is not None
+    assert first[shape.start:shape.end] == b"0" and second[shape.start:shape.end] == b"1"
+    later = response(date=b"Mon, 30 Nov 2026 09:59:59 GMT")
+    assert not shape.matches(later)  # outside the stretch seen so far: parsed, then widened
+    wider = shape.widened(later)
+    assert wider is not None and first[wider.start:wider.end] == b"Sun, 29 Nov 2026 18:00:00"
+    assert wider.matches(response(date=b"Tue, 01 Dec 2026 23:11:12 GMT"))
+
+
+KEEP_ALIVE = b"Connection: keep-alive\r\n"
+
+
+@pytest.mark.parametrize(("sample", "other"), [
+    pytest.param(response(), response(status=503), id="status-line"),
+    pytest.param(response(), response(body=b"hello wOrld\n"), id="body"),
+    pytest.param(response(extra=KEEP_ALIVE), response(extra=b"Connection: close     \r\n"),
+                 id="connection"),
+    pytest.param(response(), response().replace(b"Length: 12", b"Length: 13"), id="content-length"),
+    pytest.param(response(), response().replace(b" 18:00:00 GMT", b"\r\nX: 00:00 GM"),
+                 id="line-break-in-value"),
+    pytest.param(response(), response().replace(b"18:00:00", b"18:00:\x000"), id="control-byte"),
+])
+def test_differences_outside_one_plain_header_value_are_not_widened(sample: bytes,
+                                                                    other: bytes) -> None:
+    """A difference in the status line, the body, a framing header or across a line, or a byte
+    llhttp refuses in a header value, leaves the shape as it was (the response is parsed)."""
+    assert len(other) == len(sample) and other != sample
+    assert _Shape.exact(sample, 200).widened(other) is None
+
+
+PRINTABLE = st.binary(min_size=1, max_size=6).map(lambda b: bytes(32 + c % 95 for c in b))
+
+
+@given(
+    date_edits=st.lists(st.tuples(st.integers(0, 28), PRINTABLE), min_size=1, max_size=3),
+    edits=st.lists(st.tuples(st.integers(0, 200), st.binary(min_size=1, max_size=4)),
+                   max_size=3),
+    probe=st.tuples(st.integers(0, 200), st.binary(min_size=1, max_size=40)),
+    status=st.sampled_from([200, 204, 404, 503]),
+)
+@settings(max_examples=500, deadline=None)
+def test_a_recognised_response_parses_as_the_sample_did(
+    date_edits: list[tuple[int, bytes]], edits: list[tuple[int, bytes]],
+    probe: tuple[int, bytes], status: int,
+) -> None:
+    """The claim the fast path rests on, checked against llhttp itself: a shape widened by
+    responses that differ in the Date value (as a real server's do) and by random same-length
+    edits anywhere (only the safe ones may widen it) matches only responses that llhttp reads
+    as exactly one whole keep-alive response with the sample's status."""
+    sample = response(status=status, body=b"" if status == 204 else b"hello world\n")
+    assert one_keep_alive_response(sample) == status
+    date_at = sample.index(b"Date: ") + 6
+
+    def edited(at: int, new: bytes) -> bytes:
+        at %= len(sample)
+        return (sample[:at] + new + sample[at + len(new):])[:len(sample)]
+
+    shape = _Shape.exact(sample, status)
+    for at, new in date_edits:
+        variant = edited(date_at + at, new[:29 - at])
+        if variant != sample:
+            shape = shape.widened(variant) or pytest.fail(f"a Date edit was refused: {variant!r}")
+    for at, new in edits:
+        variant = edited(at, new)
+        if one_keep_alive_response(variant) == status:
+            shape = shape.widened(variant) or shape
+    data = edited(*probe)
+    if shape.matches(data):
+        assert one_keep_alive_response(data) == status
+
+
+def test_raw_users_recognise_the_apps_repeated_response(hello: str) -> None:
+    """Against the sample app (aiohttp: a Date header) the engine learns the response's shape,
+    and the run still records every request as the 200 it was."""
+    plan = plan_for(hello, {"concurrency": 2, "requests": 300}, transport="fast")
+    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
+
+    async def run_engine() -> _Shape | None:
+        engine = RawUsersEngine(plan, recorder, time.monotonic_ns())
+        await engine.prepare(2.0)
+        await engine.go()
+        return engine.shape
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        shape = runner.run(run_engine())
+    assert shape is not None and shape.status == 200 and b"Date: " in shape.sample
+    counts: collections.Counter[str] = collections.Counter()
+    for window in recorder.close():
+        for (_, outcome), hist in window.latency.items():
+            counts[outcome] += hist.total
+    assert dict(counts) == {"status:200": 300}
 
 
 # --- TLS ----------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import select
 import socket
 import ssl
@@ -517,7 +518,97 @@ class FastEngine(RunState):
 
 _EPOLLIN = getattr(select, "EPOLLIN", 1)
 _EPOLLOUT = getattr(select, "EPOLLOUT", 4)
+_LEARNING_TRIES = 64  # responses that fail to extend the repeated shape before it stops trying
 _READ_BYTES = 65_536  # os.read allocates this much first: past 128 KiB, glibc maps fresh pages
+
+
+# --- repeated responses: recognised, not parsed again ------------------------------------------
+
+# What llhttp refuses inside a header value (it allows HTAB, SP, VCHAR and obs-text).
+_NOT_HEADER_VALUE = re.compile(rb"[^\t\x20-\x7e\x80-\xff]")
+# Headers whose value changes how llhttp frames a message or whether the connection stays open.
+_FRAMING_HEADERS = frozenset({b"connection", b"proxy-connection", b"keep-alive",
+                              b"content-length", b"transfer-encoding", b"upgrade"})
+
+
+class _Shape:
+    """A keep-alive response that the target sends again and again, byte for byte, except in
+    ``[start, end)``: a stretch of one header's value (``Date`` changes every second), never
+    the status line, a framing header (``Connection``, ``Content-Length``...) or the body.
+
+    A response of the same length with the same bytes outside that stretch, and only bytes
+    llhttp accepts in a header value inside it, parses exactly as the sample did: one whole
+    keep-alive message with the sample's status. :meth:`RawUsersEngine._serve` checks that in
+    four C calls instead of feeding httptools (its Python callback included), and
+    :func:`tests.test_engine` checks the claim against llhttp on random variations.
+    """
+
+    __slots__ = ("sample", "status", "start", "end", "head", "tail")
+
+    def __init__(self, sample: bytes, status: int, start: int, end: int) -> None:
+        self.sample, self.status, self.start, self.end = sample, status, start, end
+        self.head, self.tail = sample[:start], sample[end:]
+
+    @classmethod
+    def exact(cls, sample: bytes, status: int) -> _Shape:
+        """Return the shape matching ``sample`` only (nothing varies yet)."""
+        return cls(sample, status, len(sample), len(sample))
+
+    def matches(self, data: bytes) -> bool:
+        """Return whether ``data`` is a repeat of the sample (what the pump checks inline)."""
+        return (len(data) == len(self.sample) and data.startswith(self.head)
+                and data.endswith(self.tail)
+                and _NOT_HEADER_VALUE.search(data, self.start, self.end) is None)
+
+    def widened(self, other: bytes) -> _Shape | None:
+        """Return the shape that also matches ``other`` (a response of the same status), or None
+        when ``other`` differs from the sample anywhere but within one safe header value."""
+        sample = self.sample
+        if len(other) != len(sample) or other == sample:
+            return None
+        lo = 0
+        while sample[lo] == other[lo]:
+            lo += 1
+        hi = len(sample)
+        while sample[hi - 1] == other[hi - 1]:
+            hi -= 1
+        start, end = (lo, hi) if self.start == self.end else (min(lo, self.start),
+                                                              max(hi, self.end))
+        status_line_end, headers_end = sample.find(b"\r\n"), sample.find(b"\r\n\r\n")
+        if not status_line_end + 2 <= start < end <= headers_end:
+            return None
+        if (_NOT_HEADER_VALUE.search(sample, start, end) is not None
+                or _NOT_HEADER_VALUE.search(other, start, end) is not None):
+            return None  # CR and LF among them: the stretch stays within one header line
+        line = sample.rfind(b"\r\n", 0, start) + 2
+        colon = sample.find(b":", line, start)
+        if colon < 0 or sample[line:colon].strip().lower() in _FRAMING_HEADERS:
+            return None
+        return _Shape(sample, self.status, start, end)
+
+
+def one_keep_alive_response(data: bytes) -> int | None:
+    """Return the status if llhttp reads ``data`` as exactly one whole keep-alive response
+    (nothing before or after it), else None."""
+
+    class Count:
+        def __init__(self) -> None:
+            self.begun = 0
+            self.ended: list[bool] = []
+
+        def on_message_begin(self) -> None:
+            self.begun += 1
+
+        def on_message_complete(self) -> None:
+            self.ended.append(parser.should_keep_alive())
+
+    count = Count()
+    parser = httptools.HttpResponseParser(count)
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserError:
+        return None
+    return parser.get_status_code() if count.begun == 1 and count.ended == [True] else None
 
 
 def raw_users_apply(plan: WorkerPlan) -> bool:
@@ -597,7 +688,7 @@ class RawUsersEngine(FastEngine):
     bookkeeping fields. TLS and users with think time stay on :class:`_Conn` connections.
     """
 
-    __slots__ = ("epoll", "watched", "addresses")
+    __slots__ = ("epoll", "watched", "addresses", "shape", "learning")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
@@ -605,6 +696,8 @@ class RawUsersEngine(FastEngine):
         self.watched: list[_RawConn | None] = []  # by file descriptor (a list indexes fastest)
         # (family, sockaddr) of the origin's host, the one that last connected first
         self.addresses: list[tuple[int, tuple[object, ...]]] | None = None
+        self.shape: _Shape | None = None  # the response the target keeps repeating, if any
+        self.learning = _LEARNING_TRIES  # tries left to find (or widen) it; 0: stop trying
 
     async def prepare(self, within_s: float) -> None:
         self._watch()
@@ -676,6 +769,12 @@ class RawUsersEngine(FastEngine):
         append_code, append_intended, append_sent, append_done = (
             self.append_code, self.append_intended, self.append_sent, self.append_done)
         single, payload, epollin = self.single, self.payload, _EPOLLIN
+        shape, not_value = self.shape, _NOT_HEADER_VALUE.search
+        if shape is None:
+            length, head, tail, start, end, shape_status = -1, b"", b"", 0, 0, 0
+        else:
+            length, head, tail = len(shape.sample), shape.head, shape.tail
+            start, end, shape_status = shape.start, shape.end, shape.status
         last = 0
         for fd, mask in events:
             conn = watched[fd]
@@ -694,24 +793,31 @@ class RawUsersEngine(FastEngine):
             if not data:
                 self.lost(conn, None)
                 continue
-            parser = conn.parser
-            try:
-                parser.feed_data(data)
-            except httptools.HttpParserError:
-                self.failed(conn, RESET_CODE)
-                continue
-            keep_alive = conn.done
-            if keep_alive is None:
-                conn.got = True
-                continue
-            conn.done = None
+            if (len(data) == length and not conn.got and data.startswith(head)
+                    and data.endswith(tail) and not_value(data, start, end) is None):
+                keep_alive, status = True, shape_status  # the repeated response (_Shape)
+            else:
+                parser = conn.parser
+                try:
+                    parser.feed_data(data)
+                except httptools.HttpParserError:
+                    self.failed(conn, RESET_CODE)
+                    continue
+                keep_alive = conn.done
+                if keep_alive is None:
+                    conn.got = True
+                    continue
+                conn.done = None
+                status = parser.get_status_code()
+                if self.learning and keep_alive and not conn.got:
+                    self._learn(data, status)
             now = now_ns()
             seq = self.launched
             if not (keep_alive and seq < limit and now < stop_ns):
-                self.completed(conn, parser.get_status_code(), keep_alive)
+                self.completed(conn, status, keep_alive)
                 continue
             if conn.seq >= warmup_n:
-                append_code(conn.code + parser.get_status_code())
+                append_code(conn.code + status)
                 append_intended(conn.intended - base)
                 append_sent(conn.sent - base)
                 append_done(now - base)
@@ -737,6 +843,22 @@ class RawUsersEngine(FastEngine):
                 conn.write(request[sent:])  # the rest goes out when the socket is writable
         if last:
             self.measured_end_ns = last
+
+    def _learn(self, data: bytes, status: int) -> None:
+        """A whole keep-alive response arrived in one read and went through httptools: take it
+        as the shape the target repeats, or widen the shape to cover it (see :class:`_Shape`).
+        Responses that fit neither use up a try; the shape found so far stays."""
+        shape = self.shape
+        if shape is None:
+            if one_keep_alive_response(data) == status:
+                self.shape = _Shape.exact(data, status)
+                return
+        elif status == shape.status:
+            widened = shape.widened(data)
+            if widened is not None:
+                self.shape = widened
+                return
+        self.learning -= 1
 
     def _event(self, conn: _RawConn, mask: int) -> None:
         """Anything but plain readability: writable (a pending request), hang-up or error."""
