@@ -7,7 +7,7 @@ FAILED; the other clients still run.
 
 Example::
 
-    .venv/bin/python -m bench --quick            # 3 s per client, about a minute
+    .venv/bin/python -m bench --quick            # 3 s per client, about two minutes
     .venv/bin/python -m bench --soak             # adds the 10M-request memory soak (minutes)
     .venv/bin/python -m bench --scaling          # then slogate on Ray, 1 vs 2 actors (bench.scaling)
 """
@@ -312,9 +312,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="add the memory soak (minutes)")
     parser.add_argument("--soak-requests", type=int, default=10_000_000)
     parser.add_argument("--soak-max-s", type=float, default=900.0, help="soak time bound (900)")
-    parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+    parser.add_argument("--paired", type=int, default=3, metavar="ROUNDS",
                         help="then run slogate and each peer at the same time on the client "
-                        "core, ROUNDS times (a ratio steadier than one-after-another runs)")
+                        "core, ROUNDS times (3; 0: none): a ratio steadier than the "
+                        "one-after-another table")
     parser.add_argument("--scaling", action="store_true",
                         help="after the peers, run bench.scaling (slogate on Ray, 1 vs 2 actors; "
                         "writes bench/out/scaling.json)")

@@ -497,6 +497,16 @@ def test_imbalance_note_only_when_actors_differ() -> None:
     assert "requests 100 vs 150" in note and "about the same work" in note
 
 
+def test_cli_pairs_three_rounds_unless_told() -> None:
+    """python -m bench runs 3 same-time rounds per peer by default; --paired 0 runs none, and a
+    negative count is a usage error."""
+    assert cli.parse_args([]).paired == 3
+    assert cli.parse_args(["--paired", "0"]).paired == 0
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(["--paired", "-1"])
+    assert exit_info.value.code == 2
+
+
 def test_cli_scaling_flag_defaults_off() -> None:
     """python -m bench runs the scaling benchmark only when asked."""
     assert cli.parse_args([]).scaling is False

@@ -8,9 +8,11 @@ Closed model: each virtual user owns one connection and sends back to back (afte
 Back-to-back users over plain HTTP on Linux (the closed model's hot path, and what ``make
 bench`` measures) run on :class:`RawUsersEngine`: non-blocking sockets in an epoll set of the
 engine's own, which uvloop watches as one file descriptor, so one Python call handles every
-ready user (read, parse, record, write) instead of two or three callbacks per response. Measured
-against the protocol connections on the same nginx, at the same time, on the same core: 3-4 %
-more requests per CPU-second. Think time and TLS stay on protocol connections.
+ready user (read, parse, record, write) instead of two or three callbacks per response; and a
+response the target keeps repeating (the same bytes but for its ``Date``) is recognised in four
+C calls rather than parsed again (:class:`_Shape`). Measured against the protocol connections on
+the same nginx, at the same time, on the same core: +3-4 % and +3 % requests per CPU-second.
+Think time and TLS stay on protocol connections.
 Open model: a pacer callback launches every due request on an idle connection, opens a new one
 while fewer than ``max_in_flight`` exist, or queues the request; a connection that finishes takes
 the oldest queued request at once. A queued request's latency still counts from its intended
