@@ -6,6 +6,7 @@ speaks real HTTP/1.1 over real sockets, so both transports run unchanged against
 - :func:`reset_server`: reads a request, then resets the connection (RST, SO_LINGER 0);
 - :func:`close_delimited_server`: answers with a body delimited by closing the connection;
 - :func:`chunked_server`: answers with ``Transfer-Encoding: chunked`` in several chunks;
+- :func:`large_response_server`: answers with a body large enough to take many reads;
 - :func:`recording_server`: records method, target, headers and body of every request;
 - :func:`tls_server`: answers 200 over TLS with a certificate from :func:`self_signed_cert`.
 
@@ -158,6 +159,23 @@ def chunked_server() -> Iterator[Served]:
             return response
 
         return await _aiohttp(served, [web.get("/chunked", chunked)])
+
+    with _in_thread(start) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def large_response_server(size: int) -> Iterator[Served]:
+    """Serve ``GET /large`` with a ``size``-byte body (Content-Length), so one response takes
+    many reads."""
+    body = bytes(range(256)) * (size // 256)
+
+    async def start(served: Served) -> tuple[int, Stop]:
+        async def large(request: web.Request) -> web.Response:
+            served.requests.append({"path": request.path_qs})
+            return web.Response(body=body, content_type="application/octet-stream")
+
+        return await _aiohttp(served, [web.get("/large", large)])
 
     with _in_thread(start) as served:
         yield served
