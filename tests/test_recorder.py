@@ -224,6 +224,24 @@ def test_windows_hold_exactly_the_histograms_of_their_rows(
     assert not expected
 
 
+def test_sent_when_intended_reads_the_sent_time_as_intended() -> None:
+    """After ``sent_when_intended`` a row's intended time is ignored: it lands in the window of
+    its sent time, latency equals service (done - sent) and lag is zero. Declaring it after the
+    first row is an error, since earlier rows kept theirs."""
+    rec = Recorder(labels=LABELS, window_s=1.0)
+    rec.sent_when_intended()
+    rec.record(ok(), 0, S + 100 * MS, S + 130 * MS)  # intended 0 is not kept
+    [window] = rec.close()
+    assert window.index == 1
+    [latency] = window.latency.values()
+    assert latency == window.service[("GET /a", "status:200")] == Histogram.from_values([30 * MS])
+    assert window.lag == Histogram.from_values([0])
+    late = Recorder(labels=LABELS, window_s=1.0)
+    late.record(ok(), 0, 0, MS)
+    with pytest.raises(RuntimeError):
+        late.sent_when_intended()
+
+
 # --- what goes into the histograms --------------------------------------------------------------
 
 

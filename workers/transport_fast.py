@@ -694,6 +694,7 @@ class RawUsersEngine(FastEngine):
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
+        recorder.sent_when_intended()  # back-to-back users: the pump appends no intended time
         self.epoll = select.epoll()
         self.watched: list[_RawConn | None] = []  # by file descriptor (a list indexes fastest)
         # (family, sockaddr) of the origin's host, the one that last connected first
@@ -768,8 +769,7 @@ class RawUsersEngine(FastEngine):
         watched, read, write, now_ns = self.watched, os.read, os.write, _now
         base, stop_ns, limit, warmup_n = (
             self.start_ns, self.users_stop_ns, self.users_limit, self.warmup_n)
-        append_code, append_intended, append_sent, append_done = (
-            self.append_code, self.append_intended, self.append_sent, self.append_done)
+        append_code, append_sent, append_done = self.append_code, self.append_sent, self.append_done
         single, payload, epollin = self.single, self.payload, _EPOLLIN
         shape, not_value = self.shape, _NOT_HEADER_VALUE.search
         if shape is None:
@@ -820,14 +820,13 @@ class RawUsersEngine(FastEngine):
                 continue
             if conn.seq >= warmup_n:
                 append_code(conn.code + status)
-                append_intended(conn.intended - base)
                 append_sent(conn.sent - base)
                 append_done(now - base)
                 last = now
             else:
                 self.recorder.warmup_count += 1
             self.launched = seq + 1
-            conn.seq, conn.intended, conn.sent, conn.got = seq, now, now, False
+            conn.seq, conn.sent, conn.got = seq, now, False  # intended: the sent time
             if single:
                 request = payload
             else:
