@@ -790,71 +790,88 @@ class RawUsersEngine(FastEngine):
         else:
             length, tail, last_seen = len(shape.sample), shape.tail, shape.last
             shape_status = shape.status
-        last = 0
-        for fd, mask in events:
-            conn = watched[fd]
-            if conn is None:
-                continue
-            if mask != epollin:
-                self._event(conn, mask)
-                continue
-            try:
-                data = read(fd, _READ_BYTES)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                self.lost(conn, exc)
-                continue
-            if not data:
-                self.lost(conn, None)
-                continue
-            if (len(data) == length and not conn.got and data.endswith(tail)
-                    and (data.startswith(last_seen) or shape.seen(data))):
-                keep_alive, status = True, shape_status  # the repeated response (_Shape)
-            else:
-                parser = conn.parser
+        last, read_bytes = 0, _READ_BYTES
+        # The next sequence number, kept in a local and handed back to self.launched around
+        # every call into the shared bookkeeping (which takes numbers from it too).
+        launched = self.launched
+        try:
+            for fd, mask in events:
+                conn = watched[fd]
+                if conn is None:
+                    continue
+                if mask != epollin:
+                    self.launched = launched
+                    self._event(conn, mask)
+                    launched = self.launched
+                    continue
                 try:
-                    parser.feed_data(data)
-                except httptools.HttpParserError:
-                    self.failed(conn, RESET_CODE)
+                    data = read(fd, read_bytes)
+                except BlockingIOError:
                     continue
-                keep_alive = conn.done
-                if keep_alive is None:
-                    conn.got = True
+                except OSError as exc:
+                    self.launched = launched
+                    self.lost(conn, exc)
+                    launched = self.launched
                     continue
-                conn.done = None
-                status = parser.get_status_code()
-                if self.learning and keep_alive and not conn.got:
-                    self._learn(data, status)
-            now = now_ns()
-            seq = self.launched
-            if not (keep_alive and seq < limit and now < stop_ns):
-                self.completed(conn, status, keep_alive)
-                continue
-            if conn.seq >= warmup_n:
-                append_code(conn.code + status)
-                append_sent(conn.sent - base)
-                append_done(now - base)
-                last = now
-            else:
-                self.recorder.warmup_count += 1
-            self.launched = seq + 1
-            conn.seq, conn.sent, conn.got = seq, now, False  # intended: the sent time
-            if single:
-                request = payload
-            else:
-                endpoint = self.picker.pick()
-                conn.code = endpoint * CODE_SPAN
-                request = self.payloads[endpoint]
-            try:
-                sent = write(fd, request)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self.loop.call_soon(self.lost, conn, exc)
-                continue
-            if sent < len(request):
-                conn.write(request[sent:])  # the rest goes out when the socket is writable
+                if not data:
+                    self.launched = launched
+                    self.lost(conn, None)
+                    launched = self.launched
+                    continue
+                if (len(data) == length and not conn.got and data.endswith(tail)
+                        and (data.startswith(last_seen) or shape.seen(data))):
+                    keep_alive, status = True, shape_status  # the repeated response (_Shape)
+                else:
+                    parser = conn.parser
+                    try:
+                        parser.feed_data(data)
+                    except httptools.HttpParserError:
+                        self.launched = launched
+                        self.failed(conn, RESET_CODE)
+                        launched = self.launched
+                        continue
+                    keep_alive = conn.done
+                    if keep_alive is None:
+                        conn.got = True
+                        continue
+                    conn.done = None
+                    status = parser.get_status_code()
+                    if conn.got:  # it came in several reads
+                        conn.got = False
+                    elif self.learning and keep_alive:
+                        self._learn(data, status)
+                now = now_ns()
+                if not (keep_alive and launched < limit and now < stop_ns):
+                    self.launched = launched
+                    self.completed(conn, status, keep_alive)
+                    launched = self.launched
+                    continue
+                if conn.seq >= warmup_n:
+                    append_code(conn.code + status)
+                    append_sent(conn.sent - base)
+                    append_done(now - base)
+                    last = now
+                else:
+                    self.recorder.warmup_count += 1
+                conn.seq, conn.sent = launched, now  # intended: the sent time; got is False
+                launched += 1
+                if single:
+                    request = payload
+                else:
+                    endpoint = self.picker.pick()
+                    conn.code = endpoint * CODE_SPAN
+                    request = self.payloads[endpoint]
+                try:
+                    sent = write(fd, request)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as exc:
+                    self.loop.call_soon(self.lost, conn, exc)
+                    continue
+                if sent < len(request):
+                    conn.write(request[sent:])  # the rest goes out when the socket is writable
+        finally:
+            self.launched = launched
         if last:
             self.measured_end_ns = last
 
