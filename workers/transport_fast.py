@@ -2,14 +2,15 @@
 
 The one module of ``workers`` that imports httptools. Built for the hot path: requests are
 encoded to bytes once, a connection is a small object whose callbacks record the result and send
-the next request directly (no coroutine, no future per request), and recording is four appends.
+the next request directly (no coroutine, no future per request), and recording is four appends
+(three for back-to-back users).
 
 Closed model: each virtual user owns one connection and sends back to back (after ``think_s``).
 Back-to-back users over plain HTTP on Linux (the closed model's hot path, and what ``make
 bench`` measures) run on :class:`RawUsersEngine`: non-blocking sockets in an epoll set of the
 engine's own, which uvloop watches as one file descriptor, so one Python call handles every
 ready user (read, parse, record, write) instead of two or three callbacks per response; and a
-response the target keeps repeating (the same bytes but for its ``Date``) is recognised in four
+response the target keeps repeating (the same bytes but for its ``Date``) is recognised in three
 C calls rather than parsed again (:class:`_Shape`). Measured against the protocol connections on
 the same nginx, at the same time, on the same core: +3-4 % and +3 % requests per CPU-second.
 Think time and TLS stay on protocol connections.
@@ -540,9 +541,11 @@ class _Shape:
 
     A response of the same length with the same bytes outside that stretch, and only bytes
     llhttp accepts in a header value inside it, parses exactly as the sample did: one whole
-    keep-alive message with the sample's status. :meth:`RawUsersEngine._serve` checks that in
-    four C calls instead of feeding httptools (its Python callback included), and
-    :func:`tests.test_engine` checks the claim against llhttp on random variations.
+    keep-alive message with the sample's status. :meth:`RawUsersEngine._pump` checks that in
+    three C calls instead of feeding httptools (its Python callback included): the length, the
+    tail, and the head with the last stretch seen (:attr:`last`; a new ``Date`` goes through
+    :meth:`seen` once). ``tests/test_engine.py`` checks the claim against llhttp on random
+    variations.
     """
 
     __slots__ = ("sample", "status", "start", "end", "head", "tail", "last")
