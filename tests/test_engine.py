@@ -13,7 +13,7 @@ import dataclasses
 import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from workers.engine import LoadWorker, WorkerReport
 from workers.histogram import HIGHEST_NS, Histogram, index_of, lowest_equivalent
 from workers.plan import WorkerPlan
 from workers.transport import Sender
-from workers.recorder import Recorder
+from workers.recorder import Recorder, Window
 from workers.transport_aiohttp import AiohttpSender
 from workers.transport_fast import (FastEngine, RawUsersEngine, _Shape, fast_engine,
                                     one_keep_alive_response)
@@ -65,8 +65,13 @@ def run(target: str, load: dict[str, Any], *, transport: str,
 
 def outcomes(report: WorkerReport) -> dict[str, int]:
     """Return finished requests per outcome, over all windows and endpoints."""
+    return window_outcomes(report.windows)
+
+
+def window_outcomes(windows: Iterable[Window]) -> dict[str, int]:
+    """Return finished requests per outcome in ``windows``, over all endpoints."""
     counts: collections.Counter[str] = collections.Counter()
-    for window in report.windows:
+    for window in windows:
         for (_, outcome), hist in window.latency.items():
             counts[outcome] += hist.total
     return dict(counts)
@@ -531,11 +536,7 @@ def test_raw_users_try_each_address_of_the_host(hello: str) -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             addresses = runner.run(run_engine())
     assert addresses[0] == (socket.AF_INET, ("127.0.0.1", port))
-    counts: collections.Counter[str] = collections.Counter()
-    for window in recorder.close():
-        for (_, outcome), hist in window.latency.items():
-            counts[outcome] += hist.total
-    assert dict(counts) == {"status:200": 20}
+    assert window_outcomes(recorder.close()) == {"status:200": 20}
 
 
 # --- repeated responses (the raw engine's _Shape) ---------------------------------------------
@@ -617,14 +618,18 @@ def test_a_recognised_response_parses_as_the_sample_did(
         return (sample[:at] + new + sample[at + len(new):])[:len(sample)]
 
     shape = _Shape.exact(sample, status)
+    widened_by = []
     for at, new in date_edits:
         variant = edited(date_at + at, new[:29 - at])
         if variant != sample:
             shape = shape.widened(variant) or pytest.fail(f"a Date edit was refused: {variant!r}")
+            widened_by.append(variant)
     for at, new in edits:
         variant = edited(at, new)
         if one_keep_alive_response(variant) == status:
             shape = shape.widened(variant) or shape
+    for variant in widened_by:  # the shape still matches what it was widened with
+        assert shape.matches(variant) and one_keep_alive_response(variant) == status
     for probe in probes:  # later probes may match by the last stretch seen (one comparison)
         data = edited(*probe)
         if shape.matches(data):
@@ -646,11 +651,7 @@ def test_raw_users_recognise_the_apps_repeated_response(hello: str) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         shape = runner.run(run_engine())
     assert shape is not None and shape.status == 200 and b"Date: " in shape.sample
-    counts: collections.Counter[str] = collections.Counter()
-    for window in recorder.close():
-        for (_, outcome), hist in window.latency.items():
-            counts[outcome] += hist.total
-    assert dict(counts) == {"status:200": 300}
+    assert window_outcomes(recorder.close()) == {"status:200": 300}
 
 
 # --- TLS ----------------------------------------------------------------------------------------

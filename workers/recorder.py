@@ -1,9 +1,10 @@
 """Recording of request results into windows of histograms, with no I/O and no clock of its own.
 
 The hot path, :meth:`Recorder.record`, appends four integers to flat 64-bit ``array`` buffers:
-an outcome code and the intended, sent and done times (ns from the worker's start). Nothing is
-bucketed per request. :meth:`Recorder.flush` (called often) buckets the buffered rows into the
-open windows' histograms in a few vectorized numpy calls and empties the buffers;
+an outcome code and the intended, sent and done times (ns from the worker's start); three once
+an engine declares every request sent when intended (:meth:`Recorder.sent_when_intended`).
+Nothing is bucketed per request. :meth:`Recorder.flush` (called often) buckets the buffered
+rows into the open windows' histograms in a few vectorized numpy calls and empties the buffers;
 :meth:`Recorder.drain` hands over the windows that can no longer change, compacted. Memory is
 bounded by the windows still open, whatever the request count.
 
@@ -149,12 +150,12 @@ class Recorder:
         """
         if not len(self.codes) and not len(self._unsent):
             return
-        intended = self.sent if self._intended_is_sent else self.intended
-        columns = [np.array(b, dtype=np.int64) for b in (self.codes, intended, self.sent,
-                                                         self.done, self._unsent)]
-        for buffer in (self.codes, self.intended, self.sent, self.done, self._unsent):
+        buffers = (self.codes, self.intended, self.sent, self.done, self._unsent)
+        codes, intended, sent, done, unsent = (np.array(b, dtype=np.int64) for b in buffers)
+        for buffer in buffers:
             del buffer[:]  # in place: the engine holds the bound append methods
-        codes, intended, sent, done, unsent = columns
+        if self._intended_is_sent:
+            intended = sent
         win = (intended - self._excluded_ns) // self._window_ns
         measured = win >= 0
         self.warmup_count += int(len(win) - measured.sum())
@@ -163,7 +164,7 @@ class Recorder:
         # Bucket indices are computed once per column: in the closed model every request is
         # sent when intended, so service time is latency and lag is zero.
         latency = index_of(done - intended)
-        closed = np.array_equal(sent, intended)
+        closed = self._intended_is_sent or np.array_equal(sent, intended)
         service = latency if closed else index_of(done - sent)
         lag = np.zeros_like(latency) if closed else index_of(np.maximum(sent - intended, 0))
         self._count_live(codes, latency)
