@@ -393,13 +393,14 @@ def schema(which: str | None) -> None:
 
 @main.command()
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
-              help="Directory for results.json (default: results/demo-TIMESTAMP).")
+              help="Directory for results.json, report.html and the demo's GitOps repository "
+                   "(default: results/hello-2.0-TIMESTAMP).")
 @_errors_to_exit_codes
 def demo(out: Path | None) -> None:
     """Run the whole loop on the bundled sample app (version 2.0) on loopback."""
     from coordinator.demo import run_demo
 
-    sys.exit(run_demo(out=out, log=_log, execute=execute_spec))
+    sys.exit(run_demo(out=out, log=_log, execute=execute_spec, default_out=_default_out))
 
 
 def _tolerance(_ctx: click.Context, _param: click.Parameter, value: str) -> float:

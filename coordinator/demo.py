@@ -2,21 +2,24 @@
 
 Starts ``examples/hello/app.py`` (version 2.0) on a free loopback port, runs
 ``examples/hello/experiment.yaml`` against it on an embedded local Ray, prints the report and the
-verdict, and on PASS promotes 2.0 into a temporary local GitOps repository made from the example
-manifests (a real git repository standing in for the fork), printing the diff and the pull
-request. It says what it is doing as it goes.
+verdict, and on PASS promotes 2.0 into a local GitOps repository made from the example manifests
+(a real git repository standing in for the fork), printing the diff and the pull request. It
+says what it is doing as it goes.
+
+Invariant: every path it prints exists after it ends. The results, the HTML report, the GitOps
+repository and the pull request file all live under the output directory (default
+``results/hello-2.0-TIMESTAMP``), and the last lines list them.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import shutil
-import subprocess
-import tempfile
-
+from coordinator.errors import SpecError
 from coordinator.sample_app import REPO_ROOT, start_hello
 from coordinator.spec import PromotionSpec, load_spec
 from promote.local_git import identity
@@ -24,30 +27,49 @@ from promote.local_git import identity
 EXAMPLE_DIR = REPO_ROOT / "examples" / "hello"
 DEMO_APP_ARGS = ("--version", "2.0", "--latency", "4ms", "--jitter", "2ms",
                  "--distribution", "uniform", "--seed", "7")
+PROMOTE_BRANCH = "slogate/promote-hello-2.0"
 
 
-def run_demo(*, out: Path | None, log: Callable[[str], None],
-             execute: Callable[..., int]) -> int:
-    """Run the demo and return the verdict's exit code."""
+def run_demo(*, out: Path | None, log: Callable[[str], None], execute: Callable[..., int],
+             default_out: Callable[[str], Path]) -> int:
+    """Run the demo and return the verdict's exit code; ``default_out(name)`` is where
+    ``slogate run`` writes when given no ``--out``."""
     spec_path = EXAMPLE_DIR / "experiment.yaml"
     spec = load_spec(spec_path)
+    out_dir = out or default_out(spec.name)
+    gitops_dir = (out_dir / "gitops").resolve()
+    if gitops_dir.exists():
+        raise SpecError(f"{gitops_dir} already exists: give the demo a new --out directory")
     begun = time.monotonic()
     log(f"starting the sample app hello 2.0 ({' '.join(DEMO_APP_ARGS[2:])})")
-    with tempfile.TemporaryDirectory(prefix="slogate-demo-") as tmp, \
-            start_hello(*DEMO_APP_ARGS) as url:
+    with start_hello(*DEMO_APP_ARGS) as url:
         log(f"sample app listening at {url}")
-        gitops = make_gitops_repo(Path(tmp) / "gitops")
+        gitops = make_gitops_repo(gitops_dir)
         log(f"local GitOps repository (standing in for your fork): {gitops}")
         spec = spec.with_target(str(url)).model_copy(update={"promotion": PromotionSpec.model_validate({
             "provider": "local", "repository": str(gitops), "baseBranch": "main", "app": "hello",
             "version": "2.0", "manifests": [{
                 "path": "samples/deployments/baseline.yaml", "strategy": "copy",
                 "from": "samples/deployments/candidate.yaml"}]})})
-        code = execute(spec, spec_dir=EXAMPLE_DIR, out=out, address=None, fmt_name="text",
+        code = execute(spec, spec_dir=EXAMPLE_DIR, out=out_dir, address=None, fmt_name="text",
                        show_pull_body=True)
         log("stopping the sample app")
-    log(f"demo finished in {time.monotonic() - begun:.1f} s")
+    log(f"demo finished in {time.monotonic() - begun:.1f} s; what it left:")
+    for line in left_behind(out_dir):
+        log(f"  {line}")
     return code
+
+
+def left_behind(out_dir: Path) -> list[str]:
+    """Return one line per file or repository the demo left under ``out_dir`` that exists."""
+    gitops = (out_dir / "gitops").resolve()
+    pull = gitops.parent / "gitops.pull-requests" / f"{PROMOTE_BRANCH.replace('/', '-')}.md"
+    items = [("results", out_dir / "results.json"), ("HTML report", out_dir / "report.html"),
+             ("GitOps repository", gitops), ("pull request", pull)]
+    lines = [f"{what}: {path}" for what, path in items if path.exists()]
+    if pull.exists():
+        lines.append(f"see the promotion: git -C {gitops} log --stat main..{PROMOTE_BRANCH}")
+    return lines
 
 
 def make_gitops_repo(path: Path) -> Path:

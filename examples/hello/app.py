@@ -1,9 +1,9 @@
 """The `hello` sample app used by the slogate demo and tests.
 
 It plays the part of Iter8's `hello` app: version 1.0 is the baseline and 2.0 the
-candidate. It answers ``GET /hello`` with ``Hello from version <version>`` and
-``GET /healthz`` with ``ok``, and can be told to misbehave on ``/hello`` so that SLO
-validation has something to catch:
+candidate. It answers ``GET /hello`` (and ``POST /hello``, whatever the body) with
+``Hello from version <version>`` and ``GET /healthz`` with ``ok``, and can be told to
+misbehave on ``/hello`` so that SLO validation has something to catch:
 
 * ``--latency`` / ``--jitter`` / ``--distribution``: added latency, drawn per request
   (fixed; latency + U(0, jitter); max(0, N(latency, jitter)); latency + Exp(mean=jitter)).
@@ -323,6 +323,7 @@ class HelloApp:
     def make_app(self) -> web.Application:
         app = self.web.Application()
         app.router.add_get("/hello", self.hello)
+        app.router.add_post("/hello", self.hello)  # any body; the README's two-endpoint spec
         app.router.add_get("/healthz", self.healthz)
         return app
 
