@@ -31,6 +31,7 @@ class Scope:
     requests: int
     errors: int
     duration_s: float
+    error_outcomes: tuple[tuple[str, int], ...] = ()  # (outcome, count), most frequent first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,10 +56,14 @@ def scopes(measured: Measured) -> dict[str, Scope]:
     out = {}
     for name, items in grouped.items():
         responded = Histogram.sum(h for o, h in items if status_of(o) is not None)
+        errors: dict[str, int] = {}
+        for outcome, hist in items:
+            if measured.is_error(outcome) and hist.total:
+                errors[outcome] = errors.get(outcome, 0) + hist.total
         out[name] = Scope(
             responded=responded, requests=sum(h.total for _, h in items),
-            errors=sum(h.total for o, h in items if measured.is_error(o)),
-            duration_s=measured.duration_s)
+            errors=sum(errors.values()), duration_s=measured.duration_s,
+            error_outcomes=tuple(sorted(errors.items(), key=lambda item: (-item[1], item[0]))))
     return out
 
 

@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from analysis.catalog import format_value as fmt
 from analysis.history import CheckState, Drift, History, MetricCheck, RunPoint
+from analysis.report import console_text, md_table, md_text, text_console, titled_table
 
 FORMATS = ("text", "markdown", "json")
 BARS = "▁▂▃▄▅▆▇█"
@@ -103,16 +102,16 @@ def outcome_lines(drift: Drift) -> list[str]:
     return [verdict, head, *(f"  - {line}" for line in drift.summary())]
 
 
-def render_text(history: History, *, location: str = "", last: int = 10, width: int = 120,
-                color: bool = False) -> str:
-    """Return the terminal report; ANSI colours only when ``color``."""
+def render_text(history: History, *, location: str = "", last: int = 10,
+                width: int | None = None, color: bool = False) -> str:
+    """Return the terminal report; ANSI colours only when ``color``; wrapped to ``width``
+    columns, or not at all when it is None (a pipe or a file). Names are never markup."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, force_terminal=color,
-                      color_system="standard" if color else None, highlight=False)
+    console = text_console(buffer, width=width, color=color)
     shown = history.runs[-last:]
     for line in headline(history, location, last):
         console.print(line)
-    trend = Table(title="Trend (newest last)", title_justify="left")
+    trend = titled_table("Trend (newest last)")
     trend.add_column("run (UTC)")
     trend.add_column("verdict")
     for track in history.tracks:
@@ -122,7 +121,7 @@ def render_text(history: History, *, location: str = "", last: int = 10, width: 
                       Text(point.verdict, style=_VERDICTS.get(point.verdict, "")),
                       *(fmt(t.metric, point.values.get(t.label)) for t in history.tracks))
     console.print(trend)
-    checks = Table(title=reference_line(history.drift), title_justify="left")
+    checks = titled_table(reference_line(history.drift))
     for column in _CHECK_COLUMNS:
         checks.add_column(column, justify="right" if column in ("reference", "newest", "change",
                                                                  "bound") else "left")
@@ -132,26 +131,27 @@ def render_text(history: History, *, location: str = "", last: int = 10, width: 
     console.print(checks)
     for line in outcome_lines(history.drift):
         console.print(line)
-    return buffer.getvalue()
+    return console_text(buffer, width=width)
 
 
 def render_markdown(history: History, *, location: str = "", last: int = 10) -> str:
-    """Return the report as GitHub-flavoured markdown (for a CI job summary or an issue)."""
+    """Return the report as GitHub-flavoured markdown (for a CI job summary or an issue); text
+    from the runs (names, labels, paths) is escaped so it renders as written."""
     shown = history.runs[-last:]
     labels = [t.label for t in history.tracks]
-    lines = [f"## slogate history: {history.name}", "",
-             *(f"{line}  " for line in headline(history, location, last)), "",
+    lines = [f"## slogate history: {md_text(history.name)}", "",
+             *(f"{md_text(line)}  " for line in headline(history, location, last)), "",
              "### Trend (newest last)", "",
-             "| run (UTC) | verdict | " + " | ".join(labels) + " |",
-             "|---|---|" + "---:|" * len(labels)]
-    lines += [f"| {_when(p.start_time)} | {p.verdict} | "
-              + " | ".join(fmt(t.metric, p.values.get(t.label)) for t in history.tracks) + " |"
-              for p in shown]
-    lines += ["", "### Drift", "", reference_line(history.drift), "",
-              "| " + " | ".join(_CHECK_COLUMNS) + " |", "|---|---|---:|---:|---:|---|---:|---|"]
-    lines += ["| " + " | ".join(_check_cells(c, shown)) + " |" for c in history.drift.checks]
-    outcome = outcome_lines(history.drift)
-    lines += ["", f"{outcome[0]}  ", f"**{outcome[1]}**", "", *outcome[2:], ""]
+             *md_table(["run (UTC)", "verdict", *labels], "ll" + "r" * len(labels),
+                       ([_when(p.start_time), p.verdict,
+                         *(fmt(t.metric, p.values.get(t.label)) for t in history.tracks)]
+                        for p in shown))]
+    lines += ["", "### Drift", "", md_text(reference_line(history.drift)), "",
+              *md_table(_CHECK_COLUMNS, "llrrrlrl",
+                        (_check_cells(c, shown) for c in history.drift.checks))]
+    verdict, head, *findings = outcome_lines(history.drift)
+    lines += ["", f"{verdict}  ", f"**{head}**", "",
+              *(f"  - {md_text(line.removeprefix('  - '))}" for line in findings), ""]
     return "\n".join(lines)
 
 
@@ -189,10 +189,11 @@ def history_json(history: History, *, location: str = "", last: int = 10) -> dic
 
 
 def render_history(history: History, fmt_name: str, *, location: str = "", last: int = 10,
-                   color: bool = False) -> str:
-    """Return the history report in one of :data:`FORMATS`."""
+                   color: bool = False, width: int | None = None) -> str:
+    """Return the history report in one of :data:`FORMATS`; text is wrapped to ``width``
+    columns (a terminal's), or not at all when it is None."""
     if fmt_name == "text":
-        return render_text(history, location=location, last=last, color=color)
+        return render_text(history, location=location, last=last, color=color, width=width)
     if fmt_name == "markdown":
         return render_markdown(history, location=location, last=last)
     if fmt_name == "json":

@@ -24,14 +24,18 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, format_value as fmt
+from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
 from analysis.metrics import Measured, status_of
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
-from analysis.report import comparison_value_text, limit_text, objective_value_text
+from analysis.report import (
+    OUTCOME_COLUMNS, comparison_value_text, error_ranges, limit_text, objective_value_text,
+    outcome_cells, outcome_rows,
+)
 from workers.histogram import Histogram
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
@@ -213,27 +217,52 @@ def percentile_lines(windows: Sequence[WindowResult], mids: Sequence[float],
     )
 
 
-def _error_ranges(results: Results) -> tuple[tuple[int, int], ...]:
-    ranges = results.spec.get("errorRanges")
-    return tuple((int(lo), int(hi)) for lo, hi in ranges) if ranges else DEFAULT_ERROR_RANGES
-
-
 def throughput_lines(results: Results, prefix: str = "") -> tuple[Line, ...]:
-    """Return finished, scheduled and error requests per second of each window."""
-    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=_error_ranges(results))
-    done, due, errors = [], [], []
+    """Return finished and scheduled requests per second of each window."""
+    done, due = [], []
     for w, (mid, length) in zip(results.windows, _spans(results)):
         per_s = 1.0 / length if length > 0 else 0.0
         done.append((mid, sum(s.count for s in w.latency) * per_s))
-        errors.append((mid, sum(s.count for s in w.latency if judge.is_error(s.outcome)) * per_s))
         due.append((mid, w.scheduled * per_s))
     return (Line(label=f"{prefix}throughput", colour=BLUE, dots=True, points=tuple(done)),
-            Line(label=f"{prefix}scheduled", colour=GREY, dashed=True, points=tuple(due)),
-            Line(label=f"{prefix}errors", colour=RED, dots=True, points=tuple(errors)))
+            Line(label=f"{prefix}scheduled", colour=GREY, dashed=True, points=tuple(due)))
+
+
+_ERROR_COLOURS = (RED, ORANGE, PURPLE, "#9a6700", GREY)  # one per error outcome shown
+
+
+def error_lines(results: Results) -> tuple[Line, ...]:
+    """Return errors per second of each window, one line per error outcome (the most frequent
+    four, the rest as ``other errors``); one ``errors`` line of zeros when there were none."""
+    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
+    per_window: list[dict[str, float]] = []
+    totals: dict[str, int] = {}
+    for w, (_, length) in zip(results.windows, _spans(results)):
+        per_s = 1.0 / length if length > 0 else 0.0
+        counts: dict[str, float] = {}
+        for item in w.latency:
+            if judge.is_error(item.outcome):
+                counts[item.outcome] = counts.get(item.outcome, 0.0) + item.count * per_s
+                totals[item.outcome] = totals.get(item.outcome, 0) + item.count
+        per_window.append(counts)
+    mids = [mid for mid, _ in _spans(results)]
+    ranked = sorted(totals, key=lambda o: (-totals[o], o))
+    shown = ranked if len(ranked) <= len(_ERROR_COLOURS) else ranked[:len(_ERROR_COLOURS) - 1]
+    if not shown:
+        return (Line(label="errors", colour=RED, dots=True,
+                     points=tuple((t, 0.0) for t in mids)),)
+    lines = [Line(label=outcome, colour=_ERROR_COLOURS[i], dots=True,
+                  points=tuple((t, c.get(outcome, 0.0)) for t, c in zip(mids, per_window)))
+             for i, outcome in enumerate(shown)]
+    if len(shown) < len(ranked):
+        lines.append(Line(label="other errors", colour=_ERROR_COLOURS[-1], dots=True, points=tuple(
+            (t, sum(v for o, v in c.items() if o not in shown)) for t, c in zip(mids, per_window))))
+    return tuple(lines)
 
 
 def window_charts(results: Results) -> list[Chart]:
-    """Return the over-time charts: latency percentiles, throughput and errors, schedule lag."""
+    """Return the over-time charts: latency percentiles, throughput, errors (on their own axis,
+    so a few errors are not a flat line under the throughput), schedule lag."""
     mids = [mid for mid, _ in _spans(results)]
     lag = Line(label="schedule lag p99", colour=PURPLE, dots=True, points=tuple(
         (t, _pct_ms(Histogram.decode(w.lag), 99)) for t, w in zip(mids, results.windows)))
@@ -245,8 +274,10 @@ def window_charts(results: Results) -> list[Chart]:
         Chart(title="Latency percentiles per window (corrected)", x_label=time_axis,
               y_label="latency (ms)", lines=percentile_lines(results.windows, mids),
               x_from_zero=True),
-        Chart(title="Throughput and errors per window", x_label=time_axis,
+        Chart(title="Throughput per window", x_label=time_axis,
               y_label="requests per second", lines=throughput_lines(results), x_from_zero=True),
+        Chart(title="Errors per window, by outcome", x_label=time_axis,
+              y_label="errors per second", lines=error_lines(results), x_from_zero=True),
         Chart(title="Schedule lag p99 per window (send time − intended time)", x_label=time_axis,
               y_label="lag (ms)", lines=(lag,), x_from_zero=True, guides=guides),
     ]
@@ -568,27 +599,43 @@ def metrics_section(results: Results) -> str:
     endpoints = list(results.metrics)
     rows = [[name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints)]
             for name in _metric_names(results.metrics)]
-    table = _table(["metric", *map(_scope, endpoints)], rows, align="l" + "r" * len(endpoints))
+    table = _table(["metric", *map(_scope, endpoints)], rows, align="l" + "r" * len(endpoints),
+                   cls="narrow" if len(endpoints) <= 3 else "")
     return _Html("<h2>Metrics</h2><p class=note>Latency from the intended send time "
                  f"(coordinated-omission corrected).</p>{table}")
 
 
 def service_section(results: Results) -> str:
-    """Return corrected vs service latency side by side, per endpoint (all first)."""
+    """Return corrected vs service latency: a pair of rows per endpoint (all first), one column
+    per latency metric, so the table is as wide for ten endpoints as for one (it fits 1,280 px)."""
     if not results.service_metrics:
         return _Html("")
     endpoints = [e for e in results.metrics if e in results.service_metrics]
-    if len(endpoints) == 2:  # one endpoint: its column would repeat the all-endpoints one
+    if len(endpoints) == 2:  # one endpoint: its rows would repeat the all-endpoints ones
         endpoints = endpoints[:1]
     names = [n for n in _metric_names(results.metrics) if n.startswith("latency-")]
-    headers = ["metric"] + [f"{kind} — {_scope(e)}" for e in endpoints
-                            for kind in ("corrected", "service")]
-    rows = [[name, *(fmt(name, table.get(e, {}).get(name)) for e in endpoints
-                     for table in (results.metrics, results.service_metrics))] for name in names]
+    rows, classes = [], []
+    for endpoint in endpoints:
+        for kind, table in (("corrected", results.metrics), ("service", results.service_metrics)):
+            values = table.get(endpoint, {})
+            rows.append([_scope(endpoint) if kind == "corrected" else "", kind,
+                         *(fmt(name, values.get(name)) for name in names)])
+            classes.append("first" if kind == "corrected" else "")
+    headers = ["endpoint", "latency from", *(n.removeprefix("latency-") for n in names)]
     return _Html("<h2>Corrected vs service latency</h2><p class=note>Corrected: from when each "
                  "request should have been sent. Service: from when it was sent. A gap between "
                  "them is time spent waiting behind the load generator.</p>"
-                 + _table(headers, rows, align="l" + "r" * (2 * len(endpoints))))
+                 + _table(headers, rows, align="ll" + "r" * len(names), row_classes=classes,
+                          cls="co"))
+
+
+def outcomes_section(results: Results) -> str:
+    """Return how each endpoint's requests ended: counts per outcome, errors first."""
+    rows = [outcome_cells(row) for row in outcome_rows(results)]
+    if not rows:
+        return _Html("<h2>Outcomes by endpoint</h2><p>No requests were measured.</p>")
+    return _Html("<h2>Outcomes by endpoint</h2>"
+                 + _table(OUTCOME_COLUMNS, rows, align="lrrll", cls="narrow"))
 
 
 def charts_section(results: Results) -> str:
@@ -660,12 +707,41 @@ def run_section(results: Results) -> str:
         "<h2>Run</h2>"
         f'<p>target <code>{_e(results.target_url or "—")}</code>'
         f'{"; dark launch: " + _e(results.dark_launch) if results.dark_launch else ""}; '
-        f'{_e(results.start_time)} .. '
-        f"{_e(results.end_time)}, measured {results.duration_s:.3g} s (warm-up excluded)"
+        f'{_e(when_text(results.start_time, results.end_time))}, '
+        f"measured {results.duration_s:.3g} s (warm-up excluded)"
         f"{'; <strong>aborted</strong>' if results.aborted else ''}</p>"
         f"<h3>Load</h3>{_load_list(spec.get('load') or {})}"
         f"<h3>Endpoints</h3>{_endpoint_table(spec)}"
         f"<h3>Workers</h3>{_workers_table(results)}{_gaps_table(results)}")
+
+
+def _moment(iso: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment
+
+
+def when_text(start: str, end: str) -> str:
+    """Return a run's start and end for people: ``2 Jan 2026, 03:04:05 – 03:04:17 UTC`` (the
+    end's date too when it differs); the text as saved when it is not ISO 8601."""
+    first, last = _moment(start), _moment(end)
+    if first is None or last is None:
+        return f"{start} .. {end}"
+    day = f"{first.day} {first:%b %Y}"
+    if first.date() == last.date():
+        return f"{day}, {first:%H:%M:%S} – {last:%H:%M:%S} UTC"
+    return f"{day}, {first:%H:%M:%S} – {last.day} {last:%b %Y}, {last:%H:%M:%S} UTC"
+
+
+def footer_section(results: Results) -> str:
+    """Return the footer: the slogate that ran the run, the spec file, the document schema."""
+    version = (f"slogate {results.slogate_version}" if results.slogate_version
+               else "slogate (version not recorded)")
+    spec = (_Html(f"spec <code>{_e(results.spec_file)}</code>") if results.spec_file
+            else "spec file not recorded")
+    return _Html(f"<footer>{_e(version)} · {_e(spec)} · {_e(results.schema_)}</footer>")
 
 
 def header_section(results: Results) -> str:
@@ -684,7 +760,7 @@ def header_section(results: Results) -> str:
              if flags else "")
     return _Html(
         f"<header><h1>{_e(results.name)} {_chip(results.verdict, big=True)}</h1>"
-        f'<p class="sub">{_e(results.start_time)} .. {_e(results.end_time)} · measured '
+        f'<p class="sub">{_e(when_text(results.start_time, results.end_time))} · measured '
         f"{results.duration_s:.3g} s · {len(results.workers)} worker(s)</p>"
         f'<ul class="reasons">{reasons}</ul>{notes}</header>')
 
@@ -730,8 +806,8 @@ svg .empty { fill: #8c959f; font-size: 16px; }
 svg text { stroke: none; }
 dl.load { display: grid; grid-template-columns: repeat(4, max-content minmax(90px, 1fr));
   gap: 2px 14px; margin: 4px 0; }
-.pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 0 32px;
-  align-items: start; }
+table.co td:first-child { white-space: normal; overflow-wrap: anywhere; max-width: 280px; }
+table.co tr.first td { border-top: 1px solid #c8d0d8; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr));
   gap: 0 32px; }
 .scroll { overflow-x: auto; }
@@ -747,17 +823,13 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 def render_html(results: Results) -> str:
     """Return the run's report as one self-contained HTML page (no network at view time)."""
     title = f"slogate: {results.name} — {results.verdict}"
-    side_by_side = len(results.metrics) <= 2  # all endpoints and at most one endpoint: narrow
-    tables = _Html(f'<div class="{"pair" if side_by_side else "stack"}"><section>'
-                   f"{metrics_section(results)}</section><section>{service_section(results)}"
-                   "</section></div>")
+    tables = _Html(f"{metrics_section(results)}{service_section(results)}")
     sections = [header_section(results), objectives_section(results),
-                comparison_section(results), tables, charts_section(results),
-                run_section(results)]
+                comparison_section(results), outcomes_section(results), tables,
+                charts_section(results), run_section(results), footer_section(results)]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body><main>\n"
-        + "\n".join(sections)
-        + f"\n<footer>slogate report · {_e(results.schema_)}</footer>\n</main></body></html>\n")
+        + "\n".join(sections) + "\n</main></body></html>\n")

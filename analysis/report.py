@@ -2,21 +2,33 @@
 
 The same document drives every format, so ``slogate report results.json`` re-renders exactly what
 ``slogate run`` printed. Formats: ``text`` (rich tables, verdict colours), ``markdown`` (for pull
-request bodies) and ``json`` (the document itself).
+request bodies), ``json`` (the document itself), ``junit`` and ``html``.
+
+Invariants:
+- text a user wrote (experiment and endpoint names, paths, reasons that quote them, URLs) is
+  never read as markup: the text console has Rich markup and emoji codes off, and markdown
+  escapes it with backslashes (:func:`md_text`), so ``[create-order]`` or ``/items]`` shows as
+  written;
+- text for a pipe or a file (``width=None``) is never wrapped: each table is as wide as its
+  longest cell and each line as long as its sentence; on a terminal, tables fit its width.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
+from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, format_value as fmt
+from analysis.metrics import Measured
 from analysis.results import ObjectiveResult, Results
-from analysis.verdict import Objective, format_objective_value
+from analysis.verdict import Objective, counts_text, format_objective_value
 
 FORMATS = ("text", "markdown", "json", "junit", "html")
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -24,6 +36,36 @@ _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yell
 _SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-mean",
           "latency-stddev", "latency-min", "latency-p50", "latency-p75", "latency-p90",
           "latency-p95", "latency-p99", "latency-p99.9", "latency-max")
+_UNWRAPPED_WIDTH = 100_000  # "no width": tables and lines are only as wide as their text
+# Markdown punctuation that can change what a user's text renders as (emphasis, code, links,
+# table cells, HTML tags, entities); each is escaped with a backslash, which GFM removes.
+_MD_SPECIAL = re.compile(r"([\\`*_|\[\]~]|<(?=[A-Za-z/!?])|&(?=#|\w+;))")
+
+
+def text_console(buffer: io.StringIO, *, width: int | None, color: bool) -> Console:
+    """Return a rich console writing to ``buffer`` that reads no markup or emoji codes in
+    strings (they are data here); ``width`` None: lines are never wrapped."""
+    return Console(file=buffer, width=width or _UNWRAPPED_WIDTH, force_terminal=color,
+                   color_system="standard" if color else None, highlight=False, markup=False,
+                   emoji=False)
+
+
+def console_text(buffer: io.StringIO, *, width: int | None) -> str:
+    """Return what a :func:`text_console` wrote; unwrapped text loses the trailing blanks that
+    pad lines to the widest table."""
+    text = buffer.getvalue()
+    return text if width else "\n".join(line.rstrip(" ") for line in text.split("\n"))
+
+
+def titled_table(title: str) -> Table:
+    """Return a table with its title on the left, at least as wide as the title, so the title
+    is never broken over lines while the console is wider than it."""
+    return Table(title=title, title_justify="left", min_width=cell_len(title))
+
+
+def md_text(text: object) -> str:
+    """Return text escaped for markdown: it renders as written, also inside a table cell."""
+    return _MD_SPECIAL.sub(r"\\\1", re.sub(r"[\r\n]+", " ", str(text)))
 
 
 def limit_text(o: ObjectiveResult) -> str:
@@ -70,25 +112,25 @@ def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str,
         yield name, objective_value_text(o, o.value), _interval(o), limit_text(o), verdict, o.reason
 
 
-def render_text(results: Results, *, width: int = 110, color: bool = False) -> str:
-    """Return the terminal report (rich tables); ANSI colours only when ``color``."""
+def render_text(results: Results, *, width: int | None = None, color: bool = False) -> str:
+    """Return the terminal report (rich tables); ANSI colours only when ``color``; wrapped to
+    ``width`` columns, or not wrapped at all when it is None (a pipe or a file)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, force_terminal=color, color_system="standard"
-                      if color else None, highlight=False)
+    console = text_console(buffer, width=width, color=color)
     console.print(Text(f"Experiment {results.name}", style="bold"))
     console.print(f"{results.start_time} .. {results.end_time}, measured {results.duration_s:.3g} s, "
                   f"{len(results.workers)} worker(s)")
-    objectives = Table(title="Objectives", title_justify="left")
+    objectives = titled_table("Objectives")
     for column in ("objective", "value", "interval", "limit", "verdict", "reason"):
-        objectives.add_column(column)
+        objectives.add_column(column, no_wrap=column != "reason")
     for name, value, interval, limit, verdict, reason in _objective_rows(results):
         style = _COLOURS.get(verdict.split()[0], "")
         # The interval column already says why a PASS passed; explain only the others.
         objectives.add_row(name, value, interval, limit, Text(verdict, style=style),
                            "" if verdict == "PASS" else reason)
     console.print(objectives)
-    metrics = Table(title="Metrics", title_justify="left")
-    metrics.add_column("metric")
+    metrics = titled_table("Metrics")
+    metrics.add_column("metric", no_wrap=True)
     endpoints = list(results.metrics)
     for endpoint in endpoints:
         metrics.add_column("all endpoints" if endpoint == ALL_ENDPOINTS else endpoint,
@@ -96,6 +138,7 @@ def render_text(results: Results, *, width: int = 110, color: bool = False) -> s
     for name in _metric_columns(results):
         metrics.add_row(name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints))
     console.print(metrics)
+    console.print(_outcomes_table(results))
     if results.service_metrics:
         console.print(_latency_table(results))
     if results.comparison:
@@ -104,7 +147,70 @@ def render_text(results: Results, *, width: int = 110, color: bool = False) -> s
     console.print(Text(f"Verdict: {results.verdict}", style=_COLOURS[results.verdict]))
     for reason in results.reasons:
         console.print(f"  - {reason}")
-    return buffer.getvalue()
+    return console_text(buffer, width=width)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeRow:
+    """How one endpoint's requests ended: counts per outcome, errors first, most frequent first."""
+
+    endpoint: str
+    requests: int
+    errors: int
+    error_outcomes: tuple[tuple[str, int], ...]
+    other_outcomes: tuple[tuple[str, int], ...]
+
+
+def error_ranges(results: Results) -> tuple[tuple[int, int], ...]:
+    """Return the HTTP status ranges the run counts as errors (its spec's, else 400-599)."""
+    ranges = results.spec.get("errorRanges")
+    return tuple((int(lo), int(hi)) for lo, hi in ranges) if ranges else DEFAULT_ERROR_RANGES
+
+
+def _by_count(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def outcome_rows(results: Results) -> list[OutcomeRow]:
+    """Return the outcomes of each recorded endpoint (labels as recorded, so a two-version
+    run has a row per version), then of all endpoints when there are several."""
+    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
+    counts: dict[str, dict[str, int]] = {}
+    for item in results.histograms.latency:
+        for scope in (item.endpoint, ALL_ENDPOINTS):
+            row = counts.setdefault(scope, {})
+            row[item.outcome] = row.get(item.outcome, 0) + item.count
+    if len(counts) == 2:  # one endpoint: the all-endpoints row would repeat it
+        del counts[ALL_ENDPOINTS]
+    rows = []
+    for scope in sorted(counts, key=lambda e: (e == ALL_ENDPOINTS, e)):
+        outcomes = counts[scope]
+        errors = {o: n for o, n in outcomes.items() if judge.is_error(o)}
+        rows.append(OutcomeRow(
+            endpoint="all endpoints" if scope == ALL_ENDPOINTS else scope,
+            requests=sum(outcomes.values()), errors=sum(errors.values()),
+            error_outcomes=_by_count(errors),
+            other_outcomes=_by_count({o: n for o, n in outcomes.items() if o not in errors})))
+    return rows
+
+
+def outcome_cells(row: OutcomeRow) -> tuple[str, str, str, str, str]:
+    """Return an outcomes-table row: endpoint, requests, errors, error and other outcomes."""
+    return (row.endpoint, f"{row.requests:,}", f"{row.errors:,}",
+            counts_text(row.error_outcomes, top=None) or "—",
+            counts_text(row.other_outcomes, top=None) or "—")
+
+
+OUTCOME_COLUMNS = ("endpoint", "requests", "errors", "error outcomes", "other outcomes")
+
+
+def _outcomes_table(results: Results) -> Table:
+    table = titled_table("Outcomes by endpoint")
+    for column in OUTCOME_COLUMNS:
+        table.add_column(column, justify="right" if column in ("requests", "errors") else "left")
+    for row in outcome_rows(results):
+        table.add_row(*outcome_cells(row))
+    return table
 
 
 _CO_ROWS = ("latency-mean", "latency-p50", "latency-p90", "latency-p99", "latency-p99.9",
@@ -119,8 +225,7 @@ def _co_rows(results: Results) -> list[tuple[str, str, str]]:
 
 
 def _latency_table(results: Results) -> Table:
-    table = Table(title="Latency: from intended send (corrected) vs from actual send (service)",
-                  title_justify="left")
+    table = titled_table("Latency: from intended send (corrected) vs from actual send (service)")
     for column in ("metric", "corrected", "service"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for row in _co_rows(results):
@@ -153,7 +258,7 @@ def _comparison_title(results: Results) -> str:
 
 
 def _comparison_table(results: Results) -> Table:
-    table = Table(title=_comparison_title(results), title_justify="left")
+    table = titled_table(_comparison_title(results))
     for column in ("metric", "baseline", "candidate", "candidate vs baseline", "interval"):
         table.add_column(column, justify="left" if column in ("metric", "interval") else "right")
     for row in _comparison_rows(results):
@@ -167,63 +272,85 @@ def _workers_line(console: Console, results: Results) -> None:
     console.print(f"Requests per worker: {counts}" + (f" ({len(lost)} lost)" if lost else ""))
 
 
-def render_markdown(results: Results) -> str:
-    """Return the report as GitHub-flavoured markdown (verdict, objectives, metrics, config)."""
-    lines = [
-        f"## slogate: {results.name} — **{results.verdict}**",
-        "",
-        *(f"- {reason}" for reason in results.reasons),
-        "",
-        "### Objectives",
-        "",
-        f"| objective | value | {_confidence(results)} interval | limit | verdict | reason |",
-        "|---|---:|---|---|---|---|",
-        *(f"| {n} | {v} | {ci} | {lim} | {verdict} | {r} |"
-          for n, v, ci, lim, verdict, r in _objective_rows(results)),
-        "",
-        "### Metrics",
-        "",
-    ]
+def md_table(header: Sequence[str], align: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """Return a markdown table's lines; ``align`` has one letter per column (l or r); every
+    cell is escaped (:func:`md_text`)."""
+    rule = "".join("---:|" if a == "r" else "---|" for a in align)
+    return ["| " + " | ".join(md_text(h) for h in header) + " |", "|" + rule,
+            *("| " + " | ".join(md_text(c) for c in row) + " |" for row in rows)]
+
+
+def _md_code(text: str) -> str:
+    """Return text as an inline code span (a longer fence when the text holds backticks)."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def _md_metrics(results: Results) -> list[str]:
     endpoints = list(results.metrics)
     header = ["metric", *("all endpoints" if e == ALL_ENDPOINTS else e for e in endpoints)]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|---|" + "---:|" * len(endpoints))
-    for name in _metric_columns(results):
-        cells = [fmt(name, results.metrics[e].get(name)) for e in endpoints]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows = [[name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints)]
+            for name in _metric_columns(results)]
+    lines = ["### Metrics", "", *md_table(header, "l" + "r" * len(endpoints), rows)]
     if results.service_metrics:
         lines += ["", "Latency from the intended send time (coordinated-omission corrected) and "
                   "from the actual send (service time):", "",
-                  "| metric | corrected | service |", "|---|---:|---:|",
-                  *(f"| {n} | {c} | {u} |" for n, c, u in _co_rows(results))]
+                  *md_table(["metric", "corrected", "service"], "lrr", _co_rows(results))]
     if results.comparison:
         lines += ["", f"### {_comparison_title(results)}", "",
-                  "| metric | baseline | candidate | candidate vs baseline | interval |",
-                  "|---|---:|---:|---:|---|",
-                  *(f"| {m} | {b} | {c} | {v} | {i} |" for m, b, c, v, i in _comparison_rows(results))]
+                  *md_table(["metric", "baseline", "candidate", "candidate vs baseline",
+                             "interval"], "lrrrl", _comparison_rows(results))]
+    return lines
+
+
+def _md_run(results: Results) -> list[str]:
     load = results.spec.get("load", {})
     model = f"rate {load['rate']:g} req/s" if load.get("rate") else \
         f"concurrency {load.get('concurrency')}"
     stop = ", ".join(
         ([f"duration {load['duration']:g} s"] if load.get("duration") is not None else [])
         + ([f"requests {load['requests']:,}"] if load.get("requests") is not None else []))
-    lines += [
-        "",
+    return [
         "### Run",
         "",
-        f"- target: `{results.target_url}`",
-        *([f"- dark launch: {results.dark_launch}"] if results.dark_launch else []),
+        f"- target: {_md_code(str(results.target_url))}",
+        *([f"- dark launch: {md_text(results.dark_launch)}"] if results.dark_launch else []),
         f"- load: {model}, {stop}, {len(results.workers)} worker(s)",
         f"- window: {results.start_time} .. {results.end_time} (measured {results.duration_s:.3g} s)",
+    ]
+
+
+def render_markdown(results: Results) -> str:
+    """Return the report as GitHub-flavoured markdown (verdict, objectives, metrics, outcomes,
+    config); text from the document is escaped so it renders as written."""
+    lines = [
+        f"## slogate: {md_text(results.name)} — **{results.verdict}**",
+        "",
+        *(f"- {md_text(reason)}" for reason in results.reasons),
+        "",
+        "### Objectives",
+        "",
+        *md_table(["objective", "value", f"{_confidence(results)} interval", "limit", "verdict",
+                   "reason"], "lrllll", _objective_rows(results)),
+        "",
+        *_md_metrics(results),
+        "",
+        "### Outcomes by endpoint",
+        "",
+        *md_table(OUTCOME_COLUMNS, "lrrll", map(outcome_cells, outcome_rows(results))),
+        "",
+        *_md_run(results),
         "",
     ]
     return "\n".join(lines)
 
 
-def render(results: Results, fmt_name: str, *, color: bool = False) -> str:
-    """Return the report in one of :data:`FORMATS`."""
+def render(results: Results, fmt_name: str, *, color: bool = False,
+           width: int | None = None) -> str:
+    """Return the report in one of :data:`FORMATS`; text is wrapped to ``width`` columns (a
+    terminal's), or not at all when it is None."""
     if fmt_name == "text":
-        return render_text(results, color=color)
+        return render_text(results, color=color, width=width)
     if fmt_name == "markdown":
         return render_markdown(results)
     if fmt_name == "json":

@@ -28,6 +28,7 @@ milliseconds in ``metrics``)::
                  confidence, neededN, verdict, reason}]  (low..high: the value's interval)
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
     reasons     [one line each]
+    slogateVersion, specFile  the slogate that ran it and the spec file it ran (null: unknown)
 
     Series = {endpoint, outcome, count, hdr}
 
@@ -154,6 +155,8 @@ class Results(_Doc):
     objectives: list[ObjectiveResult]
     verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
     reasons: list[str]
+    slogate_version: str | None = None
+    spec_file: str | None = None
 
     @property
     def dark_launch(self) -> str | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analysis import stats
 from analysis.catalog import ALL_ENDPOINTS, format_value
@@ -114,6 +114,31 @@ def format_objective_value(objective: Objective, value: float | None) -> str:
     if objective.metric == "error-rate":
         return f"{value * 100:+.3g} pp"
     return f"x{value:.3g}"
+
+
+def counts_text(counts: Sequence[tuple[str, int]], *, top: int | None = 3) -> str:
+    """Return outcomes with their counts, in the order given: ``status:500 ×10, connect ×3``;
+    past ``top`` of them, one ``and N more of K other kinds`` instead of the rest."""
+    shown = list(counts if top is None else counts[:top])
+    text = ", ".join(f"{outcome} ×{count:,}" for outcome, count in shown)
+    rest = counts[len(shown):]
+    if rest:
+        kinds = f"{len(rest)} other kind{'' if len(rest) == 1 else 's'}"
+        text += f" and {sum(n for _, n in rest):,} more of {kinds}"
+    return text
+
+
+_ERROR_METRICS = ("error-rate", "error-count")
+
+
+def _with_causes(judged: ObjectiveVerdict, scopes: Mapping[str, Scope]) -> ObjectiveVerdict:
+    """Return an error objective's verdict with its most frequent error outcomes named in the
+    reason (``…; errors: status:500 ×10, connect ×3``); other verdicts unchanged."""
+    scope = scopes.get(judged.objective.endpoint or ALL_ENDPOINTS)
+    if judged.objective.metric not in _ERROR_METRICS or scope is None or not scope.error_outcomes:
+        return judged
+    who = "candidate errors" if judged.objective.vs else "errors"
+    return replace(judged, reason=f"{judged.reason}; {who}: {counts_text(scope.error_outcomes)}")
 
 
 def _limits_text(objective: Objective) -> str:
@@ -215,7 +240,8 @@ def judge_run(
     judged relative to it.
     """
     judged = tuple(
-        judge_objective(o, _evidence(o, (scopes, table), baseline, limits.confidence))
+        _with_causes(judge_objective(o, _evidence(o, (scopes, table), baseline,
+                                                  limits.confidence)), scopes)
         for o in objectives)
     counted = [j for j in judged if not j.objective.dry_run]
     reasons: list[str] = []

@@ -1,8 +1,10 @@
 """The ``slogate`` command line; the only place that turns exceptions into exit codes.
 
 Exit codes: 0 every objective passed, 1 an objective failed, 2 usage or spec error (any
-:class:`~coordinator.errors.SlogateError`), 3 inconclusive or invalid run.
-Progress goes to stderr, reports to stdout, so ``slogate run spec.yaml > report.txt`` works.
+:class:`~coordinator.errors.SlogateError`), 3 inconclusive or invalid run, 4 a report could not be
+rendered (the results were written first; the verdict is in them).
+Progress goes to stderr, reports to stdout, so ``slogate run spec.yaml > report.txt`` works; on a
+terminal every message goes through the live progress line, so it never lands on its tail.
 """
 
 from __future__ import annotations
@@ -25,10 +27,18 @@ from coordinator.errors import SlogateError
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ["text", "markdown", "json", "junit", "html"]
 EXIT_USAGE = 2
+EXIT_REPORT = 4  # a report could not be rendered: not a verdict
 
 
 def _log(message: str) -> None:
-    click.echo(f"slogate: {message}", err=True)
+    from coordinator.progress import ProgressPrinter
+
+    line = f"slogate: {message}"
+    showing = ProgressPrinter.showing()
+    if showing is not None:  # ends the live line first, so the message gets its own line
+        showing.message(line)
+    else:
+        click.echo(line, err=True)
 
 
 def _errors_to_exit_codes(func: F) -> F:
@@ -56,16 +66,39 @@ def _default_out(name: str) -> Path:
     return Path("results") / f"{name}-{stamp}"
 
 
-def _emit_report(results: Any, fmt_name: str) -> None:
+def _rendered(render: Callable[[], str], what: str, saved: str) -> str | None:
+    """Return ``render()``, or None after one line saying the report could not be rendered
+    (the caller then exits with EXIT_REPORT: a rendering bug must not read as a verdict)."""
+    try:
+        return render()
+    except Exception as exc:  # noqa: BLE001 - any failure of a pure renderer is a bug report
+        detail = " ".join(str(exc).split())[:300]
+        _log(f"error: the {what} could not be rendered ({type(exc).__name__}: {detail}); "
+             f"{saved}; exit code {EXIT_REPORT}")
+        return None
+
+
+def _emit_report(results: Any, fmt_name: str, saved: str) -> bool:
+    """Print the report on stdout (a terminal's width, unwrapped when piped); return False when
+    it could not be rendered, after saying so in one line."""
+    import shutil
+
     from analysis.report import render
 
-    click.echo(render(results, fmt_name, color=sys.stdout.isatty()), nl=False)
+    tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size().columns if tty else None
+    text = _rendered(lambda: render(results, fmt_name, color=tty, width=width),
+                     f"{fmt_name} report", saved)
+    if text is not None:
+        click.echo(text, nl=False)
+    return text is not None
 
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
                  fmt_name: str, aa: bool = False, show_pull_body: bool = False,
-                 archive: Any = None) -> int:
-    """Run a validated spec, write results.json, print the report; return the exit code.
+                 archive: Any = None, spec_file: Path | None = None) -> int:
+    """Run a validated spec, write results.json, print the report; return the exit code
+    (EXIT_REPORT when a report could not be rendered; the results are written first).
 
     With ``archive`` (a :class:`coordinator.archive.Archive`) the results are stored there too.
 
@@ -89,7 +122,7 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     launch = Outcome()
     with dark_launch(spec, spec_dir, _log, launch) as spec:
         with ProgressPrinter(total_s=total_s or None, target_rps=load.rate,
-                             excluded_s=excluded_s) as progress, \
+                             excluded_s=excluded_s, versions=len(spec.versions())) as progress, \
                 RayPool(address, log=_log, num_cpus=local_cpus,
                         cpus_per_worker=load.cpus_per_worker, placement=load.placement,
                         on_worker_loss=load.on_worker_loss, run_name=spec.name,
@@ -97,18 +130,37 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
                 _stop_on_signals(pool):
             results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
         launch.verdict = results.verdict
+        results = results.model_copy(update={"slogate_version": _version(), "spec_file": (
+            str(spec_file) if spec_file is not None else None)})
         # Written before any cleanup, so a cluster that refuses the delete loses nothing.
         path = write_atomic(out_dir / "results.json", results.to_json())
         from analysis.html import render_html
 
-        write_atomic(out_dir / "report.html", render_html(results))
-    _emit_report(results, fmt_name)
-    _log(f"results written to {path} (and report.html beside it)")
+        page = _rendered(lambda: render_html(results), "HTML report",
+                         f"the results are in {path}")
+        if page is not None:
+            write_atomic(out_dir / "report.html", page)
+    shown = _emit_report(results, fmt_name, f"the results are in {path}")
+    _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
     if archive is not None:
         _log(f"archived as {archive.store(results)}")
+    if page is None or not shown:
+        if spec.promotion is not None and spec.promotion.auto:
+            _log("not promoted: a report could not be rendered")
+        return EXIT_REPORT
     if spec.promotion is not None and spec.promotion.auto:
         promote_after_run(results, spec.promotion, show_pull_body=show_pull_body)
     return Verdict(results.verdict).exit_code
+
+
+def _version() -> str | None:
+    """Return the installed slogate's version, or None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("slogate")
+    except PackageNotFoundError:
+        return None
 
 
 def _run_archive(where: str, promotion: Any, github_url: str | None) -> Any:
@@ -148,10 +200,9 @@ def _stop_on_signals(pool: Any) -> Iterator[None]:
     def handler(signum: int, _frame: object) -> None:
         asked["count"] += 1
         if asked["count"] > 1:
-            click.echo("slogate: stopped at once (second interrupt)", err=True)
+            _log("stopped at once (second interrupt)")
             os._exit(130)
-        click.echo(f"slogate: {signal.Signals(signum).name}: stopping the workers (again to "
-                   "exit at once)", err=True)
+        _log(f"{signal.Signals(signum).name}: stopping the workers (again to exit at once)")
         pool.abort()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -194,7 +245,7 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, a
     if aa:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
-                          fmt_name=fmt_name, aa=aa, archive=archive))
+                          fmt_name=fmt_name, aa=aa, archive=archive, spec_file=spec_path))
 
 
 @main.command()
@@ -224,7 +275,9 @@ def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
         _log(f"re-judged {results_path} against {objectives_path}: {results.verdict}")
     if out is not None:
         write_atomic(out, results.to_json())
-    _emit_report(results, fmt_name)
+    saved = f"the results are in {out or results_path}"
+    if not _emit_report(results, fmt_name, saved):
+        sys.exit(EXIT_REPORT)
     sys.exit(Verdict(results.verdict).exit_code)
 
 
@@ -466,8 +519,16 @@ def history(source: str, name: str | None, last: int, against: int, tolerance: f
              f"(others: {', '.join(past.other_names)}; choose with --name)")
     if past.drift.no_reference:
         _log(f"drift not judged: {past.drift.no_reference}")
-    click.echo(render_history(past, fmt_name, location=archive.location, last=last,
-                              color=sys.stdout.isatty()), nl=False)
+    import shutil
+
+    tty = sys.stdout.isatty()
+    text = _rendered(lambda: render_history(
+        past, fmt_name, location=archive.location, last=last, color=tty,
+        width=shutil.get_terminal_size().columns if tty else None),
+        f"{fmt_name} history report", f"the archive {archive.location} is unchanged")
+    if text is None:
+        sys.exit(EXIT_REPORT)
+    click.echo(text, nl=False)
     sys.exit(1 if fail_on_regression and past.drift.regressed else 0)
 
 

@@ -30,6 +30,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from analysis.catalog import split_version
 from coordinator.errors import ClusterError
 from workers.engine import LoadWorker, Snapshot, WorkerReport
 from workers.plan import WorkerPlan
@@ -81,6 +82,7 @@ class LiveView:
     latency_p99_ms: float | None
     workers: int
     lost: int
+    by_version: dict[str, int] = field(default_factory=dict)  # requests per version, if two
 
 
 class RayLoadWorker(LoadWorker):
@@ -393,7 +395,19 @@ class RayPool:
             in_flight=sum(p.in_flight for p in current),
             latency_p50_ms=ms(50), latency_p99_ms=ms(99), workers=len(slots),
             lost=sum(isinstance(s.outcome, WorkerLost) for s in slots),
+            by_version=_by_version(progresses),
         )
+
+
+def _by_version(progresses: list[Progress]) -> dict[str, int]:
+    """Return requests per version ("baseline", "candidate") of a two-version run, else {}."""
+    out: dict[str, int] = {}
+    for progress in progresses:
+        for label, count in progress.by_label.items():
+            version, _ = split_version(label)
+            if version is not None:
+                out[version] = out.get(version, 0) + count
+    return out
 
 
 def _probe(address: str, timeout_s: float = 3.0) -> None:

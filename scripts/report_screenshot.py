@@ -2,10 +2,11 @@
 
 Usage::
 
-    .venv/bin/python scripts/report_screenshot.py [results.json] [--out out/report.png]
+    .venv/bin/python scripts/report_screenshot.py [results.json] [--out out/report.png] [--height PX]
 
 Without a results file it runs ``slogate demo`` into a temporary folder first (about 20 s). It
-writes the report beside the PNG (``out/report.html``), takes a 1280x2400 screenshot with Debian's
+writes the report beside the PNG (``out/report.html``), takes a 1280 px wide screenshot (2400 px
+high unless ``--height`` says otherwise; the report is made to fit that width) with Debian's
 Chromium (installed with apt-get when missing and running as root) and then checks the page:
 
 - Chromium loads the file and its DOM holds as many ``<svg>`` charts as the HTML and the verdict
@@ -53,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="results.json to render (default: run `slogate demo` first)")
     parser.add_argument("--out", type=Path, default=Path("out/report.png"),
                         help="PNG to write; the HTML goes beside it (default: out/report.png)")
+    parser.add_argument("--height", type=int, default=WINDOW[1],
+                        help=f"screenshot height in pixels (default: {WINDOW[1]})")
     return parser.parse_args(argv)
 
 
@@ -94,10 +97,11 @@ def chromium_command(chromium: Path, profile: Path, *extra: str) -> list[str]:
             "--disable-sync", f"--user-data-dir={profile}", *extra]
 
 
-def screenshot(chromium: Path, page: Path, png: Path, profile: Path) -> None:
-    """Write a WINDOW-sized screenshot of the page to png; raise when Chromium fails."""
+def screenshot(chromium: Path, page: Path, png: Path, profile: Path,
+               window: tuple[int, int] = WINDOW) -> None:
+    """Write a ``window``-sized screenshot of the page to png; raise when Chromium fails."""
     png.unlink(missing_ok=True)
-    command = chromium_command(chromium, profile, f"--window-size={WINDOW[0]},{WINDOW[1]}",
+    command = chromium_command(chromium, profile, f"--window-size={window[0]},{window[1]}",
                                f"--screenshot={png.resolve()}", page.resolve().as_uri())
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     if done.returncode != 0 or not png.is_file():
@@ -157,10 +161,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(render_html(results), encoding="utf-8")
     chromium = ensure_chromium()
-    screenshot(chromium, page, args.out, work / "profile")
+    window = (WINDOW[0], args.height)
+    screenshot(chromium, page, args.out, work / "profile", window)
     problems = render_problems(chromium, page, results, work / "profile")
-    if png_size(args.out) != WINDOW:
-        problems.append(f"{args.out} is {png_size(args.out)}, expected {WINDOW}")
+    if png_size(args.out) != window:
+        problems.append(f"{args.out} is {png_size(args.out)}, expected {window}")
     print(f"wrote {page} and {args.out} ({results.name}: {results.verdict})")
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)

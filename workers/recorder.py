@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class Progress:
     errors: int
     in_flight: int
     latency: Histogram  # every measured request so far, finished windows and open ones
+    by_label: Mapping[str, int] = field(default_factory=dict)  # requests per endpoint label
 
 
 class Recorder:
@@ -97,6 +98,7 @@ class Recorder:
         self.warmup_count = 0
         self._error_ranges = tuple(error_ranges)
         self._live_requests = self._live_errors = 0
+        self._live_by_endpoint = np.zeros(len(self._labels), dtype=np.int64)
         self._live_latency = Histogram()  # every measured request so far, for progress displays
         # The first numpy calls of a process are slow (~10 ms); pay them here, before the start
         # time, not in the first flush of the run, where the pause would show up as lag.
@@ -193,13 +195,17 @@ class Recorder:
             error |= (outcome >= lo) & (outcome <= hi)
         self._live_requests += len(codes)
         self._live_errors += int(error.sum())
+        self._live_by_endpoint += np.bincount(codes // CODE_SPAN, minlength=len(self._labels))
         self._live_latency.record_indices(latency[status])
 
     def progress(self, *, elapsed_s: float, in_flight: int) -> Progress:
         """Return the running totals since the start (call :meth:`flush` first for the latest)."""
+        by_label: dict[str, int] = {}
+        for label, count in zip(self._labels, self._live_by_endpoint.tolist()):
+            by_label[label] = by_label.get(label, 0) + count
         return Progress(elapsed_s=elapsed_s, requests=self._live_requests,
                         errors=self._live_errors, in_flight=in_flight,
-                        latency=self._live_latency.copy())
+                        latency=self._live_latency.copy(), by_label=by_label)
 
     def sample(self, now_ns: int, *, cpu_s: float, in_flight: int) -> None:
         """Attribute generator health sampled at ``now_ns`` (CPU used since the last sample, and
