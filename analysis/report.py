@@ -38,8 +38,10 @@ _SHOWN = ("request-count", "error-count", "error-rate", "throughput", "latency-m
           "latency-p95", "latency-p99", "latency-p99.9", "latency-max")
 _UNWRAPPED_WIDTH = 100_000  # "no width": tables and lines are only as wide as their text
 # Markdown punctuation that can change what a user's text renders as (emphasis, code, links,
-# table cells, HTML tags, entities); each is escaped with a backslash, which GFM removes.
-_MD_SPECIAL = re.compile(r"([\\`*_|\[\]~]|<(?=[A-Za-z/!?])|&(?=#|\w+;))")
+# table cells, HTML tags, entities); each is escaped with a backslash, which GFM removes. An
+# underscore inside a word (on_fail) never starts emphasis in GFM, so it stays as it is.
+_MD_SPECIAL = re.compile(r"([\\`*|\[\]~]|<(?=[A-Za-z/!?])|&(?=#|\w+;)"
+                         r"|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")  # on_fail: no emphasis
 
 
 def text_console(buffer: io.StringIO, *, width: int | None, color: bool) -> Console:

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.html import (
-    cdf_points, charts, histogram_points, merged, nice_linear, nice_log, render_html,
-    throughput_lines, window_charts,
+    cdf_points, charts, error_lines, histogram_points, merged, nice_linear, nice_log, render_html,
+    service_section, throughput_lines, when_text, window_charts,
 )
 from analysis.results import Results
 from coordinator.run import build_results
@@ -144,11 +144,11 @@ def _parse(page: str) -> _Balance:
 
 
 CASES = [
-    pytest.param({}, 5, id="one-endpoint"),
-    pytest.param({"endpoints": [{"path": "/a"}, {"path": "/b", "method": "POST"}]}, 7,
+    pytest.param({}, 6, id="one-endpoint"),
+    pytest.param({"endpoints": [{"path": "/a"}, {"path": "/b", "method": "POST"}]}, 8,
                  id="two-endpoints"),
-    pytest.param({"lose_worker": True, "aborted": True}, 5, id="lost-worker-aborted"),
-    pytest.param({"no_data": True}, 5, id="no-data"),
+    pytest.param({"lose_worker": True, "aborted": True}, 6, id="lost-worker-aborted"),
+    pytest.param({"no_data": True}, 6, id="no-data"),
 ]
 
 
@@ -251,18 +251,80 @@ def test_histogram_shares_sum_to_100_and_stay_in_the_data_range() -> None:
 
 
 def test_window_charts_draw_the_known_values() -> None:
-    """Per window: p50 is the window's fixed latency, 200 req/s done and due, 14 errors/s."""
+    """Per window: p50 is the window's fixed latency, 200 req/s done and due, and on the
+    errors' own chart 10 status:500/s and 4 timeouts/s (two workers, 5 and 2 each)."""
     results = _results()
-    percentiles, throughput, lag = window_charts(results)
+    percentiles, throughput, errors, lag = window_charts(results)
     p50 = [y for _, y in percentiles.lines[0].points]
     assert p50 == pytest.approx([10.0 + 10.0 * i for i in range(WINDOWS)], rel=0.001)
-    done, due, errors = throughput_lines(results)
+    done, due = throughput_lines(results)
+    assert throughput.lines == (done, due)
     assert [x for x, _ in done.points] == [0.5, 1.5, 2.5, 3.5]
     assert [y for _, y in done.points] == [2 * PER_WINDOW] * WINDOWS
     assert [y for _, y in due.points] == [2 * PER_WINDOW] * WINDOWS
-    assert [y for _, y in errors.points] == [2 * 7] * WINDOWS
+    assert [(line.label, [y for _, y in line.points]) for line in errors.lines] == [
+        ("status:500", [10.0] * WINDOWS), ("timeout", [4.0] * WINDOWS)]
+    assert errors.y_label == "errors per second"
     assert [y for _, y in lag.lines[0].points] == pytest.approx([0.2] * WINDOWS, rel=0.001)
     assert lag.guides[0].y == 10.0  # the spec's default maxScheduleLag, in ms
+
+
+def test_error_chart_of_a_run_without_errors_is_a_zero_line() -> None:
+    """No error outcome: one ``errors`` line at 0 per window, not an empty chart."""
+    results = _results()
+    clean = results.model_copy(update={"windows": [
+        w.model_copy(update={"latency": [s for s in w.latency if s.outcome == "status:200"]})
+        for w in results.windows]})
+    assert [(line.label, [y for _, y in line.points]) for line in error_lines(clean)] == [
+        ("errors", [0.0] * WINDOWS)]
+
+
+def test_error_chart_shows_four_outcomes_and_sums_the_rest() -> None:
+    """Six error outcomes: the four most frequent get a line each, the other two one line."""
+    results = _results()
+    kinds = ["status:500", "status:502", "status:503", "connect", "reset", "tls"]
+    template = results.windows[0].latency[0]
+    windows = [w.model_copy(update={"latency": [
+        template.model_copy(update={"outcome": kind, "count": 60 - 10 * i})
+        for i, kind in enumerate(kinds)]}) for w in results.windows]
+    lines = error_lines(results.model_copy(update={"windows": windows}))
+    assert [line.label for line in lines] == [*kinds[:4], "other errors"]
+    assert [y for _, y in lines[-1].points] == [20.0 + 10.0] * WINDOWS
+
+
+@pytest.mark.parametrize("n_endpoints", [1, 2, 5, 10])
+def test_corrected_vs_service_table_width_does_not_grow_with_endpoints(n_endpoints: int) -> None:
+    """The table has one column per latency metric (12 in all, ~900 px at 13 px), whatever the
+    number of endpoints; endpoints add rows, two each, so it fits a 1,280 px window."""
+    endpoints = [{"path": f"/e{i}"} for i in range(n_endpoints)]
+    section = service_section(_results(endpoints=endpoints))
+    head = section[section.index("<thead>"):section.index("</thead>")]
+    assert head.count("</th>") == 12
+    rows = section.count("<tr") - 1
+    assert rows == 2 * (n_endpoints + (1 if n_endpoints > 1 else 0))
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    pytest.param("2026-01-02T03:04:05.000Z", "2026-01-02T03:04:17.500Z",
+                 "2 Jan 2026, 03:04:05 – 03:04:17 UTC", id="same-day"),
+    pytest.param("2026-12-31T23:59:50.000Z", "2027-01-01T00:00:10.000Z",
+                 "31 Dec 2026, 23:59:50 – 1 Jan 2027, 00:00:10 UTC", id="over-midnight"),
+    pytest.param("yesterday", "today", "yesterday .. today", id="not-iso"),
+])
+def test_times_read_as_dates_and_clock_times(start: str, end: str, expected: str) -> None:
+    """The header and Run section show the run's start and end for people, not as ISO 8601."""
+    assert when_text(start, end) == expected
+
+
+def test_footer_names_the_slogate_version_and_spec_file() -> None:
+    """The footer names the slogate that ran the run and the spec file, or says they were not
+    recorded (a document from before they were)."""
+    results = _results()
+    assert "<footer>slogate (version not recorded) · spec file not recorded · slogate/results/v1" \
+        in render_html(results)
+    known = results.model_copy(update={"slogate_version": "0.1.0", "spec_file": "slo/shop.yaml"})
+    assert "<footer>slogate 0.1.0 · spec <code>slo/shop.yaml</code> · slogate/results/v1" \
+        "</footer>" in render_html(known)
 
 
 def test_latency_charts_leave_out_transport_failures() -> None:

@@ -1,0 +1,67 @@
+"""``slogate report`` as a real process: user text never breaks a report, a report that cannot
+be rendered exits 4 (never a verdict's code) in one line, and piped text is not wrapped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.results import write_atomic
+from tests.helpers import REPO_ROOT
+from tests.test_report_text import LONG, run_with
+
+
+def _report(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "coordinator.cli", "report", *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("fmt_name", ["text", "markdown", "json", "junit", "html"])
+def test_report_of_a_pass_run_with_bracketed_labels_exits_0(tmp_path: Path, fmt_name: str) -> None:
+    """A PASS run with endpoints named /items and create-order renders in every format with
+    exit 0 and nothing on stderr (it crashed with exit 1, the FAIL code, before)."""
+    results = run_with(["/items", "create-order"], error_limit="10%")
+    assert results.verdict == "PASS"
+    path = write_atomic(tmp_path / "results.json", results.to_json())
+    done = _report(str(path), "--format", fmt_name)
+    assert (done.returncode, done.stderr) == (0, "")
+    if fmt_name == "text":
+        assert "latency-p95 [/items]" in done.stdout
+        assert "latency-p95 [create-order]" in done.stdout
+
+
+def test_a_report_that_cannot_be_rendered_exits_4_in_one_line(tmp_path: Path) -> None:
+    """A results file whose window histogram was damaged by hand still reads, its text report
+    renders, but its HTML report cannot: exit 4, one line naming the format and the error,
+    no traceback, and the --out copy is written first."""
+    doc = json.loads(run_with(["/a"], error_limit="10%").to_json())
+    doc["windows"][0]["lag"] = "not a histogram"
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    assert _report(str(path)).returncode == 0
+    done = _report(str(path), "--format", "html", "--out", str(tmp_path / "copy.json"))
+    assert done.returncode == 4
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("slogate: error: the html report could not be rendered (")
+    assert done.stderr.rstrip().endswith(f"the results are in {tmp_path / 'copy.json'}; exit code 4")
+    assert json.loads((tmp_path / "copy.json").read_text())["windows"][0]["lag"] == "not a histogram"
+
+
+def test_piped_text_report_keeps_each_reason_on_one_line(tmp_path: Path) -> None:
+    """Piped into a file, the text report of a FAIL run with a long endpoint name has the
+    failing objective's row, wider than 110 columns, and the run's reasons whole on one line."""
+    results = run_with([LONG])
+    assert results.verdict == "FAIL"
+    path = write_atomic(tmp_path / "results.json", results.to_json())
+    done = _report(str(path))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert f"  - {results.reasons[0]}" in lines
+    failing = next(o for o in results.objectives if o.verdict == "FAIL")
+    row = next(line for line in lines if failing.reason in line)
+    assert len(row) > 110  # where the old fixed width broke the reason cell over lines
