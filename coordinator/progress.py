@@ -101,7 +101,7 @@ class ProgressPrinter:
     def update(self, view: Any) -> None:
         """Show a new view (rate-limited to one plain line every ``every_s`` seconds)."""
         if self._live is not None:
-            self._live.update(Text(self.line(view)))
+            self._live.update(Text(self.line(view)), refresh=True)
             return
         now = time.monotonic()
         if now - self._last_line >= self._every_s:

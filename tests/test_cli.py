@@ -50,6 +50,8 @@ def test_pass_exits_0_writes_results_and_report_rerenders(tmp_path: Path) -> Non
     assert saved["verdict"] == "PASS"
     assert saved["metrics"]["*"]["request-count"] == 800
     assert [w["requests"] for w in saved["workers"]] == [400, 400]
+    assert saved["specFile"] == str(spec) and saved["slogateVersion"]
+    assert f"spec <code>{spec}</code>" in (tmp_path / "out" / "report.html").read_text()
     code, again, _ = _run("report", str(tmp_path / "out" / "results.json"))
     assert code == 0
     assert again == out

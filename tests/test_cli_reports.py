@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from analysis.results import write_atomic
+from coordinator.cli import main
 from tests.helpers import REPO_ROOT
 from tests.test_report_text import LONG, run_with
 
@@ -27,8 +29,9 @@ def test_report_of_a_pass_run_with_bracketed_labels_exits_0(tmp_path: Path, fmt_
     results = run_with(["/items", "create-order"], error_limit="10%")
     assert results.verdict == "PASS"
     path = write_atomic(tmp_path / "results.json", results.to_json())
-    done = _report(str(path), "--format", fmt_name)
-    assert (done.returncode, done.stderr) == (0, "")
+    done = CliRunner().invoke(main, ["report", str(path), "--format", fmt_name],
+                              catch_exceptions=False)
+    assert (done.exit_code, done.stderr) == (0, "")
     if fmt_name == "text":
         assert "latency-p95 [/items]" in done.stdout
         assert "latency-p95 [create-order]" in done.stdout
