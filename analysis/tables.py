@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import Measured, status_of
+from analysis.report import error_ranges
 from analysis.results import Results, Series
 from workers.histogram import Histogram
 
@@ -27,8 +28,7 @@ def _ms(value_ns: float | None) -> float:
 
 
 def _measured(results: Results) -> Measured:
-    ranges = tuple(tuple(r) for r in results.spec.get("errorRanges", [[400, 599]]))
-    return Measured(latency={}, duration_s=results.duration_s, error_ranges=ranges)  # type: ignore[arg-type]
+    return Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
 
 
 def totals_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:

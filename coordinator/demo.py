@@ -52,7 +52,7 @@ def run_demo(*, out: Path | None, log: Callable[[str], None], execute: Callable[
                 "path": "samples/deployments/baseline.yaml", "strategy": "copy",
                 "from": "samples/deployments/candidate.yaml"}]})})
         code = execute(spec, spec_dir=EXAMPLE_DIR, out=out_dir, address=None, fmt_name="text",
-                       show_pull_body=True)
+                       show_pull_body=True, spec_file=spec_path)
         log("stopping the sample app")
     log(f"demo finished in {time.monotonic() - begun:.1f} s; what it left:")
     for line in left_behind(out_dir):
