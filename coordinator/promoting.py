@@ -3,7 +3,8 @@
 The token comes from ``promotion.tokenFile`` or the ``GITHUB_TOKEN`` environment variable; it is
 handed to the provider and never printed, logged or written. With a promotion service
 (:mod:`promote.service`) the token stays there: :func:`post_to_service` sends the results with
-the shared secret only.
+the shared secret only, to the URL given and nowhere else: a redirect is never followed (it
+would carry the secret to the redirect's target) and, like any answer but a 2xx, is an error.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from analysis.results import Results
 from coordinator.errors import PromotionError
 from coordinator.spec import PromotionSpec, TokenSecret
-from promote.flow import Outcome, act
+from promote.flow import Outcome, act, check_names
 from promote.provider import Provider
 
 
@@ -92,6 +94,7 @@ def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
                   show_body: bool = False) -> Outcome:
     """Promote a PASS (or revert on a FAIL, as ``onFail`` says), then show the diff and the pull
     request (its body on a dry run or when asked)."""
+    check_names(promotion)  # before the provider exists: no call for a name outside the grammar
     outcome = act(results, promotion, make_provider(promotion), dry_run=dry_run, log=log)
     for change in outcome.changes:
         show(change.diff)
@@ -125,9 +128,13 @@ def post_to_service(results: Results, url: str, secret: str, *,
         endpoint, data=results.to_json().encode(), method="POST",
         headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout_s) as response:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise PromotionError(f"promotion service {endpoint}: HTTP {exc.code}: a redirect "
+                                 "(to " + _location(exc) + "), not followed: give the "
+                                 "service's own URL") from None
         raise PromotionError(f"promotion service {endpoint}: HTTP {exc.code}: "
                              f"{_error_of(exc)}") from None
     except (urllib.error.URLError, OSError) as exc:
@@ -138,6 +145,27 @@ def post_to_service(results: Results, url: str, secret: str, *,
     if not isinstance(answer, dict):
         raise PromotionError(f"promotion service {endpoint}: the answer is not a JSON object")
     return answer
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: urllib then raises the 3xx as an HTTPError."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _location(exc: urllib.error.HTTPError) -> str:
+    """Return where a redirect pointed (scheme, host and path only: no userinfo, no query)."""
+    target = urlsplit((exc.headers.get("Location") if exc.headers else None) or "")
+    host = target.hostname or ""
+    try:
+        port = f":{target.port}" if target.port else ""
+    except ValueError:
+        port = ""
+    return f"{target.scheme}://{host}{port}{target.path}" if host else (target.path or "nowhere")
 
 
 def _error_of(exc: urllib.error.HTTPError) -> str:

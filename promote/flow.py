@@ -17,7 +17,7 @@ brought the version, looking back at most :data:`REVERT_HISTORY` commits of that
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from analysis.rejudge import rejudge
@@ -26,7 +26,9 @@ from analysis.results import Results
 from coordinator.errors import PromotionError
 from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
 from promote import patch
+from promote.names import check_promotion_names
 from promote.provider import FileCommit, Provider, PullInfo
+from workers.histogram import Histogram
 
 Log = Callable[[str], None]
 REVERT_HISTORY = 20
@@ -71,8 +73,39 @@ def revert_branch_name(promotion: PromotionSpec) -> str:
     return f"slogate/revert-{promotion.app}-{promotion.version}"
 
 
+def check_names(promotion: PromotionSpec) -> None:
+    """Raise PromotionError unless every name of ``promotion`` that reaches a URL, the two
+    branches made from it included, keeps to :mod:`promote.names`' grammar."""
+    check_promotion_names(promotion, (branch_name(promotion), revert_branch_name(promotion)))
+
+
+def _histograms(results: Results) -> Iterator[tuple[str, str]]:
+    """Yield (where, encoded) for every histogram of ``results``."""
+    for kind in ("latency", "service"):
+        for index, series in enumerate(getattr(results.histograms, kind)):
+            yield (f"histograms.{kind}[{index}] ({series.endpoint}, {series.outcome})",
+                   series.hdr)
+    for w, window in enumerate(results.windows):
+        yield f"windows[{w}].lag", window.lag
+        for kind in ("latency", "service"):
+            for index, series in enumerate(getattr(window, kind)):
+                yield f"windows[{w}].{kind}[{index}]", series.hdr
+
+
+def check_histograms(results: Results) -> None:
+    """Raise PromotionError naming the first histogram of ``results`` that does not decode
+    (corrupt, or inflating beyond what the layout can need: a decompression bomb)."""
+    for where, encoded in _histograms(results):
+        try:
+            Histogram.decode(encoded)
+        except (ValueError, TypeError) as exc:
+            raise PromotionError(f"{where}: {exc}") from None
+
+
 def rejudged_verdict(results: Results) -> str:
-    """Return the run's verdict re-judged from its own histograms and objectives."""
+    """Return the run's verdict re-judged from its own histograms and objectives (each
+    histogram checked first, :func:`check_histograms`)."""
+    check_histograms(results)
     spec = parse_spec(results.spec, source="results.json spec")
     return rejudge(results, [o.to_core() for o in spec.objectives],
                    spec.analysis.to_core()).verdict
@@ -121,6 +154,7 @@ def act(results: Results, promotion: PromotionSpec, provider: Provider, *,
         dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
     """Promote a PASS, or revert the stable version on a FAIL when the spec asks for it (the
     run is re-judged once, by :func:`decide`)."""
+    check_names(promotion)
     if decide(results, promotion) == "revert":
         return _revert(results, promotion, provider, dry_run=dry_run, log=log)
     return _promote(results, promotion, provider, dry_run=dry_run, log=log)
@@ -147,6 +181,7 @@ def _patched(item: ManifestPatch, before: str, promotion: PromotionSpec,
 
 def _base_reader(promotion: PromotionSpec, provider: Provider) -> Callable[[str], str]:
     """Return a reader of files on the base branch that raises PromotionError on a missing one."""
+    check_names(promotion)
     base = promotion.base_branch
     where = promotion.upstream or promotion.repository
 
@@ -174,6 +209,7 @@ def plan_changes(promotion: PromotionSpec, provider: Provider) -> list[FileChang
 def promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
             dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
     """Promote a PASS run: branch, one commit per changed file, and the pull request."""
+    check_names(promotion)
     check_pass(results)
     return _promote(results, promotion, provider, dry_run=dry_run, log=log)
 
@@ -229,6 +265,7 @@ def revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
     Nothing happens (``nothing-to-revert``) unless the version is the stable one on the base
     branch, that is unless the promotion would change nothing there.
     """
+    check_names(promotion)
     check_fail(results)
     return _revert(results, promotion, provider, dry_run=dry_run, log=log)
 

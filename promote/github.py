@@ -19,17 +19,24 @@ Invariants:
   reported as it is, never reopened;
 - reads (files, history, the base branch) and pull requests are of the base repository (the
   upstream when there is one); branches and commits are only ever written to ``repo``, and
-  :meth:`GitHubProvider.read_tree` reads the branches it wrote, of ``repo``.
+  :meth:`GitHubProvider.read_tree` reads the branches it wrote, of ``repo``;
+- no request leaves for a path outside ``/repos/<repo>`` and ``/repos/<upstream>`` (under the
+  API URL's own path): every request PyGithub makes, URLs the server hands back and redirects
+  included, passes :func:`url_error` first, which also refuses a ``.``/``..`` segment and an
+  encoded dot, slash or backslash, so no name can climb into another repository the token can
+  reach. (The names themselves are checked earlier, by :mod:`promote.names`.)
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from github import Auth, Consts, Github
@@ -80,9 +87,12 @@ class GitHubProvider:
         self.base_name = upstream or repo
         self._owner = repo.split("/")[0]
         self._sleep, self._clock, self._max_wait_s = sleep, clock, max_wait_s
-        self._gh = Github(auth=Auth.Token(token), base_url=base_url or Consts.DEFAULT_BASE_URL,
+        api_url = base_url or Consts.DEFAULT_BASE_URL
+        self._gh = Github(auth=Auth.Token(token), base_url=api_url,
                           timeout=timeout_s, retry=None, seconds_between_requests=None,
                           seconds_between_writes=None)
+        _guard_requests(self._gh, urlsplit(api_url).path.rstrip("/"),
+                        tuple(filter(None, (repo, upstream))))
         self._repos: dict[str, Repository] = {}
 
     # ---------------------------------------------------------------- reads
@@ -355,6 +365,53 @@ class GitHubProvider:
 
     def _scrub(self, text: str) -> str:
         return " ".join(text.replace(self._token, "***").split())
+
+
+_ENCODED_SEPARATOR = re.compile(r"%(2e|2f|5c)", re.IGNORECASE)
+
+
+def url_error(url: str, prefix: str, repositories: Sequence[str]) -> str | None:
+    """Return why the request path ``url`` (with its query) must not be sent, or None when it
+    lies under ``<prefix>/repos/<repository>`` of one of ``repositories`` (case-insensitive, as
+    GitHub's names are) and has no dot segment, backslash or encoded dot, slash or backslash."""
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    if "\\" in path or _ENCODED_SEPARATOR.search(path):
+        return "has a backslash or an encoded dot, slash or backslash"
+    if any(part in (".", "..") for part in path.split("/")):
+        return "has a . or .. segment"
+    lowered = path.lower()
+    for repository in repositories:
+        root = f"{prefix}/repos/{repository}".lower()
+        if lowered == root or lowered.startswith(root + "/"):
+            return None
+    return f"is outside {', '.join(f'{prefix}/repos/{r}' for r in repositories)}"
+
+
+def _guard_requests(gh: Github, prefix: str, repositories: tuple[str, ...]) -> None:
+    """Make every request of ``gh`` pass :func:`url_error` before it is sent.
+
+    PyGithub opens its connections through one class per requester; the guard is a subclass of
+    it whose ``request`` refuses a path outside the repositories. PyGithub offers no public hook
+    on the final request path (``injectConnectionClasses`` is global), hence the private
+    attribute; if a PyGithub release renames it, the provider refuses to start rather than run
+    unguarded.
+    """
+    requester = gh.requester
+    attribute = "_Requester__connectionClass"
+    base = getattr(requester, attribute, None)
+    if base is None:
+        raise PromotionError("this PyGithub release cannot be guarded (no connection class on "
+                             "its requester); refusing to use it")
+
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        def request(self, verb: str, url: str, *args: Any, **kwargs: Any) -> None:
+            refused = url_error(url, prefix, repositories)
+            if refused is not None:
+                raise PromotionError(f"refused to send {verb} {url.split('?', 1)[0]} to GitHub: "
+                                     f"the path {refused}")
+            super().request(verb, url, *args, **kwargs)
+
+    setattr(requester, attribute, Guarded)
 
 
 class _NotFound(Exception):

@@ -17,6 +17,9 @@ Invariants:
   the primary rate-limit headers, without touching the repository (or, ``after_handling``, after
   doing what was asked: a write that landed but whose answer was lost);
 - every URL in a response starts with the base URL, as PyGithub refuses to follow any other;
+- a request path is percent-decoded and its ``.`` and ``..`` segments collapsed (RFC 3986
+  remove_dot_segments) before it is routed, as the HTTP stacks in front of real servers do, so
+  ``/repos/acme/gitops/contents/../../../victim/gitops/contents/x`` reaches ``victim/gitops``;
 - a fork shares the request log, the injected failures, the lock and the token of its upstream.
 
 Usage::
@@ -134,6 +137,25 @@ class GitHubEmulator:
             str(self.bare), str(fork.bare))
         self._repos[fork.full_name] = fork
         return fork
+
+    def commit(self, branch: str, files: Mapping[str, str], message: str = "commit") -> str:
+        """Commit ``files`` (path -> text) on ``branch``, creating it at the default branch's
+        head if missing; return the new commit's sha."""
+        if self.branch_sha(branch) is None:
+            self.create_branch(branch, self.branch_sha(self.default_branch) or "")
+        sha = ""
+        for path, text in files.items():
+            sha = self._commit_file(branch, path, text.encode(), message)
+        return sha
+
+    def create_branch(self, branch: str, sha: str) -> None:
+        """Point the new ``branch`` at commit ``sha`` (as a push would)."""
+        git(self.bare, "update-ref", f"refs/heads/{branch}", sha, "0" * 40)
+
+    def refs(self) -> dict[str, str]:
+        """Return every branch of this repository and the commit it points at."""
+        out = git(self.bare, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads")
+        return dict(line.split(" ", 1) for line in out.splitlines())
 
     def _seed(self, root: Path, files: Mapping[str, str]) -> None:
         git(root, "init", "--bare", "-q", f"--initial-branch={self.default_branch}", str(self.bare))
@@ -333,6 +355,9 @@ class GitHubEmulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.read()
+        collapsed = _remove_dot_segments(request.path)
+        if collapsed != request.path:
+            request = await _rerouted(request, collapsed)
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else request.path
         endpoint, name = self._endpoints.get((request.method, canonical), (f"{request.method} ?", ""))
@@ -343,6 +368,8 @@ class GitHubEmulator:
                                       authorized=authorized, body=body))
         if not authorized:
             return _error(401, "Bad credentials")
+        if not name:
+            return _error(404, "Not Found")
         injected = self._take_failure(endpoint)
         if injected is not None:
             return injected
@@ -597,6 +624,33 @@ class GitHubEmulator:
             if name not in pull.labels:
                 pull.labels.append(str(name))
         return web.json_response([self._label_json(n) for n in pull.labels])
+
+
+def _remove_dot_segments(path: str) -> str:
+    """Return ``path`` with its ``.`` and ``..`` segments collapsed (RFC 3986, 5.2.4)."""
+    out: list[str] = []
+    parts = path.split("/")
+    for part in parts:
+        if part == "..":
+            if len(out) > 1:
+                out.pop()
+        elif part != ".":
+            out.append(part)
+    if parts[-1] in (".", ".."):
+        out.append("")
+    return "/".join(out) or "/"
+
+
+async def _rerouted(request: web.Request, path: str) -> web.Request:
+    """Return ``request`` routed again as if it had asked for ``path``.
+
+    aiohttp routes before middlewares run and has no public re-dispatch, so the clone gets the
+    router's new match through the private ``_match_info`` (test code only)."""
+    clone = request.clone(rel_url=request.rel_url.with_path(path))
+    match = await request.app.router.resolve(clone)
+    match.add_app(request.app)
+    clone._match_info = match  # noqa: SLF001
+    return clone
 
 
 def _error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -14,7 +14,9 @@ Invariants:
   ``max(1, ceil(q/100 * total))``: it never underestimates, and overestimates by < 0.1 %;
 - ``mean_ns``/``stddev_ns`` use each bucket's median-equivalent value, as hdrh does;
 - every statistic of an empty histogram is ``None``, never NaN or 0;
-- ``decode(encode(h)) == h`` exactly; ``decode`` raises ``ValueError`` naming the defect.
+- ``decode(encode(h)) == h`` exactly; ``decode`` raises ``ValueError`` naming the defect;
+- ``decode`` never inflates more than :data:`MAX_PAYLOAD_BYTES` (the largest payload this layout
+  can need: its header and one 9-byte varint per bucket), so a deflate bomb costs ~250 KB, not GBs.
 
 Pure module: no I/O, no clocks, no globals mutated after import.
 """
@@ -61,6 +63,7 @@ def _bucket_count(highest: int) -> int:
 
 BUCKET_COUNT = _bucket_count(HIGHEST_NS)
 COUNTS_LEN = (BUCKET_COUNT + 1) * SUB_BUCKET_HALF_COUNT
+MAX_PAYLOAD_BYTES = _PAYLOAD_HEADER.size + 9 * COUNTS_LEN  # header, at most one varint a bucket
 
 
 def _equivalence_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -176,10 +179,17 @@ def _unwrap(encoded: str | bytes) -> bytes:
     if length != len(body):
         problem = "truncated" if length > len(body) else "length mismatch"
         raise _fail(f"{problem}: header says {length} compressed bytes, found {len(body)}")
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(body)
+        payload = inflater.decompress(body, MAX_PAYLOAD_BYTES + 1)
     except zlib.error as exc:
         raise _fail(f"corrupt or truncated zlib payload ({exc})") from None
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise _fail(f"inflates beyond {MAX_PAYLOAD_BYTES} bytes, more than this layout can need "
+                    "(a decompression bomb?)")
+    if not inflater.eof:
+        raise _fail("corrupt or truncated zlib payload (incomplete or truncated stream)")
+    return payload
 
 
 def _check_payload_header(payload: bytes) -> bytes:
