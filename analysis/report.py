@@ -318,7 +318,8 @@ def _md_run(results: Results) -> list[str]:
         f"- target: {_md_code(str(results.target_url))}",
         *([f"- dark launch: {md_text(results.dark_launch)}"] if results.dark_launch else []),
         f"- load: {model}, {stop}, {len(results.workers)} worker(s)",
-        f"- window: {results.start_time} .. {results.end_time} (measured {results.duration_s:.3g} s)",
+        f"- window: {md_text(results.start_time)} .. {md_text(results.end_time)} "
+        f"(measured {results.duration_s:.3g} s)",
     ]
 
 

@@ -331,9 +331,12 @@ def _promote_through_service(results: Any, url: str, *, spec_path: Path | None,
 @click.option("--listen", default="127.0.0.1:8787", show_default=True, metavar="HOST:PORT",
               help="Address to listen on.")
 @click.option("--allow", "allow", multiple=True, required=True,
-              metavar="OWNER/NAME[:PATH,PATH...]",
-              help="A repository the service may promote to, optionally only these manifest "
-                   "paths; repeatable.")
+              metavar="OWNER/NAME[#BRANCH,...][:PATH,PATH...]",
+              help="A repository the service may promote to, optionally only into these base "
+                   "branches and only these manifest paths; repeatable.")
+@click.option("--objectives", "pinned", multiple=True, metavar="OWNER/NAME=FILE",
+              help="Pin the objectives (and analysis) of pull requests to OWNER/NAME to those "
+                   "in FILE: a run judged against others is refused; repeatable.")
 @click.option("--token-file", type=click.Path(path_type=Path), default=None,
               help="File holding the GitHub token (default: the GITHUB_TOKEN environment "
                    "variable).")
@@ -346,9 +349,9 @@ def _promote_through_service(results: Any, url: str, *, spec_path: Path | None,
 @click.option("--github-url", default=None, metavar="URL",
               help="GitHub Enterprise API URL; a promotion whose baseUrl differs is refused.")
 @_errors_to_exit_codes
-def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
-                  token_secret: str | None, shared_secret_file: Path | None,
-                  github_url: str | None) -> None:
+def promote_serve(listen: str, allow: tuple[str, ...], pinned: tuple[str, ...],
+                  token_file: Path | None, token_secret: str | None,
+                  shared_secret_file: Path | None, github_url: str | None) -> None:
     """Serve promotions over HTTP, the only holder of the GitHub token.
 
     A separate command beside ``slogate promote`` (which is unchanged): runners post results.json
@@ -356,13 +359,14 @@ def promote_serve(listen: str, allow: tuple[str, ...], token_file: Path | None,
     run, checks the allow-list and opens the pull request with its own token. GET /healthz
     answers 200. Promote through it with ``slogate promote RESULTS --service URL``.
     """
-    from promote.service import ServiceConfig, parse_allowed, serve
+    from promote.service import ServiceConfig, parse_allowed, parse_pinned, serve
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     config = ServiceConfig(
         allowed=tuple(parse_allowed(a) for a in allow),
+        objectives=dict(parse_pinned(p) for p in pinned),
         token=_github_token(token_file, token_secret),
         secret=_secret(shared_secret_file, "SLOGATE_PROMOTE_SECRET", "--shared-secret-file"),
         github_url=github_url)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from analysis.rejudge import rejudge
-from analysis.report import render_markdown
+from analysis.report import md_text, render_markdown
 from analysis.results import Results
 from coordinator.errors import PromotionError
 from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
@@ -250,12 +250,24 @@ def _publish(provider: Provider, promotion: PromotionSpec, planned: Outcome,
                    changes=planned.changes, pull=pull, body=planned.body)
 
 
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
+def _no_mentions(body: str) -> str:
+    """Return ``body`` with a zero-width space after every ``@``, so no name from the run
+    notifies a user or team (GitHub mentions need a letter or digit right after the ``@``);
+    it reads the same. slogate's own text has no ``@``."""
+    return body.replace("@", "@" + _ZERO_WIDTH_SPACE)
+
+
 def _body(results: Results, promotion: PromotionSpec) -> str:
-    """Return the pull request body: the evidence (the markdown report) and what to do."""
-    return (f"slogate validated **{promotion.app} {promotion.version}** against its SLOs and "
-            f"found it ready to become the stable version.\n\n{render_markdown(results)}\n"
-            f"Merging this pull request promotes {promotion.app} to {promotion.version}; a "
-            "GitOps controller (Argo CD, Flux) then syncs the change.\n")
+    """Return the pull request body: the evidence (the markdown report, its texts escaped and
+    no @mention in them) and what to do."""
+    return _no_mentions(
+        f"slogate validated **{promotion.app} {promotion.version}** against its SLOs and found "
+        f"it ready to become the stable version.\n\n{render_markdown(results)}\n"
+        f"Merging this pull request promotes {promotion.app} to {promotion.version}; a "
+        "GitOps controller (Argo CD, Flux) then syncs the change.\n")
 
 
 def revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
@@ -337,13 +349,15 @@ def _revert_body(results: Results, promotion: PromotionSpec,
     lines = []
     for change in changes:
         brought = change.reverts[-1]
-        line = f"- `{change.path}`: reverts {brought.sha[:12]} ({brought.subject})"
+        line = (f"- {md_text(change.path)}: reverts {md_text(brought.sha[:12])} "
+                f"({md_text(brought.subject)})")
         if len(change.reverts) > 1:
-            later = ", ".join(c.sha[:12] for c in change.reverts[:-1])
+            later = ", ".join(md_text(c.sha[:12]) for c in change.reverts[:-1])
             line += f", and with it the later {later}"
         lines.append(line)
-    return (f"slogate found **{promotion.app} {promotion.version}**, the stable version on "
-            f"`{promotion.base_branch}`, failing its SLOs. This pull request restores the "
-            "manifests to what they were before it was promoted:\n\n" + "\n".join(lines)
-            + f"\n\n{render_markdown(results)}\nMerging it takes {promotion.app} back to its "
-            "previous version; a GitOps controller (Argo CD, Flux) then syncs the change.\n")
+    return _no_mentions(
+        f"slogate found **{promotion.app} {promotion.version}**, the stable version on "
+        f"{md_text(promotion.base_branch)}, failing its SLOs. This pull request restores the "
+        "manifests to what they were before it was promoted:\n\n" + "\n".join(lines)
+        + f"\n\n{render_markdown(results)}\nMerging it takes {promotion.app} back to its "
+        "previous version; a GitOps controller (Argo CD, Flux) then syncs the change.\n")
