@@ -92,11 +92,18 @@ def _histograms(results: Results) -> Iterator[tuple[str, str]]:
                 yield f"windows[{w}].{kind}[{index}]", series.hdr
 
 
-def check_histograms(results: Results) -> None:
+def check_histograms(results: Results, budget_bytes: int | None = None) -> None:
     """Raise PromotionError naming the first histogram of ``results`` that does not decode
-    (corrupt, or inflating beyond what the layout can need: a decompression bomb)."""
+    (corrupt, or inflating beyond what the layout can need: a decompression bomb), or, with
+    ``budget_bytes``, the one at which all of them together inflate to more (the decoding work
+    is then bounded by the budget, not by how many histograms a document repeats)."""
+    spent = 0
     for where, encoded in _histograms(results):
         try:
+            spent += Histogram.payload_bytes(encoded) if budget_bytes is not None else 0
+            if budget_bytes is not None and spent > budget_bytes:
+                raise ValueError(f"the histograms inflate to more than {budget_bytes} bytes "
+                                 "together")
             Histogram.decode(encoded)
         except (ValueError, TypeError) as exc:
             raise PromotionError(f"{where}: {exc}") from None

@@ -28,7 +28,8 @@ Invariants:
 - slow clients are cut off: request headers must arrive within ``header_timeout_s`` (aiohttp's
   keep-alive timer, which also runs from the connection's start), the body within
   ``body_timeout_s`` (408), and it may not exceed ``max_body_bytes`` (413); JSON nested deeper
-  than :data:`MAX_JSON_DEPTH` is a 400, every histogram is decoded (bounded inflation) before
+  than :data:`MAX_JSON_DEPTH` is a 400, every histogram is decoded (each inflating to at most
+  ``workers.histogram.MAX_PAYLOAD_BYTES``, all together to :data:`MAX_HISTOGRAM_BYTES`) before
   anything else is done with the run;
 - one promotion at a time (PyGithub is blocking and runs in a thread; two runs on one branch
   would race).
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_JSON_DEPTH = 64
+MAX_HISTOGRAM_BYTES = 32 * 1024 * 1024  # inflated, all histograms of a document together
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
 ProviderFactory = Callable[[PromotionSpec, str], Provider]
@@ -268,7 +270,7 @@ def parse_request(body: bytes) -> tuple[Results, PromotionSpec] | Rejection:
         return Rejection(status=400, error=f"promotion: {_first_error(exc)}")
     try:
         spec = parse_spec(results.spec, source="results.json spec")
-        check_histograms(results)
+        check_histograms(results, MAX_HISTOGRAM_BYTES)
     except SlogateError as exc:
         return Rejection(status=400, error=str(exc))
     # re-judging reads errorRanges as saved: give it the validated form, whatever was posted

@@ -16,7 +16,8 @@ Invariants:
 - every statistic of an empty histogram is ``None``, never NaN or 0;
 - ``decode(encode(h)) == h`` exactly; ``decode`` raises ``ValueError`` naming the defect;
 - ``decode`` never inflates more than :data:`MAX_PAYLOAD_BYTES` (the largest payload this layout
-  can need: its header and one 9-byte varint per bucket), so a deflate bomb costs ~250 KB, not GBs.
+  can need: its header and one 9-byte varint per bucket), so a deflate bomb costs ~250 KB, not
+  GBs, and reads at most ``COUNTS_LEN`` tokens, none past the layout's last bucket.
 
 Pure module: no I/O, no clocks, no globals mutated after import.
 """
@@ -212,11 +213,69 @@ def _check_payload_header(payload: bytes) -> bytes:
 
 
 def _read_counts(stream: bytes) -> np.ndarray:
-    """Returns the dense counts array described by a V2 ZigZag-LEB128 token stream."""
+    """Returns the dense counts array described by a V2 ZigZag-LEB128 token stream.
+
+    Vectorised over the whole stream (a 28,672-token stream costs ~1 ms, not ~90 ms); a stream
+    with a 9-byte varint (a count of 2**56 or more, whose last byte carries 8 bits) goes through
+    :func:`_read_counts_loop`, the byte-by-byte reference both paths must agree with.
+    """
+    raw = np.frombuffer(stream, dtype=np.uint8)
+    if raw.size == 0:
+        return np.zeros(COUNTS_LEN, dtype=np.int64)
+    more = (raw & 0x80) != 0
+    if more[-1]:  # truncated, or ends with a 9-byte varint: the loop tells which
+        return _read_counts_loop(stream)
+    ends = np.flatnonzero(~more)
+    if ends.size > COUNTS_LEN:
+        raise _too_many_tokens()
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if int(lengths.max()) > 8:
+        return _read_counts_loop(stream)
+    shifts = 7 * (np.arange(raw.size) - np.repeat(starts, lengths))
+    parts = (raw & 0x7F).astype(np.uint64) << shifts.astype(np.uint64)
+    values = np.add.reduceat(parts, starts)
+    tokens = (values >> np.uint64(1)).astype(np.int64) ^ -(values & np.uint64(1)).astype(np.int64)
+    return _place(tokens)
+
+
+def _place(tokens: np.ndarray) -> np.ndarray:
+    """Returns the counts of a token array: a negative token skips that many zero buckets, any
+    other is the count of the next bucket; refuses, as the reference loop does, the first token
+    that skips or counts past the layout."""
+    skip = tokens < 0
+    advance = np.where(skip, np.minimum(-tokens, COUNTS_LEN + 1), 1)  # clipped: no overflow
+    index = np.cumsum(advance) - advance  # the bucket index before each token
+    beyond = (skip & (index + advance > COUNTS_LEN)) | (~skip & (tokens != 0)
+                                                        & (index >= COUNTS_LEN))
+    if beyond.any():
+        first = int(np.argmax(beyond))
+        at = int(index[first])
+        if skip[first]:
+            raise _fail(f"zero run to index {at - int(tokens[first])} goes beyond this layout's "
+                        f"{COUNTS_LEN} buckets")
+        raise _fail(f"count at index {at} lies beyond this layout's {COUNTS_LEN} buckets")
     counts = np.zeros(COUNTS_LEN, dtype=np.int64)
-    index = pos = 0
+    filled = ~skip & (tokens != 0)
+    counts[index[filled]] = tokens[filled]
+    return counts
+
+
+def _too_many_tokens() -> ValueError:
+    """Returns the error for a stream of more tokens than buckets (each token covers one or more
+    buckets, so no encoder writes more)."""
+    return _fail(f"more tokens than this layout's {COUNTS_LEN} buckets")
+
+
+def _read_counts_loop(stream: bytes) -> np.ndarray:
+    """Returns the counts of a token stream read byte by byte (the reference decoder)."""
+    counts = np.zeros(COUNTS_LEN, dtype=np.int64)
+    index = pos = read = 0
     end = len(stream)
     while pos < end:
+        read += 1
+        if read > COUNTS_LEN:
+            raise _too_many_tokens()
         value = shift = 0
         for n_read in range(1, 10):
             if pos >= end:
@@ -230,6 +289,9 @@ def _read_counts(stream: bytes) -> np.ndarray:
         token = (value >> 1) ^ -(value & 1)
         if token < 0:
             index -= token
+            if index > COUNTS_LEN:  # a run of zeros past the layout: no encoder writes one
+                raise _fail(f"zero run to index {index} goes beyond this layout's "
+                            f"{COUNTS_LEN} buckets")
             continue
         if token and index >= COUNTS_LEN:
             raise _fail(f"count at index {index} lies beyond this layout's {COUNTS_LEN} buckets")
@@ -440,6 +502,13 @@ class Histogram:
         compressed = zlib.compress(header + varints)
         outer = _OUTER_HEADER.pack(_COMPRESSION_COOKIE, len(compressed))
         return base64.b64encode(outer + compressed).decode("ascii")
+
+    @staticmethod
+    def payload_bytes(encoded: str | bytes) -> int:
+        """Returns how many bytes the encoding's payload inflates to (at most
+        :data:`MAX_PAYLOAD_BYTES`), raising ValueError as :meth:`decode` does for a bad wrapper:
+        the cost of decoding it, known before the counts are read."""
+        return len(_unwrap(encoded))
 
     @classmethod
     def decode(cls, encoded: str | bytes) -> Histogram:

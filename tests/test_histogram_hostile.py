@@ -1,0 +1,84 @@
+"""Hostile histogram encodings (issue 12 item 4): bounded inflation, bounded tokens, and the
+vectorised counts decoder agreeing with the byte-by-byte reference on any stream."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from analysis.results import Results
+from coordinator.errors import PromotionError
+from promote.flow import check_histograms
+from tests.test_reports import OBJECTIVES, synthetic_results
+from workers import histogram as h
+from workers.histogram import COUNTS_LEN, MAX_PAYLOAD_BYTES, Histogram
+
+
+def _encoded(stream: bytes) -> str:
+    """Return the V2 encoding (our layout) of a raw varint ``stream``."""
+    payload = struct.pack(">IIIIQQd", 0x1C849313, len(stream), 0, 3, 1, h.HIGHEST_NS, 1.0) + stream
+    body = zlib.compress(payload, 9)
+    return base64.b64encode(struct.pack(">II", 0x1C849314, len(body)) + body).decode()
+
+
+def _outcome(decode: object, stream: bytes) -> object:
+    try:
+        return decode(stream).tolist()  # type: ignore[operator]
+    except ValueError as exc:
+        return str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.integers(-40, 40), st.integers(-(2**62), 2**62),
+                          st.sampled_from([-COUNTS_LEN, COUNTS_LEN, -(COUNTS_LEN + 1)])),
+                max_size=60),
+       st.binary(max_size=3))
+def test_the_vectorised_decoder_agrees_with_the_reference_loop(tokens: list[int],
+                                                                tail: bytes) -> None:
+    """Any token stream (plus stray bytes, possibly a truncated varint) gives the same counts,
+    or the same error, from the vectorised decoder as from the byte-by-byte loop."""
+    stream = bytes(h._zigzag_varints(np.array(tokens, dtype=np.int64))) + tail
+    assert _outcome(h._read_counts, stream) == _outcome(h._read_counts_loop, stream)
+
+
+@pytest.mark.parametrize("stream, error", [
+    pytest.param(b"\x01" * (COUNTS_LEN + 1), f"more tokens than this layout's {COUNTS_LEN}",
+                 id="more-tokens-than-buckets"),
+    pytest.param(bytes(h._zigzag_varints(np.array([-COUNTS_LEN, -1], dtype=np.int64))),
+                 f"zero run to index {COUNTS_LEN + 1} goes beyond", id="zero-run-past-the-end"),
+    pytest.param(bytes(h._zigzag_varints(np.array([-COUNTS_LEN, 5], dtype=np.int64))),
+                 f"count at index {COUNTS_LEN} lies beyond", id="count-past-the-end"),
+    pytest.param(b"\x80", "truncated varint", id="truncated"),
+])
+def test_streams_past_the_layout_are_refused(stream: bytes, error: str) -> None:
+    """A stream that would read past the layout's buckets is refused by both decoders."""
+    for decode in (h._read_counts, h._read_counts_loop):
+        with pytest.raises(ValueError, match=error):
+            decode(stream)
+
+
+def test_payload_bytes_is_the_inflated_size() -> None:
+    """payload_bytes tells the inflated size (header 40 bytes + varints) without decoding."""
+    assert Histogram.payload_bytes(_encoded(b"\x02\x04")) == 42
+    assert Histogram.payload_bytes(Histogram().encode()) == 40
+    assert MAX_PAYLOAD_BYTES == 40 + 9 * COUNTS_LEN
+
+
+def test_check_histograms_names_where_the_budget_runs_out() -> None:
+    """With a budget, the histogram at which all of them together inflate past it is named;
+    without one, the same document passes (each is valid)."""
+    widest = _encoded(b"\x01" * COUNTS_LEN)  # 28,672 one-byte tokens: valid, 28,712 bytes
+    data = Results.model_validate_json(synthetic_results(OBJECTIVES).to_json()).model_dump(
+        by_alias=True)
+    for window in data["windows"]:
+        window["lag"] = widest
+    results = Results.model_validate(data)
+    check_histograms(results)
+    with pytest.raises(PromotionError, match=r"^windows\[3\]\.lag: the histograms inflate to "
+                                             r"more than 100000 bytes together$"):
+        check_histograms(results, budget_bytes=100_000)
