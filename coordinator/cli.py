@@ -240,6 +240,10 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, a
     from coordinator.spec import load_spec
 
     spec = load_spec(spec_path, aa=aa)
+    if spec.promotion is not None:  # a promotion name outside the grammar fails before the load
+        from promote.flow import check_names
+
+        check_names(spec.promotion)
     # a bad DEST (or a missing token) fails before the load
     archive = _run_archive(archive_to, spec.promotion, github_url) if archive_to else None
     if aa:

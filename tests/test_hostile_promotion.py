@@ -705,3 +705,17 @@ def test_the_pull_request_body_escapes_hostile_names(tmp_path: Path) -> None:
         body = world.gh.pull_text(1)[1] or ""
     assert "@admin" not in body and "<img" not in body and "[click](" not in body
     assert "\\[click\\](http://evil.example)" in body
+
+
+def test_slogate_run_refuses_a_bad_promotion_name_before_the_load(tmp_path: Path) -> None:
+    """`slogate run` with a promotion version that climbs out of the repository: exit 2 and one
+    line before any request is sent (the target, port 9, is never contacted)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\ntarget: http://127.0.0.1:9\nload: {rate: 10, duration: 1s}\n"
+                    "promotion:\n  repository: acme/gitops\n  version: 'x/../../../victim'\n"
+                    "  manifests: [{path: a.yaml, strategy: copy, from: b.yaml}]\n")
+    out = CliRunner().invoke(main, ["run", str(spec), "--out", str(tmp_path / "out")])
+    assert out.exit_code == 2, out.stderr
+    assert out.stderr == ("slogate: error: promotion.version: 'x/../../../victim' must be 1 to 128 "
+                          "of letters, digits, . _ + - (not starting with . + -), no /\n")
+    assert not (tmp_path / "out").exists()
