@@ -104,31 +104,29 @@ def _token_error(text: str, limit: int) -> str | None:
     return None
 
 
-def _problems(promotion: PromotionSpec, branches: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:
-    """Yield (field, value, rule broken) for every name of ``promotion`` that is not safe."""
-    if promotion.provider == "github":
-        yield from (("repository", r, e) for r in [promotion.repository]
-                    if (e := repository_error(r)))
-    yield from (("upstream", r, e) for r in [promotion.upstream or ""] if r
-                and (e := repository_error(r)))
-    yield from (("app", promotion.app, e) for e in [_token_error(promotion.app, MAX_APP_CHARS)]
-                if e)
-    yield from (("version", promotion.version, e)
-                for e in [_token_error(promotion.version, MAX_VERSION_CHARS)] if e)
-    yield from (("baseBranch", promotion.base_branch, e)
-                for e in [branch_error(promotion.base_branch)] if e)
+def _named(promotion: PromotionSpec, branches: tuple[str, ...]
+           ) -> Iterator[tuple[str, str, str | None]]:
+    """Yield (field, value, rule broken or None) for every name of ``promotion``."""
+    if promotion.provider == "github":  # a local repository is a path on disk, not a URL part
+        yield "repository", promotion.repository, repository_error(promotion.repository)
+    if promotion.upstream is not None:
+        yield "upstream", promotion.upstream, repository_error(promotion.upstream)
+    yield "app", promotion.app, _token_error(promotion.app, MAX_APP_CHARS)
+    yield "version", promotion.version, _token_error(promotion.version, MAX_VERSION_CHARS)
+    yield "baseBranch", promotion.base_branch, branch_error(promotion.base_branch)
     for index, item in enumerate(promotion.manifests):
-        for field, value in ((f"manifests[{index}].path", item.path),
-                             (f"manifests[{index}].from", item.from_)):
-            if value is not None and (error := path_error(value)):
-                yield field, value, error
-    yield from ((f"labels[{i}]", label, e) for i, label in enumerate(promotion.labels)
-                if (e := label_error(label)))
-    yield from (("branch", branch, e) for branch in branches if (e := branch_error(branch)))
+        yield f"manifests[{index}].path", item.path, path_error(item.path)
+        if item.from_ is not None:
+            yield f"manifests[{index}].from", item.from_, path_error(item.from_)
+    for index, label in enumerate(promotion.labels):
+        yield f"labels[{index}]", label, label_error(label)
+    for branch in branches:
+        yield "branch", branch, branch_error(branch)
 
 
 def check_promotion_names(promotion: PromotionSpec, branches: tuple[str, ...] = ()) -> None:
     """Raise PromotionError naming the first field of ``promotion`` (or of the generated
     ``branches``) that breaks its grammar; return None when every name is safe."""
-    for field, value, error in _problems(promotion, branches):
-        raise PromotionError(f"promotion.{field}: {value!r} {error}")
+    for field, value, error in _named(promotion, branches):
+        if error is not None:
+            raise PromotionError(f"promotion.{field}: {value!r} {error}")
