@@ -470,29 +470,8 @@ def _service(gh: GitHubEmulator, **config: Any) -> Iterator[tuple[str, str]]:
     settings_ = ServiceConfig(allowed=(parse_allowed("acme/gitops"),), token=gh.token,
                               secret=SECRET, github_url=gh.base_url, max_body_bytes=LIMIT,
                               **config)
-    import asyncio
-
-    from aiohttp import web
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(make_app(settings_), **server_options(settings_))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, runner.addresses[0][1]
-
-    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
-    try:
-        yield f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with _serving(make_app(settings_), **server_options(settings_)) as url:
+        yield url, url.removeprefix("http://")
 
 
 @pytest.mark.github

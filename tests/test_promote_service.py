@@ -111,8 +111,9 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-def _serving(app: web.Application) -> Any:
-    """Serve ``app`` on 127.0.0.1 from a daemon thread; yield its base URL."""
+def _serving(app: web.Application, **options: Any) -> Any:
+    """Serve ``app`` on 127.0.0.1 from a daemon thread (aiohttp server ``options``, default no
+    access log); yield its base URL."""
     import contextlib
 
     @contextlib.contextmanager
@@ -122,7 +123,7 @@ def _serving(app: web.Application) -> Any:
         thread.start()
 
         async def start() -> tuple[web.AppRunner, int]:
-            runner = web.AppRunner(app, access_log=None)
+            runner = web.AppRunner(app, **(options or {"access_log": None}))
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
