@@ -55,9 +55,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from analysis.catalog import DEFAULT_ERROR_RANGES
 from analysis.results import SCHEMA, Results
 from coordinator.errors import PromotionError, SlogateError
-from analysis.catalog import DEFAULT_ERROR_RANGES
 from coordinator.spec import ObjectivesFile, PromotionSpec, load_objectives, parse_spec
 from promote.flow import Outcome, check_histograms, decide, promote, revert
 from promote.flow import check_names as flow_check_names
