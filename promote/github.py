@@ -333,6 +333,10 @@ class GitHubProvider:
             raise self._translate(what, exc) from exc
         except requests.RequestException as exc:
             raise _Retryable(f"{type(exc).__name__}", 0.0) from None
+        except RuntimeError as exc:  # PyGithub refusing a redirect to another host or scheme
+            raise PromotionError(self._scrub(f"GitHub answered with a redirect slogate does not "
+                                             f"follow while {what} in {self.repo_name}: {exc}")
+                                 ) from None
 
     def _translate(self, what: str, exc: GithubException) -> Exception:
         status = exc.status

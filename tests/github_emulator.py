@@ -16,6 +16,8 @@ Invariants:
 - :meth:`GitHubEmulator.fail_next` makes the next N calls of one endpoint answer 500, or 403 with
   the primary rate-limit headers, without touching the repository (or, ``after_handling``, after
   doing what was asked: a write that landed but whose answer was lost);
+- :meth:`GitHubEmulator.redirect_next` makes the next call of one endpoint answer a redirect
+  (GitHub's 301 for a renamed repository) to any location;
 - every URL in a response starts with the base URL, as PyGithub refuses to follow any other;
 - a request path is percent-decoded and its ``.`` and ``..`` segments collapsed (RFC 3986
   remove_dot_segments) before it is routed, as the HTTP stacks in front of real servers do, so
@@ -69,6 +71,7 @@ class _Failure:
     remaining: int
     reset_epoch: int | None
     after: bool = False
+    location: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -178,6 +181,13 @@ class GitHubEmulator:
             self._failures.setdefault(endpoint, []).append(
                 _Failure(status=status, remaining=count, reset_epoch=rate_limit_reset_epoch,
                          after=after_handling))
+
+    def redirect_next(self, endpoint: str, location: str, *, status: int = 301) -> None:
+        """Make the next call of ``endpoint`` answer ``status`` with ``Location: location``
+        (as GitHub does for a renamed repository), without touching the repository."""
+        with self._lock:
+            self._failures.setdefault(endpoint, []).append(
+                _Failure(status=status, remaining=1, reset_epoch=None, location=location))
 
     def calls(self, endpoint: str) -> int:
         """Return how many requests of ``endpoint`` were received (refused ones included)."""
@@ -395,6 +405,9 @@ class GitHubEmulator:
             failure.remaining -= 1
             if failure.remaining <= 0:
                 queue.pop(0)
+        if failure.location is not None:
+            return web.json_response({"message": "Moved Permanently", "url": failure.location},
+                                     status=failure.status, headers={"Location": failure.location})
         if failure.reset_epoch is not None:
             headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0",
                        "X-RateLimit-Used": "5000", "X-RateLimit-Reset": str(failure.reset_epoch)}

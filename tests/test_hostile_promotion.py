@@ -652,3 +652,25 @@ def test_slogate_run_refuses_a_bad_promotion_name_before_the_load(tmp_path: Path
     assert out.stderr == ("slogate: error: promotion.version: 'x/../../../victim' must be 1 to 128 "
                           "of letters, digits, . _ + - (not starting with . + -), no /\n")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.github
+@pytest.mark.parametrize("location, error", [
+    pytest.param("{base}/repos/victim/gitops/contents/" + PRIVATE,
+                 r"^refused to send GET /api/v3/repos/victim/gitops/contents/private/x\.yaml to "
+                 r"GitHub: the path is outside /api/v3/repos/acme/gitops$", id="same-host"),
+    pytest.param("http://198.18.0.1/api/v3/repos/acme/gitops/contents/" + BASELINE,
+                 r"^GitHub answered with a redirect slogate does not follow while reading "
+                 r"samples/deployments/baseline\.yaml at main in acme/gitops: Github server "
+                 r"redirected from host 127\.0\.0\.1 to 198\.18\.0\.1", id="other-host"),
+])
+def test_a_redirect_out_of_the_repository_is_not_followed(tmp_path: Path, location: str,
+                                                          error: str) -> None:
+    """GitHub answering 301 (as for a renamed repository) towards another repository, or
+    another host: one-line PromotionError, and the victim is never asked."""
+    with _world(tmp_path, "acme/gitops") as world:
+        provider = GitHubProvider(world.gh.full_name, world.gh.token, base_url=world.gh.base_url)
+        world.gh.redirect_next("GET contents", location.format(base=world.gh.base_url))
+        with pytest.raises(PromotionError, match=error):
+            provider.read_file(BASELINE, "main")
+        assert _victim_requests(world) == []
