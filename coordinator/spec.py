@@ -38,10 +38,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
+from analysis.safe_yaml import bounded_yaml
 from analysis.verdict import Limits as CoreLimits
 from analysis.verdict import Objective as CoreObjective
 from coordinator import units
@@ -729,7 +729,7 @@ def _read_yaml(path: Path) -> Any:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read spec file ({exc.__class__.__name__})") from None
     try:
-        return YAML(typ="rt", pure=True).load(text)
+        return bounded_yaml("rt").load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from analysis.safe_yaml import bounded_yaml
 from coordinator.errors import KubernetesError
 
 
@@ -94,7 +94,7 @@ def load_manifests(paths: Sequence[Path]) -> list[dict[str, Any]]:
             raise KubernetesError(f"cannot read manifest {path}: {getattr(exc, 'strerror', None) or exc}") \
                 from exc
         try:
-            loaded = list(YAML(typ="safe", pure=True).load_all(text))
+            loaded = list(bounded_yaml().load_all(text))
         except YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

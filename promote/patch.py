@@ -41,6 +41,7 @@ from ruamel.yaml.scalarstring import (
 )
 from ruamel.yaml.tokens import CommentToken
 
+from analysis.safe_yaml import bounded_yaml
 from coordinator.errors import PromotionError
 
 Scalar = str | int | float | bool
@@ -279,7 +280,7 @@ def _load(loader: YAML, body: str, first_line: int) -> Any:
 
 def _yaml(indent: Indent) -> YAML:
     """Return a round-trip YAML that keeps quotes and never re-wraps long lines."""
-    yaml = YAML(typ="rt")
+    yaml = bounded_yaml("rt")
     yaml.preserve_quotes = True
     yaml.width = 1 << 30
     yaml.indent(mapping=indent.mapping, sequence=indent.sequence, offset=indent.offset)
