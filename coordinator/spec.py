@@ -24,7 +24,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -80,6 +80,60 @@ class _Model(BaseModel):
     )
 
 
+# --- what reaches the wire: nothing in a spec may split or smuggle a request --------------------
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header name
+_NOT_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB: CR, LF, NUL...
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"  # RFC 3986 pchar and '/', plus escapes already made
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+
+def _char(text: str) -> str:
+    """Return how a message names one character: ``CR``, ``LF``, ``NUL`` or ``U+0007``."""
+    return {"\r": "CR", "\n": "LF", "\x00": "NUL", " ": "a space"}.get(text, f"U+{ord(text):04X}")
+
+
+def _check_header(name: str, value: str) -> None:
+    """Raise ValueError unless ``name: value`` is one header line that HTTP/1.1 allows."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a header name (letters, digits and "
+                         "!#$%&'*+-.^_`|~ only)")
+    if name.lower() in _FRAMING_HEADERS:
+        raise ValueError(f"{name}: slogate sets the body's framing itself; remove this header")
+    bad = _NOT_IN_VALUE.search(value)
+    if bad:
+        raise ValueError(f"{name}: the value contains {_char(bad.group())} (a control "
+                         "character could split the request)")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name}: the value has {_char(value[exc.start])}, outside Latin-1 "
+                         "(HTTP header values are bytes; percent- or base64-encode it)") from None
+
+
+def request_target(path: str) -> str:
+    """Return ``path`` (and its ``?query``) percent-encoded as sent: a space becomes ``%20``,
+    a non-ASCII character its UTF-8 escapes; escapes already written (``%2F``) stay.
+
+    Raise ValueError for what no encoding makes right: a control character (CR, LF, NUL...),
+    a ``#`` (a fragment is never sent), a ``%`` that starts no escape. Encoding twice changes
+    nothing, so a validated spec validates again to itself.
+    """
+    bad = _CONTROL.search(path)
+    if bad:
+        raise ValueError(f"{path!r} contains {_char(bad.group())} (a control character "
+                         "could split the request)")
+    if "#" in path:
+        raise ValueError(f"{path!r} has a fragment (#...), which is never sent; write %23 if "
+                         "'#' belongs to the path")
+    if _BAD_ESCAPE.search(path):
+        raise ValueError(f"{path!r}: '%' must start an escape like %2F (write %25 for '%')")
+    head, sep, query = path.partition("?")
+    return quote(head, safe=_PATH_SAFE) + sep + quote(query, safe=_PATH_SAFE + "?")
+
+
 class Method(str, enum.Enum):
     GET = "GET"
     POST = "POST"
@@ -113,7 +167,21 @@ class EndpointSpec(_Model):
     def _path_starts_with_slash(cls, path: str) -> str:
         if path and not path.startswith("/"):
             raise ValueError(f"{path!r} must start with '/'")
-        return path
+        return request_target(path)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_stay_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            _check_header(name, value)
+        return headers
+
+    @field_validator("content_type")
+    @classmethod
+    def _content_type_is_a_header_value(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_header("Content-Type", value)
+        return value
 
     @model_validator(mode="after")
     def _one_body(self) -> EndpointSpec:
@@ -466,7 +534,20 @@ class PromotionSpec(_Model):
 
 
 def _check_http_url(target: str) -> str:
-    """Return ``target`` without a trailing slash; raise ValueError unless it is http(s)://host."""
+    """Return ``target`` without a trailing slash; raise ValueError unless it is http(s)://host.
+
+    Refused as well: credentials (``user:pass@``; the message never repeats them), which would
+    be printed and saved with the results, and a space, a control or a non-ASCII character,
+    which would reach the request line or the Host header as written.
+    """
+    if "@" in target.partition("://")[2].split("/", 1)[0]:
+        raise ValueError("credentials in the URL (user:password@) are refused: they would be "
+                         "shown and saved with the results; send an Authorization header "
+                         "(endpoints[].headers) instead")
+    bad = re.search(r"[\x00-\x20\x7f-\U0010ffff]", target)
+    if bad:
+        raise ValueError(f"{target!r} contains {_char(bad.group())}: percent-encode it (a host "
+                         "name in its xn-- form)")
     parts = urlsplit(target)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{target!r} is not an http(s) URL with a host")

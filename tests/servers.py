@@ -8,7 +8,9 @@ speaks real HTTP/1.1 over real sockets, so both transports run unchanged against
 - :func:`chunked_server`: answers with ``Transfer-Encoding: chunked`` in several chunks;
 - :func:`large_response_server`: answers with a body large enough to take many reads;
 - :func:`recording_server`: records method, target, headers and body of every request;
-- :func:`tls_server`: answers 200 over TLS with a certificate from :func:`self_signed_cert`.
+- :func:`tls_server`: answers 200 over TLS with a certificate from :func:`self_signed_cert`;
+- :func:`wire_server`: keeps every byte it receives and answers each request head it finds;
+- :func:`upgrade_server`: answers every request with ``101 Switching Protocols``.
 
 Each is a context manager yielding a :class:`Served`: the base URL and what the server saw.
 """
@@ -37,6 +39,7 @@ class Served:
     url: str
     requests: list[dict[str, object]] = field(default_factory=list)
     connections: int = 0
+    wire: bytearray = field(default_factory=bytearray)  # wire_server: every byte received
 
 
 Stop = Callable[[], Awaitable[None]]
@@ -122,6 +125,56 @@ def close_delimited_server(delay_s: float = 0.0) -> Iterator[Served]:
             _close_delimited(transport)
 
     with _in_thread(lambda served: _raw(served, respond)) as served:
+        yield served
+
+
+class _Wire(asyncio.Protocol):
+    """Keeps every byte; answers 200 (empty body, keep-alive) to each request head in them, so
+    a request smuggled inside another's head shows up as an extra head and an extra answer."""
+
+    def __init__(self, served: Served) -> None:
+        self.served, self.buffer = served, b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.served.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.served.wire += data
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            self.served.requests.append({"head": head.decode("latin-1")})
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+@contextlib.contextmanager
+def wire_server() -> Iterator[Served]:
+    """Serve empty 200s to request heads (no bodies expected), keeping the raw bytes received."""
+    async def start(served: Served) -> tuple[int, Stop]:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Wire(served), "127.0.0.1", 0)
+
+        async def stop() -> None:
+            server.close()
+            await server.wait_closed()
+
+        return server.sockets[0].getsockname()[1], stop
+
+    with _in_thread(start) as served:
+        yield served
+
+
+def _upgrade(transport: asyncio.Transport) -> None:
+    transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\n\r\n")
+
+
+@contextlib.contextmanager
+def upgrade_server() -> Iterator[Served]:
+    """Answer every request head with 101 Switching Protocols (httptools then raises
+    HttpParserUpgrade, which is no HttpParserError)."""
+    with _in_thread(lambda served: _raw(served, _upgrade)) as served:
         yield served
 
 

@@ -32,7 +32,7 @@ from typing import Protocol
 from workers.pacer import Pacer, WeightedPicker, make_pacer
 from workers.plan import WorkerPlan
 from workers.recorder import Progress, Recorder, Window
-from workers.transport import Sender
+from workers.transport import TIMEOUT, Sender
 
 SenderFactory = Callable[[WorkerPlan], Sender]
 
@@ -334,10 +334,20 @@ class AiohttpLoop(RunState):
             await self.sender.aclose()
 
     async def _one(self, seq: int, intended_ns: int) -> None:
+        """Send request ``seq`` and record exactly one outcome for it, whatever happens: a
+        Sender that raises gives ``error:<Name>``; one cancelled (still pending long after its
+        timeout, at the end of the run) gives ``timeout``."""
         endpoint = self.picker.pick()
         self.in_flight += 1
+        sent_ns = time.monotonic_ns()
         try:
             outcome, sent_ns = await self.sender.send(endpoint)
+        except asyncio.CancelledError:
+            self.finish(seq, self.recorder.code_of(endpoint, TIMEOUT), intended_ns, sent_ns,
+                        time.monotonic_ns())
+            raise
+        except Exception as exc:  # noqa: BLE001 - a request is data, never an exception
+            outcome = f"error:{type(exc).__name__}"
         finally:
             self.in_flight -= 1
         self.finish(seq, self.recorder.code_of(endpoint, outcome), intended_ns, sent_ns,

@@ -1,7 +1,8 @@
 """The aiohttp ``Sender``: the one module of ``workers`` that imports aiohttp.
 
 Used for what a plain keep-alive HTTP/1.1 path does not do (redirects, proxies, cookies, auth).
-Exceptions from aiohttp become outcome strings here, at the boundary.
+Exceptions from aiohttp become outcome strings here, at the boundary: every one, so that each
+request sent ends as exactly one outcome (``error:<Name>`` for what is not a known failure).
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ class AiohttpSender:
             ) as response:
                 await response.read()
                 return status_outcome(response.status), sent_ns
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - every request ends as one outcome
+            # ClientError, TimeoutError and OSError are classified; anything else aiohttp
+            # raises (a ValueError for a header it refuses, say) is "error:<Name>", never lost.
             return classify(exc), sent_ns
 
     async def aclose(self) -> None:

@@ -53,12 +53,26 @@ from workers.plan import RequestTemplate, WorkerPlan
 from workers.recorder import CODE_SPAN, CONNECT_CODE, RESET_CODE, TIMEOUT_CODE, TLS_CODE, Recorder
 
 _now = time.monotonic_ns
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header name
+_NOT_VALUE = re.compile(r"[\r\n\x00]")
+_NOT_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
 
 def encode_request(template: RequestTemplate, host_header: str) -> bytes:
-    """Return the whole HTTP/1.1 request as bytes (request line, headers, body)."""
+    """Return the whole HTTP/1.1 request as bytes (request line, headers, body).
+
+    The spec refuses what could split a request (see :mod:`coordinator.spec`); this checks again,
+    so a template built elsewhere cannot smuggle a second request either: ValueError for a
+    target with a space or a control character, a header name that is not a token, a value
+    with CR, LF or NUL, or anything outside Latin-1.
+    """
     parts = urlsplit(template.url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _NOT_TARGET.search(target):
+        raise ValueError(f"request target {target!r} has a space or a control character")
+    for name, value in template.headers:
+        if not _TOKEN.fullmatch(name) or _NOT_VALUE.search(value):
+            raise ValueError(f"header {name!r}: not a token, or CR, LF or NUL in its value")
     names = {name.lower() for name, _ in template.headers}
     lines = [f"{template.method} {target} HTTP/1.1"]
     if "host" not in names:
@@ -126,8 +140,8 @@ class _Conn(asyncio.Protocol):
         self.got = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.engine.failed(self, RESET_CODE)
+        except Exception as exc:  # noqa: BLE001 - HttpParserUpgrade (a 101) is no HttpParserError
+            self.engine.failed(self, self.engine.unexpected(exc))
 
     def on_message_complete(self) -> None:
         """A whole response arrived: for a virtual user sending back to back (the closed model's
@@ -466,6 +480,14 @@ class FastEngine(RunState):
         else:
             self._replace(conn)
 
+    def unexpected(self, exc: BaseException) -> int:
+        """Return the outcome code of what parsing a response raised: ``reset`` for a response
+        llhttp cannot parse, ``error:<Name>`` for anything else (say ``HttpParserUpgrade``,
+        which is no HttpParserError), so the request still ends as exactly one outcome."""
+        if isinstance(exc, httptools.HttpParserError):
+            return RESET_CODE
+        return self.recorder.code_of(0, f"error:{type(exc).__name__}")
+
     def failed(self, conn: _Conn, code: int) -> None:
         """The request on ``conn`` failed (unparseable response): record it, drop the connection."""
         if conn.busy:
@@ -624,7 +646,7 @@ def one_keep_alive_response(data: bytes) -> int | None:
     parser = httptools.HttpResponseParser(count)
     try:
         parser.feed_data(data)
-    except httptools.HttpParserError:
+    except Exception:  # noqa: BLE001 - HttpParserError, HttpParserUpgrade: not one response
         return None
     return parser.get_status_code() if count.begun == 1 and count.ended == [True] else None
 
@@ -829,9 +851,9 @@ class RawUsersEngine(FastEngine):
                     parser = conn.parser
                     try:
                         parser.feed_data(data)
-                    except httptools.HttpParserError:
+                    except Exception as exc:  # noqa: BLE001 - see _Conn.data_received
                         self.launched = launched
-                        self.failed(conn, RESET_CODE)
+                        self._unparsed(conn, exc)
                         launched = self.launched
                         continue
                     keep_alive = conn.done
@@ -895,6 +917,16 @@ class RawUsersEngine(FastEngine):
                 return
         self.learning -= 1
 
+    def _unparsed(self, conn: _RawConn, exc: Exception) -> None:
+        """httptools raised on ``conn``'s data: a response it completed first (a 101 that
+        upgrades) is recorded as such and the connection replaced, as the protocol connections
+        do; otherwise the request fails (:meth:`FastEngine.unexpected`)."""
+        if conn.done is None:
+            self.failed(conn, self.unexpected(exc))
+            return
+        conn.done = None
+        self.completed(conn, conn.parser.get_status_code(), False)
+
     def _event(self, conn: _RawConn, mask: int) -> None:
         """Anything but plain readability: writable (a pending request), hang-up or error."""
         if mask & _EPOLLOUT:
@@ -918,8 +950,8 @@ class RawUsersEngine(FastEngine):
         parser = conn.parser
         try:
             parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.failed(conn, RESET_CODE)
+        except Exception as exc:  # noqa: BLE001 - see _Conn.data_received
+            self._unparsed(conn, exc)
             return
         keep_alive, conn.done = conn.done, None
         if keep_alive is None:
