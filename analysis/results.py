@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +51,9 @@ from pydantic.alias_generators import to_camel
 
 from coordinator.errors import ResultsError
 from workers.histogram import Histogram
+# The wrapper checks of Histogram.decode without its (slow, Python) counts loop: base64, cookies,
+# lengths, zlib, layout. Cheap enough for every histogram of every document read.
+from workers.histogram import _check_payload_header, _unwrap
 from workers.recorder import Key
 
 SCHEMA = "slogate/results/v1"
@@ -235,31 +239,110 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+class NotARegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a directory: nothing to read as a file."""
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block "
+          "device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+def read_regular_text(path: str | Path, *, max_bytes: int | None = None) -> str:
+    """Return the UTF-8 text of the regular file at ``path``.
+
+    Raise :class:`NotARegularFile` (an OSError) for anything else, checked on the open file,
+    which is opened without blocking: reading a FIFO named ``*.json`` would wait forever for a
+    writer. ``max_bytes``: a larger file raises NotARegularFile too, before it is read. Other
+    OSErrors and UnicodeDecodeError as ``open`` and ``decode`` raise them.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise NotARegularFile(f"{kind}, not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise NotARegularFile(f"larger than {max_bytes // 2**20} MiB")
+        return handle.read().decode("utf-8")
+
+
 def load_results(path: str | Path) -> Results:
-    """Return the results document at ``path``, or raise ResultsError naming what is wrong."""
+    """Return the results document at ``path``, or raise ResultsError naming what is wrong
+    (a FIFO or other non-regular file is refused, not waited on)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         raise ResultsError(f"{path}: results file not found") from None
+    except NotARegularFile as exc:
+        raise ResultsError(f"{path}: cannot read results file: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read results file ({exc.__class__.__name__})") from None
     return parse_results(text, source=str(path))
 
 
+MAX_JSON_DEPTH = 200  # a spec's JSON body may nest 100 levels (YAML's bound); results add a few
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """Return whether ``data`` nests lists and dicts deeper than ``limit`` (no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        elif not isinstance(node, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node)
+    return False
+
+
 def parse_results(text: str, *, source: str) -> Results:
     """Return the results document in ``text``, or raise ResultsError naming ``source`` and
-    what is wrong (a results file's text read from elsewhere, e.g. a git archive)."""
+    what is wrong (a results file's text read from elsewhere, e.g. a git archive). JSON nested
+    past :data:`MAX_JSON_DEPTH` is refused, before anything recurses into it."""
+    too_deep = ResultsError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep: "
+                            "not a results document")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:  # deeper than the decoder's own stack allows
+        raise too_deep from None
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise too_deep
     if isinstance(data, dict) and data.get("schema") not in (None, SCHEMA):
         raise ResultsError(f"{source}: schema {data.get('schema')!r} is not supported "
                            f"(this slogate reads {SCHEMA})")
     try:
-        return Results.model_validate(data)
+        results = Results.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "document"
         raise ResultsError(f"{source}: {field}: {first['msg']}") from None
+    _check_histograms(results, source)
+    return results
+
+
+def _check_histograms(results: Results, source: str) -> None:
+    """Raise ResultsError naming the first corrupt histogram, so no report meets it later as a
+    traceback: the run's totals (what verdicts, promotion and history use) are decoded whole
+    and their counts compared; each window's are checked up to their counts (bad base64,
+    truncated, not zlib, another layout), as decoding thousands of windows would be slow."""
+    for kind in ("latency", "service"):
+        try:
+            unseries(getattr(results.histograms, kind))
+        except ResultsError as exc:
+            raise ResultsError(f"{source}: histograms.{kind}: {exc}") from None
+    where: list[tuple[str, str]] = []
+    for w in results.windows:
+        where.append((f"windows[{w.index}].lag", w.lag))
+        where += [(f"windows[{w.index}].{kind} ({s.endpoint}/{s.outcome})", s.hdr)
+                  for kind in ("latency", "service") for s in getattr(w, kind)]
+    for name, hdr in where:
+        try:
+            _check_payload_header(_unwrap(hdr))
+        except (ValueError, TypeError) as exc:
+            raise ResultsError(f"{source}: {name}: {exc}") from None

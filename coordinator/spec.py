@@ -18,6 +18,7 @@ must be greater than 0``. Nothing here does I/O beyond reading the spec file its
 
 from __future__ import annotations
 
+import collections
 import difflib
 import enum
 import json
@@ -41,6 +42,7 @@ from pydantic.alias_generators import to_camel
 from ruamel.yaml.error import YAMLError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
+from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml
 from analysis.verdict import Limits as CoreLimits
 from analysis.verdict import Objective as CoreObjective
@@ -60,6 +62,14 @@ _DURATION_JSON = {
 Duration = Annotated[
     float, BeforeValidator(units.parse_duration_s), WithJsonSchema(_DURATION_JSON), Field(gt=0)
 ]
+# Upper bounds (README, "Spec fields"): far beyond what one run needs, low enough that a typo
+# (an extra zero or five) is refused before any worker starts rather than sized for.
+MAX_RATE_RPS = 1_000_000
+MAX_REQUESTS = 1_000_000_000
+MAX_DURATION_S = 86_400.0  # duration, warmup, maxDuration, ramp.duration: one day
+MAX_CONNECTIONS = 100_000  # maxInFlight and concurrency: one socket each
+MAX_WORKERS = 1024
+MAX_ENDPOINTS = 10_000
 _QUANTITY_JSON = {
     "anyOf": [{"type": "string"}, {"type": "number"}],
     "description": "A limit in the metric's unit: 200ms, 0.5s (latency; bare number = ms), "
@@ -160,7 +170,8 @@ class EndpointSpec(_Model):
                                   "(relative to the spec file).")
     json_body: Any = Field(None, alias="json", description="A JSON body (sets the content type).")
     content_type: str | None = None
-    weight: float = Field(1.0, gt=0, description="Share of requests relative to other endpoints.")
+    weight: float = Field(1.0, gt=0, le=1e9,
+                          description="Share of requests relative to other endpoints.")
 
     @field_validator("path")
     @classmethod
@@ -204,9 +215,11 @@ class RampSpec(_Model):
     sent during the ramp are excluded from the metrics, like warm-up.
     """
 
-    from_: float = Field(0.0, alias="from", ge=0, description="Rate at the start, req/s.")
-    to: float | None = Field(None, gt=0, description="Rate at the end; default load.rate.")
-    duration: Duration
+    from_: float = Field(0.0, alias="from", ge=0, le=MAX_RATE_RPS,
+                         description="Rate at the start, req/s.")
+    to: float | None = Field(None, gt=0, le=MAX_RATE_RPS,
+                             description="Rate at the end; default load.rate.")
+    duration: Duration = Field(le=MAX_DURATION_S)
 
 
 class HttpSpec(_Model):
@@ -255,23 +268,29 @@ class LoadSpec(_Model):
     Example: ``{rate: 500, duration: 30s, warmup: 5s, workers: 4, timeout: 2s}``
     """
 
-    rate: float | None = Field(None, gt=0, description="Open model: requests per second.")
-    concurrency: int | None = Field(None, gt=0, description="Closed model: virtual users.")
-    duration: Duration | None = None
-    requests: int | None = Field(None, gt=0, description="Total requests (warm-up excluded).")
-    warmup: Duration | None = Field(None, description="Leading time excluded from metrics.")
-    warmup_requests: int | None = Field(None, gt=0, description="Leading requests excluded.")
-    workers: int = Field(1, ge=1, le=1024, description="Number of LoadWorker actors.")
+    rate: float | None = Field(None, gt=0, le=MAX_RATE_RPS,
+                               description="Open model: requests per second.")
+    concurrency: int | None = Field(None, gt=0, le=MAX_CONNECTIONS,
+                                    description="Closed model: virtual users.")
+    duration: Duration | None = Field(None, le=MAX_DURATION_S)
+    requests: int | None = Field(None, gt=0, le=MAX_REQUESTS,
+                                 description="Total requests (warm-up excluded).")
+    warmup: Duration | None = Field(None, le=MAX_DURATION_S,
+                                    description="Leading time excluded from metrics.")
+    warmup_requests: int | None = Field(None, gt=0, le=MAX_REQUESTS,
+                                        description="Leading requests excluded.")
+    workers: int = Field(1, ge=1, le=MAX_WORKERS, description="Number of LoadWorker actors.")
     timeout: Duration = Field(10.0, le=100.0, description="Per-request timeout.")
-    window: Duration = Field(1.0, description="Length of one histogram window.")
-    max_in_flight: int = Field(1000, gt=0, description="Open model: cap on outstanding requests "
+    window: Duration = Field(1.0, le=3600.0, description="Length of one histogram window.")
+    max_in_flight: int = Field(1000, gt=0, le=MAX_CONNECTIONS,
+                               description="Open model: cap on outstanding requests "
                                "(= connections over HTTP/1.1), split between workers.")
     arrival: Literal["constant", "poisson"] = Field(
         "constant", description="Open model: evenly spaced or Poisson arrivals.")
     seed: int | None = Field(None, description="Seed of Poisson arrivals (reproducible runs).")
     ramp: RampSpec | None = Field(None, description="Open model: ramp the rate up first.")
-    think_time: Duration | None = Field(None, description="Closed model: pause between a "
-                                        "user's requests.")
+    think_time: Duration | None = Field(None, le=3600.0, description="Closed model: pause "
+                                        "between a user's requests.")
     cpus_per_worker: float = Field(1.0, ge=0, description="Ray CPUs reserved per worker.")
     placement: Literal["spread", "strict_spread"] = Field(
         "spread", description="spread: best effort across nodes; strict_spread: one worker per "
@@ -279,7 +298,8 @@ class LoadSpec(_Model):
     on_worker_loss: Literal["fail", "replace"] = Field(
         "fail", description="fail: a lost worker makes the run INVALID; replace: start a new "
         "worker for its share and record the gap.")
-    max_duration: Duration = Field(3600.0, description="Hard stop, whatever the stop condition.")
+    max_duration: Duration = Field(3600.0, le=MAX_DURATION_S,
+                                   description="Hard stop, whatever the stop condition.")
 
     @model_validator(mode="after")
     def _one_model_one_stop(self) -> LoadSpec:
@@ -633,7 +653,7 @@ class ExperimentSpec(_Model):
                                  "loaded by the same workers, interleaved request by request.")
     load: LoadSpec
     endpoints: list[EndpointSpec] = Field(
-        default_factory=lambda: [EndpointSpec()], min_length=1,
+        default_factory=lambda: [EndpointSpec()], min_length=1, max_length=MAX_ENDPOINTS,
         description="Requests to send; default one GET of the target URL.",
     )
     objectives: list[Objective] = Field(
@@ -693,11 +713,12 @@ class ExperimentSpec(_Model):
     @model_validator(mode="after")
     def _unique_endpoint_labels(self) -> ExperimentSpec:
         labels = [e.label for e in self.endpoints]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        counts = collections.Counter(labels)  # linear: list.count per label was quadratic
+        duplicates = sorted(label for label, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"endpoints: labels must be unique; give a name to: {duplicates}")
         for index, objective in enumerate(self.objectives):
-            if objective.endpoint is not None and objective.endpoint not in labels:
+            if objective.endpoint is not None and objective.endpoint not in counts:
                 raise ValueError(f"objectives[{index}].endpoint: {objective.endpoint!r} is not "
                                  f"one of the endpoints {labels}")
         return self
@@ -802,12 +823,17 @@ def _plain(node: Any) -> Any:
     return node
 
 
+MAX_SPEC_BYTES = 4 * 2**20  # ten thousand endpoints take well under 1 MiB
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path, max_bytes=MAX_SPEC_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except NotARegularFile as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read spec file ({exc.__class__.__name__})") from None
     try:
         return bounded_yaml("rt").load(text)
@@ -853,6 +879,7 @@ def _describe(exc: ValidationError, data: Any, source: str) -> str:
     return f"{where}: {prefix}{message}{more}"
 
 
+_SECONDS = {"duration", "warmup", "maxDuration", "timeout", "window", "thinkTime"}
 _UNION_TAGS = {"float", "int", "str", "none", "function-before[parse_duration_s(), float]"}
 
 
@@ -875,6 +902,14 @@ def _message(error: dict[str, Any], data: Any, loc: list[Any]) -> str:
         return f"unknown field{suggestion}"
     if kind == "missing":
         return "required field is missing"
+    if kind == "too_long":
+        return (f"at most {error['ctx']['max_length']:,} items (slogate's upper bound, see the "
+                f"README), got {error['ctx']['actual_length']:,}")
+    if kind == "less_than_equal":
+        limit = float(error["ctx"]["le"])
+        unit = " s" if loc and loc[-1] in _SECONDS else ""
+        shown = f"{int(limit):,}" if limit.is_integer() else f"{limit:g}"
+        return f"must be at most {shown}{unit} (slogate's upper bound, see the README)"
     message = str(error["msg"])
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ruamel.yaml.error import YAMLError
 
+from analysis.results import read_regular_text
 from analysis.safe_yaml import bounded_yaml
 from coordinator.errors import KubernetesError
 
@@ -89,7 +90,7 @@ def load_manifests(paths: Sequence[Path]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in paths:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = read_regular_text(path)
         except (OSError, UnicodeDecodeError) as exc:
             raise KubernetesError(f"cannot read manifest {path}: {getattr(exc, 'strerror', None) or exc}") \
                 from exc
