@@ -256,13 +256,17 @@ def read_regular_text(path: str | Path, *, max_bytes: int | None = None) -> str:
     OSErrors and UnicodeDecodeError as ``open`` and ``decode`` raise them.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
             raise NotARegularFile(f"{kind}, not a regular file")
         if max_bytes is not None and info.st_size > max_bytes:
             raise NotARegularFile(f"larger than {max_bytes // 2**20} MiB")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         return handle.read().decode("utf-8")
 
 

@@ -74,8 +74,9 @@ class Archive(Protocol):
         """Return every run in the archive."""
 
 
-def _segment(text: str) -> str:
-    """Return ``text`` as one safe path segment (no slashes, no leading dots)."""
+def safe_segment(text: str) -> str:
+    """Return ``text`` as one safe path segment (no slashes, no leading dots): an experiment's
+    name where it names a folder, here and in ``slogate run``'s default ``results/NAME-STAMP``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).lstrip(".-") or "run"
 
 
@@ -88,7 +89,7 @@ def archive_path(results: Results) -> str:
     """Return the run's path inside an archive: ``NAME/YYYYMMDDTHHMMSS.mmmZ-VERDICT.json``."""
     start = start_of(results)
     stamp = start.strftime("%Y%m%dT%H%M%S.") + f"{start.microsecond // 1000:03d}Z"
-    return f"{_segment(results.name)}/{stamp}-{results.verdict}.json"
+    return f"{safe_segment(results.name)}/{stamp}-{results.verdict}.json"
 
 
 def _commit_message(results: Results) -> str:

@@ -62,8 +62,11 @@ def main() -> None:
 
 
 def _default_out(name: str) -> Path:
+    """Return ``results/NAME-STAMP``, the name made one safe segment (``../../x`` stays inside)."""
+    from coordinator.archive import safe_segment
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path("results") / f"{name}-{stamp}"
+    return Path("results") / f"{safe_segment(name)}-{stamp}"
 
 
 def _rendered(render: Callable[[], str], what: str, saved: str) -> str | None:
