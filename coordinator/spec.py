@@ -560,7 +560,7 @@ def _check_http_url(target: str) -> str:
     be printed and saved with the results, and a space, a control or a non-ASCII character,
     which would reach the request line or the Host header as written.
     """
-    if "@" in target.partition("://")[2].split("/", 1)[0]:
+    if "@" in re.split(r"[/?#]", target.partition("://")[2], maxsplit=1)[0]:
         raise ValueError("credentials in the URL (user:password@) are refused: they would be "
                          "shown and saved with the results; send an Authorization header "
                          "(endpoints[].headers) instead")

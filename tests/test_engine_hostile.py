@@ -3,6 +3,7 @@ nothing a spec says can put a second request on the wire (real servers on 127.0.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import subprocess
 import sys
@@ -72,6 +73,42 @@ def test_a_response_the_parser_raises_on_still_ends_each_request(transport: str,
     assert_one_outcome_each(report, 30)
     assert set(outcomes(report)) <= {"status:101", "error:HttpParserUpgrade"}
     assert outcomes(report).get("status:101", 0) >= 15  # each answered request is seen as such
+
+
+class StuckSender:
+    """A Sender (the engine's seam) whose requests never finish, or raise ``error``."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    async def send(self, endpoint: int) -> tuple[str, int]:
+        """Wait forever, or raise the given error."""
+        if self.error is not None:
+            raise self.error
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+@pytest.mark.parametrize(("error", "outcome"), [
+    pytest.param(None, "timeout", id="never-answers"),
+    pytest.param(RuntimeError("boom"), "error:RuntimeError", id="raises"),
+])
+@pytest.mark.parametrize("model", MODELS)
+def test_the_coroutine_engine_records_whatever_its_sender_does(error: Exception | None,
+                                                               outcome: str,
+                                                               model: dict[str, Any]) -> None:
+    """A Sender that raises gives error:<Name>; one that never returns is given up a second
+    after the request timeout and recorded as a timeout (a closed-model user used to wait on it
+    for ever, past the hard stop)."""
+    plan = plan_for("http://127.0.0.1:9", {**model, "requests": 8, "timeout": "200ms"},
+                    transport="aiohttp")
+    worker = LoadWorker(plan, sender_factory=lambda _plan: StuckSender(error))
+    report = worker.run(start_at=time.time() + 0.1)
+    assert outcomes(report) == {outcome: 8}
+    assert_one_outcome_each(report, 8)
 
 
 # --- item: request smuggling from the spec -----------------------------------------------------

@@ -335,13 +335,16 @@ class AiohttpLoop(RunState):
 
     async def _one(self, seq: int, intended_ns: int) -> None:
         """Send request ``seq`` and record exactly one outcome for it, whatever happens: a
-        Sender that raises gives ``error:<Name>``; one cancelled (still pending long after its
-        timeout, at the end of the run) gives ``timeout``."""
+        Sender that raises gives ``error:<Name>``; one that has not answered a second after the
+        request timeout (its own should have fired), or is cancelled, gives ``timeout``."""
         endpoint = self.picker.pick()
         self.in_flight += 1
         sent_ns = time.monotonic_ns()
         try:
-            outcome, sent_ns = await self.sender.send(endpoint)
+            async with asyncio.timeout(self.plan.timeout_s + 1.0):
+                outcome, sent_ns = await self.sender.send(endpoint)
+        except TimeoutError:
+            outcome = TIMEOUT
         except asyncio.CancelledError:
             self.finish(seq, self.recorder.code_of(endpoint, TIMEOUT), intended_ns, sent_ns,
                         time.monotonic_ns())
@@ -384,6 +387,8 @@ class AiohttpLoop(RunState):
             _, pending = await asyncio.wait(set(in_flight), timeout=plan.timeout_s + 1.0)
             for task in pending:
                 task.cancel()
+            # let each cancelled request record its timeout before the recorder is closed
+            await asyncio.gather(*pending, return_exceptions=True)
         self.count_unsent(pacer, launched)
 
     async def _user(self) -> None:
