@@ -189,8 +189,10 @@ def test_nothing_smuggled_reaches_the_wire(transport: str) -> None:
         report = run_plan(plan)
     assert outcomes(report) == {"status:200": 6}
     assert len(server.requests) == 6
-    lines = {str(r["head"]).split("\r\n")[0] for r in server.requests}
-    assert lines == {"GET /hello%20w%C3%B6rld?q=a%0D%0AX-Injected%3A+yes HTTP/1.1"}
+    [line] = {str(r["head"]).split("\r\n")[0] for r in server.requests}
+    # yarl (aiohttp) writes the query's ':' plainly, which a query allows; CR and LF stay escaped
+    assert line in ("GET /hello%20w%C3%B6rld?q=a%0D%0AX-Injected%3A+yes HTTP/1.1",
+                    "GET /hello%20w%C3%B6rld?q=a%0D%0AX-Injected:+yes HTTP/1.1")
     assert all("\r\nX-Note: a\tb ~!" in str(r["head"]) for r in server.requests)
     assert b"\r\nX-Injected" not in server.wire
 
