@@ -398,8 +398,8 @@ def test_slogate_promote_exits_2_naming_the_bombed_histogram(
     path.write_text(json.dumps(data))
     out = CliRunner().invoke(main, ["promote", str(path)])
     assert out.exit_code == 2, out.stderr
-    assert out.stderr.startswith("slogate: error: windows[2].lag: histogram decode: inflates "
-                                 "beyond")
+    assert out.stderr.startswith(f"slogate: error: {path}: windows[2].lag: histogram decode: "
+                                 "inflates beyond")
     assert out.stderr.count("\n") == 1
 
 
