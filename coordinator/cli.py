@@ -28,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ["text", "markdown", "json", "junit", "html"]
 EXIT_USAGE = 2
 EXIT_REPORT = 4  # a report could not be rendered: not a verdict
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
 
 
 def _log(message: str) -> None:
@@ -42,7 +43,8 @@ def _log(message: str) -> None:
 
 
 def _errors_to_exit_codes(func: F) -> F:
-    """Turn a SlogateError into a one-line message and exit code 2; no traceback."""
+    """Turn a SlogateError into a one-line message and its exit code (2, or 130 for an
+    interrupted start), and a Ctrl-C outside a run into 130; no traceback, no click "Aborted!"."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -51,6 +53,9 @@ def _errors_to_exit_codes(func: F) -> F:
         except SlogateError as exc:
             click.echo(f"slogate: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("slogate: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -99,7 +104,8 @@ def _emit_report(results: Any, fmt_name: str, saved: str) -> bool:
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
                  fmt_name: str, aa: bool = False, show_pull_body: bool = False,
-                 archive: Any = None, spec_file: Path | None = None) -> int:
+                 archive: Any = None, spec_file: Path | None = None,
+                 dashboard: bool = False) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code
     (EXIT_REPORT when a report could not be rendered; the results are written first).
 
@@ -108,7 +114,8 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     A Kubernetes target is dark-launched first and cleaned up as its ``cleanup`` says.
 
     The first Ctrl-C (or SIGTERM) stops the workers and keeps partial results, marked aborted;
-    a second one exits at once.
+    a second one exits at once. Before the load (Ray or the workers starting) the first one
+    shuts Ray down and exits 130. ``dashboard`` starts the embedded Ray's dashboard.
     """
     from analysis.results import write_atomic
     from analysis.verdict import Verdict
@@ -125,13 +132,17 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     launch = Outcome()
     with dark_launch(spec, spec_dir, _log, launch) as spec:
         with ProgressPrinter(total_s=total_s or None, target_rps=load.rate,
-                             excluded_s=excluded_s, versions=len(spec.versions())) as progress, \
-                RayPool(address, log=_log, num_cpus=local_cpus,
-                        cpus_per_worker=load.cpus_per_worker, placement=load.placement,
-                        on_worker_loss=load.on_worker_loss, run_name=spec.name,
-                        on_progress=progress.update) as pool, \
-                _stop_on_signals(pool):
-            results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
+                             excluded_s=excluded_s, versions=len(spec.versions())) as progress:
+            pool = RayPool(address, log=_log, num_cpus=local_cpus,
+                           cpus_per_worker=load.cpus_per_worker, placement=load.placement,
+                           on_worker_loss=load.on_worker_loss, run_name=spec.name,
+                           on_progress=progress.update, dashboard=dashboard,
+                           workers=load.workers)
+            # Signals are ours before Ray starts, so a Ctrl-C then is not lost in ray.init; and
+            # again once it has started, since ray.init puts in its own SIGTERM handler (abort).
+            with _stop_on_signals(pool) as take_signals, pool:
+                take_signals()
+                results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
         launch.verdict = results.verdict
         results = results.model_copy(update={"slogate_version": _version(), "spec_file": (
             str(spec_file) if spec_file is not None else None)})
@@ -196,21 +207,27 @@ def promote_after_run(results: Any, promotion: Any, *, show_pull_body: bool = Fa
 
 
 @contextlib.contextmanager
-def _stop_on_signals(pool: Any) -> Iterator[None]:
-    """First SIGINT/SIGTERM: ask the pool to stop and keep partial results; second: exit now."""
+def _stop_on_signals(pool: Any) -> Iterator[Callable[[], None]]:
+    """First SIGINT/SIGTERM: ask the pool to stop and keep partial results; second: exit now.
+
+    Yields a function that puts the handlers in again (after a library replaced them)."""
     asked = {"count": 0}
 
     def handler(signum: int, _frame: object) -> None:
         asked["count"] += 1
         if asked["count"] > 1:
             _log("stopped at once (second interrupt)")
-            os._exit(130)
-        _log(f"{signal.Signals(signum).name}: stopping the workers (again to exit at once)")
+            os._exit(EXIT_INTERRUPTED)  # Ray's leftovers: see coordinator/reaper.py
+        _log(f"{signal.Signals(signum).name}: stopping (again to exit at once)")
         pool.abort()
+
+    def take() -> None:
+        for sig in previous:
+            signal.signal(sig, handler)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield take
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -236,9 +253,11 @@ def _stop_on_signals(pool: Any) -> Iterator[None]:
 @click.option("--github-url", default=None, metavar="URL", envvar="SLOGATE_GITHUB_URL",
               show_envvar=True, help="GitHub Enterprise API URL of a github: archive (default: "
               "the spec's promotion.baseUrl, else api.github.com).")
+@click.option("--dashboard", is_flag=True, help="Start the embedded Ray's dashboard (on "
+              "127.0.0.1; about 2 s more start-up). A joined cluster has its own.")
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, aa: bool,
-        archive_to: str | None, github_url: str | None) -> None:
+        archive_to: str | None, github_url: str | None, dashboard: bool) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
     from coordinator.spec import load_spec
 
@@ -252,7 +271,8 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, a
     if aa:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
-                          fmt_name=fmt_name, aa=aa, archive=archive, spec_file=spec_path))
+                          fmt_name=fmt_name, aa=aa, archive=archive, spec_file=spec_path,
+                          dashboard=dashboard))
 
 
 @main.command()

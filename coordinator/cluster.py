@@ -8,6 +8,13 @@ to a thin subclass that also exports Ray metrics), starts them on one common sta
 streams their snapshots with ``ray.wait`` on outstanding ``poll`` calls: no busy waiting, and a
 worker that dies or stops answering is noticed within a poll (about 2 s).
 
+The embedded Ray listens on 127.0.0.1 only (Ray binds its servers to the node's address, and the
+node's address is made the loopback one), starts its dashboard only when asked, and is never
+left behind: a Ctrl-C while it starts is held until ``ray.init`` returns and then shuts it down
+(:class:`~coordinator.errors.Interrupted`), and a small watcher (:mod:`coordinator.reaper`)
+kills what is left of it if this process dies without shutting it down (``kill -9``). Before
+it starts, a worker count this machine's memory cannot hold is refused.
+
 Loss policy: ``fail`` stops the others and returns the lost worker as :class:`WorkerLost` (the
 run is INVALID); ``replace`` starts a new actor for the same share, which takes over from the
 next slot after it is up, and records the gap. Every wait has a deadline derived from the plans.
@@ -15,10 +22,13 @@ next slot after it is up, and records the gap. Every wait has a deadline derived
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +41,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from analysis.catalog import split_version
-from coordinator.errors import ClusterError
+from coordinator.errors import ClusterError, Interrupted
 from workers.engine import LoadWorker, Snapshot, WorkerReport
 from workers.plan import WorkerPlan
 from workers.recorder import Progress, Window
@@ -43,6 +53,11 @@ _START_SLACK_S = 1.0  # between "all actors ready" and the common start time
 _READY_TIMEOUT_S = 120.0
 _POLL_S = 1.0  # a worker answers a poll within this; silence for _POLL_S + _LOST_AFTER_S = lost
 _LOST_AFTER_S = 1.0
+_WAIT_SLICE_S = 0.5  # start-up waits look at abort() this often
+# What one worker costs the embedded Ray on this machine (its Ray worker process, measured with
+# the load engine loaded), and Ray's own processes beside them.
+WORKER_MEMORY_MB = 85
+_RAY_BASE_MEMORY_MB = 600
 PLACEMENTS = {"spread": "SPREAD", "strict_spread": "STRICT_SPREAD"}
 
 
@@ -166,7 +181,7 @@ class RayPool:
                  num_cpus: int | None = None, cpus_per_worker: float = 1.0,
                  placement: str = "spread", on_worker_loss: str = "fail",
                  run_name: str = "slogate", on_progress: Callable[[LiveView], None] | None = None,
-                 dashboard: bool = True) -> None:
+                 dashboard: bool = False, workers: int | None = None) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self._log = log
         self._num_cpus = num_cpus
@@ -178,6 +193,8 @@ class RayPool:
         self._run_name = run_name
         self._on_progress = on_progress or (lambda _v: None)
         self._dashboard = dashboard
+        self._workers = workers  # known up front: checked against this machine before Ray starts
+        self._reaper: subprocess.Popen[bytes] | None = None
         self._owned = False
         self._abort = False
         self.gaps: list[Gap] = []
@@ -193,15 +210,23 @@ class RayPool:
         # Ray logs a notice on how to opt out of token auth at every start; keep stderr to ours.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
+        if not self.address:
+            if self._workers is not None:
+                _check_machine(self._workers)
+            self._reaper = _start_reaper()
         try:
             context = self._init()
         except (RayError, ConnectionError, ValueError, RuntimeError) as exc:
+            self._stop_reaper()
             where = self.address or "an embedded local instance"
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = (" (check the address; with Ray's token authentication the driver needs the "
                     "cluster's token, see README)" if self.address else "")
             raise ClusterError(f"cannot start or join Ray ({where}): {text}{hint}") from exc
         self._owned = True
+        if self._abort:  # a Ctrl-C while Ray was starting: held until now, then honoured
+            self.__exit__(None, None, None)
+            raise Interrupted("interrupted while Ray was starting; Ray is shut down")
         url = getattr(context, "dashboard_url", None)
         if url:
             self.dashboard_url = url if url.startswith("http") else f"http://{url}"
@@ -214,19 +239,34 @@ class RayPool:
             self._log(f"joining Ray at {self.address}")
             return ray.init(address=self.address, logging_level=logging.WARNING,
                             runtime_env={"working_dir": str(REPO_ROOT), "excludes": _EXCLUDES})
-        self._log("starting an embedded local Ray")
+        self._log("starting an embedded local Ray" + (" with its dashboard" if self._dashboard
+                                                        else ""))
         # address="local": always a fresh instance of our own, even when another Ray runs here
         # (ray.init() without an address would join that one).
-        return ray.init(address="local", num_cpus=self._num_cpus,
-                        include_dashboard=self._dashboard or False,
-                        logging_level=logging.WARNING, log_to_driver=False)
+        with _loopback_node():
+            return ray.init(address="local", num_cpus=self._num_cpus,
+                            include_dashboard=self._dashboard, dashboard_host="127.0.0.1",
+                            logging_level=logging.WARNING, log_to_driver=False)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._owned:
+            self._owned = False
             ray.shutdown()
+        self._stop_reaper()
+
+    def _stop_reaper(self) -> None:
+        """Tell the watcher Ray was shut down as it should be, and let it go."""
+        if self._reaper is not None and self._reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._reaper.stdin.write(b"done\n")
+                self._reaper.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._reaper.wait(timeout=5)
+        self._reaper = None
 
     def abort(self) -> None:
-        """Ask a running ``run`` to stop its workers and return what it has (Ctrl-C, SIGTERM)."""
+        """Ask the pool to stop (Ctrl-C, SIGTERM): Ray's start and the workers' start end with
+        Interrupted; a running ``run`` stops its workers and returns what it has."""
         self._abort = True
 
     # --- one run --------------------------------------------------------------------------------
@@ -257,21 +297,44 @@ class RayPool:
         if self._placement == "strict_spread" and len(alive) < workers:
             raise ClusterError(f"load.placement strict_spread needs {workers} nodes (one per "
                                f"worker) but the Ray cluster has {len(alive)}")
-        available = ray.cluster_resources().get("CPU", 0.0)
+        resources = ray.cluster_resources()
+        available = resources.get("CPU", 0.0)
         if self._cpus * workers > available + 1e-9:
             raise ClusterError(f"load.workers x load.cpusPerWorker needs {self._cpus * workers:g} "
                                f"CPUs but the Ray cluster has {available:g}")
+        memory_mb = resources.get("memory", 0.0) / 2**20
+        if memory_mb and workers * WORKER_MEMORY_MB > memory_mb:
+            raise ClusterError(f"load.workers: {workers} workers need about "
+                               f"{_gb(workers * WORKER_MEMORY_MB)} ({WORKER_MEMORY_MB} MB each) but "
+                               f"the Ray cluster has {_gb(memory_mb)} of memory for them")
 
     def _reserve(self, workers: int) -> Any:
         group = placement_group([{"CPU": self._cpus}] * workers,
                                 strategy=PLACEMENTS[self._placement])
         try:
-            ray.get(group.ready(), timeout=_READY_TIMEOUT_S)
+            self._wait_started([group.ready()], "placing the workers")
         except GetTimeoutError:
             remove_placement_group(group)
             raise ClusterError(f"could not place {workers} worker(s) ({self._placement}) within "
                                f"{_READY_TIMEOUT_S:.0f} s: not enough CPUs or nodes") from None
+        except Interrupted:
+            remove_placement_group(group)
+            raise
         return group
+
+    def _wait_started(self, refs: list[Any], what: str) -> list[Any]:
+        """Return ``ray.get(refs)`` once all are ready, waiting in short slices so that an
+        ``abort()`` (Ctrl-C) ends the wait at once with Interrupted; GetTimeoutError after
+        the start-up timeout."""
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        pending = list(refs)
+        while pending:
+            if self._abort:
+                raise Interrupted(f"interrupted while {what}; nothing was sent")
+            if time.monotonic() > deadline:
+                raise GetTimeoutError(what)
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=_WAIT_SLICE_S)
+        return ray.get(list(refs))
 
     def _actor(self, group: Any, plan: WorkerPlan) -> Any:
         strategy = PlacementGroupSchedulingStrategy(
@@ -282,7 +345,7 @@ class RayPool:
     def _wait_ready(self, slots: list[_Slot]) -> None:
         refs = [slot.actor.ready.remote() for slot in slots]
         try:
-            infos = ray.get(refs, timeout=_READY_TIMEOUT_S)
+            infos = self._wait_started(refs, "starting the workers")
         except GetTimeoutError:
             raise ClusterError(f"workers did not start within {_READY_TIMEOUT_S:.0f} s") from None
         except RayActorError as exc:
@@ -437,6 +500,60 @@ def _probe(address: str, timeout_s: float = 3.0) -> None:
     except OSError as exc:
         raise ClusterError(f"cannot reach Ray at {address}: {exc.strerror or exc} (is the "
                            "cluster up, and the address host:port of its head?)") from None
+
+
+def _gb(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB"
+
+
+def _available_memory_mb() -> float | None:
+    """Return this machine's available memory (MemAvailable), or None where it is unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_machine(workers: int) -> None:
+    """Refuse, before Ray starts, more workers than this machine's memory holds for the
+    embedded Ray (it would size itself to them and start their processes before any load)."""
+    available = _available_memory_mb()
+    need = _RAY_BASE_MEMORY_MB + workers * WORKER_MEMORY_MB
+    if available is not None and need > available:
+        raise ClusterError(
+            f"load.workers: {workers} workers need about {_gb(need)} on this machine's embedded "
+            f"Ray ({WORKER_MEMORY_MB} MB each) but {_gb(available)} is available; use fewer "
+            "workers or join a cluster (--address)")
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Any:
+    """Within: Ray takes 127.0.0.1 as this node's address, so that the GCS, the raylet, the
+    workers and the agents (which bind to the node's address) listen on loopback only.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` is turned back into the machine's address by Ray;
+    what Ray reads is its clusters switch (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``, read once at
+    import, so switched on Ray's constants module for the time of ``ray.init``). A joined
+    cluster is not touched. tests/test_signals.py checks the listening sockets."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def _start_reaper() -> subprocess.Popen[bytes]:
+    """Start the watcher that kills the embedded Ray's processes if this process dies first."""
+    return subprocess.Popen([sys.executable, str(Path(__file__).with_name("reaper.py")),
+                             str(os.getpid())], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
 
 
 def _last_line(exc: BaseException) -> str:

@@ -25,6 +25,13 @@ class ClusterError(SlogateError):
     """Ray could not be started or joined, or the workers could not be placed."""
 
 
+class Interrupted(SlogateError):
+    """Ctrl-C or SIGTERM before any load was sent (Ray or the workers were starting); exit 130,
+    the shell's code for a command ended by SIGINT."""
+
+    exit_code = 130
+
+
 class ExampleError(SlogateError):
     """The bundled sample app could not be started."""
 

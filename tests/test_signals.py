@@ -1,9 +1,17 @@
-"""Ctrl-C and SIGTERM on a real `slogate run` process: partial results on the first, out on the second."""
+"""Ctrl-C, SIGTERM and kill -9 on a real `slogate run` process: partial results on the first
+signal during the load, out on the second; exit 130 with Ray shut down on one before the load; and
+the embedded Ray on loopback only, never outliving its driver.
+
+The run starts in a session of its own, so that every process it started (Ray's included) is
+found by its session id in /proc, and none of another test's.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,15 +26,18 @@ from tests.helpers import REPO_ROOT, start_hello
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def _start_run(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def _start_run(tmp_path: Path, url: str,
+               workers: int = 1) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     spec = tmp_path / "spec.yaml"
     spec.write_text(json.dumps({"name": "sig", "target": url,
-                                "load": {"rate": 100, "duration": "30s", "workers": 1},
+                                "load": {"rate": 100, "duration": "30s", "workers": workers},
                                 "endpoints": [{"path": "/hello"}],
                                 "objectives": ["p(99)<1s"]}))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "run", str(spec),
-                             "--out", str(tmp_path / "out")], cwd=REPO_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--out", str(tmp_path / "out")], cwd=REPO_ROOT, text=True, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     return proc, lines
@@ -56,7 +67,7 @@ def test_first_signal_stops_the_workers_and_keeps_partial_results(tmp_path: Path
         proc.send_signal(signum)
         stopped_at = time.monotonic()
         proc.wait(timeout=30)
-    assert proc.returncode == 3
+    assert proc.returncode == 3, proc.stderr.read() if proc.stderr else ""
     assert time.monotonic() - stopped_at < 15
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["aborted"] is True and saved["verdict"] == "INVALID"
@@ -73,3 +84,76 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert proc.returncode == 130
+
+
+def _session(sid: int) -> dict[int, str]:
+    """Return ``{pid: name}`` of the live processes in session ``sid`` (from /proc)."""
+    found = {}
+    for name in os.listdir("/proc"):
+        try:
+            text = Path(f"/proc/{name}/stat").read_text() if name.isdigit() else ""
+        except OSError:
+            continue
+        if text:
+            fields = text[text.rindex(")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found[int(name)] = text[text.index("(") + 1:text.rindex(")")]
+    return found
+
+
+def _left_after(sid: int, timeout_s: float) -> dict[int, str]:
+    """Wait until session ``sid`` has no live process; return what is left at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while (left := _session(sid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """Return the local addresses of the TCP sockets ``pids`` listen on (``ss -ltnp``)."""
+    ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in ss.splitlines()
+            if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
+
+
+@pytest.mark.parametrize("after, workers, said", [
+    pytest.param("starting an embedded local Ray", 1, "while Ray was starting", id="ray-start"),
+    pytest.param("loading ", 4, "while starting the workers", id="workers-start"),
+])
+def test_interrupt_before_the_load_exits_130_and_leaves_nothing(tmp_path: Path, after: str,
+                                                                workers: int, said: str) -> None:
+    """Ctrl-C while Ray or the workers start: exit 130 within seconds (not 1 with click's
+    "Aborted!", not ignored until the 120 s start-up timeout), and no process of the run's
+    session left."""
+    with start_hello() as url:
+        proc, lines = _start_run(tmp_path, url, workers=workers)
+        _wait_for(lines, after, 60)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        stopped_at = time.monotonic()
+        proc.wait(timeout=60)
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 130
+    assert time.monotonic() - stopped_at < 30
+    assert "Aborted!" not in stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+    assert _left_after(proc.pid, 10) == {}
+
+
+def test_embedded_ray_listens_on_loopback_only_and_dies_with_its_driver(tmp_path: Path) -> None:
+    """During a run every socket the run's processes (GCS, raylet, agents, workers) listen on is
+    on 127.0.0.1; after a kill -9 of the driver none of them is left within 10 s (Ray's agents
+    alone stayed about 60 s)."""
+    with start_hello() as url:
+        proc, lines = _start_run(tmp_path, url)
+        _wait_for(lines, "load starts", 60)
+        ray_processes = set(_session(proc.pid)) - {proc.pid}
+        addresses = _listening(ray_processes | {proc.pid})
+        proc.kill()
+        proc.wait(timeout=10)
+        killed_at = time.monotonic()
+        left = _left_after(proc.pid, 10)
+    assert len(addresses) >= 4  # GCS, raylet (2), a worker, the agents
+    assert {a.rpartition(":")[0] for a in addresses} <= {"127.0.0.1", "[::ffff:127.0.0.1]",
+                                                         "[::1]"}, addresses
+    assert left == {}, f"left {time.monotonic() - killed_at:.0f} s after kill -9: {left}"
