@@ -1,6 +1,6 @@
 """Ctrl-C, SIGTERM and kill -9 on a real `slogate run` process: partial results on the first
 signal during the load, out on the second; exit 130 with Ray shut down on one before the load; and
-the embedded Ray on loopback only, never outliving its driver.
+the embedded Ray on loopback only, never outliving its driver, and never sized beyond this machine.
 
 The run starts in a session of its own, so that every process it started (Ray's included) is
 found by its session id in /proc, and none of another test's.
@@ -157,3 +157,22 @@ def test_embedded_ray_listens_on_loopback_only_and_dies_with_its_driver(tmp_path
     assert {a.rpartition(":")[0] for a in addresses} <= {"127.0.0.1", "[::ffff:127.0.0.1]",
                                                          "[::1]"}, addresses
     assert left == {}, f"left {time.monotonic() - killed_at:.0f} s after kill -9: {left}"
+
+
+def test_more_workers_than_this_machine_holds_are_refused_before_ray_starts(
+        tmp_path: Path) -> None:
+    """workers: 1024 on the embedded Ray needs about 85 GB (85 MB a worker): refused in one line
+    with exit 2 before Ray starts (it used to size Ray to 1,024 CPUs and take 12.5 GB)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(json.dumps({"name": "big", "target": "http://127.0.0.1:9",
+                                "load": {"rate": 1024, "duration": "1s", "workers": 1024,
+                                         "cpusPerWorker": 0.001},
+                                "endpoints": [{"path": "/"}], "objectives": ["p(99)<1s"]}))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(spec), "--out",
+                           str(tmp_path / "out")], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, start_new_session=True)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("slogate: error: load.workers: 1024 workers need about 85.6 GB on "
+                           "this machine's embedded Ray (85 MB each) but "), line
