@@ -32,7 +32,7 @@ from pathlib import Path
 from coordinator.sample_app import REPO_ROOT, start_hello
 
 # (phase name, the stderr text that ends it); the last phase ends when the process exits.
-MARKS = (("imports+spec", "Ray"), ("ray start", "worker(s) ready"),
+MARKS = (("imports+spec", "Ray"), ("ray start", "loading "),
          ("workers", "load starts"), ("load", "load finished"))
 
 

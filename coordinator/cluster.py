@@ -5,8 +5,9 @@ repository root travels as the ``working_dir``), reserves one placement-group bu
 (``spread``: best effort across nodes; ``strict_spread``: one per node, refused at once when there
 are too few nodes), creates one ``LoadWorker`` actor per bundle (``ray.remote`` is applied here,
 to a thin subclass that also exports Ray metrics), starts them on one common start time, and
-streams their snapshots with ``ray.wait`` on outstanding ``poll`` calls: no busy waiting, and a
-worker that dies or stops answering is noticed within a poll (about 2 s).
+streams their snapshots with ``ray.wait`` on outstanding ``poll`` calls: no busy waiting; a
+worker whose process dies is noticed at once, one that stops answering (a node cut off) within
+5 s.
 
 The embedded Ray listens on 127.0.0.1 only (Ray binds its servers to the node's address, and the
 node's address is made the loopback one), starts its dashboard only when asked, and is never
@@ -54,8 +55,8 @@ _READY_TIMEOUT_S = 120.0
 _POLL_S = 1.0  # a worker answers a poll within this; silence for _POLL_S + _LOST_AFTER_S = lost
 _LOST_AFTER_S = 1.0
 _WAIT_SLICE_S = 0.5  # start-up waits look at abort() this often
-# What one worker costs the embedded Ray on this machine (its Ray worker process, measured with
-# the load engine loaded), and Ray's own processes beside them.
+# What one worker costs the embedded Ray (its Ray worker process with the load engine loaded; the
+# figure measured in issue #12), and Ray's own processes beside them.
 WORKER_MEMORY_MB = 85
 _RAY_BASE_MEMORY_MB = 600
 PLACEMENTS = {"spread": "SPREAD", "strict_spread": "STRICT_SPREAD"}

@@ -171,6 +171,13 @@ class NetnsCluster:
         return {**env, "PYTHONPATH": path, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token,
                 "RAY_USAGE_STATS_ENABLED": "0", **extra}
 
+    def token_file(self) -> Path:
+        """Write the cluster's token to a file only its owner reads (for drivers by hand)."""
+        path = self._tmp / "token"
+        path.touch(mode=0o600)
+        path.write_text(self.token)
+        return path
+
     def popen(self, node: Node, argv: Sequence[str], *, env: dict[str, str] | None = None,
               **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
         """Start ``argv`` inside ``node``'s namespace, with the node's own host name (a UTS
@@ -362,11 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with NetnsCluster() as cluster:
-        print(f"Ray at {cluster.address}, target {cluster.target_url}; a driver runs in the "
-              f"head's namespace with this cluster's token:\n  ip netns exec {cluster.head.netns}"
-              f" env RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<token> slogate run SPEC --address "
-              f"{cluster.address}\n(token in this process's memory only; Ctrl-C tears down)",
-              flush=True)
+        token = cluster.token_file()
+        print(f"Ray at {cluster.address}, target {cluster.target_url}. A driver runs in the "
+              f"head's namespace with the cluster's token:\n  ip netns exec {cluster.head.netns}"
+              f" env RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={token} slogate run SPEC "
+              f"--address {cluster.address}\nCtrl-C tears it all down.", flush=True)
         try:
             while True:
                 time.sleep(3600)
