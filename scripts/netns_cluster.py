@@ -351,6 +351,10 @@ def serve(host: str, port: int) -> None:
     server.serve_forever()
 
 
+def _interrupt(*_args: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """``up``: build a cluster and wait for Ctrl-C; ``serve HOST PORT``: the target server."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"netns-cluster: error: {why}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM tears down as Ctrl-C does
     with NetnsCluster() as cluster:
         token = cluster.token_file()
         print(f"Ray at {cluster.address}, target {cluster.target_url}. A driver runs in the "
