@@ -75,6 +75,8 @@ class Node:
 
 def namespaces_supported() -> str | None:
     """Return why network namespaces cannot be made here, or None when they can."""
+    if shutil.which("unshare") is None:
+        return "the `unshare` command (util-linux) is not installed"
     probe = f"slgprobe{os.getpid()}"
     try:
         made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
