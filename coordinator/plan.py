@@ -81,8 +81,10 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
     load = spec.load
     workers = load.workers
     versions = spec.versions()
-    # Two versions: every endpoint once per version, equal weights, so the picker alternates
-    # baseline and candidate request by request; rates and counts are per version.
+    # Two versions: every endpoint once per version, version by version; the worker's picker
+    # chooses an endpoint by weight and sends it to each version in turn, so baseline and
+    # candidate strictly alternate with the same endpoint sequence. Rates and counts are per
+    # version.
     templates = tuple(
         _labelled(request_template(e, url, base_dir), version if len(versions) > 1 else None)
         for version, url in versions for e in spec.endpoints)
@@ -128,5 +130,6 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             error_ranges=spec.error_ranges,
             verify_tls=not spec.http.insecure,
             follow_redirects=spec.http.follow_redirects,
+            versions=per_version,
         ))
     return plans

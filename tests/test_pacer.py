@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.pacer import ConstantPacer, WeightedPicker
+from workers.pacer import ConstantPacer, InterleavedPicker, WeightedPicker, make_picker
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -237,3 +237,53 @@ def test_picker_rejects_bad_weights(weights: list[float]) -> None:
     with pytest.raises(ValueError, match="positive"):
         WeightedPicker(weights)
 
+
+
+# --- InterleavedPicker ------------------------------------------------------------------------
+
+
+def test_two_versions_alternate_with_one_endpoint_sequence() -> None:
+    """Baseline list/order and candidate list/order weighted 3:1 come out B list, C list, B list,
+    C list, B order, C order, B list, C list (not B, C, B, B, C, C, B, C over all four)."""
+    picker = make_picker([3, 1, 3, 1], versions=2)
+    names = ["B list", "B order", "C list", "C order"]
+    assert [names[picker.pick()] for _ in range(8)] == [
+        "B list", "C list", "B list", "C list", "B order", "C order", "B list", "C list"]
+
+
+@FAST
+@given(int_weights, st.integers(min_value=2, max_value=3), st.integers(min_value=1, max_value=300))
+def test_versions_strictly_alternate_on_the_plain_endpoint_sequence(
+        weights: list[int], versions: int, n: int) -> None:
+    """Pick t goes to version t mod V, and each version's endpoints are, in order, exactly the
+    weighted round-robin's sequence over one version's weights."""
+    picker = InterleavedPicker(weights * versions, versions)
+    chosen = [picker.pick() for _ in range(n)]
+    count = len(weights)
+    assert [index // count for index in chosen] == [t % versions for t in range(n)]
+    plain = picks(weights, n)
+    for version in range(versions):
+        own = [index % count for t, index in enumerate(chosen) if t % versions == version]
+        assert own == plain[:len(own)]
+
+
+def test_one_version_is_the_plain_weighted_picker() -> None:
+    """make_picker with one version is the smooth weighted round-robin itself."""
+    picker = make_picker([5, 1, 1])
+    assert isinstance(picker, WeightedPicker)
+    assert [picker.pick() for _ in range(7)] == [0, 0, 1, 0, 2, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("weights", "versions", "message"),
+    [
+        pytest.param([1, 1, 1], 2, "not 2 versions", id="not-divisible"),
+        pytest.param([3, 1, 1, 3], 2, "alike", id="weights-differ"),
+        pytest.param([], 2, "not 2 versions", id="empty"),
+    ],
+)
+def test_interleaved_picker_rejects_requests_that_are_not_versions_of_one_set(
+        weights: list[float], versions: int, message: str) -> None:
+    """Requests that do not split into equal, equally weighted versions raise ValueError."""
+    with pytest.raises(ValueError, match=message):
+        InterleavedPicker(weights, versions)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from workers.pacer import Pacer, WeightedPicker, make_pacer
+from workers.pacer import Pacer, make_pacer, make_picker
 from workers.plan import WorkerPlan
 from workers.recorder import Progress, Recorder, Window
 from workers.transport import TIMEOUT, Sender
@@ -279,7 +279,7 @@ class RunState:
         self.plan = plan
         self.recorder = recorder
         self.start_ns = start_ns
-        self.picker = WeightedPicker([t.weight for t in plan.requests])
+        self.picker = make_picker([t.weight for t in plan.requests], plan.versions)
         self.hard_stop_ns = start_ns + int(plan.max_duration_s * 1e9)
         self.schedule_end_ns = (
             start_ns + int((plan.excluded_s + plan.duration_s) * 1e9)

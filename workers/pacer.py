@@ -11,6 +11,13 @@ intended", for worker ``i`` of ``W`` on the global schedule ``t_n = n / rate``: 
 a whole request or more ahead of its share ``N w / sum(w)`` (with two endpoints, none is a request
 behind either; with more it can be, by under n - 1), and whole cycles of ``sum(w)`` picks of
 integer weights match the weights exactly.
+
+``InterleavedPicker`` serves several versions of the same endpoints (baseline and candidate):
+the requests are laid out version by version, ``[v0 e0 .. v0 eN, v1 e0 .. v1 eN]``; the weighted
+round-robin picks an endpoint over the endpoints' weights, and every version then gets that
+endpoint in turn, so the versions strictly alternate (B, C, B, C...) with the same endpoint
+sequence each. Picking over all ``V x N`` requests at once would not: with weights 3:1 it gives
+B, C, B, B, C, C, B, C, and the candidate's ``list`` always follows the baseline's.
 """
 
 from __future__ import annotations
@@ -191,3 +198,41 @@ class WeightedPicker:
                 best = index
         current[best] -= self._total
         return best
+
+
+class InterleavedPicker:
+    """Strict alternation of ``versions`` versions over one weighted endpoint sequence.
+
+    Example: ``InterleavedPicker([3, 1, 3, 1], versions=2)`` picks 0, 2, 0, 2, 1, 3, 0, 2: the
+    baseline's and then the candidate's ``list``, twice, then both ``order``s, and so on.
+    """
+
+    __slots__ = ("_endpoints", "_count", "_versions", "_turn", "_endpoint")
+
+    def __init__(self, weights: Sequence[float], versions: int) -> None:
+        count, left = divmod(len(weights), versions) if versions > 0 else (0, 1)
+        if left or not count:
+            raise ValueError(f"{len(weights)} requests are not {versions} versions of the "
+                             "same endpoints")
+        own = list(weights[:count])
+        if any(list(weights[v * count:(v + 1) * count]) != own for v in range(versions)):
+            raise ValueError("each version must weight its endpoints alike")
+        self._endpoints = WeightedPicker(own)
+        self._count = count
+        self._versions = versions
+        self._turn = 0
+        self._endpoint = 0
+
+    def pick(self) -> int:
+        """Return the index of the next request: the next version's copy of the endpoint."""
+        if self._turn == 0:
+            self._endpoint = self._endpoints.pick()
+        index = self._turn * self._count + self._endpoint
+        self._turn = (self._turn + 1) % self._versions
+        return index
+
+
+def make_picker(weights: Sequence[float], versions: int = 1) -> WeightedPicker | InterleavedPicker:
+    """Return the picker of one worker: weighted round-robin, interleaved when there are
+    several versions (see the module docstring)."""
+    return WeightedPicker(weights) if versions == 1 else InterleavedPicker(weights, versions)

@@ -32,7 +32,7 @@ class WorkerPlan:
 
     worker_index: int
     worker_count: int
-    requests: tuple[RequestTemplate, ...]
+    requests: tuple[RequestTemplate, ...]  # version by version when versions > 1
     model: Literal["open", "closed"]
     rate_rps: float | None = None  # this worker's share (open model)
     phase_s: float = 0.0  # intended time of this worker's first request (open model)
@@ -57,6 +57,7 @@ class WorkerPlan:
     transport: Literal["fast", "aiohttp"] = "fast"
     verify_tls: bool = True
     follow_redirects: bool = False
+    versions: int = 1  # baseline and candidate: 2, each version's endpoints strictly alternating
 
     @property
     def excluded_s(self) -> float:
