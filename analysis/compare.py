@@ -51,8 +51,9 @@ def relative_evidence(metric: str, candidate: Scope | None, baseline: Scope | No
                         needed_n=max(c.needed_n or 0, b.needed_n or 0) or None)
     (cl, ch), (bl, bh) = c.interval, b.interval
     if metric == "error-rate":
-        interval = (cl - bh, ch - bl)
-    elif bl <= 0:
+        return Evidence(value=_combine(metric, c.value, b.value), interval=(cl - bh, ch - bl),
+                        n=n, confidence=confidence, inferential=True, counts=c.counts + b.counts)
+    if bl <= 0:
         return Evidence(value=None, interval=None, n=n, confidence=confidence, inferential=True,
                         note="baseline value is 0: no ratio")
     else:

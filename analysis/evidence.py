@@ -45,6 +45,7 @@ class Evidence:
     inferential: bool  # True when the interval is a statistical one (rate, percentile, mean)
     note: str | None = None
     needed_n: int | None = None  # the least n for which an interval exists at all
+    counts: tuple[tuple[int, int], ...] = ()  # error-rate: (errors, requests) of each sample
 
 
 def scopes(measured: Measured) -> dict[str, Scope]:
@@ -80,7 +81,8 @@ def evidence_for(metric: str, scope: Scope | None, point: Mapping[str, float | N
     if metric == "error-rate":
         interval = stats.proportion_interval(scope.errors, scope.requests, confidence)
         return Evidence(value=value, interval=(interval.low, interval.high) if interval else None,
-                        n=scope.requests, confidence=confidence, inferential=True)
+                        n=scope.requests, confidence=confidence, inferential=True,
+                        counts=((scope.errors, scope.requests),))
     q = percentile_of(metric)
     if q is not None:
         return _percentile(value, q, scope.responded, confidence)

@@ -15,6 +15,7 @@ samples), never a made-up one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,11 +142,57 @@ def samples_to_separate_proportion(rate: float, limit: float, confidence: float 
     ``limit`` (None when the rate equals the limit: no sample size separates them)."""
     if rate == limit:
         return None
+
+    def decided(n: int) -> bool:
+        interval = proportion_interval(int(round(rate * n)), n, confidence)
+        return interval is not None and (interval.high < limit or interval.low > limit)
+
+    return _least_n(decided)
+
+
+def difference_interval(candidate: tuple[int, int], baseline: tuple[int, int],
+                        confidence: float = 0.95) -> tuple[float, float] | None:
+    """Return the interval of the difference of two proportions, candidate - baseline, each given
+    as ``(errors, requests)``: ``[C_low - B_high, C_high - B_low]`` from each side's
+    Clopper-Pearson interval at ``1 - (1 - c) / 2``, so that both hold together (Bonferroni)."""
+    each = 1.0 - (1.0 - confidence) / 2
+    c, b = proportion_interval(*candidate, each), proportion_interval(*baseline, each)
+    if c is None or b is None:
+        return None
+    return c.low - b.high, c.high - b.low
+
+
+def samples_to_separate_difference(candidate_rate: float, baseline_rate: float, limit: float,
+                                   confidence: float = 0.95) -> int | None:
+    """Return about how many requests *per version* would put the interval of the difference
+    ``candidate_rate - baseline_rate`` (as :func:`difference_interval` builds it) wholly on one
+    side of ``limit``; None when the difference equals the limit.
+
+    Both samples count toward the width, so this is the two-sample size: for rates p_c and p_b
+    and a gap d to the limit, about ``z^2 (sqrt(p_c q_c) + sqrt(p_b q_b))^2 / d^2`` with z at
+    ``1 - (1 - c) / 4``, where one sample of the difference alone would need
+    ``z^2 p q / d^2``."""
+    if candidate_rate - baseline_rate == limit:
+        return None
+
+    def decided(n: int) -> bool:
+        low, high = difference_interval(  # type: ignore[misc]
+            (int(round(candidate_rate * n)), n), (int(round(baseline_rate * n)), n), confidence)
+        return high < limit or low > limit
+
+    return _least_n(decided)
+
+
+def _least_n(decided: Callable[[int], bool], cap: int = 10**10) -> int | None:
+    """Return about the least n with ``decided(n)``: doubling from 16, then halving the last
+    step (rounding counts makes ``decided`` only nearly monotone); None beyond ``cap``."""
     n = 16
-    while n < 10**10:
-        successes = int(round(rate * n))
-        interval = proportion_interval(successes, n, confidence)
-        if interval is not None and (interval.high < limit or interval.low > limit):
-            return n
+    while not decided(n):
         n *= 2
-    return None
+        if n > cap:
+            return None
+    lo, hi = n // 2, n
+    while hi - lo > max(1, hi // 1000):
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if decided(mid) else (mid, hi)
+    return hi

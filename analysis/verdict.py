@@ -179,7 +179,8 @@ def judge_objective(objective: Objective, evidence: Evidence) -> ObjectiveVerdic
     if (upper is None or high <= upper) and (lower is None or low >= lower):
         return verdict(Verdict.PASS, f"{shown} is {wanted}")
     needed = _needed(objective, evidence)
-    more = f"; about {needed:,} requests would decide it" if needed else ""
+    each = " per version" if objective.vs else ""
+    more = f"; about {needed:,} requests{each} would decide it" if needed else ""
     return verdict(Verdict.INCONCLUSIVE, f"{shown} straddles {wanted}{more}", needed)
 
 
@@ -192,6 +193,11 @@ def _needed(objective: Objective, evidence: Evidence) -> int | None:
     limit = min(crossed, key=lambda x: abs(x - (value or 0.0)), default=None)
     if limit is None or value is None or value == limit:
         return None
+    if objective.metric == "error-rate" and len(evidence.counts) == 2:
+        # A difference of two rates: both samples' widths count (two-sample size, per version).
+        (c_errors, c_n), (b_errors, b_n) = evidence.counts
+        return stats.samples_to_separate_difference(c_errors / c_n, b_errors / b_n, limit,
+                                                    evidence.confidence)
     if objective.metric == "error-rate":
         return stats.samples_to_separate_proportion(value, limit, evidence.confidence)
     # An interval's half-width shrinks like 1/sqrt(n): scale n until it fits in |value - limit|.

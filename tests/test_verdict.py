@@ -8,6 +8,7 @@ that this is negligible, so "every trial" is a sound expectation and not a lucky
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import stats as sps
 
 from analysis import stats
 from analysis.catalog import percentile_of
+from analysis.compare import relative_evidence
 from analysis.evidence import Evidence, Scope, evidence_for, scopes
 from analysis.metrics import Measured, metrics_table
 from analysis.verdict import (
@@ -164,7 +166,8 @@ def test_p100_objective_is_inconclusive_without_a_sample_size() -> None:
 ])
 def test_zero_errors_against_one_percent(n: int, expected: Verdict) -> None:
     """0 errors in 50 requests cannot show a rate <= 1 % (upper bound 1-0.025^(1/50) = 7.1 %),
-    and about 512 requests would; 0 in 1000 can (upper bound 0.37 %)."""
+    and 368 requests would (the least n with 1-0.025^(1/n) < 1 %); 0 in 1000 can (upper
+    bound 0.37 %)."""
     values = LATENCY.rvs(size=n, random_state=np.random.default_rng(n))
     result = judge([Objective(metric="error-rate", upper_limit=0.01)], measured_run(values))
     judged = result.objectives[0]
@@ -172,7 +175,7 @@ def test_zero_errors_against_one_percent(n: int, expected: Verdict) -> None:
     assert judged.value == 0.0 and judged.interval is not None
     assert judged.interval[1] == pytest.approx(1 - 0.025 ** (1 / n), rel=1e-9)
     if expected is Verdict.INCONCLUSIVE:
-        assert judged.needed_n == 512
+        assert judged.needed_n == 368 == math.ceil(math.log(0.025) / math.log(0.99))
         assert judged.interval[1] > 0.01
 
 
@@ -269,6 +272,21 @@ def test_straddling_error_rate_reports_needed_n_from_clopper_pearson() -> None:
     assert judged.verdict is Verdict.INCONCLUSIVE
     assert judged.needed_n == stats.samples_to_separate_proportion(0.005, 0.01) is not None
     assert judged.needed_n > 200
+
+
+def test_error_rate_vs_baseline_asks_for_the_two_sample_size_per_version() -> None:
+    """12 errors in 1,200 against the baseline's 3 in 1,200 straddle a +0.5 pp limit; the
+    reason asks for about 18,864 requests per version (two-sample), not the one-sample 3,668
+    that would read as fewer than the 1,200 already measured."""
+    empty = Histogram()
+    candidate = Scope(responded=empty, requests=1200, errors=12, duration_s=10.0)
+    baseline = Scope(responded=empty, requests=1200, errors=3, duration_s=10.0)
+    objective = Objective(metric="error-rate", upper_limit=0.005, vs="baseline")
+    judged = judge_objective(objective, relative_evidence(
+        "error-rate", candidate, baseline, {"error-rate": 0.01}, {"error-rate": 0.0025}, 0.95))
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert judged.needed_n == stats.samples_to_separate_difference(0.01, 0.0025, 0.005) == 18864
+    assert "about 18,864 requests per version would decide it" in judged.reason
 
 
 @pytest.mark.parametrize(("interval", "value"), [
