@@ -3,7 +3,7 @@
 Light on purpose (no numpy, no pandas): the spec validator imports it.
 
 Canonical units, used in tables, objectives and results: latency in milliseconds, error-rate as a
-fraction in [0, 1], throughput in requests per second, counts as integers.
+fraction in [0, 1], throughput in successful requests per second, counts as integers.
 """
 
 from __future__ import annotations

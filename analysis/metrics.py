@@ -11,6 +11,9 @@ Which requests count where (the same rule for every endpoint and for the ``*`` r
 - ``request-count``: every measured request (warm-up excluded), whatever its outcome;
 - ``error-count``: requests whose outcome is an error (an HTTP status in the error ranges or a
   transport failure such as ``connect``, ``timeout``, ``reset``);
+- ``throughput``: successful requests (those not in ``error-count``) per second of the measured
+  duration, so an objective on throughput is met by answers, never by failures: a run whose every
+  request failed has throughput 0;
 - latency metrics: requests that got an HTTP response, of any status. A transport failure has no
   response time, so it counts as an error but never shortens or lengthens the latency distribution.
 
@@ -76,7 +79,8 @@ def _scope_stats(
         "request-count": requests,
         "error-count": error_count,
         "error-rate": (error_count / requests) if requests else None,
-        "throughput": (requests / duration_s) if duration_s > 0 and requests else None,
+        "throughput": ((requests - error_count) / duration_s) if duration_s > 0 and requests
+        else None,
         "latency-mean": _ms(responded.mean_ns),
         "latency-stddev": _ms(responded.stddev_ns),
         "latency-min": _ms(responded.min_ns),

@@ -51,8 +51,8 @@ def _responded(items: list[Series]) -> Histogram:
 
 
 def windows_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:
-    """Return one row per window: requests, errors, throughput, p50/p99 ms, schedule lag p99,
-    the busiest worker's CPU seconds, requests due and sent."""
+    """Return one row per window: requests, errors, throughput (successful requests/s), p50/p99
+    ms, schedule lag p99, the busiest worker's CPU seconds, requests due and sent."""
     measured = _measured(results)
     window_s = float(results.spec.get("load", {}).get("window", 1.0))
     rows = []
@@ -60,9 +60,9 @@ def windows_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:
         items = w.latency if corrected else w.service
         responded = _responded(items)
         requests = sum(s.count for s in items)
+        errors = sum(s.count for s in items if measured.is_error(s.outcome))
         rows.append({"window": w.index, "start_s": w.start_s, "requests": requests,
-                     "errors": sum(s.count for s in items if measured.is_error(s.outcome)),
-                     "throughput_rps": requests / window_s,
+                     "errors": errors, "throughput_rps": (requests - errors) / window_s,
                      "p50_ms": _ms(responded.percentile_ns(50)),
                      "p99_ms": _ms(responded.percentile_ns(99)),
                      "lag_p99_ms": _ms(Histogram.decode(w.lag).percentile_ns(99)),

@@ -18,12 +18,14 @@ def test_totals_frame_counts_match_the_metrics() -> None:
 
 
 def test_windows_frame_adds_up_to_the_totals() -> None:
-    """Five 1 s windows of 1000 requests: the series sums to the run's request and error counts."""
+    """Five 1 s windows of 1000 requests: the series sums to the run's request and error counts,
+    and each window's throughput counts its successful requests (4,950 over the 5 s)."""
     results = synthetic_results(OBJECTIVES)
     frame = windows_frame(results)
     assert list(frame.index) == [0, 1, 2, 3, 4]
     assert frame["requests"].sum() == 5000 and frame["errors"].sum() == 50
-    assert (frame["throughput_rps"] == 1000.0).all()
+    assert (frame["throughput_rps"] == frame["requests"] - frame["errors"]).all()
+    assert frame["throughput_rps"].sum() == 4950 == 5 * results.metrics["*"]["throughput"]
     assert frame["lag_p99_ms"].iloc[0] == pytest.approx(0.05, rel=1e-3)
 
 

@@ -493,3 +493,33 @@ def test_exit_codes() -> None:
     """PASS exits 0, FAIL 1, INCONCLUSIVE and INVALID 3."""
     assert [v.exit_code for v in Verdict] == [0, 1, 3, 3]
 
+
+
+# --- throughput counts successful requests ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ok", "failed", "outcome", "throughput", "verdict"), [
+    pytest.param(0, 2000, "status:500", 0.0, Verdict.FAIL, id="all-500"),
+    pytest.param(0, 2000, "connect", 0.0, Verdict.FAIL, id="all-refused"),
+    pytest.param(1800, 200, "status:503", 180.0, Verdict.FAIL, id="tenth-failed"),
+    pytest.param(2000, 0, "status:500", 200.0, Verdict.PASS, id="none-failed"),
+])
+def test_a_throughput_objective_counts_successful_requests_per_second(
+        ok: int, failed: int, outcome: str, throughput: float, verdict: Verdict) -> None:
+    """2,000 requests in 10 s of which ``failed`` are errors have a throughput of the successes
+    per second, so 100 % errors never passes `throughput >= 190/s` (an INVALID run, whose
+    throughput row said PASS at 200 req/s before)."""
+    from analysis.judging import judge_measured
+
+    latency = {}
+    if ok:
+        latency[("api", "status:200")] = Histogram.from_values(np.full(ok, MS))
+    latency[("api", outcome)] = Histogram.from_values(np.full(failed, MS)) if failed else \
+        Histogram()
+    measured = Measured(latency=latency, duration_s=10.0)
+    judged = judge_measured([Objective(metric="throughput", lower_limit=190.0)], measured,
+                            HEALTHY, Limits())
+    [row] = judged.verdict.objectives
+    assert row.value == throughput and row.verdict is verdict
+    assert judged.table.at["*", "throughput"] == throughput
+    assert judged.verdict.verdict is (Verdict.INVALID if ok == 0 else verdict)
