@@ -721,8 +721,12 @@ class ExperimentSpec(_Model):
             raise ValueError(f"endpoints: labels must be unique; give a name to: {duplicates}")
         for index, objective in enumerate(self.objectives):
             if objective.endpoint is not None and objective.endpoint not in counts:
+                near = difflib.get_close_matches(objective.endpoint, labels, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                shown = ", ".join(repr(label) for label in labels[:10])
+                more = f", … ({len(labels)} in all)" if len(labels) > 10 else ""
                 raise ValueError(f"objectives[{index}].endpoint: {objective.endpoint!r} is not "
-                                 f"one of the endpoints {labels}")
+                                 f"an endpoint's label{hint}; the labels are {shown}{more}")
         return self
 
     def versions(self) -> list[tuple[str, str]]:
@@ -859,26 +863,45 @@ def _check_body_files(spec: ExperimentSpec, base: Path, source: str) -> None:
 
 
 def _describe(exc: ValidationError, data: Any, source: str) -> str:
-    """Return one line for the first validation error: ``file:line: field.path: message``."""
+    """Return one line for the validation errors: ``file:line: field.path: message`` for the
+    first, then the others (up to three) with their lines, ``(and also line 9: field: ...)``."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = [part for part in first["loc"] if part not in _UNION_TAGS]
+    line, field, message = _locate(errors[0], data)
+    where = f"{source}:{line}" if line else source
+    prefix = f"{field}: " if field else ""
+    others = [_locate(error, data) for error in errors[1:4]]
+    also = "; ".join(f"{'line ' + str(n) + ': ' if n else ''}{f + ': ' if f else ''}{m}"
+                     for n, f, m in others)
+    left = len(errors) - 1 - len(others)
+    more = f" (and also {also}{f'; and {left} more' if left else ''})" if others else ""
+    return f"{where}: {prefix}{message}{more}"
+
+
+def _locate(error: Any, data: Any) -> tuple[int | None, str, str]:
+    """Return (YAML line or None, dotted field, message) of one validation error."""
+    loc = [part for part in error["loc"] if part not in _UNION_TAGS]
     if loc[:2] == ["target", "url"] and isinstance(data, dict) and \
             isinstance(data.get("target"), str):
         loc = ["target", *loc[2:]]  # written as the short form, target: URL
-    message = _message(first, data, loc)
-    # A model-level check that names one of its own keys ("upperLimit: ...") points there.
+    message = _message(error, data, loc)
+    # A model-level check that names one of its own keys ("upperLimit: ...") or a path below it
+    # ("objectives[0].endpoint: ...") points there.
     key, sep, rest = message.partition(": ")
     node = _node_at(data, loc)
     if sep and isinstance(node, dict) and key in node:
         loc, message = [*loc, key], rest
-    field = _dotted(loc)
-    line = _line_of(data, loc)
-    where = f"{source}:{line}" if line else source
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
-        if len(errors) > 1 else ""
-    prefix = f"{field}: " if field else ""
-    return f"{where}: {prefix}{message}{more}"
+    elif sep and _PATH.match(key) and _node_at(data, [*loc, *_parse_path(key)]) is not None:
+        loc, message = [*loc, *_parse_path(key)], rest
+    return _line_of(data, loc), _dotted(loc), message
+
+
+_PATH = re.compile(r"^[A-Za-z]\w*(\[\d+\])*(\.[A-Za-z]\w*(\[\d+\])*)+$|^[A-Za-z]\w*(\[\d+\])+")
+
+
+def _parse_path(text: str) -> list[Any]:
+    """Return ``objectives[0].endpoint`` as ``["objectives", 0, "endpoint"]``."""
+    return [int(part) if part.isdigit() else part
+            for part in re.findall(r"[A-Za-z]\w*|\d+", text)]
 
 
 _SECONDS = {"duration", "warmup", "maxDuration", "timeout", "window", "thinkTime"}
@@ -911,6 +934,11 @@ def _message(error: dict[str, Any], data: Any, loc: list[Any]) -> str:
         limit = float(error["ctx"]["le"])
         unit = " s" if loc and loc[-1] in _SECONDS else ""
         shown = f"{int(limit):,}" if limit.is_integer() else f"{limit:g}"
+        raw = _node_at(data, loc)
+        if unit and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            # A bare number is seconds: `timeout: 2000` meant as milliseconds says so.
+            return (f"{raw:g} without a unit is {raw:g} s, more than the {shown} s allowed "
+                    f"(slogate's upper bound, see the README); write {raw:g}ms for milliseconds")
         return f"must be at most {shown}{unit} (slogate's upper bound, see the README)"
     message = str(error["msg"])
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

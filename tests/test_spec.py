@@ -327,8 +327,8 @@ INVALID = [
                  id="duplicate-endpoint-labels"),
     pytest.param(HEAD + LOAD + "endpoints:\n  - path: /a\nobjectives:\n"
                  "  - {metric: latency-mean, upperLimit: 1, endpoint: GET /b}\n", {},
-                 ": objectives[0].endpoint: ", "'GET /b' is not one of the endpoints ['GET /a']",
-                 id="objective-endpoint-unknown"),
+                 ":7: objectives[0].endpoint: ", "'GET /b' is not an endpoint's label (did you "
+                 "mean 'GET /a'?); the labels are 'GET /a'", id="objective-endpoint-unknown"),
     pytest.param(HEAD + LOAD + "errorRanges: [700]\n", {},
                  ":4: errorRanges: ", "700 is not a range of HTTP statuses within 100-599",
                  id="error-range-700"),
@@ -384,7 +384,11 @@ def test_spec_error_is_a_slogate_error() -> None:
                      id="no-line-for-plain-dicts"),
         pytest.param({"name": "t", "target": "http://h", "load": {"rate": 1}, "extra": 1},
                      "doc: load: set duration or requests (or both: whichever comes first) "
-                     "(and 1 more problem)", id="more-problems-counted"),
+                     "(and also extra: unknown field)", id="more-problems-shown"),
+        pytest.param({"name": "t", "target": "http://h", "load": {"rate": 1, "duration": 1},
+                      "a": 1, "b": 2, "c": 3, "d": 4, "e": 5},
+                     "doc: a: unknown field (and also b: unknown field; c: unknown field; "
+                     "d: unknown field; and 1 more)", id="past-four-problems-counted"),
     ],
 )
 def test_parse_spec_messages(data: Any, message: str) -> None:
