@@ -460,6 +460,39 @@ def launch(spec_path: Path, delete: bool) -> None:
 
 
 @main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@_errors_to_exit_codes
+def check(spec_path: Path) -> None:
+    """Validate SPEC without running it (no Ray, no load) and warn about likely unit mistakes.
+
+    Exit 0 when SPEC would run (warnings included), 2 with the same one-line error as run.
+    """
+    from coordinator.errors import SpecError
+    from coordinator.plan import worker_plans
+    from coordinator.spec import load_spec_document, where_in
+    from coordinator.spec_check import check_spec
+
+    spec, document = load_spec_document(spec_path)
+    try:
+        worker_plans(spec, spec_path.parent)  # the plan's own refusals, as run would meet them
+    except SpecError as exc:
+        raise SpecError(f"{spec_path}: {exc}") from None
+    findings = check_spec(spec, document)
+    for finding in findings:
+        click.echo(f"slogate: warning: {where_in(document, list(finding.loc), str(spec_path))}: "
+                   f"{finding.message}", err=True)
+    load = spec.load
+    model = (f"{load.rate:g} req/s" if load.rate is not None else f"{load.concurrency} users")
+    stop = " and ".join(part for part in (
+        f"{load.duration:g} s" if load.duration is not None else "",
+        f"{load.requests:,} requests" if load.requests is not None else "") if part)
+    versions = " against the baseline" if spec.baseline else ""
+    click.echo(f"{spec_path}: valid: {spec.name}, {len(spec.endpoints)} endpoint(s), "
+               f"{len(spec.objectives)} objective(s), {model} for {stop} on {load.workers} "
+               f"worker(s){versions}; {len(findings)} warning(s)")
+
+
+@main.command()
 @click.option("--results", "which", flag_value="results",
               help="Print the schema of results.json instead of the experiment spec's.")
 @_errors_to_exit_codes

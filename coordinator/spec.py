@@ -782,6 +782,23 @@ def load_spec(path: str | Path, *, aa: bool = False) -> ExperimentSpec:
     return spec
 
 
+def load_spec_document(path: str | Path) -> tuple[ExperimentSpec, Any]:
+    """Return the validated spec in ``path`` and its YAML document (which keeps line numbers),
+    for checks that point at a line (``slogate check``); errors as :func:`load_spec`."""
+    path = Path(path)
+    data = _read_yaml(path)
+    spec = parse_spec(data, source=str(path))
+    _check_body_files(spec, path.parent, str(path))
+    return spec, data
+
+
+def where_in(data: Any, loc: list[Any], source: str) -> str:
+    """Return ``source:LINE: field.path`` for a location in a spec document (no line when the
+    document carries no YAML positions)."""
+    line = _line_of(data, loc)
+    return f"{source}:{line}: {_dotted(loc)}" if line else f"{source}: {_dotted(loc)}"
+
+
 def parse_spec(data: Any, *, source: str = "spec") -> ExperimentSpec:
     """Return the validated spec from already-parsed YAML/JSON data."""
     if data is None:
