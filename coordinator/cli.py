@@ -326,30 +326,37 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     request instead (a FAIL of a version that is not stable: nothing to revert).
     """
     from analysis.results import load_results
-    from coordinator.errors import PromotionError
-    from coordinator.promoting import run_promotion
+    from coordinator.errors import PromotionError, SpecError
+    from coordinator.promoting import promotion_refusal, run_promotion, spec_mismatch
     from coordinator.spec import load_spec, parse_spec
 
+    if service_url is not None and (spec_path is not None or dry_run):
+        raise SpecError("--service takes the promotion block saved in RESULTS; it cannot be "
+                        "combined with --spec or --dry-run")
     results = load_results(results_path)
-    if service_url is not None:
-        _promote_through_service(results, service_url, spec_path=spec_path, dry_run=dry_run)
-        return
-    spec = load_spec(spec_path) if spec_path else parse_spec(results.spec, source=str(results_path))
+    saved = parse_spec(results.spec, source=str(results_path))
+    spec = load_spec(spec_path) if spec_path else saved
+    mismatch = spec_mismatch(results, spec) if spec_path else None
+    if mismatch:
+        raise SpecError(f"{spec_path}: not the spec of {results_path}: {mismatch}; promote the "
+                        "run with the spec it ran with (or without --spec), or run this spec")
     if spec.promotion is None:
         raise PromotionError(f"{spec_path or results_path}: the spec has no promotion block")
+    refused = promotion_refusal(results, spec.promotion)
+    if refused is not None:
+        click.echo(f"slogate: not promoted: {results_path}: {refused[1]}", err=True)
+        sys.exit(refused[0])
+    if service_url is not None:
+        _promote_through_service(results, service_url)
+        return
     run_promotion(results, spec.promotion, dry_run=dry_run, log=_log,
                   show=lambda text: click.echo(text, nl=False))
 
 
-def _promote_through_service(results: Any, url: str, *, spec_path: Path | None,
-                             dry_run: bool) -> None:
+def _promote_through_service(results: Any, url: str) -> None:
     """Post ``results`` to the promotion service and print its answer."""
-    from coordinator.errors import SpecError
     from coordinator.promoting import post_to_service
 
-    if spec_path is not None or dry_run:
-        raise SpecError("--service takes the promotion block saved in RESULTS; it cannot be "
-                        "combined with --spec or --dry-run")
     answer = post_to_service(results, url, os.environ.get("SLOGATE_PROMOTE_SECRET", "").strip())
     click.echo(f"{answer.get('status')}: {answer.get('pullRequest')} ({answer.get('branch')})")
 

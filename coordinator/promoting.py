@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from analysis.results import Results
+from analysis.verdict import Objective, Verdict, format_objective_value
 from coordinator.errors import PromotionError
-from coordinator.spec import PromotionSpec, TokenSecret
-from promote.flow import Outcome, act, check_names
+from coordinator.spec import ExperimentSpec, PromotionSpec, TokenSecret, parse_spec
+from promote.flow import Outcome, act, check_names, rejudged_verdict
 from promote.provider import Provider
 
 
@@ -110,6 +111,49 @@ def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
         if show_body:
             show(outcome.body)
     return outcome
+
+
+def spec_mismatch(results: Results, spec: ExperimentSpec) -> str | None:
+    """Return why ``spec`` is not the one ``results`` was run and judged with (another
+    experiment's name, other objectives), or None when it is."""
+    if spec.name != results.name:
+        return f"the spec is experiment {spec.name!r}, but the run is of {results.name!r}"
+    saved = parse_spec(results.spec, source="results.json spec")
+    ours = [o.to_core() for o in spec.objectives]
+    theirs = [o.to_core() for o in saved.objectives]
+    only_ours = [o for o in ours if o not in theirs]
+    only_theirs = [o for o in theirs if o not in ours]
+    if not only_ours and not only_theirs:
+        return None
+    parts = [f"{where}: {', '.join(_objective_text(o) for o in which)}" for where, which in
+             (("only in the spec", only_ours), ("only in the run", only_theirs)) if which]
+    return f"the spec's objectives are not those the run was judged on ({'; '.join(parts)})"
+
+
+def _objective_text(objective: Objective) -> str:
+    limits = [f"{sign} {format_objective_value(objective, limit)}" for sign, limit in
+              ((">=", objective.lower_limit), ("<=", objective.upper_limit)) if limit is not None]
+    endpoint = f" [{objective.endpoint}]" if objective.endpoint else ""
+    versus = f" vs {objective.vs}" if objective.vs else ""
+    return f"{objective.metric}{endpoint} {' and '.join(limits)}{versus}"
+
+
+def promotion_refusal(results: Results, promotion: PromotionSpec) -> tuple[int, str] | None:
+    """Return ``(exit code, why)`` when the run, re-judged from its own histograms, may be
+    neither promoted (PASS) nor reverted (FAIL with ``onFail: revert-pr``); None otherwise.
+    The exit code is the verdict's (1 FAIL, 3 INCONCLUSIVE or INVALID), never the input
+    error's 2."""
+    again = rejudged_verdict(results)
+    if again == "FAIL" and promotion.on_fail == "revert-pr":
+        return None
+    if again == "PASS" and results.verdict == "PASS":
+        return None
+    shown = again if again != "PASS" else results.verdict
+    saved = "" if results.verdict == again else f"; the file says {results.verdict}"
+    return Verdict(shown).exit_code, (
+        f"the run is {shown} (re-judged from its histograms{saved}): only a PASS run is "
+        "promoted" + ("" if promotion.on_fail == "revert-pr" else
+                      " (a FAIL of the stable version is reverted with onFail: revert-pr)"))
 
 
 def post_to_service(results: Results, url: str, secret: str, *,

@@ -152,3 +152,71 @@ def test_missing_token_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     out = CliRunner().invoke(main, ["promote", str(path)])
     assert out.exit_code == 2
     assert out.stderr.strip() == "slogate: error: no GitHub token: set GITHUB_TOKEN, promotion.tokenFile or promotion.tokenSecret"
+
+
+def _results_with_promotion(tmp_path: Path, results: Results, repo: Path) -> Path:
+    """Write ``results`` with a local promotion block into ``tmp_path/results.json``."""
+    promotion = _promotion(str(repo), provider="local").model_dump(mode="json", by_alias=True)
+    path = tmp_path / "results.json"
+    path.write_text(results.model_copy(
+        update={"spec": {**results.spec, "promotion": promotion}}).to_json())
+    return path
+
+
+def _spec_file(tmp_path: Path, results_path: Path, **changes: object) -> Path:
+    """Write the spec saved in ``results_path``, with ``changes`` applied, as spec.yaml."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(json.dumps({**json.loads(results_path.read_text())["spec"], **changes}))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "fragment"), [
+    pytest.param({"name": "checkout-3.1"}, "the spec is experiment 'checkout-3.1', but the run is "
+                 "of 'golden'", id="other-experiment"),
+    pytest.param({"objectives": [{"metric": "latency-p99", "upperLimit": "900ms"}]},
+                 "the spec's objectives are not those the run was judged on (only in the spec: "
+                 "latency-p99 <= 900 ms; only in the run: ", id="other-objectives"),
+])
+def test_promote_with_another_experiments_spec_is_refused(
+        tmp_path: Path, changes: dict[str, object], fragment: str) -> None:
+    """`promote --spec` with a spec whose name or objectives differ from the run's: one line
+    naming the difference, exit 2, and no branch."""
+    repo = make_gitops_repo(tmp_path / "gitops")
+    results = synthetic_results(OBJECTIVES)
+    path = _results_with_promotion(tmp_path, results, repo)
+    spec = _spec_file(tmp_path, path, **changes)
+    out = CliRunner().invoke(main, ["promote", str(path), "--spec", str(spec)])
+    assert out.exit_code == 2
+    [line] = out.stderr.splitlines()
+    assert line.startswith(f"slogate: error: {spec}: not the spec of {path}: ")
+    assert fragment in line
+    assert _git(repo, "branch", "--list", "slogate/*") == ""
+
+
+def test_promote_with_the_runs_own_spec_promotes(tmp_path: Path) -> None:
+    """`promote --spec` with the spec the run was judged on promotes as without it."""
+    repo = make_gitops_repo(tmp_path / "gitops")
+    path = _results_with_promotion(tmp_path, synthetic_results(OBJECTIVES), repo)
+    spec = _spec_file(tmp_path, path)
+    out = CliRunner().invoke(main, ["promote", str(path), "--spec", str(spec)])
+    assert out.exit_code == 0, out.stderr
+    assert "Promote hello to 2.0: opened" in out.stdout
+
+
+@pytest.mark.parametrize(("results", "code", "verdict"), [
+    pytest.param(_failing, 1, "FAIL", id="fail-exits-1"),
+    pytest.param(lambda: synthetic_results(["p(99.99)<1s"]), 3, "INCONCLUSIVE",
+                 id="inconclusive-exits-3"),
+])
+def test_refusing_a_run_that_did_not_pass_exits_with_its_verdicts_code(
+        tmp_path: Path, results: object, code: int, verdict: str) -> None:
+    """`slogate promote` of a FAIL run exits 1 and of an INCONCLUSIVE one 3 (not 2, which
+    means a mistake in the input), saying why in one line."""
+    repo = make_gitops_repo(tmp_path / "gitops")
+    path = _results_with_promotion(tmp_path, results(), repo)  # type: ignore[operator]
+    out = CliRunner().invoke(main, ["promote", str(path)])
+    assert out.exit_code == code
+    assert out.stderr.splitlines() == [
+        f"slogate: not promoted: {path}: the run is {verdict} (re-judged from its histograms): "
+        "only a PASS run is promoted (a FAIL of the stable version is reverted with onFail: "
+        "revert-pr)"]

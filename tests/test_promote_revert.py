@@ -209,14 +209,17 @@ def test_slogate_promote_dry_run_prints_the_revert_and_touches_nothing(tmp_path:
 
 
 def test_slogate_promote_refuses_a_fail_when_onfail_is_none(tmp_path: Path) -> None:
-    """Without onFail, `slogate promote` on a FAIL run keeps refusing: one line, exit 2."""
+    """Without onFail, `slogate promote` on a FAIL run keeps refusing: one line, exit 1 (the
+    verdict's code, not the input error's 2)."""
     repo, _ = _stable_repo(tmp_path)
     path = _results_file(tmp_path, _failing(), _promotion(str(repo), provider="local",
                                                           onFail="none"))
     out = CliRunner().invoke(main, ["promote", str(path)])
-    assert out.exit_code == 2
-    assert out.stderr.strip() == ("slogate: error: the run's verdict is FAIL, not PASS: nothing "
-                                  "is promoted")
+    assert out.exit_code == 1
+    assert out.stderr.strip() == (
+        f"slogate: not promoted: {path}: the run is FAIL (re-judged from its histograms): only "
+        "a PASS run is promoted (a FAIL of the stable version is reverted with onFail: "
+        "revert-pr)")
 
 
 @pytest.mark.parametrize("on_fail, stable, expected", [

@@ -357,7 +357,7 @@ def test_post_to_service_returns_the_answer_or_names_the_status(rig: Rig) -> Non
 def test_slogate_promote_service_needs_no_github_token(
         rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`slogate promote RESULTS --service URL` promotes with only SLOGATE_PROMOTE_SECRET set;
-    a refused run exits 2 with the status in one line."""
+    a FAIL run is refused before anything is posted, with the verdict's exit code 1."""
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.setenv("SLOGATE_PROMOTE_SECRET", SECRET)
     path, failing = tmp_path / "results.json", tmp_path / "failing.json"
@@ -367,8 +367,8 @@ def test_slogate_promote_service_needs_no_github_token(
     assert out.exit_code == 0, out.stderr
     assert out.stdout.startswith(f"opened: {rig.gh.base_url.removesuffix('/api/v3')}/acme/gitops/pull/1")
     refused = CliRunner().invoke(main, ["promote", str(failing), "--service", rig.url])
-    assert refused.exit_code == 2
-    assert refused.stderr.startswith("slogate: error: promotion service ") and "HTTP 409" in refused.stderr
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"slogate: not promoted: {failing}: the run is FAIL")
     both = CliRunner().invoke(main, ["promote", str(path), "--service", rig.url, "--dry-run"])
     assert both.exit_code == 2 and "cannot be combined" in both.stderr
 
