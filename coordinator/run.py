@@ -62,10 +62,19 @@ def run_experiment(
     started = datetime.now(timezone.utc)
     outcomes = pool.run(plans)
     ended = datetime.now(timezone.utc)
+    for reason in stopped_early(outcomes):
+        log(f"stopped early: {reason}")
     log("load finished; merging and judging")
     return build_results(spec, outcomes, started=started, ended=ended,
                          aborted=getattr(pool, "aborted", False), gaps=getattr(pool, "gaps", ()),
                          aa=aa)
+
+
+def stopped_early(outcomes: Sequence[WorkerReport | WorkerLostLike]) -> list[str]:
+    """Return the distinct reasons workers gave for ending their load by themselves (a target
+    that refused every connection in the first second), in worker order."""
+    reasons = (o.stopped_early for o in outcomes if isinstance(o, WorkerReport))
+    return list(dict.fromkeys(r for r in reasons if r))
 
 
 def _iso(moment: datetime) -> str:
@@ -84,6 +93,8 @@ def build_results(
     """
     reports = [o for o in outcomes if isinstance(o, WorkerReport)]
     lost = [o for o in outcomes if not isinstance(o, WorkerReport)]
+    early = stopped_early(outcomes)
+    aborted = aborted or bool(early)  # a run its workers ended early is judged as one stopped
     windows = merge_windows([*(r.windows for r in reports),
                              *(getattr(w, "windows", ()) for w in lost)])
     latency, service = totals(windows), totals(windows, corrected=False)
@@ -126,7 +137,7 @@ def build_results(
         aa=aa,
         objectives=objective_results(verdict),
         verdict=verdict.verdict.value,
-        reasons=list(verdict.reasons),
+        reasons=[f"stopped early: {reason}" for reason in early] + list(verdict.reasons),
     )
 
 
@@ -140,6 +151,7 @@ def _worker_results(reports: Sequence[WorkerReport], lost: Sequence[WorkerLostLi
             requests=sum(h.total for h in hists.values()),
             errors=sum(h.total for (_, o), h in hists.items() if measured.is_error(o)),
             warmup_requests=report.warmup_requests, unsent=report.unsent,
+            reason=report.stopped_early,
         ))
     for worker in lost:
         hists = totals(getattr(worker, "windows", ()))

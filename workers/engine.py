@@ -32,6 +32,7 @@ from typing import Protocol
 from workers.pacer import Pacer, make_pacer, make_picker
 from workers.plan import WorkerPlan
 from workers.recorder import Progress, Recorder, Window
+from workers.refusal import ConnectWatch, connect_error
 from workers.transport import TIMEOUT, Sender
 
 SenderFactory = Callable[[WorkerPlan], Sender]
@@ -50,6 +51,7 @@ class WorkerReport:
     warmup_requests: int
     unsent: int  # due but never sent because the hard stop came first
     node_id: str | None = None  # set by the pool that ran it (Ray's node id)
+    stopped_early: str | None = None  # why the worker ended its load by itself (one line)
 
 
 class Engine(Protocol):
@@ -113,6 +115,7 @@ class LoadWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine_ref: Engine | None = None
         self._stop_asked = False
+        self._stopped_early: str | None = None
 
     def ready(self) -> dict[str, object]:
         """Return where this worker runs (host and pid); the coordinator waits on it."""
@@ -225,7 +228,17 @@ class LoadWorker:
             windows=(),
             warmup_requests=recorder.warmup_count,
             unsent=engine.unsent,
+            stopped_early=self._stopped_early,
         )
+
+    async def _stop_if_refused(self, watch: ConnectWatch, recorder: Recorder, now_ns: int,
+                               engine: Engine) -> None:
+        """End the load early when every request of the first second failed to connect,
+        naming what a fresh connection runs into (``connection refused: 127.0.0.1:18099``)."""
+        watch.observe(recorder.codes, recorder.done)
+        if watch.all_failed(now_ns):
+            self._stopped_early = await connect_error(t.url for t in self.plan.requests)
+            engine.stop()
 
     async def _publish_forever(self, recorder: Recorder, start_ns: int, engine: Engine) -> None:
         """Every 100 ms: sample generator health and bucket recorded rows; once per window,
@@ -241,8 +254,12 @@ class LoadWorker:
         flush_s = min(0.1, plan.window_s)
         next_publish = time.monotonic() + plan.window_s
         cpu = time.thread_time()
+        watch = ConnectWatch(begin_ns=int(plan.resume_s * 1e9))
         while True:
             await asyncio.sleep(flush_s)
+            if not watch.done:
+                await self._stop_if_refused(watch, recorder, time.monotonic_ns() - start_ns,
+                                            engine)
             now_ns, now_cpu = time.monotonic_ns(), time.thread_time()
             recorder.sample(now_ns - start_ns, cpu_s=now_cpu - cpu, in_flight=engine.in_flight)
             cpu = now_cpu
