@@ -792,6 +792,11 @@ def load_spec_document(path: str | Path) -> tuple[ExperimentSpec, Any]:
     return spec, data
 
 
+def value_at(data: Any, loc: list[Any] | tuple[Any, ...]) -> Any:
+    """Return the value at ``loc`` (keys and list indices) of a spec document, or None."""
+    return _node_at(data, list(loc))
+
+
 def where_in(data: Any, loc: list[Any], source: str) -> str:
     """Return ``source:LINE: field.path`` for a location in a spec document (no line when the
     document carries no YAML positions)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.catalog import Kind, kind_of
-from coordinator.spec import ExperimentSpec, Objective
+from coordinator.spec import ExperimentSpec, Objective, value_at
 
 # Bare-number durations at or above these many seconds draw a warning: a minute for what is
 # usually seconds long, 1,000 s for the phases of a run. In the order of the spec's fields.
@@ -51,23 +51,13 @@ def check_spec(spec: ExperimentSpec, document: Any) -> list[Finding]:
     return [*_bare_durations(document), *_objective_findings(spec, document)]
 
 
-def _at(document: Any, loc: tuple[str | int, ...]) -> Any:
-    node = document
-    for part in loc:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
 def _is_bare(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _bare_durations(document: Any) -> Iterator[Finding]:
     for loc, least in _DURATIONS:
-        raw = _at(document, loc)
+        raw = value_at(document, loc)
         if _is_bare(raw) and raw >= least:
             yield Finding(loc=loc, message=(
                 f"{raw:g} without a unit is {raw:g} s ({_human_s(float(raw))}); write "
@@ -84,7 +74,7 @@ def _objective_findings(spec: ExperimentSpec, document: Any) -> Iterator[Finding
     for index, objective in enumerate(spec.objectives):
         if objective.vs is not None:
             continue  # limits are ratios or differences of the baseline's
-        written = _at(document, ("objectives", index))
+        written = value_at(document, ("objectives", index))
         kind = kind_of(objective.metric)
         for key, limit in (("upperLimit", objective.upper_limit),
                            ("lowerLimit", objective.lower_limit)):
