@@ -37,7 +37,7 @@ def test_demo_runs_the_whole_loop_in_under_a_minute(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["verdict"] == "PASS" and saved["metrics"]["*"]["request-count"] == 1600
     assert elapsed < 60
-    printed = re.findall(r"(?:file://|: )(/[^\s]+)", proc.stdout + proc.stderr)
+    printed = re.findall(r"(?:file://|: )(/[^\s)]+)", proc.stdout + proc.stderr)
     assert any(p.endswith("slogate-promote-hello-2.0.md") for p in printed)
     missing = [p for p in printed if p.startswith(str(tmp_path)) and not Path(p).exists()]
     assert printed and not missing
