@@ -480,6 +480,8 @@ def check(spec_path: Path) -> None:
     from coordinator.spec_check import check_spec
 
     spec, document = load_spec_document(spec_path)
+    if spec.target.kubernetes is not None and spec.target.url is None:
+        spec = spec.with_target(_service_url(spec.target.kubernetes, spec_path.parent))
     try:
         worker_plans(spec, spec_path.parent)  # the plan's own refusals, as run would meet them
     except SpecError as exc:
@@ -497,6 +499,17 @@ def check(spec_path: Path) -> None:
     click.echo(f"{spec_path}: valid: {spec.name}, {len(spec.endpoints)} endpoint(s), "
                f"{len(spec.objectives)} objective(s), {model} for {stop} on {load.workers} "
                f"worker(s){versions}; {len(findings)} warning(s)")
+
+
+def _service_url(kubernetes: Any, spec_dir: Path) -> str:
+    """Return the in-cluster URL a dark launch would load, from the manifests alone (they are
+    read and their Service and port checked, as the launch does first; nothing is applied)."""
+    from deploy.manifests import load_manifests, service_port, service_url
+
+    docs = load_manifests([spec_dir / m for m in kubernetes.manifests])
+    service, port = service_port(docs, kubernetes.service, kubernetes.port)
+    doc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == service)
+    return service_url(doc["metadata"].get("namespace") or kubernetes.namespace, service, port)
 
 
 @main.command()

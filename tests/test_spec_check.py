@@ -146,3 +146,13 @@ def test_check_refuses_what_run_would_refuse_in_one_line(tmp_path: Path, text: s
     assert proc.returncode == 2
     assert proc.stderr == f"slogate: error: {path}{error}\n"
     assert "Traceback" not in proc.stderr and proc.stdout == "no ray\n"
+
+
+def test_check_takes_a_kubernetes_target_from_its_manifests() -> None:
+    """The dark-launch example has no URL until launched: check reads its manifests for the
+    Service's in-cluster URL instead, plans the load, and imports neither Ray nor Kubernetes."""
+    proc = run_check("examples/hello/experiment-k8s.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ("examples/hello/experiment-k8s.yaml: valid: hello-2.0, 1 endpoint(s), "
+                           "3 objective(s), 200 req/s for 30 s on 2 worker(s); 0 warning(s)\n"
+                           "no ray\n")
