@@ -150,7 +150,7 @@ def test_check_refuses_what_run_would_refuse_in_one_line(tmp_path: Path, text: s
 
 def test_check_takes_a_kubernetes_target_from_its_manifests() -> None:
     """The dark-launch example has no URL until launched: check reads its manifests for the
-    Service's in-cluster URL instead, plans the load, and imports neither Ray nor Kubernetes."""
+    Service's in-cluster URL instead, plans the load, and never imports Ray."""
     proc = run_check("examples/hello/experiment-k8s.yaml")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ("examples/hello/experiment-k8s.yaml: valid: hello-2.0, 1 endpoint(s), "
