@@ -218,11 +218,14 @@ def percentile_lines(windows: Sequence[WindowResult], mids: Sequence[float],
 
 
 def throughput_lines(results: Results, prefix: str = "") -> tuple[Line, ...]:
-    """Return finished and scheduled requests per second of each window."""
+    """Return throughput (successful requests per second, as the metric counts them) and
+    scheduled requests per second of each window; errors have a chart of their own."""
+    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
     done, due = [], []
     for w, (mid, length) in zip(results.windows, _spans(results)):
         per_s = 1.0 / length if length > 0 else 0.0
-        done.append((mid, sum(s.count for s in w.latency) * per_s))
+        done.append((mid, sum(s.count for s in w.latency if not judge.is_error(s.outcome))
+                     * per_s))
         due.append((mid, w.scheduled * per_s))
     return (Line(label=f"{prefix}throughput", colour=BLUE, dots=True, points=tuple(done)),
             Line(label=f"{prefix}scheduled", colour=GREY, dashed=True, points=tuple(due)))
