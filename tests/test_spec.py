@@ -330,8 +330,8 @@ INVALID = [
                  ":7: objectives[0].endpoint: ", "'GET /b' is not an endpoint's label (did you "
                  "mean 'GET /a'?); the labels are 'GET /a'", id="objective-endpoint-unknown"),
     pytest.param(HEAD + "load: {rate: 10, duration: 1s, timeout: 2000}\n", {},
-                 ":3: load.timeout: ", "2000 s is more than the 100 s allowed: a duration "
-                 "without a unit is seconds (write 2000ms for milliseconds)",
+                 ":3: load.timeout: ", "2000 without a unit is 2000 s, more than the 100 s "
+                 "allowed (slogate's upper bound, see the README); write 2000ms for milliseconds",
                  id="bare-timeout-names-its-unit"),
     pytest.param(HEAD + "load:\n  rate: -1\n  duration: 1s\n  workers: 0\n", {},
                  ":4: load.rate: ", "(and also line 6: load.workers: Input should be greater "

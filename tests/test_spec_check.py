@@ -127,8 +127,9 @@ def test_check_prints_warnings_with_lines_and_exits_0_without_ray(tmp_path: Path
 
 @pytest.mark.parametrize(("text", "error"), [
     pytest.param(HEAD + "load: {rate: 10, duration: 1s, timeout: 2000}\n",
-                 ":3: load.timeout: 2000 s is more than the 100 s allowed: a duration without a "
-                 "unit is seconds (write 2000ms for milliseconds)", id="timeout-unit"),
+                 ":3: load.timeout: 2000 without a unit is 2000 s, more than the 100 s allowed "
+                 "(slogate's upper bound, see the README); write 2000ms for milliseconds",
+                 id="timeout-unit"),
     pytest.param(HEAD + LOAD + TWO + "objectives:\n  - metric: latency-p99\n    endpoint: wirte\n"
                  "    upperLimit: 10ms\n", ":9: objectives[0].endpoint: 'wirte' is not an "
                  "endpoint's label (did you mean 'write'?); the labels are 'read', 'write'",
