@@ -340,9 +340,9 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     if mismatch:
         raise SpecError(f"{spec_path}: not the spec of {results_path}: {mismatch}; promote the "
                         "run with the spec it ran with (or without --spec), or run this spec")
-    if spec.promotion is None:
+    if spec.promotion is None and service_url is None:
         raise PromotionError(f"{spec_path or results_path}: the spec has no promotion block")
-    refused = promotion_refusal(results, spec.promotion)
+    refused = promotion_refusal(results, spec.promotion.on_fail if spec.promotion else "none")
     if refused is not None:
         click.echo(f"slogate: not promoted: {results_path}: {refused[1]}", err=True)
         sys.exit(refused[0])

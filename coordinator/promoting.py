@@ -138,13 +138,13 @@ def _objective_text(objective: Objective) -> str:
     return f"{objective.metric}{endpoint} {' and '.join(limits)}{versus}"
 
 
-def promotion_refusal(results: Results, promotion: PromotionSpec) -> tuple[int, str] | None:
+def promotion_refusal(results: Results, on_fail: str) -> tuple[int, str] | None:
     """Return ``(exit code, why)`` when the run, re-judged from its own histograms, may be
-    neither promoted (PASS) nor reverted (FAIL with ``onFail: revert-pr``); None otherwise.
+    neither promoted (PASS) nor reverted (FAIL with ``on_fail`` ``revert-pr``); None otherwise.
     The exit code is the verdict's (1 FAIL, 3 INCONCLUSIVE or INVALID), never the input
     error's 2."""
     again = rejudged_verdict(results)
-    if again == "FAIL" and promotion.on_fail == "revert-pr":
+    if again == "FAIL" and on_fail == "revert-pr":
         return None
     if again == "PASS" and results.verdict == "PASS":
         return None
@@ -152,7 +152,7 @@ def promotion_refusal(results: Results, promotion: PromotionSpec) -> tuple[int, 
     saved = "" if results.verdict == again else f"; the file says {results.verdict}"
     return Verdict(shown).exit_code, (
         f"the run is {shown} (re-judged from its histograms{saved}): only a PASS run is "
-        "promoted" + ("" if promotion.on_fail == "revert-pr" else
+        "promoted" + ("" if on_fail == "revert-pr" else
                       " (a FAIL of the stable version is reverted with onFail: revert-pr)"))
 
 
