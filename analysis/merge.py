@@ -6,14 +6,13 @@ histogram per (endpoint, outcome). Both are exact integer sums, so the merged re
 sum of the workers' counts and the order of merging never matters.
 
 ``WindowMerge`` is the same sum done as windows arrive, which is how a run is merged: each
-worker's window is added into the run-level window of its index (one dense array of counts per
-key, a numpy add of the worker's compact buckets), and a run-level window that can no longer
-change (:meth:`WindowMerge.finalise_before`) is encoded once, its counts added to the run's
-totals, and its dense arrays dropped. Memory is then the open windows (a few, whatever the
-worker count) plus the finished windows in their encoded form. A worker's window that arrives
-after its index was finished (a late one) is added into the encoded window and the totals, so
-nothing measured is lost and the result equals ``merge_windows`` over the same windows in any
-arrival order.
+worker's window joins the run-level window of its index (kept as the worker sent it: compact),
+and a run-level window that can no longer change (:meth:`WindowMerge.finalise_before`) is summed
+(one exact ``np.add.at`` per key over every worker's buckets), encoded once, and its counts added
+to the run's totals. Memory is then the open windows (the workers' compact histograms of a few
+windows) plus the finished ones, encoded. A worker's window that arrives after its index was
+finished (a late one) is added into the encoded window and the totals, so nothing measured is
+lost and the result equals ``merge_windows`` over the same windows in any arrival order.
 """
 
 from __future__ import annotations
@@ -93,23 +92,25 @@ class FinalWindow:
 
 
 class _Open:
-    """A run-level window still receiving workers' windows: dense sums per key."""
+    """A run-level window still receiving workers' windows: their histograms by key, summed
+    when the window is finished (one exact ``np.add.at`` per key over all of them)."""
 
     __slots__ = ("start_s", "latency", "service", "lag", "scheduled", "sent", "cpu_s",
                  "in_flight_max")
 
     def __init__(self, start_s: float) -> None:
         self.start_s = start_s
-        self.latency: dict[Key, Histogram] = {}
-        self.service: dict[Key, Histogram] = {}
-        self.lag = Histogram()
+        self.latency: dict[Key, list[Histogram]] = {}
+        self.service: dict[Key, list[Histogram]] = {}
+        self.lag: list[Histogram] = []
         self.scheduled = self.sent = self.in_flight_max = 0
         self.cpu_s = 0.0
 
     def add(self, window: Window) -> None:
-        _add_map(self.latency, window.latency)
-        _add_map(self.service, window.service)
-        self.lag.add(window.lag)
+        for into, hists in ((self.latency, window.latency), (self.service, window.service)):
+            for key, hist in hists.items():
+                into.setdefault(key, []).append(hist)
+        self.lag.append(window.lag)
         self.scheduled += window.scheduled
         self.sent += window.sent
         self.cpu_s = max(self.cpu_s, window.cpu_s)  # the busiest worker: the one that saturates
@@ -125,11 +126,13 @@ def _add_map(into: dict[Key, Histogram], hists: Mapping[Key, Histogram]) -> None
             acc.add(hist)
 
 
-def _encode(hists: Mapping[Key, Histogram], totals_: dict[Key, Histogram]
+def _encode(parts: Mapping[Key, list[Histogram]], totals_: dict[Key, Histogram]
             ) -> tuple[EncodedSeries, ...]:
-    """Return the histograms encoded, sorted by key, after adding them into ``totals_``."""
-    _add_map(totals_, hists)
-    return tuple((key, hists[key].total, hists[key].encode()) for key in sorted(hists))
+    """Return each key's parts summed and encoded, sorted by key, after adding the sums into
+    ``totals_``."""
+    sums = {key: Histogram.sum(hists) for key, hists in parts.items()}
+    _add_map(totals_, sums)
+    return tuple((key, sums[key].total, sums[key].encode()) for key in sorted(sums))
 
 
 class WindowMerge:
@@ -180,10 +183,11 @@ class WindowMerge:
 
     def _finalise(self, index: int) -> None:
         acc = self._open.pop(index)
+        lag = Histogram.sum(acc.lag)
         self._final[index] = FinalWindow(
             index=index, start_s=acc.start_s, scheduled=acc.scheduled, sent=acc.sent,
-            cpu_s=acc.cpu_s, in_flight_max=acc.in_flight_max, lag_hdr=acc.lag.encode(),
-            lag=acc.lag.compact(), latency=_encode(acc.latency, self._latency),
+            cpu_s=acc.cpu_s, in_flight_max=acc.in_flight_max, lag_hdr=lag.encode(),
+            lag=lag.compact(), latency=_encode(acc.latency, self._latency),
             service=_encode(acc.service, self._service))
 
     def _add_late(self, window: Window) -> None:

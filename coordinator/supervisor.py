@@ -38,6 +38,10 @@ from workers.recorder import Key, Progress, Window
 POLL_S = 1.0  # a worker answers a poll within this
 SILENCE_S = POLL_S + 2.0  # no answer to a poll for this long: the worker is lost
 START_SLACK_S = 1.0  # between "all actors ready" and the common start time
+# Up to this many workers each is polled again as soon as it answers (an answer a window); more
+# share the coordinator's fixed cost per Ray call (about 0.5 ms of CPU, measured) by being polled
+# less often, each answer then carrying several windows: 1,024 workers answer every 4 windows.
+WORKERS_PER_POLL = 256
 _FOREVER = 2**62
 
 Log = Callable[[str], None]
@@ -120,9 +124,11 @@ class MergedRun:
 
 @dataclass(frozen=True, slots=True)
 class Poll:
-    """Ask worker ``worker`` for its next snapshot (answer within :data:`POLL_S`)."""
+    """Ask worker ``worker`` for its next snapshot (answer within :data:`POLL_S`), not before
+    unix time ``at`` (None: now)."""
 
     worker: int
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +208,7 @@ class Supervisor:
         self._stop_at: float | None = None
         self._earlier: list[Progress] = []  # last totals of replaced actors, for the live view
         self._excluded_s = max((p.excluded_s for p in plans), default=0.0)
+        self.repoll_s = repoll_s(len(plans), max((p.window_s for p in plans), default=1.0))
         # How many live shares have reported up to each window index: its lowest key bounds
         # the finished windows, without a scan of every share per snapshot.
         self._reported: dict[int, int] = {-1: len(self._shares)} if self._shares else {}
@@ -229,7 +236,7 @@ class Supervisor:
         else:
             self._count(share.reported, +1)
         self._finalise()
-        return [] if snapshot.final is not None else [self._poll(worker, now)]
+        return [] if snapshot.final is not None else [self._poll(worker, now, self.repoll_s)]
 
     def failed(self, worker: int, reason: str, now: float) -> list[Command]:
         """A poll of ``worker`` failed (its actor died or raised): the worker is lost."""
@@ -311,9 +318,9 @@ class Supervisor:
 
     # --- inside -----------------------------------------------------------------------------
 
-    def _poll(self, worker: int, now: float) -> Poll:
-        self._shares[worker].polled_at = now
-        return Poll(worker)
+    def _poll(self, worker: int, now: float, after_s: float = 0.0) -> Poll:
+        self._shares[worker].polled_at = now + after_s  # silence counts from the poll
+        return Poll(worker, now + after_s if after_s > 0 else None)
 
     def _count(self, reported: int, change: int) -> None:
         left = self._reported.get(reported, 0) + change
@@ -369,6 +376,12 @@ def _by_version(progresses: list[Progress]) -> dict[str, int]:
             if version is not None:
                 out[version] = out.get(version, 0) + count
     return out
+
+
+def repoll_s(workers: int, window_s: float) -> float:
+    """Return how long after an answer a worker is polled again: 0 up to
+    :data:`WORKERS_PER_POLL` workers, then a window more per such many (see there)."""
+    return window_s * (-(-workers // WORKERS_PER_POLL) - 1)
 
 
 class _LostLike(Protocol):
