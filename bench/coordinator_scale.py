@@ -76,27 +76,31 @@ def spec_for(workers: int, windows: int) -> ExperimentSpec:
                        {"metric": "throughput", "lowerLimit": "10/s"}]})
 
 
-def template_snapshots(count: int, rps: int, seed: int = 1) -> list[bytes]:
-    """Return ``count`` pickled snapshots of one window each (index 0), recorded by a real
-    Recorder: ``rps`` requests over two endpoints, 2 % of /a's answered 503 (3 keys)."""
+def template_snapshots(count: int, rps: int, *, windows: int = 1, seed: int = 1) -> list[bytes]:
+    """Return ``count`` pickled, packed snapshots of ``windows`` windows each (indices from 0),
+    recorded by a real Recorder: ``rps`` requests a window over two endpoints, 2 % of /a's
+    answered 503 (3 keys), as a worker's answer to a poll is made."""
     rng = np.random.default_rng(seed)
     out = []
+    n = rps * windows
     for _ in range(count):
         rec = Recorder(labels=["GET /a", "GET /b"], window_s=1.0)
-        intended = np.sort(rng.uniform(0, 1e9, rps)).astype(np.int64)
-        lag = rng.exponential(200e3, rps).astype(np.int64)
-        service = rng.lognormal(np.log(8e6), 0.5, rps).astype(np.int64)
-        endpoint = rng.integers(0, 2, rps)
-        status = np.where((endpoint == 0) & (rng.random(rps) < 0.02), 503, 200)
-        for i in range(rps):
+        intended = np.sort(rng.uniform(0, windows * 1e9, n)).astype(np.int64)
+        lag = rng.exponential(200e3, n).astype(np.int64)
+        service = rng.lognormal(np.log(8e6), 0.5, n).astype(np.int64)
+        endpoint = rng.integers(0, 2, n)
+        status = np.where((endpoint == 0) & (rng.random(n) < 0.02), 503, 200)
+        for i in range(n):
             sent = int(intended[i] + lag[i])
             rec.record(int(endpoint[i]) * CODE_SPAN + int(status[i]), int(intended[i]), sent,
                        sent + int(service[i]))
-        rec.sample(500_000_000, cpu_s=0.05, in_flight=int(rng.integers(1, 20)))
-        windows = rec.close()
-        progress = rec.progress(elapsed_s=1.0, in_flight=3)
+        for k in range(windows):
+            rec.sample(k * 1_000_000_000 + 500_000_000, cpu_s=0.05,
+                       in_flight=int(rng.integers(1, 20)))
+        recorded = rec.close()
+        progress = rec.progress(elapsed_s=float(windows), in_flight=3)
         progress.latency.compact()
-        out.append(pickle.dumps(pack(Snapshot(windows=tuple(windows), progress=progress)),
+        out.append(pickle.dumps(pack(Snapshot(windows=tuple(recorded), progress=progress)),
                                 protocol=pickle.HIGHEST_PROTOCOL))
     return out
 
@@ -107,6 +111,7 @@ class Figures:
 
     workers: int
     windows: int
+    per_answer: int  # windows per answer to a poll
     stream_cpu_s: float
     per_window_us: float
     end_s: float  # merge + judge after the load
@@ -114,7 +119,9 @@ class Figures:
     rss_before_mb: float
     peak_rss_mb: float
     open_max: int  # most run-level windows open at once
-    requests: int
+    requests: int  # in the results
+    fed: int  # in the windows fed
+    result_windows: int
     verdict: str
 
 
@@ -126,39 +133,63 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def _stream(sup: Supervisor, workers: int, windows: int, templates: list[bytes],
+            every: int, seed: int) -> tuple[int, int]:
+    """Feed the answers of a run: each worker answers every ``every`` windows (as the pool
+    polls it), in random order, a third of them a window late; return the most open windows
+    and how many requests the windows fed held."""
+    rng = random.Random(seed)
+    loads, received, set_field = pickle.loads, sup.received, object.__setattr__
+    late: list[tuple[int, int, int]] = []  # (worker, first, last window) answered a round late
+    following = [0] * workers  # the first window each worker has not answered with yet
+    open_max = fed = 0
+    for k in range(windows + 1):
+        now = sup.start_at + k + 2.5  # window k is handed over 1.5 s after it ends
+        due = []
+        for w in range(workers):
+            if k < windows and ((k + w) % every == every - 1 or k == windows - 1):
+                due.append((w, following[w], k))
+                following[w] = k + 1
+            elif k == 0:  # the first poll is answered at once, with the progress only
+                due.append((w, 0, -1))
+        rng.shuffle(due)
+        delayed = [rng.random() < 1 / 3 for _ in due]
+        answers = late + [a for a, d in zip(due, delayed) if not d]
+        late = [a for a, d in zip(due, delayed) if d]
+        for n, (worker, first, last) in enumerate(answers):
+            snapshot = unpack(loads(templates[(worker + first) % len(templates)]))
+            snapshot = Snapshot(windows=snapshot.windows[:last - first + 1],
+                                progress=snapshot.progress)
+            for i, window in enumerate(snapshot.windows):  # a fresh copy: index it in place
+                set_field(window, "index", first + i)
+                set_field(window, "start_s", float(first + i))
+                fed += window.requests
+            received(worker, snapshot, now)
+            if n == len(answers) // 2:
+                sup.tick(now), sup.view(now)
+        sup.tick(now), sup.view(now)
+        open_max = max(open_max, sup.open_windows)
+    return open_max, fed
+
+
 def run_shape(workers: int, windows: int, *, rps: int = 100, seed: int = 1) -> Figures:
     """Stream ``workers`` x ``windows`` snapshots through a supervisor; merge and judge."""
     spec = spec_for(workers, windows)
     plans = worker_plans(spec)
-    templates = template_snapshots(TEMPLATES, rps, seed)
-    rss_before = _rss_mb()
     start_at = 1_000_000.0
     sup = Supervisor(plans, [{"host": f"node-{w % 16}", "pid": w} for w in range(workers)],
                      on_worker_loss="fail", start_at=start_at,
                      deadline_at=start_at + windows + 60.0)
-    order = list(range(workers))
-    shuffle = random.Random(seed).shuffle
-    loads, received, set_index = pickle.loads, sup.received, object.__setattr__
-    open_max = 0
+    every = round(sup.repoll_s) + 1  # windows per answer, as the pool polls
+    templates = template_snapshots(TEMPLATES, rps, windows=every, seed=seed)
+    rss_before = _rss_mb()
     cpu0 = time.process_time()
-    sup.begin(start_at)
-    for k in range(windows):
-        now = start_at + k + 2.5  # window k is handed over 1.5 s after it ends
-        shuffle(order)  # answers come in any order
-        for n, worker in enumerate(order):
-            snapshot = unpack(loads(templates[(worker + k) % TEMPLATES]))
-            for window in snapshot.windows:  # a fresh copy: give it its index in place
-                set_index(window, "index", k)
-                set_index(window, "start_s", float(k))
-            received(worker, snapshot, now)
-            if n == workers // 2:
-                sup.tick(now), sup.view(now)
-        sup.tick(now), sup.view(now)
-        open_max = max(open_max, sup.open_windows)
+    sup.begin(start_at + 2.0)
+    open_max, fed = _stream(sup, workers, windows, templates, every, seed)
     stream_cpu = time.process_time() - cpu0
     began = time.perf_counter()
     for worker in range(workers):
-        received(worker, Snapshot(windows=(), progress=None, final=WorkerReport(
+        sup.received(worker, Snapshot(windows=(), progress=None, final=WorkerReport(
             worker_index=worker, host=f"node-{worker % 16}", pid=worker, started_at=start_at,
             measured_s=float(windows), windows=(), warmup_requests=0, unsent=0)),
             start_at + windows + 3)
@@ -170,11 +201,11 @@ def run_shape(workers: int, windows: int, *, rps: int = 100, seed: int = 1) -> F
     results.to_json()
     json_s = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Figures(workers=workers, windows=windows, stream_cpu_s=stream_cpu,
+    return Figures(workers=workers, windows=windows, per_answer=every, stream_cpu_s=stream_cpu,
                    per_window_us=stream_cpu / (workers * windows) * 1e6, end_s=end_s,
                    json_s=json_s, rss_before_mb=rss_before, peak_rss_mb=peak, open_max=open_max,
-                   requests=int(results.metrics["*"]["request-count"] or 0),
-                   verdict=results.verdict)
+                   requests=int(results.metrics["*"]["request-count"] or 0), fed=fed,
+                   result_windows=len(results.windows), verdict=results.verdict)
 
 
 def _child(workers: int, windows: int, rps: int) -> Figures:
@@ -195,16 +226,17 @@ def _goal(f: Figures) -> str:
 
 def table(figures: list[Figures]) -> str:
     """Return the figures as a Markdown table."""
-    lines = ["| workers x windows | worker-windows | CPU per worker-window | cores at 1 window/s "
-             "| merge + judge after the load | results.json text | RSS before | peak RSS "
-             "| open windows (max) | goal |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| workers x windows | windows per answer | CPU per worker-window "
+             "| cores at 1 window/s | merge + judge after the load | results.json text "
+             "| RSS before | peak RSS | open windows (max) | exact | goal |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for f in figures:
+        exact = f.requests == f.fed and f.result_windows == f.windows and f.verdict == "PASS"
         lines.append(
-            f"| {f.workers:,} x {f.windows:,} | {f.workers * f.windows:,} "
-            f"| {f.per_window_us:.0f} us | {f.per_window_us * f.workers / 1e6:.2f} "
-            f"| {f.end_s:.2f} s | {f.json_s:.2f} s | {f.rss_before_mb:.0f} MB "
-            f"| {f.peak_rss_mb:.0f} MB | {f.open_max} | {_goal(f)} |")
+            f"| {f.workers:,} x {f.windows:,} | {f.per_answer} | {f.per_window_us:.0f} us "
+            f"| {f.per_window_us * f.workers / 1e6:.2f} | {f.end_s:.2f} s | {f.json_s:.2f} s "
+            f"| {f.rss_before_mb:.0f} MB | {f.peak_rss_mb:.0f} MB | {f.open_max} "
+            f"| {'yes' if exact else 'NO'} ({f.requests:,} requests) | {_goal(f)} |")
     return "\n".join(lines)
 
 

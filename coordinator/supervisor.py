@@ -284,8 +284,13 @@ class Supervisor:
 
     @property
     def open_windows(self) -> int:
-        """Return how many run-level windows are still open (dense, in memory)."""
+        """Return how many run-level windows are still open (their parts in memory)."""
         return self._merge.open_count
+
+    @property
+    def finished_windows(self) -> int:
+        """Return how many run-level windows are finished (encoded)."""
+        return self._merge.final_count
 
     def view(self, now: float) -> LiveView:
         """Return the running totals over every worker, replaced actors included."""
