@@ -30,6 +30,7 @@ Example::
     python -m bench.coordinator_scale                 # 64 x 600, 1,024 x 600, 64 x 3,600
     python -m bench.coordinator_scale --full          # adds 1,024 x 3,600 (3.7 M worker-windows)
     python -m bench.coordinator_scale --shape 16x60   # any shapes
+    python -m bench.coordinator_scale --ray 32        # Ray's receive cost, 32 canned actors
 """
 
 from __future__ import annotations
@@ -208,6 +209,88 @@ def run_shape(workers: int, windows: int, *, rps: int = 100, seed: int = 1) -> F
                    result_windows=len(results.windows), verdict=results.verdict)
 
 
+# --- through Ray: the coordinator's cost per answer, Ray's receive included ----------------------
+
+
+class CannedWorkers:
+    """Makes RayPool's actors answer polls with recorded windows (packed once) instead of
+    loading a target: windows of ``window_s`` each, handed over 1.5 windows after they end,
+    as a real worker does; everything between them and the supervisor is RayPool's own."""
+
+    @staticmethod
+    def actor_class(template: bytes, windows: int) -> type:
+        """Return the RayLoadWorker subclass whose polls answer with ``template``'s windows
+        (all of them at once, re-indexed; ``windows`` a multiple of their number)."""
+        from coordinator.cluster import RayLoadWorker
+
+        class Canned(RayLoadWorker):  # type: ignore[misc, valid-type]
+            def start(self, start_at: float) -> None:
+                self._start_at, self._next, self._stopped = start_at, 0, False
+                self._packed = pickle.loads(template)
+
+            def stop(self) -> None:
+                self._stopped = True
+
+            def poll_packed(self, timeout_s: float = 1.0) -> tuple[object, ...]:
+                per = len(self._packed[1])
+                until = time.time() + timeout_s
+                while True:
+                    ready = (time.time() - self._start_at) / self.plan.window_s - 1.5
+                    if self._stopped or ready >= self._next + per:
+                        return self._answer()
+                    if time.time() >= until:
+                        return pack(Snapshot(windows=(), progress=None))
+                    time.sleep(min(0.01, self.plan.window_s / 10))
+
+            def _answer(self) -> tuple[object, ...]:
+                version, metas, progress, _, sizes, indices, counts = self._packed
+                window_s = self.plan.window_s
+                metas = tuple((self._next + i, (self._next + i) * window_s, *m[2:])
+                              for i, m in enumerate(metas))
+                self._next += len(metas)
+                final = None
+                if self._next >= windows:
+                    final = WorkerReport(worker_index=self.plan.worker_index, host="canned",
+                                         pid=0, started_at=self._start_at,
+                                         measured_s=windows * window_s, windows=(),
+                                         warmup_requests=0, unsent=0)
+                return (version, metas, progress, final, sizes, indices, counts)
+
+        return Canned
+
+
+def run_ray(workers: int, windows: int, window_s: float, per_poll: int, rps: int) -> dict[str, float]:
+    """Run ``workers`` canned actors on an embedded Ray through RayPool, polling each every
+    ``per_poll`` windows; return the driver's CPU per worker-window and per answer."""
+    import coordinator.supervisor as supervision
+    from coordinator.cluster import RayPool
+
+    supervision.WORKERS_PER_POLL = max(1, -(-workers // per_poll))  # per_poll windows an answer
+    spec = parse_spec({"name": "ray-scale", "target": "http://127.0.0.1:9",
+                       "load": {"rate": 10 * workers, "duration": f"{windows * window_s:g}s",
+                                "workers": workers, "window": f"{window_s:g}s"},
+                       "endpoints": [{"path": "/a"}, {"path": "/b"}]})
+    template = template_snapshots(1, rps, windows=per_poll)[0]
+    marks: list[float] = []
+
+    def on_progress(_view: object) -> None:
+        if not marks:
+            marks.append(time.process_time())
+
+    class Pool(RayPool):
+        worker_class = CannedWorkers.actor_class(template, windows)
+
+    with Pool(num_cpus=workers, cpus_per_worker=0.01, dashboard=False,
+              on_progress=on_progress) as pool:
+        merged = pool.run(worker_plans(spec))
+        cpu = time.process_time() - marks[0]
+    return {"workers": workers, "windows": len(merged.windows), "per_poll": per_poll,
+            "window_s": window_s, "ok": sum(w.status == "ok" for w in merged.workers),
+            "requests": sum(w.requests for w in merged.workers),
+            "per_window_us": cpu / (workers * windows) * 1e6,
+            "per_answer_us": cpu / (workers * windows / per_poll) * 1e6}
+
+
 def _child(workers: int, windows: int, rps: int) -> Figures:
     """Run one shape in a fresh interpreter (so its peak RSS is its own); return its figures."""
     out = subprocess.run([sys.executable, "-m", "bench.coordinator_scale", "--child",
@@ -256,10 +339,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="WORKERSxWINDOWS (repeatable); default 64x600, 1024x600, 64x3600")
     parser.add_argument("--full", action="store_true", help="add 1024x3600 (the acceptance run)")
     parser.add_argument("--rps", type=int, default=100, help="requests per worker-window")
+    parser.add_argument("--ray", type=int, metavar="ACTORS",
+                        help="instead: ACTORS canned actors through RayPool on an embedded Ray, "
+                             "1 then 4 windows per answer (Ray's receive cost included)")
     parser.add_argument("--child", type=_shape, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_as_dict(run_shape(*args.child, rps=args.rps))))
+        return 0
+    if args.ray:
+        print("| actors | windows per answer | driver CPU per worker-window | per answer |")
+        print("|---:|---:|---:|---:|")
+        for per_poll in (1, 4):
+            got = run_ray(args.ray, 40, 0.25, per_poll, args.rps)
+            print(f"| {args.ray} | {per_poll} | {got['per_window_us']:.0f} us "
+                  f"| {got['per_answer_us']:.0f} us |")
         return 0
     shapes = list(args.shape or DEFAULT_SHAPES) + ([FULL_SHAPE] if args.full else [])
     figures = []
