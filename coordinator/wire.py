@@ -38,7 +38,7 @@ def pack(snapshot: Snapshot) -> Packed:
     p = snapshot.progress
     progress = None
     if p is not None:
-        progress = (p.elapsed_s, p.requests, p.errors, p.in_flight)
+        progress = (p.elapsed_s, p.requests, p.errors, p.in_flight, dict(p.by_label))
         hists.append(p.latency)
     states = [h.__getstate__() for h in hists]
     indices = (np.concatenate([i for i, _ in states]).astype(np.int32, copy=False) if states
@@ -73,7 +73,7 @@ def unpack(packed: Packed) -> Snapshot:
             service={k: next(hists) for k in service}, lag=next(hists)))
     live = None
     if progress is not None:
-        elapsed_s, requests, errors, in_flight = progress
+        elapsed_s, requests, errors, in_flight, by_label = progress
         live = Progress(elapsed_s=elapsed_s, requests=requests, errors=errors,
-                        in_flight=in_flight, latency=next(hists))
+                        in_flight=in_flight, latency=next(hists), by_label=by_label)
     return Snapshot(windows=tuple(out), progress=live, final=final)

@@ -57,9 +57,10 @@ def fake_window(worker: int, index: int, keys: Sequence[Key] = (A_OK, A_503, B_O
                   sent=n * len(keys), cpu_s=0.1 * (worker + 1), in_flight_max=worker + 1)
 
 
-def _progress(requests: int, *, errors: int = 0, in_flight: int = 2) -> Progress:
+def _progress(requests: int, *, errors: int = 0, in_flight: int = 2,
+              by_label: dict[str, int] | None = None) -> Progress:
     return Progress(elapsed_s=1.0, requests=requests, errors=errors, in_flight=in_flight,
-                    latency=_hist([10.0] * requests))
+                    latency=_hist([10.0] * requests), by_label=by_label or {})
 
 
 def _final(worker: int, measured_s: float = 12.0) -> WorkerReport:
@@ -354,14 +355,17 @@ def test_after_an_abort_a_lost_worker_is_not_replaced() -> None:
 
 
 def test_the_live_view_sums_every_worker_and_keeps_replaced_actors_requests() -> None:
-    """The view adds up the workers' running totals; a replaced actor's requests stay in it,
-    its in-flight requests do not."""
+    """The view adds up the workers' running totals, per version too; a replaced actor's
+    requests stay in it, its in-flight requests do not."""
     pool = FakePool(_spec(2, on_loss="replace"), on_loss="replace")
-    pool.answer(0, at_s=1.0, progress=_progress(100, errors=5, in_flight=3))
-    pool.answer(1, at_s=1.0, progress=_progress(50, in_flight=4))
+    pool.answer(0, at_s=1.0, progress=_progress(
+        100, errors=5, in_flight=3, by_label={"baseline: GET /a": 50, "candidate: GET /a": 50}))
+    pool.answer(1, at_s=1.0, progress=_progress(50, in_flight=4,
+                                                 by_label={"candidate: GET /a": 50}))
     view = pool.sup.view(T0 + 1.5)
     assert (view.requests, view.errors, view.in_flight, view.workers, view.lost) == (
         150, 5, 7, 2, 0)
+    assert view.by_version == {"baseline": 50, "candidate": 100}
     assert view.elapsed_s == 1.5 and view.latency_p50_ms == pytest.approx(10.0, rel=1e-3)
     [replace] = pool.sup.failed(1, "actor died", T0 + 2.0)
     pool.sup.replaced(1, replace.plan, {}, T0 + 3.0)
@@ -390,11 +394,12 @@ def test_a_packed_snapshot_unpacks_equal() -> None:
     """unpack(pack(s)) has the same windows (keys in order, equal histograms, health), the
     same progress and the same final report."""
     windows = (fake_window(1, 0), fake_window(1, 1, keys=(B_OK,)))
-    snapshot = Snapshot(windows=windows, progress=_progress(7), final=_final(1))
+    snapshot = Snapshot(windows=windows, progress=_progress(7, by_label={"GET /a": 7}),
+                        final=_final(1))
     back = unpack(pack(snapshot))
     assert back.final == snapshot.final
     assert back.progress is not None and back.progress.latency == snapshot.progress.latency
-    assert back.progress.requests == 7
+    assert (back.progress.requests, back.progress.by_label) == (7, {"GET /a": 7})
     for got, want in zip(back.windows, windows, strict=True):
         assert list(got.latency) == list(want.latency)
         assert dict(got.latency) == dict(want.latency) and dict(got.service) == dict(want.service)
