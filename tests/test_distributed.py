@@ -272,16 +272,18 @@ class TestOneNode:
             spec = _spec(url, rate=150, duration="6s", workers=3, window="0.5s", timeout="0.5s",
                          onWorkerLoss="replace",
                          objectives=({"metric": "error-rate", "upperLimit": "1%"},))
+            pool_log: list[str] = []
             merged, results, _ = _run(spec, on_worker_loss="replace",
-                                      on_progress=killer.on_progress)
+                                      on_progress=killer.on_progress, log=pool_log.append)
         killer.join()
         assert killer.killed_pid is not None and killer.killed_at_s is not None
         reports = _ok(merged)
         assert len(reports) == 3
         assert killer.killed_pid not in {r.pid for r in reports}
         assert results.verdict != "INVALID", results.reasons
-        assert [o.verdict for o in results.objectives] == ["PASS"]
+        assert [o.verdict for o in results.objectives] == ["PASS"], results.objectives
         assert not any(r.startswith("worker lost") for r in results.reasons)
+        assert len(results.gaps) == 1, (results.gaps, results.reasons, pool_log)
         [gap] = results.gaps
         assert gap.resumed_at_s is not None and gap.resumed_at_s > gap.lost_at_s
         assert 0.0 <= gap.lost_at_s - killer.killed_at_s <= 2.0
