@@ -194,7 +194,7 @@ def run_shape(workers: int, windows: int, *, rps: int = 100, seed: int = 1) -> F
             worker_index=worker, host=f"node-{worker % 16}", pid=worker, started_at=start_at,
             measured_s=float(windows), windows=(), warmup_requests=0, unsent=0)),
             start_at + windows + 3)
-    merged = sup.result(start_at + windows + 3)
+    merged = sup.result()
     results = build_results(spec, merged, started=_START,
                             ended=_START + timedelta(seconds=windows))
     end_s = time.perf_counter() - began

@@ -191,7 +191,7 @@ class Supervisor:
         sup = Supervisor(plans, infos, on_worker_loss="fail", start_at=t0, deadline_at=t1)
         commands = sup.begin(now)
         ...  # carry out commands; feed received/failed/tick with the time
-        merged = sup.result(now)
+        merged = sup.result()
     """
 
     def __init__(self, plans: Sequence[WorkerPlan], infos: Sequence[Mapping[str, Any]], *,
@@ -310,7 +310,7 @@ class Supervisor:
             lost=sum(s.state == "lost" for s in self._shares.values()),
             by_version=_by_version(progresses))
 
-    def result(self, now: float) -> MergedRun:
+    def result(self) -> MergedRun:
         """Return the merged run (call once :attr:`done`; finishes every open window)."""
         windows, latency, service = self._merge.finish()
         reports = [s.final for s in self._shares.values() if s.final is not None]

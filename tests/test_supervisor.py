@@ -131,7 +131,7 @@ def test_a_window_is_finished_once_every_live_worker_handed_it_over() -> None:
     pool.answer(0, 2, at_s=3.6, final=True)
     pool.answer(1, at_s=3.7, final=True)
     assert pool.sup.done and pool.sup.open_windows == 0
-    merged = pool.sup.result(T0 + 4.0)
+    merged = pool.sup.result()
     assert_same(merged.windows, pool.batch())
     assert merged.latency == totals(pool.batch())
     assert merged.service == totals(pool.batch(), corrected=False)
@@ -146,7 +146,7 @@ def test_a_window_sent_again_after_it_was_finished_is_added_not_lost() -> None:
     assert pool.sup.finished_windows == 1
     pool.answer(0, 0, 1, at_s=3.5, final=True)
     pool.answer(1, 1, at_s=3.5, final=True)
-    merged = pool.sup.result(T0 + 4.0)
+    merged = pool.sup.result()
     assert_same(merged.windows, pool.batch())
     assert sum(w.requests for w in merged.windows) == sum(
         w.requests for ws in pool.sent.values() for w in ws) == 3 * 30 + 2 * 33
@@ -179,7 +179,7 @@ def test_streaming_merge_equals_the_batch_merge_in_any_arrival_order(
         pool.answer(worker, *queues[worker].pop(0), at_s=1.0 + step * 0.01)
     for worker in range(workers):
         pool.answer(worker, at_s=2.0, final=True)
-    merged = pool.sup.result(T0 + 3.0)
+    merged = pool.sup.result()
     assert_same(merged.windows, pool.batch())
     assert merged.latency == totals(pool.batch())
     assert [w.requests for w in merged.workers] == [
@@ -241,7 +241,7 @@ def test_a_lost_worker_under_fail_stops_the_others_and_keeps_what_it_sent() -> N
     assert pool.sup.failed(1, "again", T0 + 4.1) == []  # lost once
     pool.answer(0, 3, at_s=5.0, final=True)
     pool.answer(2, 2, 3, at_s=5.0, final=True)
-    merged = pool.sup.result(T0 + 5.0)
+    merged = pool.sup.result()
     assert merged.gaps == (Gap(worker_index=1, lost_at_s=4.0, resumed_at_s=None),)
     assert merged.measured_s == 4.0 and not merged.aborted
     lost = merged.workers[1]
@@ -271,7 +271,7 @@ def test_a_lost_worker_under_replace_resumes_on_a_new_actor_with_the_gap_recorde
                              T0 + 5.0) == [Poll(1)]
     pool.answer(1, 6, 7, at_s=9.0, final=True)
     pool.answer(0, 3, 6, 7, at_s=9.0, final=True)
-    merged = pool.sup.result(T0 + 9.0)
+    merged = pool.sup.result()
     assert merged.gaps == (Gap(worker_index=1, lost_at_s=4.0, resumed_at_s=6.0),)
     assert [(w.status, w.requests) for w in merged.workers] == [("ok", 6 * 30), ("ok", 4 * 33)]
     assert merged.workers[1].node_id == "m" and merged.measured_s == 12.0
@@ -289,7 +289,7 @@ def test_a_replacement_that_cannot_start_leaves_the_worker_lost() -> None:
     [replace] = pool.sup.failed(0, "actor died: oom", T0 + 3.0)
     assert pool.sup.replace_failed(replace.worker, T0 + 33.0) == []
     pool.answer(1, 0, at_s=34.0, final=True)
-    merged = pool.sup.result(T0 + 34.0)
+    merged = pool.sup.result()
     assert merged.gaps == (Gap(worker_index=0, lost_at_s=3.0, resumed_at_s=None),)
     assert (merged.workers[0].status, merged.workers[0].reason) == ("lost", "actor died: oom")
 
@@ -309,7 +309,7 @@ def test_a_worker_silent_past_the_limit_is_lost(after_s: float, lost: bool) -> N
     assert commands == ([Stop((0,))] if lost else [])
     assert pool.sup.view(T0 + 1.0 + after_s).lost == int(lost)
     if lost:
-        assert pool.sup.result(T0 + 9.0).workers[1].reason == "no answer to polls (node lost?)"
+        assert pool.sup.result().workers[1].reason == "no answer to polls (node lost?)"
 
 
 def test_a_worker_still_running_at_the_deadline_is_lost() -> None:
@@ -317,7 +317,7 @@ def test_a_worker_still_running_at_the_deadline_is_lost() -> None:
     pool = FakePool(_spec(1))
     pool.answer(0, at_s=60.0)
     assert pool.sup.tick(T0 + 60.5) == [Stop(())]
-    assert pool.sup.result(T0 + 61.0).workers[0].reason == "still running at the deadline"
+    assert pool.sup.result().workers[0].reason == "still running at the deadline"
 
 
 def test_an_aborted_run_keeps_the_measured_time_not_the_planned_one() -> None:
@@ -332,7 +332,7 @@ def test_an_aborted_run_keeps_the_measured_time_not_the_planned_one() -> None:
     assert pool.sup.tick(T0 + 8.1) == []  # stopped once
     for worker in range(2):
         pool.answer(worker, 6, at_s=9.0, final=True)
-    merged = pool.sup.result(T0 + 9.0)
+    merged = pool.sup.result()
     assert merged.aborted and merged.measured_s == 7.0
     results = build_results(pool.spec, merged, started=datetime.now(timezone.utc),
                             ended=datetime.now(timezone.utc))
@@ -348,7 +348,7 @@ def test_after_an_abort_a_lost_worker_is_not_replaced() -> None:
     pool.sup.abort()
     pool.sup.tick(T0 + 2.0)
     assert pool.sup.failed(0, "actor died", T0 + 2.5) == []
-    assert pool.sup.result(T0 + 3.0).workers[0].status == "lost"
+    assert pool.sup.result().workers[0].status == "lost"
 
 
 # --- live view, polling cadence, wire ---------------------------------------------------------------
