@@ -32,6 +32,12 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# The coordinator at scale (bench/coordinator_scale.py): 64x600, 1024x600 and 64x3600 worker-windows
+# through the supervisor; BENCH_SCALE_ARGS=--full adds 1024x3600 (3.7 M, about 10 minutes here).
+.PHONY: bench-scale
+bench-scale: $(VENV)/.installed-test
+	$(BIN)/python -m bench.coordinator_scale $(BENCH_SCALE_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 

@@ -11,6 +11,9 @@ one child process and returns its wall time, CPU time (a ``RUSAGE_CHILDREN`` del
 ``scaling`` (``python -m bench.scaling``, or ``python -m bench --scaling`` after the peers) runs
 slogate through ``coordinator.cluster.RayPool`` with 1 then 2 actors against the same nginx and
 accounts for the machine's CPU from ``/proc`` (``bench/out/scaling.json``).
+``coordinator_scale`` (``python -m bench.coordinator_scale``, ``make bench-scale``) needs no
+target: it feeds recorded windows through the coordinator's supervisor for up to 1,024 workers
+x 3,600 windows and reports its CPU per worker-window, the time left after the load and the RSS.
 
 Invariants:
 - load goes only to 127.0.0.1; every child runs under a wall-clock timeout, and every load loop

@@ -301,16 +301,19 @@ def scaling_spec(host: str, *, connections: int, duration_s: int, actors: int) -
 
 
 def actor_result(outcome: Any, connections: int) -> ActorResult:
-    """Return one actor's figures from its ``WorkerReport`` (or ``WorkerLost``: windows so far)."""
-    requests = ok = 0
-    for window in outcome.windows:
-        for (_, result), hist in window.latency.items():
-            requests += hist.total
-            ok += hist.total if result == "status:200" else 0
-    return ActorResult(index=outcome.worker_index, pid=getattr(outcome, "pid", None),
+    """Return one actor's figures from its ``WorkerReport`` (or ``WorkerLost``: windows so far),
+    or from the pool's ``WorkerSummary`` (counts by key, no windows)."""
+    if hasattr(outcome, "counts"):
+        counts = outcome.counts.items()
+        load_cpu_s, index = outcome.cpu_s, outcome.index
+    else:
+        counts = [(key, h.total) for w in outcome.windows for key, h in w.latency.items()]
+        load_cpu_s, index = sum(w.cpu_s for w in outcome.windows), outcome.worker_index
+    requests = sum(n for _, n in counts)
+    ok = sum(n for (_, result), n in counts if result == "status:200")
+    return ActorResult(index=index, pid=getattr(outcome, "pid", None),
                        connections=connections, requests=requests, errors=requests - ok,
-                       load_cpu_s=sum(w.cpu_s for w in outcome.windows),
-                       lost=getattr(outcome, "reason", None))
+                       load_cpu_s=load_cpu_s, lost=getattr(outcome, "reason", None))
 
 
 def scaling_run(actors: int, connections: int, outcomes: Sequence[Any], plans_users: Sequence[int],
@@ -318,7 +321,7 @@ def scaling_run(actors: int, connections: int, outcomes: Sequence[Any], plans_us
                 ) -> ScalingRun:
     """Return a run's totals from its outcomes; a lost actor makes the run FAILED (kept per actor)."""
     users = dict(enumerate(plans_users))
-    per_actor = tuple(sorted((actor_result(o, users.get(o.worker_index, 0)) for o in outcomes),
+    per_actor = tuple(sorted((actor_result(o, users.get(_index(o), 0)) for o in outcomes),
                              key=lambda a: a.index))
     base = dict(actors=actors, connections=connections, per_actor=per_actor,
                 server_requests=server_requests, cpu=cpu)
@@ -327,13 +330,17 @@ def scaling_run(actors: int, connections: int, outcomes: Sequence[Any], plans_us
         why = "; ".join(f"actor #{a.index}: {a.lost}" for a in lost) or (
             f"{len(per_actor)} of {actors} actors reported")
         return ScalingRun(**base, error=why)
-    measured = max(o.measured_s for o in outcomes)
+    measured = max(o.measured_s or 0.0 for o in outcomes)
     requests = sum(a.requests for a in per_actor)
     load_cpu = sum(a.load_cpu_s for a in per_actor)
     return ScalingRun(**base, requests=requests, errors=sum(a.errors for a in per_actor),
                       measured_s=measured, rps=requests / measured if measured > 0 else None,
                       load_cpu_s=load_cpu,
                       req_per_load_cpu_s=requests / load_cpu if load_cpu > 0 else None)
+
+
+def _index(outcome: Any) -> int:
+    return outcome.index if hasattr(outcome, "counts") else outcome.worker_index
 
 
 def scaling_ratios(runs: Sequence[ScalingRun]) -> dict[str, float | None]:
@@ -486,7 +493,7 @@ def run_one(pool: Any, target: Target, *, actors: int, connections: int, duratio
     before = target.served()
     try:
         with Sampler() as sampler:
-            outcomes = pool.run(plans)
+            outcomes = pool.run(plans).workers
     except ClusterError as exc:
         return ScalingRun(actors=actors, connections=connections, error=str(exc))
     after = target.served()
@@ -504,7 +511,7 @@ def run_one(pool: Any, target: Target, *, actors: int, connections: int, duratio
 
 def _with_cpu(run: ScalingRun, outcomes: Sequence[Any], sampler: Sampler,
               target: Target) -> ScalingRun:
-    starts = [o.started_at for o in outcomes if hasattr(o, "started_at")]
+    starts = [o.started_at for o in outcomes if getattr(o, "started_at", None) is not None]
     if not run.ok or not starts or run.measured_s is None:
         return run
     start = min(starts)

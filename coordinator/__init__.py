@@ -1,7 +1,8 @@
 """slogate's command line and orchestrator.
 
 The coordinator reads an experiment spec, starts or joins Ray, schedules ``LoadWorker`` actors, merges
-what they return, calls the analysis and writes the results. It is the only layer that turns exceptions
+what they return as it arrives (:mod:`coordinator.supervisor`, no Ray; :mod:`coordinator.cluster` only
+carries the messages), calls the analysis and writes the results. It is the only layer that turns exceptions
 into exit codes (see :mod:`coordinator.cli`).
 
 Exception tree (``coordinator.errors``), shared by every package::

@@ -16,22 +16,26 @@ left behind: a Ctrl-C while it starts is held until ``ray.init`` returns and the
 kills what is left of it if this process dies without shutting it down (``kill -9``). Before
 it starts, a worker count this machine's memory cannot hold is refused.
 
-Loss policy: ``fail`` stops the others and returns the lost worker as :class:`WorkerLost` (the
-run is INVALID); ``replace`` starts a new actor for the same share, which takes over from the
-next slot after it is up, and records the gap. Every wait has a deadline derived from the plans.
+Supervision (loss, silence, replacement, gaps, the live view, merging the windows as they
+arrive) is :class:`coordinator.supervisor.Supervisor`'s; this module only carries messages
+between it and the actors. Loss policy: ``fail`` stops the others and the run is INVALID;
+``replace`` starts a new actor for the same share, which takes over from the next slot after it
+is up, and records the gap. Every wait has a deadline derived from the plans.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import logging
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,19 +45,26 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from analysis.catalog import split_version
 from coordinator.errors import ClusterError, Interrupted
-from workers.engine import LoadWorker, Snapshot, WorkerReport
+from coordinator.supervisor import (
+    POLL_S, START_SLACK_S, Command, Gap, LiveView, MergedRun, Poll, Replace, Stop, Supervisor,
+    WorkerLost,
+)
+from coordinator.wire import Packed, pack, unpack
+from workers.engine import LoadWorker, Snapshot
 from workers.plan import WorkerPlan
-from workers.recorder import Progress, Window
+from workers.recorder import Progress
+
+__all__ = ["Gap", "LiveView", "RayLoadWorker", "RayPool", "WorkerLost"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _EXCLUDES = [".git", ".venv", "**/__pycache__", ".pytest_cache", ".hypothesis", "bench/out",
              "results", "out"]
-_START_SLACK_S = 1.0  # between "all actors ready" and the common start time
+_START_SLACK_S = START_SLACK_S
 _READY_TIMEOUT_S = 120.0
-_POLL_S = 1.0  # a worker answers a poll within this; silence for _POLL_S + _LOST_AFTER_S = lost
-_LOST_AFTER_S = 1.0
+_BATCH_S = 0.1  # delayed polls due within this go out together
+_VIEW_EVERY_S = 0.25  # the live view is computed at most this often (and at the end)
+_REPLACE_FOR_S = 30.0  # a replacement actor is tried until this long after the loss
 _WAIT_SLICE_S = 0.5  # start-up waits look at abort() this often
 # What one worker costs the embedded Ray (its Ray worker process with the load engine loaded; the
 # figure measured in issue #12), and Ray's own processes beside them.
@@ -62,43 +73,7 @@ _RAY_BASE_MEMORY_MB = 600
 PLACEMENTS = {"spread": "SPREAD", "strict_spread": "STRICT_SPREAD"}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerLost:
-    """A worker that did not return a final report, why, and the windows it sent before."""
-
-    worker_index: int
-    reason: str
-    windows: tuple[Window, ...] = ()
-    host: str | None = None
-    node_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Gap:
-    """A worker's share that nobody sent: from its loss until its replacement began."""
-
-    worker_index: int
-    lost_at_s: float  # seconds from the common start
-    resumed_at_s: float | None  # None: never replaced
-
-
-WorkerOutcome = WorkerReport | WorkerLost
 Log = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class LiveView:
-    """What the progress display shows: running totals over every worker."""
-
-    elapsed_s: float
-    requests: int
-    errors: int
-    in_flight: int
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-    workers: int
-    lost: int
-    by_version: dict[str, int] = field(default_factory=dict)  # requests per version, if two
 
 
 class RayLoadWorker(LoadWorker):
@@ -137,6 +112,10 @@ class RayLoadWorker(LoadWorker):
             self._export(snapshot.progress)
         return snapshot
 
+    def poll_packed(self, timeout_s: float = 1.0) -> Packed:
+        """Return the next snapshot packed for the wire (:mod:`coordinator.wire`)."""
+        return pack(self.poll(timeout_s))
+
     def _export(self, progress: Progress) -> None:
         elapsed, requests, errors = self._last
         m = self._metrics
@@ -156,17 +135,13 @@ class RayLoadWorker(LoadWorker):
 
 @dataclass(slots=True)
 class _Slot:
-    """One worker's share during a run: its current actor and what it has sent so far."""
+    """One worker's share during a run: its current actor and outstanding poll (what it sent
+    lives in the supervisor, merged)."""
 
     plan: WorkerPlan
     actor: Any
     info: dict[str, Any] = field(default_factory=dict)
-    windows: list[Window] = field(default_factory=list)
-    progress: Progress | None = None
-    earlier: list[Progress] = field(default_factory=list)  # final totals of replaced actors
     poll_ref: Any = None
-    polled_at: float = 0.0
-    outcome: WorkerOutcome | None = None
 
 
 class RayPool:
@@ -175,8 +150,10 @@ class RayPool:
     Example::
 
         with RayPool(address=None, placement="spread", on_worker_loss="fail") as pool:
-            outcomes = pool.run(plans)
+            merged = pool.run(plans)
     """
+
+    worker_class: type[RayLoadWorker] = RayLoadWorker  # the actor class (a bench replaces it)
 
     def __init__(self, address: str | None = None, *, log: Log = lambda _m: None,
                  num_cpus: int | None = None, cpus_per_worker: float = 1.0,
@@ -198,6 +175,7 @@ class RayPool:
         self._reaper: subprocess.Popen[bytes] | None = None
         self._owned = False
         self._abort = False
+        self._delayed: list[tuple[float, int]] = []  # (unix time, worker): polls not yet due
         self.gaps: list[Gap] = []
         self.aborted = False
         self.dashboard_url: str | None = None
@@ -272,24 +250,29 @@ class RayPool:
 
     # --- one run --------------------------------------------------------------------------------
 
-    def run(self, plans: Sequence[WorkerPlan]) -> list[WorkerOutcome]:
-        """Run every plan on its own actor from one common start; return reports or losses."""
+    def run(self, plans: Sequence[WorkerPlan]) -> MergedRun:
+        """Run every plan on its own actor from one common start; return the run, merged."""
         self._check_capacity(len(plans))
         self.gaps, self.aborted = [], False
         group = self._reserve(len(plans))
-        slots = [_Slot(plan=p, actor=self._actor(group, p)) for p in plans]
+        slots = {p.worker_index: _Slot(plan=p, actor=self._actor(group, p)) for p in plans}
         try:
-            self._wait_ready(slots)
+            self._wait_ready(list(slots.values()))
             start_at = time.time() + _START_SLACK_S
-            self._log(f"{len(slots)} worker(s) ready on {len({s.info.get('node_id') for s in slots})}"
-                      " node(s); load starts at the common start time")
-            for slot in slots:
+            self._log(f"{len(slots)} worker(s) ready on "
+                      f"{len({s.info.get('node_id') for s in slots.values()})} node(s); "
+                      "load starts at the common start time")
+            for slot in slots.values():
                 slot.actor.start.remote(start_at)
-            deadline = start_at + max(p.expected_s for p in plans) + 30.0
-            self._stream(slots, group, start_at, deadline)
-            return [s.outcome for s in slots if s.outcome is not None]
+            supervisor = Supervisor(
+                plans, [slots[p.worker_index].info for p in plans],
+                on_worker_loss=self._on_loss, start_at=start_at,
+                deadline_at=start_at + max(p.expected_s for p in plans) + 30.0, log=self._log)
+            merged = self._stream(supervisor, slots, group)
+            self.gaps, self.aborted = list(merged.gaps), merged.aborted
+            return merged
         finally:
-            for slot in slots:
+            for slot in slots.values():
                 ray.kill(slot.actor, no_restart=True)
             remove_placement_group(group)
 
@@ -340,7 +323,7 @@ class RayPool:
     def _actor(self, group: Any, plan: WorkerPlan) -> Any:
         strategy = PlacementGroupSchedulingStrategy(
             placement_group=group, placement_group_bundle_index=plan.worker_index)
-        remote = ray.remote(num_cpus=self._cpus, max_restarts=0)(RayLoadWorker)
+        remote = ray.remote(num_cpus=self._cpus, max_restarts=0)(self.worker_class)
         return remote.options(scheduling_strategy=strategy).remote(plan, self._run_name)
 
     def _wait_ready(self, slots: list[_Slot]) -> None:
@@ -354,87 +337,107 @@ class RayPool:
         for slot, info in zip(slots, infos):
             slot.info = info
 
-    # --- streaming --------------------------------------------------------------------------
+    # --- streaming: messages between the actors and the supervisor -----------------------------
 
-    def _stream(self, slots: list[_Slot], group: Any, start_at: float, deadline: float) -> None:
-        """Poll every worker until each has a final report or is lost (see the module doc)."""
-        for slot in slots:
-            self._issue_poll(slot)
-        stopping = failed = False
-        while any(s.outcome is None for s in slots):
-            if (self._abort or failed) and not stopping:
-                stopping, self.aborted = True, self._abort  # a loss under "fail" is no abort
-                self._log("stopping the workers; partial results will be kept")
-                for slot in slots:
-                    if slot.outcome is None:
-                        slot.actor.stop.remote()
-            pending = {s.poll_ref: s for s in slots if s.outcome is None}
-            # Take every answer that is ready (not just one): after a slow step (a replacement
-            # starting) healthy workers' answers must be read before the silence check below.
-            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-            for ref in done:
-                self._receive(pending[ref], ref, group, start_at)
-            now = time.time()
-            for slot in slots:
-                if slot.outcome is None and now - slot.polled_at > _POLL_S + _LOST_AFTER_S + 1.0:
-                    if ray.wait([slot.poll_ref], timeout=0)[0]:
-                        # It answered while another slot was being replaced (a slow step
-                        # in the loop above): not silent. Found by tests/test_multinode.py.
-                        self._receive(slot, slot.poll_ref, group, start_at)
-                        continue
-                    self._lost(slot, "no answer to polls (node lost?)", group, start_at)
-                elif slot.outcome is None and now > deadline:
-                    self._lost(slot, "still running at the deadline", group, start_at)
-            self._on_progress(self._view(slots, start_at))
-            if not stopping and self._on_loss == "fail" and any(
-                    isinstance(s.outcome, WorkerLost) for s in slots):
-                failed = True  # the run is INVALID: stop the others now
+    def _stream(self, supervisor: Supervisor, slots: dict[int, _Slot], group: Any) -> MergedRun:
+        """Carry polls and answers until the supervisor has every worker's end."""
+        self._delayed = []
+        self._carry(supervisor.begin(time.time()), supervisor, slots, group)
+        shown = 0.0
+        while not supervisor.done:
+            if self._abort:
+                supervisor.abort()
+            # Delayed polls go out in batches (those due within _BATCH_S), so that a thousand
+            # workers' spread-out polls do not wake this loop a thousand times a second.
+            self._poll_due(slots, time.time() + _BATCH_S)
+            pending = {s.poll_ref: i for i, s in slots.items() if s.poll_ref is not None}
+            wait_s = min([0.5, *(max(_BATCH_S, at - time.time()) for at, _ in self._delayed[:1])])
+            # Take every answer that is ready (not just one), and after a slow step (a
+            # replacement starting, seconds) read them before the next silence check: the
+            # others answered while this loop was not listening.
+            done: list[Any] = []
+            if pending:
+                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=wait_s)
+            else:  # polls not yet due, or replacements under way: nothing to wait on
+                time.sleep(wait_s)
+            slow = False
+            for worker, answer in self._answers(done, pending, slots):
+                now = time.time()
+                commands = (supervisor.received(worker, answer, now)
+                            if isinstance(answer, Snapshot) else
+                            supervisor.failed(worker, answer, now))
+                slow |= self._carry(commands, supervisor, slots, group)
+            if not slow:
+                slow = self._carry(supervisor.tick(time.time()), supervisor, slots, group)
+            if time.time() - shown >= _VIEW_EVERY_S or supervisor.done:
+                shown = time.time()
+                self._on_progress(supervisor.view(shown))
+        return supervisor.result()
 
-    def _issue_poll(self, slot: _Slot) -> None:
-        slot.poll_ref = slot.actor.poll.remote(_POLL_S)
-        slot.polled_at = time.time()
-
-    def _receive(self, slot: _Slot, ref: Any, group: Any, start_at: float) -> None:
+    def _answers(self, done: list[Any], pending: dict[Any, int], slots: dict[int, _Slot]
+                 ) -> Iterable[tuple[int, Snapshot | str]]:
+        """Yield (worker, snapshot or why its poll failed) for every finished poll; one
+        ``ray.get`` for all of them unless one failed."""
+        for ref in done:
+            slots[pending[ref]].poll_ref = None
         try:
-            snapshot: Snapshot = ray.get(ref)
+            answers = [unpack(packed) for packed in ray.get(done)]
+        except RayError:
+            answers = [self._answer(ref) for ref in done]
+        for ref, answer in zip(done, answers):
+            yield pending[ref], answer
+
+    @staticmethod
+    def _answer(ref: Any) -> Snapshot | str:
+        try:
+            return unpack(ray.get(ref))
         except RayActorError as exc:
-            self._lost(slot, f"actor died: {_first_line(exc)}", group, start_at)
-            return
+            return f"actor died: {_first_line(exc)}"
         except RayTaskError as exc:
-            self._lost(slot, f"worker raised: {_last_line(exc)}", group, start_at)
-            return
-        slot.windows.extend(snapshot.windows)
-        if snapshot.progress is not None:
-            slot.progress = snapshot.progress
-        if snapshot.final is not None:
-            slot.outcome = dataclasses.replace(snapshot.final, windows=tuple(slot.windows),
-                                               node_id=slot.info.get("node_id"))
-        else:
-            self._issue_poll(slot)
+            return f"worker raised: {_last_line(exc)}"
 
-    def _lost(self, slot: _Slot, reason: str, group: Any, start_at: float) -> None:
-        lost_at = time.time() - start_at
-        self._log(f"worker #{slot.plan.worker_index} lost at {lost_at:.1f} s: {reason}")
-        if self._on_loss == "replace" and not self._abort and self._replace(slot, group, start_at):
-            return
-        self.gaps.append(Gap(worker_index=slot.plan.worker_index, lost_at_s=lost_at,
-                             resumed_at_s=None))
-        slot.outcome = WorkerLost(worker_index=slot.plan.worker_index, reason=reason,
-                                  windows=tuple(slot.windows), host=slot.info.get("host"),
-                                  node_id=slot.info.get("node_id"))
+    def _carry(self, commands: list[Command], supervisor: Supervisor, slots: dict[int, _Slot],
+               group: Any) -> bool:
+        """Carry out the supervisor's commands (a replacement's first poll included); return
+        True when one was slow (a replacement)."""
+        queue, slow = deque(commands), False
+        while queue:
+            command = queue.popleft()
+            if isinstance(command, Poll) and command.at is not None:
+                heapq.heappush(self._delayed, (command.at, command.worker))
+            elif isinstance(command, Poll):
+                slot = slots[command.worker]
+                slot.poll_ref = slot.actor.poll_packed.remote(POLL_S)
+            elif isinstance(command, Stop):
+                for worker in command.workers:
+                    slots[worker].actor.stop.remote()
+            elif isinstance(command, Replace):
+                queue.extend(self._replace(command, supervisor, slots[command.worker], group))
+                slow = True
+        return slow
 
-    def _replace(self, slot: _Slot, group: Any, start_at: float) -> bool:
-        """Start a new actor for the slot's share; return False when none could start.
+    def _poll_due(self, slots: dict[int, _Slot], now: float) -> None:
+        """Send the delayed polls that are due (see ``supervisor.WORKERS_PER_POLL``)."""
+        while self._delayed and self._delayed[0][0] <= now:
+            _, worker = heapq.heappop(self._delayed)
+            if slots[worker].poll_ref is None:
+                slots[worker].poll_ref = slots[worker].actor.poll_packed.remote(POLL_S)
+
+    def _replace(self, command: Replace, supervisor: Supervisor, slot: _Slot,
+                 group: Any) -> list[Command]:
+        """Start a new actor for the slot's share (the old one is killed).
 
         A node that died keeps its placement-group bundle until Ray declares it dead and moves
         the bundle: an actor put there meanwhile dies at once, so it is tried again, 1 s apart,
-        until 30 s after the loss (seen on a real cluster: tests/test_multinode.py)."""
+        until _REPLACE_FOR_S after the loss (seen on a real cluster: tests/test_multinode.py),
+        each try resuming a little later (after it is up)."""
         ray.kill(slot.actor, no_restart=True)
-        lost_at = time.time() - start_at
-        give_up_at = time.time() + 30.0
+        slot.poll_ref = None
+        give_up_at = time.time() + _REPLACE_FOR_S
         while True:
-            resume_s = time.time() - start_at + _START_SLACK_S + 1.0  # after the new actor is up
-            plan = dataclasses.replace(slot.plan, resume_s=max(slot.plan.resume_s, resume_s))
+            resume_s = time.time() - supervisor.start_at + _START_SLACK_S + 1.0
+            plan = dataclasses.replace(command.plan,
+                                       resume_s=max(command.plan.resume_s, resume_s))
             actor = self._actor(group, plan)
             try:
                 info = ray.get(actor.ready.remote(), timeout=max(1.0, give_up_at - time.time()))
@@ -442,50 +445,11 @@ class RayPool:
             except (GetTimeoutError, RayActorError):
                 ray.kill(actor, no_restart=True)
                 if time.time() + 1.0 >= give_up_at:
-                    return False
+                    return supervisor.replace_failed(command.worker, time.time())
                 time.sleep(1.0)
-        actor.start.remote(start_at)
-        self.gaps.append(Gap(worker_index=slot.plan.worker_index, lost_at_s=lost_at,
-                             resumed_at_s=plan.resume_s))
-        self._log(f"worker #{slot.plan.worker_index} replaced; it resumes at {plan.resume_s:.1f} s")
+        actor.start.remote(supervisor.start_at)
         slot.actor, slot.plan, slot.info = actor, plan, info
-        if slot.progress is not None:  # keep the lost actor's totals in the live view
-            slot.earlier.append(slot.progress)
-            slot.progress = None
-        self._issue_poll(slot)
-        return True
-
-    def _view(self, slots: list[_Slot], start_at: float) -> LiveView:
-        current = [s.progress for s in slots if s.progress is not None]
-        progresses = [*current, *(p for s in slots for p in s.earlier)]
-        latency = None
-        if progresses:
-            from workers.histogram import Histogram
-
-            latency = Histogram.sum(p.latency for p in progresses)
-        def ms(q: float) -> float | None:
-            value = latency.percentile_ns(q) if latency is not None else None
-            return None if value is None else value / 1e6
-        return LiveView(
-            elapsed_s=max(0.0, time.time() - start_at),
-            requests=sum(p.requests for p in progresses),
-            errors=sum(p.errors for p in progresses),
-            in_flight=sum(p.in_flight for p in current),
-            latency_p50_ms=ms(50), latency_p99_ms=ms(99), workers=len(slots),
-            lost=sum(isinstance(s.outcome, WorkerLost) for s in slots),
-            by_version=_by_version(progresses),
-        )
-
-
-def _by_version(progresses: list[Progress]) -> dict[str, int]:
-    """Return requests per version ("baseline", "candidate") of a two-version run, else {}."""
-    out: dict[str, int] = {}
-    for progress in progresses:
-        for label, count in progress.by_label.items():
-            version, _ = split_version(label)
-            if version is not None:
-                out[version] = out.get(version, 0) + count
-    return out
+        return supervisor.replaced(command.worker, plan, info, time.time())
 
 
 def _probe(address: str, timeout_s: float = 3.0) -> None:

@@ -1,8 +1,9 @@
 """One experiment from spec to results: plan, load on a worker pool, merge, judge, document.
 
 ``run_experiment`` does the I/O (the pool, the clock); ``build_results`` is pure: given the spec
-and what the workers returned, it merges, computes the metrics table, judges the objectives and
-returns the :class:`~analysis.results.Results` document.
+and the run the pool merged as windows arrived (:class:`~coordinator.supervisor.MergedRun`), it
+computes the metrics table, judges the objectives and returns the
+:class:`~analysis.results.Results` document.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from analysis.merge import merge_windows, totals
-from analysis.metrics import Measured, metrics_table
 from analysis.catalog import percentile_of
-from analysis.results import (
-    GapResult,
-    Histograms, Results, WindowResult, WorkerResult, clean_metrics, series,
-)
 from analysis.compare import split_versions
 from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
+from analysis.merge import FinalWindow
+from analysis.metrics import Measured, metrics_table
+from analysis.results import (
+    GapResult, Histograms, Results, Series, WindowResult, WorkerResult, clean_metrics, series,
+)
 from coordinator.plan import worker_plans
 from coordinator.spec import ExperimentSpec
+from coordinator.supervisor import MergedRun, WorkerSummary, merge_outcomes
 from workers.engine import WorkerReport
 from workers.plan import WorkerPlan
 from workers.recorder import Window
@@ -42,9 +43,9 @@ class GapLike(Protocol):
 
 
 class WorkerPool(Protocol):
-    """Runs worker plans somewhere (Ray in production) and returns reports or losses."""
+    """Runs worker plans somewhere (Ray in production) and returns the run, merged."""
 
-    def run(self, plans: Sequence[WorkerPlan]) -> list[WorkerReport | WorkerLostLike]: ...
+    def run(self, plans: Sequence[WorkerPlan]) -> MergedRun: ...
 
 
 def run_experiment(
@@ -60,21 +61,18 @@ def run_experiment(
         f"{load.requests} requests" if load.requests else "") if x)
     log(f"loading {spec.target_url} with {shape} for {stop} on {len(plans)} worker(s)")
     started = datetime.now(timezone.utc)
-    outcomes = pool.run(plans)
+    merged = pool.run(plans)
     ended = datetime.now(timezone.utc)
-    for reason in stopped_early(outcomes):
+    for reason in stopped_early(merged):
         log(f"stopped early: {reason}")
-    log("load finished; merging and judging")
-    return build_results(spec, outcomes, started=started, ended=ended,
-                         aborted=getattr(pool, "aborted", False), gaps=getattr(pool, "gaps", ()),
-                         aa=aa)
+    log("load finished; judging")
+    return build_results(spec, merged, started=started, ended=ended, aa=aa)
 
 
-def stopped_early(outcomes: Sequence[WorkerReport | WorkerLostLike]) -> list[str]:
+def stopped_early(run: MergedRun) -> list[str]:
     """Return the distinct reasons workers gave for ending their load by themselves (a target
     that refused every connection in the first second), in worker order."""
-    reasons = (o.stopped_early for o in outcomes if isinstance(o, WorkerReport))
-    return list(dict.fromkeys(r for r in reasons if r))
+    return list(dict.fromkeys(w.stopped_early for w in run.workers if w.stopped_early))
 
 
 def _iso(moment: datetime) -> str:
@@ -82,36 +80,37 @@ def _iso(moment: datetime) -> str:
 
 
 def build_results(
-    spec: ExperimentSpec, outcomes: Sequence[WorkerReport | WorkerLostLike], *,
+    spec: ExperimentSpec, run: MergedRun | Sequence[WorkerReport | WorkerLostLike], *,
     started: datetime, ended: datetime, aborted: bool = False, gaps: Sequence[GapLike] = (),
     aa: bool = False,
 ) -> Results:
     """Return the results document: merged histograms, metrics, verdicts (pure).
 
-    A lost worker's windows (those it handed over before it was lost) are kept and merged:
-    nothing measured is thrown away, and the run's verdict says it is INVALID anyway.
+    ``run`` is what the pool merged as the windows arrived (:class:`MergedRun`: its gaps and
+    abort are the run's own), or whole worker reports, merged here the same way, with
+    ``aborted`` and ``gaps`` given. A lost worker's windows (those it handed over before it was
+    lost) are kept and merged: nothing measured is thrown away, and the run's verdict says it
+    is INVALID anyway. The duration is the measured one: an aborted run's is cut at the abort.
     """
-    reports = [o for o in outcomes if isinstance(o, WorkerReport)]
-    lost = [o for o in outcomes if not isinstance(o, WorkerReport)]
-    early = stopped_early(outcomes)
-    aborted = aborted or bool(early)  # a run its workers ended early is judged as one stopped
-    windows = merge_windows([*(r.windows for r in reports),
-                             *(getattr(w, "windows", ()) for w in lost)])
-    latency, service = totals(windows), totals(windows, corrected=False)
-    measured = Measured(latency=latency, duration_s=max((r.measured_s for r in reports), default=0.0),
+    if not isinstance(run, MergedRun):
+        run = merge_outcomes(run, aborted=aborted, gaps=gaps)
+    early = stopped_early(run)
+    aborted = run.aborted or bool(early)  # a run its workers ended early is judged as one stopped
+    measured = Measured(latency=run.latency, duration_s=run.measured_s,
                         error_ranges=spec.error_ranges)
     health = run_health(
-        lost=((w.worker_index, w.reason) for w in lost), aborted=aborted,
-        gaps=((g.worker_index, g.lost_at_s, g.resumed_at_s) for g in gaps),
+        lost=((w.index, w.reason or "lost") for w in run.workers if w.status == "lost"),
+        aborted=aborted,
+        gaps=((g.worker_index, g.lost_at_s, g.resumed_at_s) for g in run.gaps),
         windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag, cpu_s=w.cpu_s)
-                 for w in windows), window_s=spec.load.window)
+                 for w in run.windows), window_s=spec.load.window)
     objectives = [o.to_core() for o in spec.objectives]
     judged = judge_measured(objectives, measured, health, spec.analysis.to_core())
     table, verdict = judged.table, judged.verdict
-    service_versions = split_versions(Measured(latency=service, duration_s=measured.duration_s,
+    service_versions = split_versions(Measured(latency=run.service, duration_s=run.measured_s,
                                                error_ranges=spec.error_ranges))
     service_candidate = (service_versions.get("candidate") or service_versions.get(None)
-                         or Measured(latency={}, duration_s=measured.duration_s))
+                         or Measured(latency={}, duration_s=run.measured_s))
     service_table = metrics_table(
         service_candidate,
         [q for q in (percentile_of(o.metric) for o in objectives) if q is not None])
@@ -120,13 +119,14 @@ def build_results(
         spec=spec.model_dump(mode="json", by_alias=True),
         start_time=_iso(started),
         end_time=_iso(ended),
-        duration_s=measured.duration_s,
+        duration_s=run.measured_s,
         aborted=aborted,
         gaps=[GapResult(worker=g.worker_index, lost_at_s=g.lost_at_s, resumed_at_s=g.resumed_at_s)
-              for g in gaps],
-        workers=_worker_results(reports, lost, measured),
-        histograms=Histograms(latency=series(latency), service=series(service)),
-        windows=[_window_result(w) for w in windows],
+              for g in run.gaps],
+        workers=[_worker_result(w, measured) for w in run.workers],
+        histograms=Histograms(latency=series(dict(run.latency)),
+                              service=series(dict(run.service))),
+        windows=[_window_result(w) for w in run.windows],
         metrics=clean_metrics(table.to_dict(orient="index")),
         service_metrics=clean_metrics(
             service_table[[c for c in service_table.columns if c.startswith("latency-")]]
@@ -141,32 +141,24 @@ def build_results(
     )
 
 
-def _worker_results(reports: Sequence[WorkerReport], lost: Sequence[WorkerLostLike],
-                    measured: Measured) -> list[WorkerResult]:
-    rows = []
-    for report in reports:
-        hists = totals(report.windows)
-        rows.append(WorkerResult(
-            index=report.worker_index, host=report.host, pid=report.pid, node=report.node_id,
-            requests=sum(h.total for h in hists.values()),
-            errors=sum(h.total for (_, o), h in hists.items() if measured.is_error(o)),
-            warmup_requests=report.warmup_requests, unsent=report.unsent,
-            reason=report.stopped_early,
-        ))
-    for worker in lost:
-        hists = totals(getattr(worker, "windows", ()))
-        rows.append(WorkerResult(
-            index=worker.worker_index, status="lost", reason=worker.reason,
-            host=getattr(worker, "host", None), node=getattr(worker, "node_id", None),
-            requests=sum(h.total for h in hists.values()),
-            errors=sum(h.total for (_, o), h in hists.items() if measured.is_error(o)),
-        ))
-    return sorted(rows, key=lambda row: row.index)
+def _worker_result(worker: WorkerSummary, measured: Measured) -> WorkerResult:
+    errors = sum(n for (_, outcome), n in worker.counts.items() if measured.is_error(outcome))
+    if worker.status == "lost":
+        return WorkerResult(index=worker.index, status="lost", reason=worker.reason,
+                            host=worker.host, node=worker.node_id, requests=worker.requests,
+                            errors=errors)
+    return WorkerResult(index=worker.index, host=worker.host, pid=worker.pid, node=worker.node_id,
+                        requests=worker.requests, errors=errors,
+                        warmup_requests=worker.warmup_requests, unsent=worker.unsent,
+                        reason=worker.stopped_early)
 
 
-def _window_result(window) -> WindowResult:  # type: ignore[no-untyped-def]
+def _window_result(window: FinalWindow) -> WindowResult:
+    def encoded(items: Sequence[tuple[tuple[str, str], int, str]]) -> list[Series]:
+        return [Series(endpoint=e, outcome=o, count=n, hdr=hdr) for (e, o), n, hdr in items]
+
     return WindowResult(
         index=window.index, start_s=window.start_s, scheduled=window.scheduled, sent=window.sent,
-        cpu_s=window.cpu_s, in_flight_max=window.in_flight_max, lag=window.lag.encode(), latency=series(dict(window.latency)),
-        service=series(dict(window.service)),
+        cpu_s=window.cpu_s, in_flight_max=window.in_flight_max, lag=window.lag_hdr,
+        latency=encoded(window.latency), service=encoded(window.service),
     )

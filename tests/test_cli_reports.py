@@ -3,9 +3,11 @@ be rendered exits 4 (never a verdict's code) in one line, and piped text is not 
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -38,11 +40,12 @@ def test_report_of_a_pass_run_with_bracketed_labels_exits_0(tmp_path: Path, fmt_
 
 
 def test_a_report_that_cannot_be_rendered_exits_4_in_one_line(tmp_path: Path) -> None:
-    """A results file whose window histogram was damaged by hand still reads, its text report
-    renders, but its HTML report cannot: exit 4, one line naming the format and the error,
-    no traceback, and the --out copy is written first."""
+    """A results file whose window histogram holds a well-formed header over counts past the
+    layout (reading checks a window's encoding only, not its counts) still reads and its text
+    report renders, but its HTML report cannot: exit 4, one line naming the format and the
+    error, no traceback, and the --out copy is written first."""
     doc = json.loads(run_with(["/a"], error_limit="10%").to_json())
-    doc["windows"][0]["lag"] = "not a histogram"
+    doc["windows"][0]["lag"] = _counts_past_the_layout()
     path = tmp_path / "results.json"
     path.write_text(json.dumps(doc))
     assert _report(str(path)).returncode == 0
@@ -52,7 +55,20 @@ def test_a_report_that_cannot_be_rendered_exits_4_in_one_line(tmp_path: Path) ->
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("slogate: error: the html report could not be rendered (")
     assert done.stderr.rstrip().endswith(f"the results are in {tmp_path / 'copy.json'}; exit code 4")
-    assert json.loads((tmp_path / "copy.json").read_text())["windows"][0]["lag"] == "not a histogram"
+    assert json.loads((tmp_path / "copy.json").read_text())["windows"] == doc["windows"]
+
+
+def _counts_past_the_layout() -> str:
+    """Return an encoded histogram whose headers are right but whose varint stream holds one
+    count more than the layout has buckets."""
+    from workers import histogram as h
+
+    buckets = h.Histogram().counts.size
+    stream = b"\x02" * (buckets + 1)  # zigzag varint 1: one count in each of buckets + 1 slots
+    payload = h._PAYLOAD_HEADER.pack(h._ENCODING_COOKIE, len(stream), 0, h.SIGNIFICANT_FIGURES,
+                                     h.LOWEST_TRACKABLE_NS, 10**12, 1.0) + stream
+    body = zlib.compress(payload)
+    return base64.b64encode(h._OUTER_HEADER.pack(h._COMPRESSION_COOKIE, len(body)) + body).decode()
 
 
 def test_piped_text_report_keeps_each_reason_on_one_line(tmp_path: Path) -> None:

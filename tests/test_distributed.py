@@ -25,16 +25,15 @@ from typing import Any
 
 import pytest
 
-from analysis.merge import totals
 from analysis.results import Results, unseries
 from analysis.verdict import Verdict
-from coordinator.cluster import LiveView, RayPool, WorkerLost
+from coordinator.cluster import LiveView, RayPool
 from coordinator.errors import ClusterError
 from coordinator.plan import worker_plans
 from coordinator.run import build_results, run_experiment
 from coordinator.spec import ExperimentSpec, parse_spec
+from coordinator.supervisor import MergedRun, WorkerSummary
 from tests.helpers import free_port, start_hello
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
 
 ray = pytest.importorskip("ray")
@@ -48,14 +47,18 @@ def _spec(url: str, *, paths: tuple[str, ...] = ("/hello",), objectives: tuple[d
                        "endpoints": [{"path": p} for p in paths], "objectives": list(objectives)})
 
 
-def _run(spec: ExperimentSpec, **pool_args: Any) -> tuple[list[Any], Results, RayPool]:
-    """Run the spec on a fresh pool (on the Ray already started); return outcomes and results."""
+def _run(spec: ExperimentSpec, **pool_args: Any) -> tuple[MergedRun, Results, RayPool]:
+    """Run the spec on a fresh pool (on the Ray already started); return the merged run and
+    its results."""
     started = datetime.now(timezone.utc)
     with RayPool(**pool_args) as pool:
-        outcomes = pool.run(worker_plans(spec))
-    results = build_results(spec, outcomes, started=started, ended=datetime.now(timezone.utc),
-                            aborted=pool.aborted, gaps=pool.gaps)
-    return outcomes, results, pool
+        merged = pool.run(worker_plans(spec))
+    results = build_results(spec, merged, started=started, ended=datetime.now(timezone.utc))
+    return merged, results, pool
+
+
+def _ok(merged: MergedRun) -> list[WorkerSummary]:
+    return [w for w in merged.workers if w.status == "ok"]
 
 
 def _counts(series_list: Any) -> Counter[tuple[str, str]]:
@@ -102,12 +105,11 @@ class TestSeveralNodes:
         with start_hello() as url:
             spec = _spec(url, rate=150, duration="1s", workers=3, timeout="1s",
                          placement=placement)
-            outcomes, results, _ = _run(spec, placement=spec.load.placement)
-        reports = [o for o in outcomes if isinstance(o, WorkerReport)]
+            merged, results, _ = _run(spec, placement=spec.load.placement)
+        reports = _ok(merged)
         assert len(reports) == 3
         assert {r.node_id for r in reports} == three_nodes
-        assert {w.index: w.node for w in results.workers} == {
-            r.worker_index: r.node_id for r in reports}
+        assert {w.index: w.node for w in results.workers} == {r.index: r.node_id for r in reports}
         assert results.metrics["*"]["request-count"] == 150
 
     def test_strict_spread_refuses_more_workers_than_nodes_at_once(self) -> None:
@@ -122,20 +124,24 @@ class TestSeveralNodes:
         assert time.monotonic() - began < 10.0
 
     def test_merged_totals_are_the_exact_sum_of_every_actor(self, three_nodes: set[str]) -> None:
-        """Two endpoints and injected errors over three nodes: the merged histograms are exactly
-        the sum of the actors' own, and the window series add up to the totals per key."""
+        """Two endpoints and injected errors over three nodes: the run-level windows merged as
+        they arrived add up exactly to the totals per key, whose counts are the sum of what
+        each actor counted per key."""
         with start_hello("--error-rate", "0.2", "--seed", "5") as url:
             spec = _spec(url, paths=("/hello", "/healthz"), rate=300, requests=600, workers=3)
-            outcomes, results, _ = _run(spec)
-        reports = [o for o in outcomes if isinstance(o, WorkerReport)]
+            run, results, _ = _run(spec)
+        reports = _ok(run)
         assert len({r.node_id for r in reports}) == 3
-        per_actor = [totals(r.windows) for r in reports]
-        assert [sum(h.total for h in t.values()) for t in per_actor] == [200, 200, 200]
-        summed: dict[tuple[str, str], Histogram] = {}
-        for hists in per_actor:
-            for key, hist in hists.items():
-                summed[key] = summed[key] + hist if key in summed else hist
+        assert [r.requests for r in reports] == [200, 200, 200]
+        per_key: Counter[tuple[str, str]] = Counter()
+        for report in reports:
+            per_key.update(report.counts)
         merged = unseries(results.histograms.latency)
+        assert {key: hist.total for key, hist in merged.items()} == per_key
+        summed: dict[tuple[str, str], Histogram] = {}
+        for window in results.windows:
+            for key, hist in unseries(window.latency).items():
+                summed[key] = summed[key] + hist if key in summed else hist
         assert merged == summed
         assert {o for _, o in merged} == {"status:200", "status:500"}
         assert {e for e, _ in merged} == {"GET /hello", "GET /healthz"}
@@ -228,28 +234,31 @@ class TestOneNode:
         with start_hello() as url:
             spec = _spec(url, rate=150, duration="10s", workers=3, window="0.5s", timeout="0.5s",
                          onWorkerLoss="fail")
-            outcomes, results, pool = _run(spec, on_worker_loss="fail",
-                                           on_progress=killer.on_progress)
+            merged, results, pool = _run(spec, on_worker_loss="fail",
+                                         on_progress=killer.on_progress)
             returned_at_s = time.time() - killer.start_at
         killer.join()
         assert killer.killed_pid is not None and killer.killed_at_s is not None
         assert returned_at_s - killer.killed_at_s < 4.0  # 7 s of load were still planned
-        lost = [o for o in outcomes if isinstance(o, WorkerLost)]
-        reports = [o for o in outcomes if isinstance(o, WorkerReport)]
+        lost = [w for w in merged.workers if w.status == "lost"]
+        reports = _ok(merged)
         assert len(lost) == 1 and len(reports) == 2
-        assert "actor died" in lost[0].reason
+        assert lost[0].reason is not None and "actor died" in lost[0].reason
         assert killer.killed_pid not in {r.pid for r in reports}
         assert results.verdict == "INVALID"
         assert Verdict(results.verdict).exit_code == 3
         assert any(r.startswith("worker lost: #") for r in results.reasons)
         assert results.aborted is False and pool.aborted is False  # nobody asked to abort
         rows = {w.index: w for w in results.workers}
-        victim = rows[lost[0].worker_index]
+        victim = rows[lost[0].index]
         assert victim.status == "lost" and victim.requests > 0
         for report in reports:
-            assert 0 < rows[report.worker_index].requests < 300
+            assert 0 < rows[report.index].requests < 300
         assert results.metrics["*"]["request-count"] == sum(w.requests for w in results.workers)
         assert [(g.worker, g.resumed_at_s) for g in results.gaps] == [(victim.index, None)]
+        # The others were stopped soon after the loss: the measured time is the load's, not
+        # the 10 s planned (the measured phase starts at the common start: no warm-up).
+        assert killer.killed_at_s <= results.duration_s <= returned_at_s
 
     def test_a_lost_worker_is_replaced_and_the_gap_recorded(self, local_ray: LocalRay) -> None:
         """onWorkerLoss replace: a worker killed 2 s into a 6 s run is noticed within 2 s and
@@ -263,16 +272,18 @@ class TestOneNode:
             spec = _spec(url, rate=150, duration="6s", workers=3, window="0.5s", timeout="0.5s",
                          onWorkerLoss="replace",
                          objectives=({"metric": "error-rate", "upperLimit": "1%"},))
-            outcomes, results, _ = _run(spec, on_worker_loss="replace",
-                                        on_progress=killer.on_progress)
+            pool_log: list[str] = []
+            merged, results, _ = _run(spec, on_worker_loss="replace",
+                                      on_progress=killer.on_progress, log=pool_log.append)
         killer.join()
         assert killer.killed_pid is not None and killer.killed_at_s is not None
-        reports = [o for o in outcomes if isinstance(o, WorkerReport)]
+        reports = _ok(merged)
         assert len(reports) == 3
         assert killer.killed_pid not in {r.pid for r in reports}
         assert results.verdict != "INVALID", results.reasons
-        assert [o.verdict for o in results.objectives] == ["PASS"]
+        assert [o.verdict for o in results.objectives] == ["PASS"], results.objectives
         assert not any(r.startswith("worker lost") for r in results.reasons)
+        assert len(results.gaps) == 1, (results.gaps, results.reasons, pool_log)
         [gap] = results.gaps
         assert gap.resumed_at_s is not None and gap.resumed_at_s > gap.lost_at_s
         assert 0.0 <= gap.lost_at_s - killer.killed_at_s <= 2.0
@@ -339,6 +350,11 @@ class TestOneNode:
         assert results.verdict == "INVALID"
         assert "the run was aborted before it finished" in results.reasons
         assert 0 < results.metrics["*"]["request-count"] < 500
+        # The duration is the time loaded until the abort, not the 10 s planned, so the
+        # throughput is the 100 req/s really sent (not a tenth of it over 10 s): the stop
+        # reaches the workers within a loop turn (0.5 s), a few requests after it.
+        assert 1.0 <= results.duration_s <= 3.0
+        assert 80.0 <= results.metrics["*"]["throughput"] <= 120.0
 
     def test_live_progress_grows_to_the_final_count(self, local_ray: LocalRay) -> None:
         """on_progress gets views during the run whose request totals grow, window by window,

@@ -7,14 +7,12 @@ from datetime import datetime, timezone
 import pytest
 from scipy.stats import binom
 
-from analysis.merge import totals
 from analysis.results import unseries
 from coordinator.cluster import RayPool
 from coordinator.plan import worker_plans
 from coordinator.run import build_results, run_experiment
 from coordinator.spec import parse_spec
 from tests.helpers import start_hello
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -66,21 +64,19 @@ def test_error_rate_falls_in_binomial_interval() -> None:
 
 @pytest.mark.parametrize("workers", [pytest.param(w, id=f"{w}-workers") for w in (1, 2, 3)])
 def test_split_over_workers_keeps_count_and_merges_exactly(workers: int) -> None:
-    """The same 600 requests over 1, 2 or 3 workers: same count, merged = sum of worker histograms."""
+    """The same 600 requests over 1, 2 or 3 workers: same count per worker as planned, and the
+    run-level windows merged as they arrived add up exactly to the run's totals."""
     with start_hello() as url:
         spec = _spec(url, rate=600, requests=600, workers=workers)
         started = datetime.now(timezone.utc)
         with RayPool() as pool:
-            outcomes = pool.run(worker_plans(spec))
-        results = build_results(spec, outcomes, started=started, ended=datetime.now(timezone.utc))
-    reports = [o for o in outcomes if isinstance(o, WorkerReport)]
-    assert len(reports) == workers
-    per_worker = [Histogram.sum(totals(r.windows).values()) for r in reports]
+            merged = pool.run(worker_plans(spec))
+        results = build_results(spec, merged, started=started, ended=datetime.now(timezone.utc))
+    assert [w.status for w in merged.workers] == ["ok"] * workers
     expected_split = [600 // workers + (1 if i < 600 % workers else 0) for i in range(workers)]
-    assert [h.total for h in per_worker] == expected_split
-    merged = Histogram.sum(unseries(results.histograms.latency).values())
-    assert merged == Histogram.sum(per_worker)
-    assert merged.total == results.metrics["*"]["request-count"] == 600
-    window_sum = sum(s.count for w in results.windows for s in w.latency)
-    assert window_sum == 600
+    assert [w.requests for w in merged.workers] == expected_split
+    total = Histogram.sum(unseries(results.histograms.latency).values())
+    windows = Histogram.sum(h for w in results.windows for h in unseries(w.latency).values())
+    assert windows == total
+    assert total.total == results.metrics["*"]["request-count"] == 600
     assert [w.requests for w in results.workers] == expected_split

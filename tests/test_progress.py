@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from coordinator.cluster import _by_version
 from coordinator.progress import ProgressPrinter
+from coordinator.supervisor import _by_version
 from tests.helpers import REPO_ROOT
 from workers.recorder import CODE_SPAN, Recorder
 

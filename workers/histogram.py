@@ -347,10 +347,24 @@ class Histogram:
 
     @classmethod
     def sum(cls, hists: Iterable[Histogram]) -> Histogram:
-        """Returns a new histogram holding the merged counts of all given histograms."""
+        """Returns a new histogram holding the merged counts of all given histograms.
+
+        Compact ones are summed in one ``np.add.at`` over their concatenated buckets (a few
+        times faster than adding them one by one when there are many, and still exact).
+        """
         out = cls()
+        dense = out._writable()
+        indices, counts = [], []
         for hist in hists:
-            out.add(hist)
+            if not isinstance(hist, Histogram):
+                raise TypeError(f"can only add a Histogram, got {type(hist).__name__}")
+            if hist._dense is not None:
+                dense += hist._dense
+            else:
+                indices.append(hist._idx)
+                counts.append(hist._cnt)
+        if indices:
+            np.add.at(dense, np.concatenate(indices), np.concatenate(counts))
         return out
 
     def record(self, values_ns: np.ndarray | Sequence[int]) -> None:
