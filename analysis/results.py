@@ -43,6 +43,7 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,10 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from coordinator.errors import ResultsError
-from workers.histogram import Histogram
-# The wrapper checks of Histogram.decode without its (slow, Python) counts loop: base64, cookies,
-# lengths, zlib, layout. Cheap enough for every histogram of every document read.
-from workers.histogram import _check_payload_header, _unwrap
+from workers.histogram import Histogram, check_encoding
 from workers.recorder import Key
 
 SCHEMA = "slogate/results/v1"
@@ -288,35 +286,48 @@ def load_results(path: str | Path) -> Results:
 MAX_JSON_DEPTH = 200  # a spec's JSON body may nest 100 levels (YAML's bound); results add a few
 
 
-def _too_deep(data: Any, limit: int) -> bool:
-    """Return whether ``data`` nests lists and dicts deeper than ``limit`` (no recursion)."""
-    stack = [(data, 1)]
+class JSONTooDeep(ValueError):
+    """JSON text nests lists and objects deeper than its reader allows."""
+
+
+def json_depth(data: Any) -> int:
+    """Return how deeply ``data`` (parsed JSON) nests lists and objects (a scalar: 0), without
+    recursing."""
+    deepest, stack = 0, [(data, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = list(node.values())
-        elif not isinstance(node, list):
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in node)
-    return False
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) \
+            else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def load_json(text: str | bytes, *, max_depth: int) -> Any:
+    """Return the JSON value of ``text``; raise :class:`JSONTooDeep` when it nests deeper than
+    ``max_depth`` (or than the decoder's own stack allows), before anything recurses into it,
+    and json.JSONDecodeError or UnicodeDecodeError as ``json.loads`` does."""
+    try:
+        data = json.loads(text)
+    except RecursionError:  # deeper than the decoder's own stack allows
+        raise JSONTooDeep(f"JSON nested deeper than {max_depth} levels") from None
+    if json_depth(data) > max_depth:
+        raise JSONTooDeep(f"JSON nested deeper than {max_depth} levels")
+    return data
 
 
 def parse_results(text: str, *, source: str) -> Results:
     """Return the results document in ``text``, or raise ResultsError naming ``source`` and
     what is wrong (a results file's text read from elsewhere, e.g. a git archive). JSON nested
     past :data:`MAX_JSON_DEPTH` is refused, before anything recurses into it."""
-    too_deep = ResultsError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep: "
-                            "not a results document")
     try:
-        data = json.loads(text)
+        data = load_json(text, max_depth=MAX_JSON_DEPTH)
+    except JSONTooDeep:
+        raise ResultsError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep: "
+                           "not a results document") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except RecursionError:  # deeper than the decoder's own stack allows
-        raise too_deep from None
-    if _too_deep(data, MAX_JSON_DEPTH):
-        raise too_deep
     if isinstance(data, dict) and data.get("schema") not in (None, SCHEMA):
         raise ResultsError(f"{source}: schema {data.get('schema')!r} is not supported "
                            f"(this slogate reads {SCHEMA})")
@@ -326,27 +337,51 @@ def parse_results(text: str, *, source: str) -> Results:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "document"
         raise ResultsError(f"{source}: {field}: {first['msg']}") from None
-    _check_histograms(results, source)
+    try:  # decoding every window of a long run would be slow: their encodings are checked
+        check_histograms(results, decode_windows=False)
+    except ResultsError as exc:
+        raise ResultsError(f"{source}: {exc}") from None
     return results
 
 
-def _check_histograms(results: Results, source: str) -> None:
-    """Raise ResultsError naming the first corrupt histogram, so no report meets it later as a
-    traceback: the run's totals (what verdicts, promotion and history use) are decoded whole
-    and their counts compared; each window's are checked up to their counts (bad base64,
-    truncated, not zlib, another layout), as decoding thousands of windows would be slow."""
+def _histograms(results: Results) -> Iterator[tuple[str, Series | None, str, bool]]:
+    """Yield (where, series or None for a lag, encoded, in a window) for every histogram of
+    ``results``: the run's totals first, then each window's."""
     for kind in ("latency", "service"):
+        for i, item in enumerate(getattr(results.histograms, kind)):
+            yield (f"histograms.{kind}[{i}] ({item.endpoint}, {item.outcome})", item, item.hdr,
+                   False)
+    for w, window in enumerate(results.windows):
+        yield f"windows[{w}].lag", None, window.lag, True
+        for kind in ("latency", "service"):
+            for i, item in enumerate(getattr(window, kind)):
+                yield (f"windows[{w}].{kind}[{i}] ({item.endpoint}, {item.outcome})", item,
+                       item.hdr, True)
+
+
+def check_histograms(results: Results, *, budget_bytes: int | None = None,
+                     decode_windows: bool = True) -> None:
+    """Raise ResultsError naming the first histogram of ``results`` that does not decode
+    (corrupt, or inflating beyond what the layout can need: a decompression bomb) or whose
+    count is not its series' ``count``, so no report or verdict meets it later as a traceback.
+
+    ``budget_bytes``: also name the one at which all of them together inflate to more (the
+    decoding work is then bounded by the budget, not by how many histograms a document
+    repeats). ``decode_windows=False``: the windows' encodings are checked up to their counts
+    (:func:`workers.histogram.check_encoding`), not decoded.
+    """
+    spent = 0
+    for where, item, encoded, in_window in _histograms(results):
         try:
-            unseries(getattr(results.histograms, kind))
-        except ResultsError as exc:
-            raise ResultsError(f"{source}: histograms.{kind}: {exc}") from None
-    where: list[tuple[str, str]] = []
-    for w in results.windows:
-        where.append((f"windows[{w.index}].lag", w.lag))
-        where += [(f"windows[{w.index}].{kind} ({s.endpoint}/{s.outcome})", s.hdr)
-                  for kind in ("latency", "service") for s in getattr(w, kind)]
-    for name, hdr in where:
-        try:
-            _check_payload_header(_unwrap(hdr))
+            spent += check_encoding(encoded)
+            if budget_bytes is not None and spent > budget_bytes:
+                raise ValueError(f"the histograms inflate to more than {budget_bytes} bytes "
+                                 "together")
+            if in_window and not decode_windows:
+                continue
+            total = Histogram.decode(encoded).total
         except (ValueError, TypeError) as exc:
-            raise ResultsError(f"{source}: {name}: {exc}") from None
+            raise ResultsError(f"{where}: {exc}") from None
+        if item is not None and total != item.count:
+            raise ResultsError(f"{where}: count {item.count} does not match its encoded "
+                               f"histogram ({total})")

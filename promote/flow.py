@@ -17,18 +17,17 @@ brought the version, looking back at most :data:`REVERT_HISTORY` commits of that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from analysis.rejudge import rejudge
 from analysis.report import md_text, render_markdown
-from analysis.results import Results
+from analysis.results import Results, check_histograms
 from coordinator.errors import PromotionError
 from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
 from promote import patch
 from promote.names import check_promotion_names
 from promote.provider import FileCommit, Provider, PullInfo
-from workers.histogram import Histogram
 
 Log = Callable[[str], None]
 REVERT_HISTORY = 20
@@ -77,36 +76,6 @@ def check_names(promotion: PromotionSpec) -> None:
     """Raise PromotionError unless every name of ``promotion`` that reaches a URL, the two
     branches made from it included, keeps to :mod:`promote.names`' grammar."""
     check_promotion_names(promotion, (branch_name(promotion), revert_branch_name(promotion)))
-
-
-def _histograms(results: Results) -> Iterator[tuple[str, str]]:
-    """Yield (where, encoded) for every histogram of ``results``."""
-    for kind in ("latency", "service"):
-        for index, series in enumerate(getattr(results.histograms, kind)):
-            yield (f"histograms.{kind}[{index}] ({series.endpoint}, {series.outcome})",
-                   series.hdr)
-    for w, window in enumerate(results.windows):
-        yield f"windows[{w}].lag", window.lag
-        for kind in ("latency", "service"):
-            for index, series in enumerate(getattr(window, kind)):
-                yield f"windows[{w}].{kind}[{index}]", series.hdr
-
-
-def check_histograms(results: Results, budget_bytes: int | None = None) -> None:
-    """Raise PromotionError naming the first histogram of ``results`` that does not decode
-    (corrupt, or inflating beyond what the layout can need: a decompression bomb), or, with
-    ``budget_bytes``, the one at which all of them together inflate to more (the decoding work
-    is then bounded by the budget, not by how many histograms a document repeats)."""
-    spent = 0
-    for where, encoded in _histograms(results):
-        try:
-            spent += Histogram.payload_bytes(encoded) if budget_bytes is not None else 0
-            if budget_bytes is not None and spent > budget_bytes:
-                raise ValueError(f"the histograms inflate to more than {budget_bytes} bytes "
-                                 "together")
-            Histogram.decode(encoded)
-        except (ValueError, TypeError) as exc:
-            raise PromotionError(f"{where}: {exc}") from None
 
 
 def rejudged_verdict(results: Results) -> str:

@@ -56,10 +56,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES
-from analysis.results import SCHEMA, Results
+from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
 from coordinator.errors import PromotionError, SlogateError
 from coordinator.spec import ObjectivesFile, PromotionSpec, load_objectives, parse_spec
-from promote.flow import Outcome, check_histograms, decide, promote, revert
+from promote.flow import Outcome, decide, promote, revert
 from promote.flow import check_names as flow_check_names
 from promote.names import branch_error, path_error, repository_error
 from promote.provider import Provider
@@ -230,31 +230,15 @@ def check_pinned(results: Results, promotion: PromotionSpec, config: ServiceConf
                                        f"the ones pinned for {target}")
 
 
-def json_depth(data: Any) -> int:
-    """Return how deeply ``data`` (parsed JSON) nests lists and objects (a scalar: 0), without
-    recursing."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) \
-            else None
-        if children is not None:
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def parse_request(body: bytes) -> tuple[Results, PromotionSpec] | Rejection:
     """Return the results and its promotion block, or a 400 rejection naming what is wrong
     (JSON, nesting, schema, promotion block, a histogram that does not decode)."""
     try:
-        data = json.loads(body)
+        data = load_json(body, max_depth=MAX_JSON_DEPTH)
+    except JSONTooDeep as exc:
+        return Rejection(status=400, error=str(exc))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Rejection(status=400, error=f"not valid JSON ({exc.__class__.__name__})")
-    except RecursionError:
-        return Rejection(status=400, error=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    if json_depth(data) > MAX_JSON_DEPTH:
-        return Rejection(status=400, error=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         return Rejection(status=400, error=f"not a results document (schema {SCHEMA})")
     try:
@@ -270,7 +254,7 @@ def parse_request(body: bytes) -> tuple[Results, PromotionSpec] | Rejection:
         return Rejection(status=400, error=f"promotion: {_first_error(exc)}")
     try:
         spec = parse_spec(results.spec, source="results.json spec")
-        check_histograms(results, MAX_HISTOGRAM_BYTES)
+        check_histograms(results, budget_bytes=MAX_HISTOGRAM_BYTES)
     except SlogateError as exc:
         return Rejection(status=400, error=str(exc))
     # re-judging reads errorRanges as saved: give it the validated form, whatever was posted

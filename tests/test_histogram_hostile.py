@@ -4,6 +4,7 @@ vectorised counts decoder agreeing with the byte-by-byte reference on any stream
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import zlib
 
@@ -11,9 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from analysis.results import Results
-from coordinator.errors import PromotionError
-from promote.flow import check_histograms
+from analysis.results import Results, check_histograms, parse_results
+from coordinator.errors import ResultsError
 from tests.test_reports import OBJECTIVES, synthetic_results
 from workers import histogram as h
 from workers.histogram import COUNTS_LEN, MAX_PAYLOAD_BYTES, Histogram
@@ -79,6 +79,39 @@ def test_check_histograms_names_where_the_budget_runs_out() -> None:
         window["lag"] = widest
     results = Results.model_validate(data)
     check_histograms(results)
-    with pytest.raises(PromotionError, match=r"^windows\[3\]\.lag: the histograms inflate to "
+    with pytest.raises(ResultsError, match=r"^windows\[3\]\.lag: the histograms inflate to "
                                              r"more than 100000 bytes together$"):
         check_histograms(results, budget_bytes=100_000)
+
+
+def test_check_encoding_checks_everything_but_the_counts() -> None:
+    """check_encoding returns the inflated size of a wrapper decode would accept (counts past
+    the layout are decode's to find) and refuses another layout as decode does."""
+    tokens = np.array([-COUNTS_LEN, 5], dtype=np.int64)
+    past_the_layout = _encoded(bytes(h._zigzag_varints(tokens)))
+    assert h.check_encoding(past_the_layout) == Histogram.payload_bytes(past_the_layout)
+    with pytest.raises(ValueError, match="lies beyond"):
+        Histogram.decode(past_the_layout)
+    other_layout = base64.b64decode(Histogram().encode())
+    payload = bytearray(zlib.decompress(other_layout[8:]))
+    payload[12:16] = struct.pack(">I", 2)  # significant figures 2
+    body = zlib.compress(bytes(payload))
+    wrapped = base64.b64encode(struct.pack(">II", 0x1C849314, len(body)) + body).decode()
+    for check in (h.check_encoding, Histogram.decode):
+        with pytest.raises(ValueError, match="unsupported layout lowest=1 significant_figures=2"):
+            check(wrapped)
+
+
+def test_a_file_read_and_a_posted_document_name_a_wrong_count_alike() -> None:
+    """A total whose count is not its histogram's is refused with the same words by the results
+    reader (after the file name) and by the promotion service's check."""
+    data = json.loads(synthetic_results(OBJECTIVES).to_json())
+    series = data["histograms"]["service"][0]
+    series["count"] += 1
+    named = (f"histograms.service[0] ({series['endpoint']}, {series['outcome']}): count "
+             f"{series['count']} does not match its encoded histogram ({series['count'] - 1})")
+    with pytest.raises(ResultsError) as read:
+        parse_results(json.dumps(data), source="r.json")
+    with pytest.raises(ResultsError) as posted:
+        check_histograms(Results.model_validate(data), budget_bytes=1 << 20)
+    assert (str(read.value), str(posted.value)) == (f"r.json: {named}", named)

@@ -73,8 +73,8 @@ def test_deeply_nested_json_is_one_line_exit_2(tmp_path: Path, command: list[str
 
 
 @pytest.mark.parametrize(("where", "named"), [
-    pytest.param("totals", "histograms.latency: histogram GET /hello/status:200", id="totals"),
-    pytest.param("window", "windows[0].service (GET /hello/status:200)", id="window"),
+    pytest.param("totals", "histograms.latency[0] (GET /hello, status:200)", id="totals"),
+    pytest.param("window", "windows[0].service[0] (GET /hello, status:200)", id="window"),
 ])
 @pytest.mark.parametrize("fmt", ["html", "text"])
 def test_a_corrupt_histogram_is_named_in_one_line(tmp_path: Path, where: str, named: str,

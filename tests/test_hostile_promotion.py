@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 from markdown_it import MarkdownIt
 
-from analysis.results import Results
+from analysis.results import Results, json_depth
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from coordinator.errors import PromotionError
@@ -42,7 +42,7 @@ from coordinator.spec import ObjectivesFile, PromotionSpec
 from promote.github import GitHubProvider, url_error
 from promote.names import branch_error, check_promotion_names, label_error, path_error
 from promote.service import (
-    Allowed, ServiceConfig, check_allowed, json_depth, make_app, parse_allowed, server_options,
+    Allowed, ServiceConfig, check_allowed, make_app, parse_allowed, server_options,
 )
 from tests.github_emulator import GitHubEmulator, git, github_emulator
 from tests.test_promote_service import LIMIT, SECRET, Answer, _document, _post, _serving
