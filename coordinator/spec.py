@@ -41,7 +41,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from ruamel.yaml.error import YAMLError
 
-from analysis.catalog import DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
+from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
 from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml
 from analysis.verdict import Limits as CoreLimits
@@ -202,6 +202,14 @@ class EndpointSpec(_Model):
                                 ("json", self.json_body)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"set at most one of body, bodyFile, json (got {', '.join(given)})")
+        return self
+
+    @model_validator(mode="after")
+    def _label_is_not_all_endpoints(self) -> EndpointSpec:
+        if self.label == ALL_ENDPOINTS:  # the metrics' key of the whole run: rows would merge
+            field = "name" if self.name is not None else "path"
+            raise ValueError(f"{field}: the label {ALL_ENDPOINTS!r} is reserved for all "
+                             "endpoints together; give the endpoint another name")
         return self
 
     @property

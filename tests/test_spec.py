@@ -322,6 +322,11 @@ INVALID = [
                  ":6: endpoints[0].weight: ", "greater than 0", id="zero-weight"),
     pytest.param(HEAD + LOAD + "endpoints:\n  - path: /a\n    method: FETCH\n", {},
                  ":6: endpoints[0].method: ", "'GET'", id="unknown-method"),
+    pytest.param(HEAD + LOAD + "endpoints:\n  - path: /a\n  - path: /b\n    name: '*'\n", {},
+                 ":7: endpoints[1].name: ", "the label '*' is reserved for all endpoints together; "
+                 "give the endpoint another name", id="endpoint-named-star"),
+    pytest.param(HEAD + LOAD + "endpoints:\n  - {path: /a, name: '*', method: POST}\n", {},
+                 ":5: endpoints[0].name: ", "the label '*' is reserved", id="flow-endpoint-star"),
     pytest.param(HEAD + LOAD + "endpoints:\n  - path: /a\n  - path: /a\n", {},
                  ":4: endpoints: ", "labels must be unique; give a name to: ['GET /a']",
                  id="duplicate-endpoint-labels"),
