@@ -142,8 +142,21 @@ def _render(text: str, promotion: PromotionSpec) -> str:
 
 def _patched(item: ManifestPatch, before: str, promotion: PromotionSpec,
              read: Callable[[str], str]) -> str:
+    """Return ``before`` patched by ``item``; raise PromotionError naming the repository file
+    (``path:LINE: malformed YAML: …`` for text that is not YAML, the ``from`` file's line
+    when that is the one)."""
+    candidate = read(item.from_ or "") if item.strategy == "copy" else ""
+    try:
+        return _patch(item, before, candidate, promotion)
+    except patch.MalformedYAML as exc:
+        raise exc.in_file((item.from_ or item.path) if exc.of_candidate else item.path) from None
+    except PromotionError as exc:
+        raise PromotionError(f"{item.path}: {exc}") from None
+
+
+def _patch(item: ManifestPatch, before: str, candidate: str, promotion: PromotionSpec) -> str:
     if item.strategy == "copy":
-        return patch.copy_manifest(before, read(item.from_ or ""), keep_names=item.keep_names)
+        return patch.copy_manifest(before, candidate, keep_names=item.keep_names)
     if item.strategy == "set":
         edits = [patch.Edit(path=e.path, value=_render(e.value, promotion)) for e in item.edits]
         return patch.set_values(before, edits, document=item.document)

@@ -12,7 +12,9 @@ Every strategy takes the file's text and returns the new text; nothing here read
   column, or its old distance from the value when the value grows.
 - Nothing is created silently: a missing document, key or list item raises
   :class:`~coordinator.errors.PromotionError` with a one-line message (only
-  :func:`kustomize_image` adds an ``images`` entry, because that is what it is for).
+  :func:`kustomize_image` adds an ``images`` entry, because that is what it is for); text that is
+  not YAML (or that the bounded loader refuses, an alias bomb) raises its subclass
+  :class:`MalformedYAML`, which knows the line, so the caller can name the file.
 
 Path syntax (:class:`Edit`, :func:`helm_value`): dotted keys, ``[N]`` for a list index and
 ``[key=value]`` for the one list item whose ``key`` equals ``value``, e.g.
@@ -52,6 +54,21 @@ _MARKER = re.compile(r"---(?=[ \t\r\n]|$)")
 _STEP = re.compile(r"(?P<dot>\.)?(?P<key>[^.\[\]]+)|\[(?P<index>\d+)\]|\[(?P<field>[^\]=]+)=(?P<want>[^\]]*)\]")
 _KEPT_STYLES = (DoubleQuotedScalarString, SingleQuotedScalarString, LiteralScalarString,
                 FoldedScalarString)
+
+
+class MalformedYAML(PromotionError):
+    """A text to patch is not YAML slogate reads: ``problem`` at ``line`` (1-based; None when
+    unknown) of the stable text, or of the candidate's when ``of_candidate``
+    (:func:`copy_manifest`)."""
+
+    def __init__(self, problem: str, line: int | None, *, of_candidate: bool = False) -> None:
+        super().__init__(f"malformed YAML{f' at line {line}' if line else ''}: {problem}")
+        self.problem, self.line, self.of_candidate = problem, line, of_candidate
+
+    def in_file(self, path: str) -> PromotionError:
+        """Return the error as one line naming the file first: ``path:LINE: malformed YAML: …``."""
+        return PromotionError(f"{path}{f':{self.line}' if self.line else ''}: malformed YAML: "
+                              f"{self.problem}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,7 +214,11 @@ def copy_manifest(stable: str, candidate: str, *, keep_names: bool = True) -> st
     Everything else (image, env, other labels, replicas...) comes from the candidate. Items of a list
     whose entries all have a unique ``name`` are paired by name, other lists by position.
     """
-    stable_docs, candidate_docs = _parse(stable), _parse(candidate)
+    stable_docs = _parse(stable)
+    try:
+        candidate_docs = _parse(candidate)
+    except MalformedYAML as exc:
+        raise MalformedYAML(exc.problem, exc.line, of_candidate=True) from exc
     dirty: set[int] = set()
     for s_index, c_index in _pair_by_kind(stable_docs, candidate_docs):
         target, source = stable_docs[s_index].data, candidate_docs[c_index].data
@@ -268,14 +289,14 @@ def _parse(text: str) -> list[_Doc]:
 
 
 def _load(loader: YAML, body: str, first_line: int) -> Any:
-    """Return the round-trip data of one document, or raise PromotionError naming the line."""
+    """Return the round-trip data of one document, or raise MalformedYAML naming the line."""
     try:
         return loader.load(body)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = f" at line {mark.line + 1 + first_line}" if mark is not None else ""
+        line = mark.line + 1 + first_line if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
-        raise PromotionError(f"malformed YAML{line}: {problem}") from exc
+        raise MalformedYAML(problem, line) from exc
 
 
 def _yaml(indent: Indent) -> YAML:

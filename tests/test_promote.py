@@ -220,3 +220,46 @@ def test_refusing_a_run_that_did_not_pass_exits_with_its_verdicts_code(
         f"slogate: not promoted: {path}: the run is {verdict} (re-judged from its histograms): "
         "only a PASS run is promoted (a FAIL of the stable version is reverted with onFail: "
         "revert-pr)"]
+
+
+KUSTOMIZATION = "samples/kustomization.yaml"
+_BOMB = "".join(f"l{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 10) + "]\n"
+                for i in range(9))  # a billion laughs: its 4th anchor passes the node budget
+
+
+@pytest.mark.parametrize(("files", "manifest", "error"), [
+    pytest.param({KUSTOMIZATION: "resources: [deployments/baseline.yaml]\n" + _BOMB},
+                 {"path": KUSTOMIZATION, "strategy": "kustomize-image",
+                  "image": {"name": "hello", "newTag": "2.0"}},
+                 f"{KUSTOMIZATION}:5: malformed YAML: aliases expand to more than 10,000 nodes",
+                 id="alias-bomb-in-kustomization"),
+    pytest.param({KUSTOMIZATION: "resources: [deployments/baseline.yaml]\nimages:\n"
+                  "  - {name: hello, newTag: '1.0'\n"},
+                 {"path": KUSTOMIZATION, "strategy": "kustomize-image",
+                  "image": {"name": "hello", "newTag": "2.0"}},
+                 f"{KUSTOMIZATION}:4: malformed YAML: expected ',' or '}}'",
+                 id="unclosed-flow-mapping"),
+    pytest.param({CANDIDATE: "kind: Deployment\nmetadata:\n  name: hello\n name: x\n"},
+                 {"path": BASELINE, "strategy": "copy", "from": CANDIDATE},
+                 f"{CANDIDATE}:4: malformed YAML: ", id="malformed-candidate-of-a-copy"),
+])
+def test_malformed_yaml_in_a_patched_file_names_the_file_and_line(
+        tmp_path: Path, files: dict[str, str], manifest: dict[str, object], error: str) -> None:
+    """`slogate promote` meeting a file of the GitOps repository that is not YAML (an alias
+    bomb, a syntax error; the patched file or the copy's source) prints one line starting with
+    that file's repository path and line, exits 2, and creates no branch."""
+    repo = make_gitops_repo(tmp_path / "gitops")
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "files")
+    promotion = _promotion(str(repo), provider="local", manifests=[manifest])
+    path = tmp_path / "results.json"
+    results = synthetic_results(OBJECTIVES)
+    path.write_text(results.model_copy(update={"spec": {
+        **results.spec, "promotion": promotion.model_dump(mode="json", by_alias=True)}}).to_json())
+    out = CliRunner().invoke(main, ["promote", str(path)])
+    assert out.exit_code == 2
+    [line] = out.stderr.splitlines()
+    assert line.startswith(f"slogate: error: {error}"), line
+    assert _git(repo, "branch", "--list", "slogate/*") == ""
