@@ -17,6 +17,7 @@ from analysis.results import write_atomic
 from coordinator.cli import main
 from tests.helpers import REPO_ROOT
 from tests.test_report_text import LONG, run_with
+from workers import histogram as h
 
 
 def _report(*args: str) -> subprocess.CompletedProcess[str]:
@@ -40,12 +41,11 @@ def test_report_of_a_pass_run_with_bracketed_labels_exits_0(tmp_path: Path, fmt_
 
 
 def test_a_report_that_cannot_be_rendered_exits_4_in_one_line(tmp_path: Path) -> None:
-    """A results file whose window histogram holds a well-formed header over counts past the
-    layout (reading checks a window's encoding only, not its counts) still reads and its text
-    report renders, but its HTML report cannot: exit 4, one line naming the format and the
-    error, no traceback, and the --out copy is written first."""
+    """A results file whose first window starts 1e308 s into the run still reads and its text
+    report renders, but its HTML report (whose time axis cannot hold it) cannot: exit 4, one
+    line naming the format and the error, no traceback, and the --out copy is written first."""
     doc = json.loads(run_with(["/a"], error_limit="10%").to_json())
-    doc["windows"][0]["lag"] = _counts_past_the_layout()
+    doc["windows"][0]["startS"] = 1e308
     path = tmp_path / "results.json"
     path.write_text(json.dumps(doc))
     assert _report(str(path)).returncode == 0
@@ -58,11 +58,28 @@ def test_a_report_that_cannot_be_rendered_exits_4_in_one_line(tmp_path: Path) ->
     assert json.loads((tmp_path / "copy.json").read_text())["windows"] == doc["windows"]
 
 
+@pytest.mark.parametrize("fmt_name", ["text", "html"])
+def test_a_window_histogram_with_counts_past_the_layout_is_refused_when_read(
+        tmp_path: Path, fmt_name: str) -> None:
+    """A window histogram whose headers are right but whose counts run past the layout is an
+    input error when the file is read: one line naming the file and the window's histogram,
+    exit 2, nothing on stdout (the HTML report used to meet it and exit 4)."""
+    doc = json.loads(run_with(["/a"], error_limit="10%").to_json())
+    doc["windows"][0]["latency"][0]["hdr"] = _counts_past_the_layout()
+    series = doc["windows"][0]["latency"][0]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    done = _report(str(path), "--format", fmt_name)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [
+        f"slogate: error: {path}: windows[0].latency[0] ({series['endpoint']}, "
+        f"{series['outcome']}): histogram decode: more tokens than this layout's "
+        f"{h.COUNTS_LEN} buckets"]
+
+
 def _counts_past_the_layout() -> str:
     """Return an encoded histogram whose headers are right but whose varint stream holds one
     count more than the layout has buckets."""
-    from workers import histogram as h
-
     buckets = h.Histogram().counts.size
     stream = b"\x02" * (buckets + 1)  # zigzag varint 1: one count in each of buckets + 1 slots
     payload = h._PAYLOAD_HEADER.pack(h._ENCODING_COOKIE, len(stream), 0, h.SIGNIFICANT_FIGURES,

@@ -115,3 +115,41 @@ def test_a_file_read_and_a_posted_document_name_a_wrong_count_alike() -> None:
     with pytest.raises(ResultsError) as posted:
         check_histograms(Results.model_validate(data), budget_bytes=1 << 20)
     assert (str(read.value), str(posted.value)) == (f"r.json: {named}", named)
+
+
+def _first_refused(encodings: list[str]) -> int | None:
+    """Return the index of the first encoding Histogram.decode refuses (the reference)."""
+    for index, encoded in enumerate(encodings):
+        try:
+            Histogram.decode(encoded)
+        except ValueError:
+            return index
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(
+    st.lists(st.one_of(st.integers(-40, 40), st.integers(-(2**62), 2**62),
+                       st.sampled_from([-COUNTS_LEN, COUNTS_LEN, -(COUNTS_LEN + 1),
+                                        -(COUNTS_LEN - 1)])), max_size=12),
+    st.binary(max_size=2), st.booleans()), max_size=6))
+def test_first_undecodable_agrees_with_decoding_each(
+        streams: list[tuple[list[int], bytes, bool]]) -> None:
+    """Over any list of encodings (token streams plus stray bytes, some wrappers cut short),
+    first_undecodable names the same one as decoding each in turn, or none."""
+    encodings = []
+    for tokens, tail, cut in streams:
+        encoded = _encoded(bytes(h._zigzag_varints(np.array(tokens, dtype=np.int64))) + tail)
+        encodings.append(encoded[:20] if cut and tail else encoded)
+    assert h.first_undecodable(encodings) == _first_refused(encodings)
+
+
+def test_first_undecodable_finds_counts_past_the_layout_among_many() -> None:
+    """Among 500 valid encodings one whose counts run past the layout (a header decode
+    accepts) is found at its index; with it removed, none is."""
+    valid = [Histogram.from_values(np.arange(i + 1) * 1_000).encode() for i in range(500)]
+    tokens = np.array([-(COUNTS_LEN - 1), 5, 7], dtype=np.int64)  # the 7 lies past the end
+    encodings = [*valid[:321], _encoded(bytes(h._zigzag_varints(tokens))), *valid[321:]]
+    assert (h.first_undecodable(encodings), h.first_undecodable(valid)) == (321, None)
+    too_many = _encoded(b"\x00" * (COUNTS_LEN + 1))  # zero counts, one token past the buckets
+    assert h.first_undecodable([*valid[:3], too_many]) == 3

@@ -222,6 +222,69 @@ def check_encoding(encoded: str | bytes) -> int:
     return len(payload)
 
 
+def first_undecodable(encodings: Sequence[str | bytes]) -> int | None:
+    """Returns the index of the first of ``encodings`` that :meth:`Histogram.decode` refuses,
+    None when it decodes them all (decode that one to learn why). It checks what decode checks,
+    counts included, but builds no counts array: the token streams are read all together in one
+    vectorised pass (a results file's 5,400 window histograms in ~0.1 s; decoding them one by
+    one takes ~1 s)."""
+    streams: list[bytes] = []
+    refused = None
+    for index, encoded in enumerate(encodings):
+        try:
+            streams.append(_check_payload_header(_unwrap(encoded)))
+        except (ValueError, TypeError):
+            refused = index
+            break
+    bad = _first_bad_stream(streams)
+    return bad if bad is not None else refused
+
+
+def _first_bad_stream(streams: list[bytes]) -> int | None:
+    """Returns the index of the first stream :func:`_read_counts` refuses, None if none. Streams
+    whose last byte continues a varint, or holding a 9-byte varint, are read one by one by
+    _read_counts; all others together by :func:`_scan`."""
+    whole = np.array([not s or s[-1] < 0x80 for s in streams], dtype=bool)
+    together = np.flatnonzero(whole)
+    refused, long_ = _scan([streams[i] for i in together])
+    bad = [int(i) for i in together[refused & ~long_][:1]]
+    for i in sorted([*np.flatnonzero(~whole), *together[long_]]):
+        try:
+            _read_counts(streams[i])
+        except ValueError:
+            bad.append(int(i))
+            break
+    return min(bad, default=None)
+
+
+def _scan(streams: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (refused, holds a 9-byte varint) for each stream, every one ending a varint, read
+    as :func:`_read_counts` and :func:`_place` read one (a stream with a 9-byte varint is
+    misread here: the caller reads it alone)."""
+    refused, long_ = np.zeros(len(streams), dtype=bool), np.zeros(len(streams), dtype=bool)
+    raw = np.frombuffer(b"".join(streams), dtype=np.uint8)
+    if raw.size == 0:
+        return refused, long_
+    ends = np.flatnonzero(raw < 0x80)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    stream = np.searchsorted(np.cumsum([len(s) for s in streams]), ends, side="right")
+    long_[stream[lengths > 8]] = True
+    shifts = np.minimum(7 * (np.arange(raw.size) - np.repeat(starts, lengths)), 63)
+    parts = (raw & 0x7F).astype(np.uint64) << shifts.astype(np.uint64)
+    values = np.add.reduceat(parts, starts)
+    tokens = (values >> np.uint64(1)).astype(np.int64) ^ -(values & np.uint64(1)).astype(np.int64)
+    skip = tokens < 0
+    advance = np.where(skip, np.clip(-tokens, 1, COUNTS_LEN + 1), 1)
+    before = np.cumsum(advance) - advance  # over all streams: each stream's own start subtracted
+    index = before - before[np.searchsorted(stream, stream)]
+    beyond = (skip & (index + advance > COUNTS_LEN)) | (~skip & (tokens != 0)
+                                                        & (index >= COUNTS_LEN))
+    refused[stream[beyond]] = True
+    refused |= np.bincount(stream, minlength=len(streams)) > COUNTS_LEN
+    return refused, long_
+
+
 def _read_counts(stream: bytes) -> np.ndarray:
     """Returns the dense counts array described by a V2 ZigZag-LEB128 token stream.
 
