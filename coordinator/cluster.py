@@ -61,6 +61,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _EXCLUDES = [".git", ".venv", "**/__pycache__", ".pytest_cache", ".hypothesis", "bench/out",
              "results", "out"]
 _START_SLACK_S = START_SLACK_S
+_START_SLACK_PER_WORKER_S = 0.001  # sending one actor its start call, with room to spare
+_MIN_START_SLACK_S = 0.25
 _READY_TIMEOUT_S = 120.0
 _BATCH_S = 0.1  # delayed polls due within this go out together
 _VIEW_EVERY_S = 0.25  # the live view is computed at most this often (and at the end)
@@ -222,7 +224,7 @@ class RayPool:
                                                         else ""))
         # address="local": always a fresh instance of our own, even when another Ray runs here
         # (ray.init() without an address would join that one).
-        with _loopback_node():
+        with _loopback_node(), _lean_head(self._dashboard):
             return ray.init(address="local", num_cpus=self._num_cpus,
                             include_dashboard=self._dashboard, dashboard_host="127.0.0.1",
                             logging_level=logging.WARNING, log_to_driver=False)
@@ -258,7 +260,7 @@ class RayPool:
         slots = {p.worker_index: _Slot(plan=p, actor=self._actor(group, p)) for p in plans}
         try:
             self._wait_ready(list(slots.values()))
-            start_at = time.time() + _START_SLACK_S
+            start_at = time.time() + start_slack_s(len(slots))
             self._log(f"{len(slots)} worker(s) ready on "
                       f"{len({s.info.get('node_id') for s in slots.values()})} node(s); "
                       "load starts at the common start time")
@@ -512,6 +514,39 @@ def _loopback_node() -> Any:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+@contextlib.contextmanager
+def _lean_head(dashboard: bool) -> Any:
+    """Within, unless ``dashboard``: the embedded Ray's head starts no API server process.
+
+    ``include_dashboard=False`` still starts Ray's dashboard process (only its usage-stats
+    module) and ``ray.init`` waits for it to publish its address: about 1.8 s of a 4 to 6 s
+    start on the 2-core development machine (issue #14, measured with cProfile). slogate uses
+    none of what it serves (the job and state APIs); the per-node agents that export the
+    workers' metrics are the raylet's and still start."""
+    from ray._private.node import Node
+
+    if dashboard:
+        yield
+        return
+    before = Node.start_api_server
+
+    def no_api_server(node: Any, **_kwargs: Any) -> None:
+        node._webui_url = None
+
+    Node.start_api_server = no_api_server  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Node.start_api_server = before  # type: ignore[method-assign]
+
+
+def start_slack_s(workers: int) -> float:
+    """Return the time from "all actors ready" to the common start time for ``workers``
+    actors: long enough for every start call to arrive (1 ms each, from a quarter second),
+    never more than the supervisor's :data:`~coordinator.supervisor.START_SLACK_S`."""
+    return min(_START_SLACK_S, _MIN_START_SLACK_S + _START_SLACK_PER_WORKER_S * workers)
 
 
 def _start_reaper() -> subprocess.Popen[bytes]:
