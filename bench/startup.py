@@ -5,10 +5,12 @@ Runs ``python -m coordinator.cli run`` as a child process (the way a user runs i
 each progress line on stderr as it arrives. The phases are the gaps between those lines:
 
 - ``imports+spec``: process start until slogate says it starts Ray (Python, click, the spec);
-- ``ray start``: until the pool says Ray is up (``ray.init``, and the dashboard when asked);
+- ``ray start``: until the load is planned on a started Ray (``ray.init`` in its own thread,
+  and the dashboard when asked; meanwhile the main thread imports SciPy and checks the target);
 - ``workers``: until the worker actors are ready (placement group, actor processes);
-- ``load``: the common start slack plus the measured load (about 1 + 5 s);
-- ``end``: merging, judging, writing results and shutting Ray down, until the process exits.
+- ``load``: the common start slack plus the measured load (0.25 s + 1 ms a worker, + 5 s);
+- ``end``: judging and writing results and reports while Ray shuts down (begun as the load
+  ended), until the process exits.
 
 Not a test: the figures depend on the machine and on what else runs on it (the README quotes
 them with the machine's load). Usage::

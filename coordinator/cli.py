@@ -117,12 +117,9 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     a second one exits at once. Before the load (Ray or the workers starting) the first one
     shuts Ray down and exits 130. ``dashboard`` starts the embedded Ray's dashboard.
     """
-    from analysis.results import write_atomic
     from analysis.verdict import Verdict
     from coordinator.cluster import RayPool
-    from coordinator.launching import Outcome, dark_launch
-    from coordinator.progress import ProgressPrinter
-    from coordinator.run import run_experiment
+    from coordinator.launching import Outcome
 
     load = spec.load
     out_dir = out or _default_out(spec.name)
@@ -130,14 +127,48 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
     excluded_s = (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
     launch = Outcome()
+    pool = RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
+                   placement=load.placement, on_worker_loss=load.on_worker_loss,
+                   run_name=spec.name, dashboard=dashboard, workers=load.workers, linger=True)
+    try:
+        # The embedded Ray starts (seconds) while the target is launched and checked; its
+        # shutdown (about a second) runs while the results and reports are written.
+        pool.start()
+        from analysis.stats import warm_up
+
+        warm_up()
+        results, path, page = _run_on(pool, spec, spec_dir, out_dir, launch, aa=aa,
+                                      spec_file=spec_file, total_s=total_s,
+                                      excluded_s=excluded_s)
+        shown = _emit_report(results, fmt_name, f"the results are in {path}")
+    finally:
+        pool.wait_closed()
+    _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
+    if archive is not None:
+        _log(f"archived as {archive.store(results)}")
+    if page is None or not shown:
+        if spec.promotion is not None and spec.promotion.auto:
+            _log("not promoted: a report could not be rendered")
+        return EXIT_REPORT
+    if spec.promotion is not None and spec.promotion.auto:
+        promote_after_run(results, spec.promotion, show_pull_body=show_pull_body)
+    return Verdict(results.verdict).exit_code
+
+
+def _run_on(pool: Any, spec: Any, spec_dir: Path, out_dir: Path, launch: Any, *, aa: bool,
+            spec_file: Path | None, total_s: float, excluded_s: float) -> tuple[Any, Path, Any]:
+    """Dark-launch the target, run the load on ``pool``, write results.json and report.html;
+    return the results, the results path and the HTML page (None when it failed to render)."""
+    from analysis.results import write_atomic
+    from coordinator.launching import dark_launch
+    from coordinator.progress import ProgressPrinter
+    from coordinator.run import run_experiment
+
+    load = spec.load
     with dark_launch(spec, spec_dir, _log, launch) as spec:
         with ProgressPrinter(total_s=total_s or None, target_rps=load.rate,
                              excluded_s=excluded_s, versions=len(spec.versions())) as progress:
-            pool = RayPool(address, log=_log, num_cpus=local_cpus,
-                           cpus_per_worker=load.cpus_per_worker, placement=load.placement,
-                           on_worker_loss=load.on_worker_loss, run_name=spec.name,
-                           on_progress=progress.update, dashboard=dashboard,
-                           workers=load.workers)
+            pool.on_progress = progress.update
             # Signals are ours before Ray starts, so a Ctrl-C then is not lost in ray.init; and
             # again once it has started, since ray.init puts in its own SIGTERM handler (abort).
             with _stop_on_signals(pool) as take_signals, pool:
@@ -154,17 +185,7 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
                          f"the results are in {path}")
         if page is not None:
             write_atomic(out_dir / "report.html", page)
-    shown = _emit_report(results, fmt_name, f"the results are in {path}")
-    _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
-    if archive is not None:
-        _log(f"archived as {archive.store(results)}")
-    if page is None or not shown:
-        if spec.promotion is not None and spec.promotion.auto:
-            _log("not promoted: a report could not be rendered")
-        return EXIT_REPORT
-    if spec.promotion is not None and spec.promotion.auto:
-        promote_after_run(results, spec.promotion, show_pull_body=show_pull_body)
-    return Verdict(results.verdict).exit_code
+    return results, path, page
 
 
 def _version() -> str | None:

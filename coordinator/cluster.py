@@ -10,7 +10,9 @@ worker whose process dies is noticed at once, one that stops answering (a node c
 5 s.
 
 The embedded Ray listens on 127.0.0.1 only (Ray binds its servers to the node's address, and the
-node's address is made the loopback one), starts its dashboard only when asked, and is never
+node's address is made the loopback one), starts its dashboard (and its API server process) only
+when asked, starts in a thread of its own (:meth:`RayPool.start`, while the caller checks the
+target; the thread lives until it shuts Ray down, see :class:`_RayHost`), and is never
 left behind: a Ctrl-C while it starts is held until ``ray.init`` returns and then shuts it down
 (:class:`~coordinator.errors.Interrupted`), and a small watcher (:mod:`coordinator.reaper`)
 kills what is left of it if this process dies without shutting it down (``kill -9``). Before
@@ -33,6 +35,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -153,6 +156,10 @@ class RayPool:
 
         with RayPool(address=None, placement="spread", on_worker_loss="fail") as pool:
             merged = pool.run(plans)
+
+    ``slogate run`` calls ``start()`` first (the embedded Ray starts while the target is
+    checked) and passes ``linger=True``: Ray shuts down in the background from the end of the
+    run, while it is judged and written, and ``wait_closed()`` waits for it.
     """
 
     worker_class: type[RayLoadWorker] = RayLoadWorker  # the actor class (a bench replaces it)
@@ -161,7 +168,8 @@ class RayPool:
                  num_cpus: int | None = None, cpus_per_worker: float = 1.0,
                  placement: str = "spread", on_worker_loss: str = "fail",
                  run_name: str = "slogate", on_progress: Callable[[LiveView], None] | None = None,
-                 dashboard: bool = False, workers: int | None = None) -> None:
+                 dashboard: bool = False, workers: int | None = None,
+                 linger: bool = False) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self._log = log
         self._num_cpus = num_cpus
@@ -171,10 +179,14 @@ class RayPool:
         self._placement = placement
         self._on_loss = on_worker_loss
         self._run_name = run_name
-        self._on_progress = on_progress or (lambda _v: None)
+        self.on_progress = on_progress or (lambda _v: None)
         self._dashboard = dashboard
         self._workers = workers  # known up front: checked against this machine before Ray starts
         self._reaper: subprocess.Popen[bytes] | None = None
+        self._host: _RayHost | None = None
+        # One run, then the embedded Ray shuts down in the background (begun as the run
+        # ends); __exit__ does not wait for it, wait_closed() does.
+        self._linger = linger
         self._owned = False
         self._abort = False
         self._delayed: list[tuple[float, int]] = []  # (unix time, worker): polls not yet due
@@ -184,21 +196,28 @@ class RayPool:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Begin starting the embedded Ray in its own thread (see :class:`_RayHost`), so that it
+        starts while the caller checks the target; ``__enter__`` waits for it. Joining a
+        cluster (an address) waits for ``__enter__``. A refusal (memory) raises here."""
+        if self.address or self._host is not None or ray.is_initialized():
+            return
+        _quiet_token_notice()
+        if self._workers is not None:
+            _check_machine(self._workers)
+        self._reaper = _start_reaper()
+        self._host = _RayHost(self._init)
+
     def __enter__(self) -> RayPool:
-        if ray.is_initialized():
+        if self._host is None and ray.is_initialized():
             self._log("using the Ray instance already running in this process")
             return self
-        # Ray logs a notice on how to opt out of token auth at every start; keep stderr to ours.
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-            logging.ERROR)
-        if not self.address:
-            if self._workers is not None:
-                _check_machine(self._workers)
-            self._reaper = _start_reaper()
+        _quiet_token_notice()
+        self.start()
         try:
-            context = self._init()
+            context = self._host.started() if self._host is not None else self._init()
         except (RayError, ConnectionError, ValueError, RuntimeError) as exc:
-            self._stop_reaper()
+            self.wait_closed()
             where = self.address or "an embedded local instance"
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = (" (check the address; with Ray's token authentication the driver needs the "
@@ -207,6 +226,7 @@ class RayPool:
         self._owned = True
         if self._abort:  # a Ctrl-C while Ray was starting: held until now, then honoured
             self.__exit__(None, None, None)
+            self.wait_closed()
             raise Interrupted("interrupted while Ray was starting; Ray is shut down")
         url = getattr(context, "dashboard_url", None)
         if url:
@@ -230,9 +250,25 @@ class RayPool:
                             logging_level=logging.WARNING, log_to_driver=False)
 
     def __exit__(self, *exc_info: object) -> None:
+        """Shut Ray down (one this pool started or joined); with ``linger``, only begin to:
+        :meth:`wait_closed` waits for the end."""
         if self._owned:
             self._owned = False
-            ray.shutdown()
+            if self._host is not None:
+                self._host.close()
+            else:
+                ray.shutdown()
+        if not self._linger:
+            self.wait_closed()
+
+    def wait_closed(self) -> None:
+        """Return once the embedded Ray this pool started (if any) is shut down, shutting it
+        down first when the run never took it (a failed check before the load); then let the
+        watcher go."""
+        if self._host is not None:
+            self._host.close()
+            self._host.join()
+            self._host = None
         self._stop_reaper()
 
     def _stop_reaper(self) -> None:
@@ -277,6 +313,8 @@ class RayPool:
             for slot in slots.values():
                 ray.kill(slot.actor, no_restart=True)
             remove_placement_group(group)
+            if self._linger and self._host is not None:
+                self._host.close()  # one run per pool: Ray shuts down while the run is judged
 
     def _check_capacity(self, workers: int) -> None:
         alive = [n for n in ray.nodes() if n.get("Alive")]
@@ -373,7 +411,7 @@ class RayPool:
                 slow = self._carry(supervisor.tick(time.time()), supervisor, slots, group)
             if time.time() - shown >= _VIEW_EVERY_S or supervisor.done:
                 shown = time.time()
-                self._on_progress(supervisor.view(shown))
+                self.on_progress(supervisor.view(shown))
         return supervisor.result()
 
     def _answers(self, done: list[Any], pending: dict[Any, int], slots: dict[int, _Slot]
@@ -454,6 +492,54 @@ class RayPool:
         return supervisor.replaced(command.worker, plan, info, time.time())
 
 
+class _RayHost:
+    """The thread that starts the embedded Ray and, when told to, shuts it down.
+
+    Ray starts its GCS and raylet with PR_SET_PDEATHSIG, which the kernel ties to the *thread*
+    that started them: when that thread ends, they are killed (checked here: zombies within 2 s
+    of a thread that ran ``ray.init`` returning). So this thread lives until the shutdown and
+    does it itself; meanwhile the driver's calls come from the main thread (Ray's driver API
+    is process-wide)."""
+
+    def __init__(self, init: Callable[[], Any]) -> None:
+        self._init = init
+        self._ready = threading.Event()
+        self._close = threading.Event()
+        self._context: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="slogate-ray", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self._context = self._init()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by started()
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        self._close.wait()
+        ray.shutdown()
+
+    def started(self) -> Any:
+        """Return ``ray.init``'s context once it has returned (waiting in slices, so that the
+        main thread's signal handlers run), or raise what it raised."""
+        while not self._ready.wait(_WAIT_SLICE_S):
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._context
+
+    def close(self) -> None:
+        """Tell the thread to shut Ray down (after its start, when still starting)."""
+        self._close.set()
+
+    def join(self) -> None:
+        """Return once the thread has ended (Ray shut down, or its start failed)."""
+        while self._thread.is_alive():
+            self._thread.join(_WAIT_SLICE_S)
+
+
 def _probe(address: str, timeout_s: float = 3.0) -> None:
     """Fail fast when a HOST:PORT (or ray://HOST:PORT) address does not accept connections:
     ray.init would otherwise retry for minutes. ``auto`` is left to Ray."""
@@ -467,6 +553,12 @@ def _probe(address: str, timeout_s: float = 3.0) -> None:
     except OSError as exc:
         raise ClusterError(f"cannot reach Ray at {address}: {exc.strerror or exc} (is the "
                            "cluster up, and the address host:port of its head?)") from None
+
+
+def _quiet_token_notice() -> None:
+    """Ray logs a notice on how to opt out of token auth at every start; keep stderr to ours."""
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
 
 
 def _gb(mb: float) -> str:

@@ -26,11 +26,11 @@ from tests.helpers import REPO_ROOT, start_hello
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def _start_run(tmp_path: Path, url: str,
-               workers: int = 1) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def _start_run(tmp_path: Path, url: str, workers: int = 1,
+               duration: str = "30s") -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     spec = tmp_path / "spec.yaml"
     spec.write_text(json.dumps({"name": "sig", "target": url,
-                                "load": {"rate": 100, "duration": "30s", "workers": workers},
+                                "load": {"rate": 100, "duration": duration, "workers": workers},
                                 "endpoints": [{"path": "/hello"}],
                                 "objectives": ["p(99)<1s"]}))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -157,6 +157,35 @@ def test_embedded_ray_listens_on_loopback_only_and_dies_with_its_driver(tmp_path
     assert {a.rpartition(":")[0] for a in addresses} <= {"127.0.0.1", "[::ffff:127.0.0.1]",
                                                          "[::1]"}, addresses
     assert left == {}, f"left {time.monotonic() - killed_at:.0f} s after kill -9: {left}"
+
+
+def _command_lines(pids: set[int]) -> list[str]:
+    """Return the command lines of ``pids`` (those still running)."""
+    lines = []
+    for pid in pids:
+        try:
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return lines
+
+
+def test_a_finished_run_started_no_api_server_and_leaves_nothing(tmp_path: Path) -> None:
+    """Without --dashboard the embedded Ray runs no API server process (ray.init waited about
+    1.8 s for it) but still its per-node agent (the workers' metrics); Ray, started in a thread
+    of its own and shut down in it while the results are written, is gone once the run exits."""
+    with start_hello() as url:
+        proc, lines = _start_run(tmp_path, url, duration="2s")
+        _wait_for(lines, "load starts", 60)
+        commands = _command_lines(set(_session(proc.pid)) - {proc.pid})
+        proc.wait(timeout=60)
+        left = _left_after(proc.pid, 10)
+    assert proc.returncode in (0, 1, 3), proc.stderr.read() if proc.stderr else ""
+    worker = json.loads((tmp_path / "out" / "results.json").read_text())["workers"][0]
+    assert worker["requests"] + worker["unsent"] == 200  # 100 req/s for 2 s, all accounted for
+    assert any("dashboard/agent.py" in c for c in commands), commands
+    assert not any("dashboard/dashboard.py" in c for c in commands), commands
+    assert left == {}, left
 
 
 def test_more_workers_than_this_machine_holds_are_refused_before_ray_starts(
