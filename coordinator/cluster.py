@@ -556,9 +556,19 @@ def _probe(address: str, timeout_s: float = 3.0) -> None:
 
 
 def _quiet_token_notice() -> None:
-    """Ray logs a notice on how to opt out of token auth at every start; keep stderr to ours."""
+    """Keep stderr to ours: Ray logs a notice on how to opt out of token auth at every start,
+    and one that it set no SIGTERM handler when started outside the main thread (slogate's own
+    handler is in place: see ``coordinator.cli``)."""
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
+    worker_log = logging.getLogger("ray._private.worker")
+    if _no_sigterm_notice not in worker_log.filters:
+        worker_log.addFilter(_no_sigterm_notice)
+
+
+def _no_sigterm_notice(record: logging.LogRecord) -> bool:
+    """Return False for Ray's "SIGTERM handler is not set" notice (a logging filter)."""
+    return not record.getMessage().startswith("SIGTERM handler is not set")
 
 
 def _gb(mb: float) -> str:
