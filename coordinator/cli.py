@@ -119,6 +119,7 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     """
     from analysis.verdict import Verdict
     from coordinator.cluster import RayPool
+    from coordinator.errors import Interrupted
     from coordinator.launching import Outcome
 
     load = spec.load
@@ -133,10 +134,15 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     try:
         # The embedded Ray starts (seconds) while the target is launched and checked; its
         # shutdown (about a second) runs while the results and reports are written.
-        pool.start()
-        from analysis.stats import warm_up
+        # A Ctrl-C meanwhile asks the pool to stop rather than raising KeyboardInterrupt in the
+        # middle of an import while Ray's thread starts it (a run hung so once).
+        with _stop_on_signals(pool):
+            pool.start()
+            from analysis.stats import warm_up
 
-        warm_up()
+            warm_up()
+        if pool.stopping:
+            raise Interrupted("interrupted while Ray was starting; Ray is shut down")
         results, path, page = _run_on(pool, spec, spec_dir, out_dir, launch, aa=aa,
                                       spec_file=spec_file, total_s=total_s,
                                       excluded_s=excluded_s)

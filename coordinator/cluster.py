@@ -281,6 +281,11 @@ class RayPool:
                 self._reaper.wait(timeout=5)
         self._reaper = None
 
+    @property
+    def stopping(self) -> bool:
+        """Return True once :meth:`abort` was called."""
+        return self._abort
+
     def abort(self) -> None:
         """Ask the pool to stop (Ctrl-C, SIGTERM): Ray's start and the workers' start end with
         Interrupted; a running ``run`` stops its workers and returns what it has."""
