@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from analysis.rejudge import rejudge
 from analysis.report import md_text, render_markdown
-from analysis.results import Results, check_histograms
+from analysis.results import Results
 from coordinator.errors import PromotionError
 from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
 from promote import patch
@@ -79,9 +79,11 @@ def check_names(promotion: PromotionSpec) -> None:
 
 
 def rejudged_verdict(results: Results) -> str:
-    """Return the run's verdict re-judged from its own histograms and objectives (each
-    histogram checked first, :func:`check_histograms`)."""
-    check_histograms(results)
+    """Return the run's verdict re-judged from its own histograms and objectives.
+
+    The histograms of a document from outside were checked where it was read
+    (:func:`analysis.results.parse_results`, the service's ``parse_request``); checking them
+    again for each re-judging decoded every histogram two or three times per promotion."""
     spec = parse_spec(results.spec, source="results.json spec")
     return rejudge(results, [o.to_core() for o in spec.objectives],
                    spec.analysis.to_core()).verdict
