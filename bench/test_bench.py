@@ -20,7 +20,7 @@ from bench import cli, install, peers, report, scaling
 from bench.measure import ChildRun, Pinning, run_child, run_sampled, run_together
 from bench.nginx import nginx_target, parse_stub_status, render_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 WRK_OUT = """\
 Running 1s test @ http://127.0.0.1:48997/hello

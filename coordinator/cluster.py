@@ -474,7 +474,7 @@ class RayPool:
 
         A node that died keeps its placement-group bundle until Ray declares it dead and moves
         the bundle: an actor put there meanwhile dies at once, so it is tried again, 1 s apart,
-        until _REPLACE_FOR_S after the loss (seen on a real cluster: tests/test_multinode.py),
+        until _REPLACE_FOR_S after the loss (seen on a real cluster: tests/coordinator/test_multinode.py),
         each try resuming a little later (after it is up)."""
         ray.kill(slot.actor, no_restart=True)
         slot.poll_ref = None
@@ -612,7 +612,7 @@ def _loopback_node() -> Any:
     ``ray.init(_node_ip_address="127.0.0.1")`` is turned back into the machine's address by Ray;
     what Ray reads is its clusters switch (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``, read once at
     import, so switched on Ray's constants module for the time of ``ray.init``). A joined
-    cluster is not touched. tests/test_signals.py checks the listening sockets."""
+    cluster is not touched. tests/coordinator/test_signals.py checks the listening sockets."""
     from ray._private import ray_constants
 
     before = ray_constants.ENABLE_RAY_CLUSTER

@@ -25,7 +25,7 @@ an error, and on SIGTERM/Ctrl-C of the command) kills the processes of its own n
 deletes them, which deletes their links and the bridge. ``ray stop`` is never used: it stops every
 Ray on the machine.
 
-Used by ``tests/test_multinode.py``; by hand::
+Used by ``tests/coordinator/test_multinode.py``; by hand::
 
     python scripts/netns_cluster.py up         # prints the address and a driver command, then waits
     python scripts/netns_cluster.py serve HOST PORT   # the target server (what `up` starts)
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "198.18.0"  # /24 inside 198.18.0.0/15; private to one cluster's namespaces
 RAY_PORT = 6379
 APP_PORT = 8080

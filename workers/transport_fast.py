@@ -566,7 +566,7 @@ class _Shape:
     keep-alive message with the sample's status. :meth:`RawUsersEngine._pump` checks that in
     three C calls instead of feeding httptools (its Python callback included): the length, the
     tail, and the head with the last stretch seen (:attr:`last`; a new ``Date`` goes through
-    :meth:`seen` once). ``tests/test_engine.py`` checks the claim against llhttp on random
+    :meth:`seen` once). ``tests/workers/test_engine.py`` checks the claim against llhttp on random
     variations.
     """
 
