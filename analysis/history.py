@@ -49,7 +49,7 @@ from analysis.compare import split_versions
 from analysis.evidence import evidence_for, scopes
 from analysis.metrics import Measured
 from analysis.results import Results, unseries
-from coordinator.errors import ResultsError
+from analysis.errors import ResultsError
 
 DEFAULT_TRACKED = ("latency-p50", "latency-p95", "latency-p99", "latency-mean", "error-rate",
                    "throughput")

@@ -50,7 +50,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from coordinator.errors import ResultsError
+from analysis.errors import ResultsError
 from workers.histogram import Histogram, check_encoding, first_undecodable
 from workers.recorder import Key
 

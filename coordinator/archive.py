@@ -38,7 +38,9 @@ from typing import Protocol
 
 from analysis.history import start_of
 from analysis.results import Results, load_results, parse_results, write_atomic
-from coordinator.errors import HistoryError, PromotionError, ResultsError
+from analysis.errors import ResultsError
+from coordinator.errors import HistoryError
+from promote.errors import PromotionError
 
 GIT_PREFIX = "git:"
 GITHUB_PREFIX = "github:"

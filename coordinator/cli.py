@@ -1,7 +1,7 @@
 """The ``slogate`` command line; the only place that turns exceptions into exit codes.
 
 Exit codes: 0 every objective passed, 1 an objective failed, 2 usage or spec error (any
-:class:`~coordinator.errors.SlogateError`), 3 inconclusive or invalid run, 4 a report could not be
+an error in :data:`~coordinator.errors.EXPECTED`), 3 inconclusive or invalid run, 4 a report could not be
 rendered (the results were written first; the verdict is in them).
 Progress goes to stderr, reports to stdout, so ``slogate run spec.yaml > report.txt`` works; on a
 terminal every message goes through the live progress line, so it never lands on its tail.
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from coordinator.errors import SlogateError
+from coordinator.errors import EXPECTED, exit_code
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ["text", "markdown", "json", "junit", "html"]
@@ -43,16 +43,16 @@ def _log(message: str) -> None:
 
 
 def _errors_to_exit_codes(func: F) -> F:
-    """Turn a SlogateError into a one-line message and its exit code (2, or 130 for an
+    """Turn an expected error (any package's, :data:`~coordinator.errors.EXPECTED`) into a one-line message and its exit code (2, or 130 for an
     interrupted start), and a Ctrl-C outside a run into 130; no traceback, no click "Aborted!"."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except SlogateError as exc:
+        except EXPECTED as exc:
             click.echo(f"slogate: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exit_code(exc))
         except KeyboardInterrupt:
             click.echo("slogate: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -353,7 +353,8 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     request instead (a FAIL of a version that is not stable: nothing to revert).
     """
     from analysis.results import load_results
-    from coordinator.errors import PromotionError, SpecError
+    from coordinator.errors import SpecError
+    from promote.errors import PromotionError
     from coordinator.promoting import promotion_refusal, run_promotion, spec_mismatch
     from coordinator.spec import load_spec, parse_spec
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.errors import SlogateError
+from coordinator.errors import EXPECTED
 from coordinator.spec import ExperimentSpec, KubernetesTarget
 
 
@@ -79,7 +79,7 @@ def dark_launch(spec: ExperimentSpec, spec_dir: Path, log: Callable[[str], None]
                 "deleting the candidate")
             try:
                 cleanup(launched, plan, log)
-            except SlogateError as exc:  # the run's outcome stands; say what was left behind
+            except EXPECTED as exc:  # the run's outcome stands; say what was left behind
                 log(f"warning: cleanup failed, the candidate may still be deployed: {exc}")
         else:
             log(f"the candidate stays deployed (cleanup: {kubernetes.cleanup})")

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from analysis.results import Results
 from analysis.verdict import Objective, Verdict, format_objective_value
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.spec import ExperimentSpec, PromotionSpec, TokenSecret, parse_spec
 from promote.flow import Outcome, act, check_names, rejudged_verdict
 from promote.provider import Provider

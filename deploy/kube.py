@@ -37,7 +37,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 
-from coordinator.errors import KubernetesError
+from deploy.errors import KubernetesError
 from deploy.manifests import (KINDS, explain_pods, fatal_pod_problem, label_selector, pods_of_template,
                               rollout_progress)
 

@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coordinator.errors import KubernetesError
+from deploy.errors import KubernetesError
 from deploy.kube import Applied, Kube
 from deploy.manifests import LaunchPlan, load_manifests, service_port, service_url
 

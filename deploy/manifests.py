@@ -24,7 +24,7 @@ from ruamel.yaml.error import YAMLError
 
 from analysis.results import read_regular_text
 from analysis.safe_yaml import bounded_yaml
-from coordinator.errors import KubernetesError
+from deploy.errors import KubernetesError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from analysis.rejudge import rejudge
 from analysis.report import md_text, render_markdown
 from analysis.results import Results
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
 from promote import patch
 from promote.names import check_promotion_names

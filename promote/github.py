@@ -45,7 +45,7 @@ from github.GitRef import GitRef
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from promote.provider import FileCommit, PullInfo
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from promote.patch import safe_repo_path
 from promote.provider import FileCommit, PullInfo
 

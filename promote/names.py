@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.spec import PromotionSpec
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")

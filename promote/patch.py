@@ -44,7 +44,7 @@ from ruamel.yaml.scalarstring import (
 from ruamel.yaml.tokens import CommentToken
 
 from analysis.safe_yaml import bounded_yaml
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 
 Scalar = str | int | float | bool
 

@@ -57,7 +57,9 @@ from pydantic import ValidationError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES
 from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
-from coordinator.errors import PromotionError, SlogateError
+from analysis.errors import ResultsError
+from coordinator.errors import SpecError
+from promote.errors import PromotionError
 from coordinator.spec import ObjectivesFile, PromotionSpec, load_objectives, parse_spec
 from promote.flow import Outcome, decide, promote, revert
 from promote.flow import check_names as flow_check_names
@@ -255,7 +257,7 @@ def parse_request(body: bytes) -> tuple[Results, PromotionSpec] | Rejection:
     try:
         spec = parse_spec(results.spec, source="results.json spec")
         check_histograms(results, budget_bytes=MAX_HISTOGRAM_BYTES)
-    except SlogateError as exc:
+    except (PromotionError, ResultsError, SpecError) as exc:
         return Rejection(status=400, error=str(exc))
     # re-judging reads errorRanges as saved: give it the validated form, whatever was posted
     ranges = [list(r) for r in spec.error_ranges]
@@ -281,11 +283,11 @@ def run_checked(results: Results, promotion: PromotionSpec, provider: Callable[[
     (502 if GitHub fails)."""
     try:
         action = decide(results, promotion)
-    except SlogateError as exc:
+    except (PromotionError, ResultsError, SpecError) as exc:
         return Rejection(status=409, error=str(exc))
     try:
         return (revert if action == "revert" else promote)(results, promotion, provider())
-    except SlogateError as exc:
+    except (PromotionError, ResultsError, SpecError) as exc:
         return Rejection(status=502, error=str(exc))
 
 

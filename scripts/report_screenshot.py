@@ -36,7 +36,7 @@ from pathlib import Path
 
 from analysis.html import render_html
 from analysis.results import Results, load_results
-from coordinator.errors import ResultsError
+from analysis.errors import ResultsError
 
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1280, 2400)

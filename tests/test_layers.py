@@ -81,3 +81,50 @@ def test_the_pure_core_imports_no_adapter_module() -> None:
             bad = {n for n in names if n.split(".")[0] in ADAPTERS or n in adapter_modules}
             stray += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in sorted(bad)]
     assert stray == []
+
+
+# package -> the packages it may import: imports point down (STYLE.md), coordinator at the top
+LAYERS = {
+    "coordinator": {"coordinator", "promote", "deploy", "analysis", "workers"},
+    "promote": {"promote", "analysis", "workers"},
+    "deploy": {"deploy", "analysis", "workers"},
+    "analysis": {"analysis", "workers"},
+    "workers": {"workers"},
+}
+
+
+def upward_imports(package: str, path: Path) -> list[tuple[str, int]]:
+    """Returns (package, line) for each import in ``path`` of a package above ``package`` (or
+    beside it: promote and deploy do not import each other), nested imports included."""
+    return [(module, line) for module, line in imports_of(path)
+            if module in LAYERS and module not in LAYERS[package]]
+
+
+def test_imports_point_down() -> None:
+    """No module of analysis, promote, deploy or workers imports a package above it (coordinator
+    above all), so the errors and the spec each package uses live in it or below it."""
+    below = [path for path in sources() if path.relative_to(ROOT).parts[0] != "coordinator"]
+    assert len(below) > 40
+    stray = [f"{path.relative_to(ROOT)}:{line}: imports {module}" for path in below
+             for module, line in upward_imports(path.relative_to(ROOT).parts[0], path)]
+    assert stray == []
+
+
+@pytest.mark.parametrize(("package", "source", "found"), [
+    pytest.param("analysis", "from coordinator.errors import SpecError\n", ("coordinator", 1),
+                 id="analysis-imports-coordinator"),
+    pytest.param("promote", "def f():\n    import coordinator.spec\n", ("coordinator", 2),
+                 id="nested-import-of-coordinator"),
+    pytest.param("workers", "from analysis import stats\n", ("analysis", 1),
+                 id="workers-import-analysis"),
+    pytest.param("deploy", "from promote.errors import PromotionError\n", ("promote", 1),
+                 id="deploy-imports-promote"),
+    pytest.param("promote", "from analysis.errors import ResultsError\nimport os\n", None,
+                 id="downward-import-is-fine"),
+])
+def test_an_upward_import_is_caught(tmp_path: Path, package: str, source: str,
+                                    found: tuple[str, int] | None) -> None:
+    """The check flags an upward (or sideways) import, and only that, in a module of ``package``."""
+    module = tmp_path / "probe.py"
+    module.write_text(source, encoding="utf-8")
+    assert upward_imports(package, module) == ([found] if found else [])

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from coordinator.archive import GitHubArchive, archive_path, open_archive
 from coordinator.cli import _run_archive, main
-from coordinator.errors import HistoryError, SlogateError
+from coordinator.errors import HistoryError
+from promote.errors import PromotionError
 from coordinator.spec import parse_spec
 from promote.github import GitHubProvider
 from tests.support.github_emulator import GitHubEmulator, git, github_emulator
@@ -227,7 +228,7 @@ def test_run_archive_takes_token_and_url_from_the_promotion_block(
                                           "from": "deploy/candidate.yaml"}]}})
     _run_archive("github:acme/gitops", spec.promotion, None).store(document(day=1))
     assert gh.branch_sha(BRANCH) is not None
-    with pytest.raises(SlogateError, match="no GitHub token for github:acme/gitops: set "
+    with pytest.raises(PromotionError, match="no GitHub token for github:acme/gitops: set "
                                            "GITHUB_TOKEN"):
         _run_archive("github:acme/gitops", None, gh.base_url)
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from coordinator.errors import SlogateError, SpecError
+from coordinator.errors import EXPECTED, SpecError, exit_code
 from coordinator.spec import SCHEMA_ID, ExperimentSpec, json_schema, load_spec, parse_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -365,7 +365,7 @@ def test_invalid_spec(text: str, files: dict[str, bytes], prefix: str, fragment:
     assert fragment in message
     assert "\n" not in message
     assert "Traceback" not in message
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -381,9 +381,9 @@ def test_spec_path_is_a_folder(tmp_path: Path) -> None:
         load_spec(tmp_path)
 
 
-def test_spec_error_is_a_slogate_error() -> None:
-    """SpecError belongs to the one exception tree the CLI prints without a traceback."""
-    assert issubclass(SpecError, SlogateError)
+def test_spec_error_is_one_the_cli_expects() -> None:
+    """SpecError is among the errors the CLI prints without a traceback, with exit code 2."""
+    assert issubclass(SpecError, EXPECTED) and exit_code(SpecError("x")) == 2
 
 
 @pytest.mark.parametrize(

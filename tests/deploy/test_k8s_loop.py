@@ -179,7 +179,7 @@ def test_promotion_github_token_comes_from_the_named_secret(tmp_path: Path,
     import click
 
     from coordinator.cli import _github_token
-    from coordinator.errors import KubernetesError
+    from deploy.errors import KubernetesError
 
     with k8s_emulator(folder(tmp_path / "k8s"), namespaces=(NAMESPACE,)) as k8s:
         k8s.add_secret(NAMESPACE, "ghtoken", {"token": "tok-1", "other": "tok-2"})

@@ -32,7 +32,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from coordinator.cli import main
-from coordinator.errors import KubernetesError
+from deploy.errors import KubernetesError
 from coordinator.launching import launch_plan
 from coordinator.spec import ExperimentSpec, load_spec
 from deploy.launch import cleanup, launch, read_secret

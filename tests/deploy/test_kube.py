@@ -17,7 +17,9 @@ import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from coordinator.errors import KubernetesError, SlogateError
+from coordinator.errors import EXPECTED, exit_code
+
+from deploy.errors import KubernetesError
 from deploy.kube import Applied, Kube
 from deploy.launch import cleanup, launch, read_secret
 from deploy.manifests import LaunchPlan, load_manifests
@@ -87,7 +89,7 @@ def fails(k8s: K8sEmulator, body: Callable[[Kube], Awaitable[Any]], **kwargs: An
     """Run ``body`` and return the message of the KubernetesError it must raise."""
     with pytest.raises(KubernetesError) as info:
         with_kube(k8s, body, **kwargs)
-    assert info.value.exit_code == 2 and isinstance(info.value, SlogateError)
+    assert exit_code(info.value) == 2 and isinstance(info.value, EXPECTED)
     return str(info.value)
 
 

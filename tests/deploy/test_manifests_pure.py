@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from coordinator.errors import KubernetesError
+from deploy.errors import KubernetesError
 from deploy.manifests import (Rollout, explain_pods, fatal_pod_problem, label_selector, load_manifests,
                               pods_of_template, rollout_progress, service_port, service_url)
 

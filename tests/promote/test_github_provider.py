@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.errors import PromotionError, SlogateError
+from coordinator.errors import EXPECTED, exit_code
+
+from promote.errors import PromotionError
 from promote.github import GitHubProvider, PullInfo
 from tests.support.github_emulator import GitHubEmulator, git, github_emulator
 
@@ -190,7 +192,7 @@ def test_bad_token_is_a_promotion_error_without_the_token(gh: GitHubEmulator) ->
     with pytest.raises(PromotionError) as caught:
         provider(gh, token=wrong).read_file(MANIFEST, "main")
     assert str(caught.value) == "GitHub refused the token (HTTP 401) for acme/gitops"
-    assert isinstance(caught.value, SlogateError) and caught.value.exit_code == 2
+    assert isinstance(caught.value, EXPECTED) and exit_code(caught.value) == 2
     assert wrong not in repr(caught.value.__cause__) and gh.token not in str(caught.value)
     assert gh.requests and not any(r.authorized for r in gh.requests)
 

@@ -36,7 +36,7 @@ from markdown_it import MarkdownIt
 from analysis.results import Results, json_depth
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.promoting import post_to_service
 from coordinator.spec import ObjectivesFile, PromotionSpec
 from promote.github import GitHubProvider, url_error

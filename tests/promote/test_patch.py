@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from coordinator.errors import PromotionError, SlogateError
+from coordinator.errors import EXPECTED, exit_code
+
+from promote.errors import PromotionError
 from promote.patch import (
     Edit,
     changed,
@@ -252,8 +254,8 @@ def test_errors_name_what_is_wrong(call: object, message: str) -> None:
     with pytest.raises(PromotionError) as info:
         call()
     assert str(info.value) == message
-    assert "\n" not in message and isinstance(info.value, SlogateError)
-    assert info.value.exit_code == 2
+    assert "\n" not in message and isinstance(info.value, EXPECTED)
+    assert exit_code(info.value) == 2
 
 
 def test_unified_diff_has_git_headers() -> None:

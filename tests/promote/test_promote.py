@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.spec import PromotionSpec
 from promote.flow import branch_name, promote
 from promote.local_git import LocalGitProvider

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from analysis.results import Results
 from coordinator.cli import main, promote_after_run
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.spec import PromotionSpec
 from promote.flow import REVERT_HISTORY, act, promote, revert
 from promote.github import GitHubProvider

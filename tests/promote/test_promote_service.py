@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
-from coordinator.errors import PromotionError
+from promote.errors import PromotionError
 from coordinator.promoting import post_to_service
 from coordinator.spec import PromotionSpec
 from promote.service import (

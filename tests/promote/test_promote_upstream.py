@@ -19,7 +19,8 @@ from github import Auth, Github
 
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
-from coordinator.errors import PromotionError, SpecError
+from coordinator.errors import SpecError
+from promote.errors import PromotionError
 from coordinator.spec import PromotionSpec, parse_spec
 from promote.flow import promote
 from promote.github import GitHubProvider

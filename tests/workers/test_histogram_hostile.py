@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from analysis.results import Results, check_histograms, parse_results
-from coordinator.errors import ResultsError
+from analysis.errors import ResultsError
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
 from workers import histogram as h
 from workers.histogram import COUNTS_LEN, MAX_PAYLOAD_BYTES, Histogram
