@@ -449,7 +449,7 @@ def _github_token(token_file: Path | None, token_secret: str | None) -> str:
     if token_file is not None:
         raise click.UsageError("give one of --token-file, --token-secret")
     from coordinator.promoting import read_kubernetes_token
-    from coordinator.spec import TokenSecret
+    from promote.spec import TokenSecret
 
     where, _, key = token_secret.partition(":")
     namespace, _, name = where.rpartition("/")

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from coordinator.errors import SpecError
 from coordinator.sample_app import REPO_ROOT, start_hello
-from coordinator.spec import PromotionSpec, load_spec
+from coordinator.spec import load_spec
+from promote.spec import PromotionSpec
 from promote.local_git import identity
 
 EXAMPLE_DIR = REPO_ROOT / "examples" / "hello"

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from analysis.results import Results
 from analysis.verdict import Objective, Verdict, format_objective_value
 from promote.errors import PromotionError
-from coordinator.spec import ExperimentSpec, PromotionSpec, TokenSecret, parse_spec
+from coordinator.spec import ExperimentSpec, parse_spec
+from promote.spec import PromotionSpec, TokenSecret
 from promote.flow import Outcome, act, check_names, rejudged_verdict
 from promote.provider import Provider
 

@@ -24,7 +24,8 @@ from analysis.rejudge import rejudge
 from analysis.report import md_text, render_markdown
 from analysis.results import Results
 from promote.errors import PromotionError
-from coordinator.spec import ManifestPatch, PromotionSpec, parse_spec
+from coordinator.spec import parse_spec
+from promote.spec import ManifestPatch, PromotionSpec
 from promote import patch
 from promote.names import check_promotion_names
 from promote.provider import FileCommit, Provider, PullInfo

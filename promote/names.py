@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 
 from promote.errors import PromotionError
-from coordinator.spec import PromotionSpec
+from promote.spec import PromotionSpec
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")

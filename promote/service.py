@@ -60,7 +60,8 @@ from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, loa
 from analysis.errors import ResultsError
 from coordinator.errors import SpecError
 from promote.errors import PromotionError
-from coordinator.spec import ObjectivesFile, PromotionSpec, load_objectives, parse_spec
+from coordinator.spec import ObjectivesFile, load_objectives, parse_spec
+from promote.spec import PromotionSpec
 from promote.flow import Outcome, decide, promote, revert
 from promote.flow import check_names as flow_check_names
 from promote.names import branch_error, path_error, repository_error

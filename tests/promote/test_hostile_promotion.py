@@ -38,7 +38,8 @@ from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from promote.errors import PromotionError
 from coordinator.promoting import post_to_service
-from coordinator.spec import ObjectivesFile, PromotionSpec
+from coordinator.spec import ObjectivesFile
+from promote.spec import PromotionSpec
 from promote.github import GitHubProvider, url_error
 from promote.names import branch_error, check_promotion_names, label_error, path_error
 from promote.service import (

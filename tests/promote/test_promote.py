@@ -17,7 +17,7 @@ from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from promote.errors import PromotionError
-from coordinator.spec import PromotionSpec
+from promote.spec import PromotionSpec
 from promote.flow import branch_name, promote
 from promote.local_git import LocalGitProvider
 from tests.support.github_emulator import git, github_emulator

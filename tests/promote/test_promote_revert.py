@@ -18,7 +18,7 @@ from analysis.results import Results
 from coordinator.cli import main, promote_after_run
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from promote.errors import PromotionError
-from coordinator.spec import PromotionSpec
+from promote.spec import PromotionSpec
 from promote.flow import REVERT_HISTORY, act, promote, revert
 from promote.github import GitHubProvider
 from promote.local_git import LocalGitProvider, identity

@@ -26,7 +26,7 @@ from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from promote.errors import PromotionError
 from coordinator.promoting import post_to_service
-from coordinator.spec import PromotionSpec
+from promote.spec import PromotionSpec
 from promote.service import (
     Allowed, Rejection, ServiceConfig, check_allowed, check_auth, check_size, make_app,
     parse_allowed,

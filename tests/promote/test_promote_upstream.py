@@ -21,7 +21,8 @@ from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from coordinator.errors import SpecError
 from promote.errors import PromotionError
-from coordinator.spec import PromotionSpec, parse_spec
+from coordinator.spec import parse_spec
+from promote.spec import PromotionSpec
 from promote.flow import promote
 from promote.github import GitHubProvider
 from promote.service import ServiceConfig, check_allowed, parse_allowed
