@@ -245,10 +245,9 @@ def intervals_of(results: Results, tracks: Sequence[Track]) -> dict[str, tuple[f
     """
     saved = {(o.metric, o.endpoint or ALL_ENDPOINTS): (o.low, o.high) for o in results.objectives
              if o.vs is None and o.low is not None and o.high is not None}
-    confidence = float(results.spec.get("analysis", {}).get("confidence", 0.95))
-    ranges = tuple(tuple(r) for r in results.spec.get("errorRanges", [[400, 599]]))
+    confidence = results.saved.limits.confidence
     measured = Measured(latency=unseries(results.histograms.latency),
-                        duration_s=results.duration_s, error_ranges=ranges)  # type: ignore[arg-type]
+                        duration_s=results.duration_s, error_ranges=results.saved.error_ranges)
     versions = split_versions(measured)
     candidate = scopes(versions.get("candidate") or versions.get(None) or measured)
     out: dict[str, tuple[float, float] | None] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -180,9 +180,8 @@ def histogram_chart(title: str, named: Sequence[tuple[str, Histogram]]) -> Chart
 
 def window_s(results: Results) -> float:
     """Return the window length in seconds: the spec's, else the gap between window starts."""
-    spec_window = (results.spec.get("load") or {}).get("window")
-    if isinstance(spec_window, (int, float)) and spec_window > 0:
-        return float(spec_window)
+    if results.saved.window_s is not None:
+        return results.saved.window_s
     starts = [w.start_s for w in results.windows]
     gaps = [b - a for a, b in zip(starts, starts[1:]) if b > a]
     return min(gaps) if gaps else 1.0
@@ -269,9 +268,8 @@ def window_charts(results: Results) -> list[Chart]:
     mids = [mid for mid, _ in _spans(results)]
     lag = Line(label="schedule lag p99", colour=PURPLE, dots=True, points=tuple(
         (t, _pct_ms(Histogram.decode(w.lag), 99)) for t, w in zip(mids, results.windows)))
-    max_lag = (results.spec.get("analysis") or {}).get("maxScheduleLag")
-    guides = (Guide(label=f"limit {max_lag:g} ms", y=float(max_lag)),) \
-        if isinstance(max_lag, (int, float)) else ()
+    max_lag = results.saved.max_schedule_lag_ms
+    guides = (Guide(label=f"limit {max_lag:g} ms", y=max_lag),) if max_lag is not None else ()
     time_axis = f"time since start (s), windows of {window_s(results):g} s"
     return [
         Chart(title="Latency percentiles per window (corrected)", x_label=time_axis,
@@ -664,15 +662,15 @@ def _plain(value: Any, unit: str = "") -> str:
     return str(value)
 
 
-def _load_list(load: dict[str, Any]) -> str:
+def _load_list(load: Mapping[str, Any]) -> str:
     items = "".join(f"<dt>{_e(key)}</dt><dd>{_e(_plain(value, _LOAD_UNITS.get(key, '')))}</dd>"
                     for key, value in load.items() if value is not None)
     return f'<dl class="load">{items}</dl>'
 
 
-def _endpoint_table(spec: dict[str, Any]) -> str:
+def _endpoint_table(endpoints: tuple[Mapping[str, Any], ...]) -> str:
     rows = [[e.get("method", ""), e.get("path", ""), e.get("name") or "", _plain(e.get("weight"))]
-            for e in spec.get("endpoints") or []]
+            for e in endpoints]
     return _table(["method", "path", "name", "weight"], rows, align="lllr",
                   cls="narrow") if rows else ""
 
@@ -705,7 +703,7 @@ def _gaps_table(results: Results) -> str:
 
 def run_section(results: Results) -> str:
     """Return the run's configuration: target, load, endpoints, workers and gaps."""
-    spec = results.spec
+    saved = results.saved
     return _Html(
         "<h2>Run</h2>"
         f'<p>target <code>{_e(results.target_url or "—")}</code>'
@@ -713,8 +711,8 @@ def run_section(results: Results) -> str:
         f'{_e(when_text(results.start_time, results.end_time))}, '
         f"measured {results.duration_s:.3g} s (warm-up excluded)"
         f"{'; <strong>aborted</strong>' if results.aborted else ''}</p>"
-        f"<h3>Load</h3>{_load_list(spec.get('load') or {})}"
-        f"<h3>Endpoints</h3>{_endpoint_table(spec)}"
+        f"<h3>Load</h3>{_load_list(saved.load)}"
+        f"<h3>Endpoints</h3>{_endpoint_table(saved.endpoints)}"
         f"<h3>Workers</h3>{_workers_table(results)}{_gaps_table(results)}")
 
 

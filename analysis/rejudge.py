@@ -20,10 +20,10 @@ def rejudge(results: Results, objectives: Sequence[Objective], limits: Limits) -
 
     The run's own broken-ness (lost workers, aborted) carries over: a broken run stays INVALID.
     """
-    ranges = tuple(tuple(r) for r in results.spec.get("errorRanges", [[400, 599]]))
+    saved = results.saved
     measured = Measured(latency=unseries(results.histograms.latency),
-                        duration_s=results.duration_s, error_ranges=ranges)  # type: ignore[arg-type]
-    window_s = float(results.spec.get("load", {}).get("window", 1.0))
+                        duration_s=results.duration_s, error_ranges=saved.error_ranges)
+    window_s = saved.window_s or 1.0
     health = run_health(
         lost=((w.index, w.reason or "") for w in results.workers if w.status == "lost"),
         aborted=results.aborted,

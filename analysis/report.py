@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, format_value as fmt
+from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
 from analysis.metrics import Measured
 from analysis.results import ObjectiveResult, Results
 from analysis.verdict import Objective, counts_text, format_objective_value
@@ -165,8 +165,7 @@ class OutcomeRow:
 
 def error_ranges(results: Results) -> tuple[tuple[int, int], ...]:
     """Return the HTTP status ranges the run counts as errors (its spec's, else 400-599)."""
-    ranges = results.spec.get("errorRanges")
-    return tuple((int(lo), int(hi)) for lo, hi in ranges) if ranges else DEFAULT_ERROR_RANGES
+    return results.saved.error_ranges
 
 
 def _by_count(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
@@ -306,7 +305,7 @@ def _md_metrics(results: Results) -> list[str]:
 
 
 def _md_run(results: Results) -> list[str]:
-    load = results.spec.get("load", {})
+    load = results.saved.load
     model = f"rate {load['rate']:g} req/s" if load.get("rate") else \
         f"concurrency {load.get('concurrency')}"
     stop = ", ".join(

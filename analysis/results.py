@@ -47,10 +47,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from analysis.errors import ResultsError
+from analysis.saved_spec import SavedSpec, SavedSpecError, saved_spec
 from workers.histogram import Histogram, check_encoding, first_undecodable
 from workers.recorder import Key
 
@@ -160,23 +162,37 @@ class Results(_Doc):
     slogate_version: str | None = None
     spec_file: str | None = None
 
+    _saved: tuple[dict[str, Any], SavedSpec] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _parse_saved_spec(self) -> Results:
+        try:
+            self._saved = (self.spec, saved_spec(self.spec))
+        except SavedSpecError as exc:
+            raise PydanticCustomError("saved_spec", "spec.{where}", {"where": str(exc)}) from None
+        return self
+
+    @property
+    def saved(self) -> SavedSpec:
+        """Return the typed view of the echoed spec, parsed when the document was loaded (again
+        only for a copy given another ``spec``); raise ResultsError if it cannot be read."""
+        if self._saved is None or self._saved[0] is not self.spec:
+            try:
+                self._saved = (self.spec, saved_spec(self.spec))
+            except SavedSpecError as exc:
+                raise ResultsError(f"spec.{exc}") from None
+        return self._saved[1]
+
     @property
     def dark_launch(self) -> str | None:
         """Return one line on the run's Kubernetes dark launch, or None when there was none:
         ``candidate.yaml in namespace shop, cleanup on_fail``."""
-        target = self.spec.get("target")
-        launch = target.get("kubernetes") if isinstance(target, dict) else None
-        if not isinstance(launch, dict):
-            return None
-        manifests = ", ".join(str(m) for m in launch.get("manifests") or [])
-        return (f"{manifests} in namespace {launch.get('namespace', 'default')}, "
-                f"cleanup {launch.get('cleanup', 'never')}")
+        return self.saved.dark_launch
 
     @property
     def target_url(self) -> str | None:
         """Return the candidate's base URL from the saved spec (a URL, or ``target.url``)."""
-        target = self.spec.get("target")
-        return target.get("url") if isinstance(target, dict) else target
+        return self.saved.target_url
 
     def to_json(self) -> str:
         """Return the document as indented JSON text."""
@@ -335,8 +351,8 @@ def parse_results(text: str, *, source: str) -> Results:
         results = Results.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "document"
-        raise ResultsError(f"{source}: {field}: {first['msg']}") from None
+        field = ".".join(str(p) for p in first["loc"])
+        raise ResultsError(f"{source}: {field + ': ' if field else ''}{first['msg']}") from None
     try:
         check_histograms(results)
     except ResultsError as exc:

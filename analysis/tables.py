@@ -54,7 +54,7 @@ def windows_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:
     """Return one row per window: requests, errors, throughput (successful requests/s), p50/p99
     ms, schedule lag p99, the busiest worker's CPU seconds, requests due and sent."""
     measured = _measured(results)
-    window_s = float(results.spec.get("load", {}).get("window", 1.0))
+    window_s = results.saved.window_s or 1.0
     rows = []
     for w in results.windows:
         items = w.latency if corrected else w.service
