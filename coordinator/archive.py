@@ -311,7 +311,7 @@ class GitHubArchive:
 def _github_archive(where: str, url: str | None, token: Callable[[], str] | None) -> GitHubArchive:
     """Return the archive ``github:OWNER/NAME[#BRANCH]`` names, with ``token()`` (default:
     GITHUB_TOKEN) for the API at ``url`` (default: api.github.com)."""
-    from coordinator.promoting import read_secret
+    from coordinator.promote_wiring import read_secret
     from promote.github import GitHubProvider
 
     name, _, branch = where[len(GITHUB_PREFIX):].partition("#")

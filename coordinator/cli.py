@@ -208,7 +208,7 @@ def _run_archive(where: str, promotion: Any, github_url: str | None) -> Any:
     """Return the archive ``where`` names; a ``github:`` one uses the token and baseUrl of the
     spec's GitHub promotion block (``github_url`` first), without one GITHUB_TOKEN."""
     from coordinator.archive import open_archive
-    from coordinator.promoting import read_token
+    from coordinator.promote_wiring import read_token
 
     if promotion is None or promotion.provider != "github":
         return open_archive(where, github_url=github_url)
@@ -223,7 +223,7 @@ def promote_after_run(results: Any, promotion: Any, *, show_pull_body: bool = Fa
     if results.verdict != "PASS" and not reverting:
         _log(f"not promoted: the verdict is {results.verdict}")
         return
-    from coordinator.promoting import run_promotion
+    from coordinator.promote_wiring import run_promotion
 
     where = f"({promotion.provider}: {promotion.repository})"
     _log(f"the verdict is FAIL: reverting {promotion.app} {promotion.version} if it is the "
@@ -355,7 +355,8 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     from analysis.results import load_results
     from coordinator.errors import SpecError
     from promote.errors import PromotionError
-    from coordinator.promoting import promotion_refusal, run_promotion, spec_mismatch
+    from coordinator.promote_wiring import promotion_refusal, run_promotion, spec_mismatch
+    from promote.flow import rejudged_verdict
     from coordinator.spec import load_spec, parse_spec
 
     if service_url is not None and (spec_path is not None or dry_run):
@@ -370,7 +371,9 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
                         "run with the spec it ran with (or without --spec), or run this spec")
     if spec.promotion is None and service_url is None:
         raise PromotionError(f"{spec_path or results_path}: the spec has no promotion block")
-    refused = promotion_refusal(results, spec.promotion.on_fail if spec.promotion else "none")
+    again = rejudged_verdict(results)  # once: the verdict is carried to the flow
+    refused = promotion_refusal(results, spec.promotion.on_fail if spec.promotion else "none",
+                                again)
     if refused is not None:
         click.echo(f"slogate: not promoted: {results_path}: {refused[1]}", err=True)
         sys.exit(refused[0])
@@ -378,12 +381,22 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
         _promote_through_service(results, service_url)
         return
     run_promotion(results, spec.promotion, dry_run=dry_run, log=_log,
-                  show=lambda text: click.echo(text, nl=False))
+                  show=lambda text: click.echo(text, nl=False), again=again)
+
+
+def _pinned_objectives(path: Path) -> Any:
+    """Return the service's pinned objectives of an objectives file (or a whole spec)."""
+    from coordinator.spec import load_objectives
+    from promote.service import Pinned
+
+    loaded = load_objectives(path)
+    return Pinned(objectives=tuple(o.to_core() for o in loaded.objectives),
+                  limits=loaded.analysis.to_core())
 
 
 def _promote_through_service(results: Any, url: str) -> None:
     """Post ``results`` to the promotion service and print its answer."""
-    from coordinator.promoting import post_to_service
+    from coordinator.promote_wiring import post_to_service
 
     answer = post_to_service(results, url, os.environ.get("SLOGATE_PROMOTE_SECRET", "").strip())
     click.echo(f"{answer.get('status')}: {answer.get('pullRequest')} ({answer.get('branch')})")
@@ -428,7 +441,7 @@ def promote_serve(listen: str, allow: tuple[str, ...], pinned: tuple[str, ...],
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     config = ServiceConfig(
         allowed=tuple(parse_allowed(a) for a in allow),
-        objectives=dict(parse_pinned(p) for p in pinned),
+        objectives=dict(parse_pinned(p, _pinned_objectives) for p in pinned),
         token=_github_token(token_file, token_secret),
         secret=_secret(shared_secret_file, "SLOGATE_PROMOTE_SECRET", "--shared-secret-file"),
         github_url=github_url)
@@ -448,7 +461,7 @@ def _github_token(token_file: Path | None, token_secret: str | None) -> str:
         return _secret(token_file, "GITHUB_TOKEN", "--token-file")
     if token_file is not None:
         raise click.UsageError("give one of --token-file, --token-secret")
-    from coordinator.promoting import read_kubernetes_token
+    from coordinator.promote_wiring import read_kubernetes_token
     from promote.spec import TokenSecret
 
     where, _, key = token_secret.partition(":")
@@ -462,7 +475,7 @@ def _github_token(token_file: Path | None, token_secret: str | None) -> str:
 
 def _secret(path: Path | None, env: str, option: str) -> str:
     """Return the secret in ``path``, else in ``$env``; raise PromotionError if there is none."""
-    from coordinator.promoting import read_secret
+    from coordinator.promote_wiring import read_secret
 
     return read_secret(path, env, option)
 

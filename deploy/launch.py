@@ -91,8 +91,8 @@ def delete_manifests(plan: LaunchPlan, log: Callable[[str], None]) -> None:
     cleanup(Launched(applied=applied, url=""), plan, log)
 
 
-def read_secret(name: str, key: str, namespace: str, kubeconfig: str | None = None,
-                context: str | None = None) -> str:
+def read_kubernetes_secret(name: str, key: str, namespace: str, kubeconfig: str | None = None,
+                           context: str | None = None) -> str:
     """Return the value under ``key`` of Secret ``namespace/name`` (decoded text)."""
     async def run() -> str:
         async with await Kube.connect(kubeconfig, context) as kube:

@@ -24,7 +24,6 @@ from analysis.rejudge import rejudge
 from analysis.report import md_text, render_markdown
 from analysis.results import Results
 from promote.errors import PromotionError
-from coordinator.spec import parse_spec
 from promote.spec import ManifestPatch, PromotionSpec
 from promote import patch
 from promote.names import check_promotion_names
@@ -84,10 +83,10 @@ def rejudged_verdict(results: Results) -> str:
 
     The histograms of a document from outside were checked where it was read
     (:func:`analysis.results.parse_results`, the service's ``parse_request``); checking them
-    again for each re-judging decoded every histogram two or three times per promotion."""
-    spec = parse_spec(results.spec, source="results.json spec")
-    return rejudge(results, [o.to_core() for o in spec.objectives],
-                   spec.analysis.to_core()).verdict
+    again for each re-judging decoded every histogram two or three times per promotion. The
+    objectives and limits come from the typed view of the saved spec (:attr:`Results.saved`),
+    parsed when the document was loaded."""
+    return rejudge(results, results.saved.objectives, results.saved.limits).verdict
 
 
 def check_pass(results: Results) -> None:
@@ -118,11 +117,15 @@ def check_fail(results: Results) -> None:
                              "nothing is reverted")
 
 
-def decide(results: Results, promotion: PromotionSpec) -> str:
+def decide(results: Results, promotion: PromotionSpec, again: str | None = None) -> str:
     """Return ``"revert"`` for a re-judged FAIL when ``onFail: revert-pr``, else ``"promote"``
-    once :func:`check_pass` holds; raise PromotionError (check_pass's message) otherwise."""
-    again = rejudged_verdict(results) if promotion.on_fail == "revert-pr" else None
-    if again == "FAIL":
+    once :func:`check_pass` holds; raise PromotionError (check_pass's message) otherwise.
+
+    ``again`` is the run's verdict when the caller re-judged it already
+    (:func:`rejudged_verdict`): carried, so one promotion re-judges the run once."""
+    if again is None and promotion.on_fail == "revert-pr":
+        again = rejudged_verdict(results)
+    if again == "FAIL" and promotion.on_fail == "revert-pr":
         return "revert"
     _saved_pass(results)
     _passed(again or rejudged_verdict(results))
@@ -130,11 +133,18 @@ def decide(results: Results, promotion: PromotionSpec) -> str:
 
 
 def act(results: Results, promotion: PromotionSpec, provider: Provider, *,
-        dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+        again: str | None = None, dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
     """Promote a PASS, or revert the stable version on a FAIL when the spec asks for it (the
-    run is re-judged once, by :func:`decide`)."""
+    run is re-judged once, by :func:`decide`, unless ``again`` carries its verdict)."""
     check_names(promotion)
-    if decide(results, promotion) == "revert":
+    return carry_out(decide(results, promotion, again), results, promotion, provider,
+                     dry_run=dry_run, log=log)
+
+
+def carry_out(action: str, results: Results, promotion: PromotionSpec, provider: Provider, *,
+              dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+    """Do what :func:`decide` chose (``"promote"`` or ``"revert"``), without re-judging."""
+    if action == "revert":
         return _revert(results, promotion, provider, dry_run=dry_run, log=log)
     return _promote(results, promotion, provider, dry_run=dry_run, log=log)
 

@@ -56,13 +56,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES
+from analysis.verdict import Limits, Objective
 from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
 from analysis.errors import ResultsError
-from coordinator.errors import SpecError
 from promote.errors import PromotionError
-from coordinator.spec import ObjectivesFile, load_objectives, parse_spec
 from promote.spec import PromotionSpec
-from promote.flow import Outcome, decide, promote, revert
+from promote.flow import Outcome, carry_out, decide
 from promote.flow import check_names as flow_check_names
 from promote.names import branch_error, path_error, repository_error
 from promote.provider import Provider
@@ -92,6 +91,15 @@ class Allowed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Pinned:
+    """The objectives and limits a repository's promotions must have been judged with (an
+    ``--objectives OWNER/NAME=FILE`` of the service), in the analysis' plain values."""
+
+    objectives: tuple[Objective, ...]
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceConfig:
     """What the service trusts: its allow-list, token, shared secret and GitHub API URL.
 
@@ -106,7 +114,7 @@ class ServiceConfig:
     secret: str
     github_url: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
-    objectives: Mapping[str, ObjectivesFile] = field(default_factory=dict)  # lower-case owner/name
+    objectives: Mapping[str, Pinned] = field(default_factory=dict)  # lower-case owner/name
     header_timeout_s: float = HEADER_TIMEOUT_S
     body_timeout_s: float = BODY_TIMEOUT_S
 
@@ -147,13 +155,14 @@ def _items(text: str, listed: str, what: str, error_of: Callable[[str], str | No
     return items
 
 
-def parse_pinned(text: str) -> tuple[str, ObjectivesFile]:
+def parse_pinned(text: str, load: Callable[[Path], Pinned]) -> tuple[str, Pinned]:
     """Return (lower-case ``owner/name``, objectives) of ``--objectives OWNER/NAME=FILE``; the
-    file is an objectives file or a whole spec (:func:`coordinator.spec.load_objectives`)."""
+    file is an objectives file or a whole spec, read by ``load`` (the CLI's, which parses it
+    with the experiment spec's rules)."""
     repository, equals, path = text.partition("=")
     if not equals or repository_error(repository.strip()) or not path.strip():
         raise PromotionError(f"--objectives {text!r}: give OWNER/NAME=FILE")
-    return repository.strip().lower(), load_objectives(Path(path.strip()))
+    return repository.strip().lower(), load(Path(path.strip()))
 
 
 def check_auth(header: str | None, secret: str) -> Rejection | None:
@@ -223,10 +232,9 @@ def check_pinned(results: Results, promotion: PromotionSpec, config: ServiceConf
     pinned = config.objectives.get(target.lower())
     if pinned is None:
         return None
-    spec = parse_spec(results.spec, source="results.json spec")  # parse_request checked it
-    same = (sorted(map(repr, spec.objectives)) == sorted(map(repr, pinned.objectives))
-            and spec.analysis == pinned.analysis
-            and tuple(spec.error_ranges) == tuple(DEFAULT_ERROR_RANGES))
+    saved = results.saved  # parsed and checked when parse_request read the document
+    same = (sorted(map(repr, saved.objectives)) == sorted(map(repr, pinned.objectives))
+            and saved.limits == pinned.limits and saved.error_ranges == DEFAULT_ERROR_RANGES)
     if same:
         return None
     return Rejection(status=403, error=f"the run's objectives, analysis or errorRanges are not "
@@ -248,7 +256,7 @@ def parse_request(body: bytes) -> tuple[Results, PromotionSpec] | Rejection:
         results = Results.model_validate(data)
     except ValidationError as exc:
         return Rejection(status=400, error=f"not a results document: {_first_error(exc)}")
-    block = results.spec.get("promotion")
+    block = results.saved.promotion
     if not block:
         return Rejection(status=400, error="the results' spec has no promotion block")
     try:
@@ -256,18 +264,16 @@ def parse_request(body: bytes) -> tuple[Results, PromotionSpec] | Rejection:
     except ValidationError as exc:
         return Rejection(status=400, error=f"promotion: {_first_error(exc)}")
     try:
-        spec = parse_spec(results.spec, source="results.json spec")
         check_histograms(results, budget_bytes=MAX_HISTOGRAM_BYTES)
-    except (PromotionError, ResultsError, SpecError) as exc:
+    except ResultsError as exc:
         return Rejection(status=400, error=str(exc))
-    # re-judging reads errorRanges as saved: give it the validated form, whatever was posted
-    ranges = [list(r) for r in spec.error_ranges]
-    return results.model_copy(update={"spec": {**results.spec, "errorRanges": ranges}}), promotion
+    return results, promotion
 
 
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors(include_url=False)[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or 'document'}: {first['msg']}"
+    field = ".".join(str(p) for p in first["loc"])
+    return f"{field}: {first['msg']}" if field else first["msg"]
 
 
 def github_factory(promotion: PromotionSpec, token: str) -> Provider:
@@ -283,12 +289,12 @@ def run_checked(results: Results, promotion: PromotionSpec, provider: Callable[[
     """Re-judge the run (409 unless PASS, or FAIL with revert-pr), then promote or revert it
     (502 if GitHub fails)."""
     try:
-        action = decide(results, promotion)
-    except (PromotionError, ResultsError, SpecError) as exc:
+        action = decide(results, promotion)  # re-judges once; carry_out does not again
+    except (PromotionError, ResultsError) as exc:
         return Rejection(status=409, error=str(exc))
     try:
-        return (revert if action == "revert" else promote)(results, promotion, provider())
-    except (PromotionError, ResultsError, SpecError) as exc:
+        return carry_out(action, results, promotion, provider())
+    except PromotionError as exc:
         return Rejection(status=502, error=str(exc))
 
 

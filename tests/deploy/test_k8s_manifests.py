@@ -35,7 +35,7 @@ from coordinator.cli import main
 from deploy.errors import KubernetesError
 from coordinator.launching import launch_plan
 from coordinator.spec import ExperimentSpec, load_spec
-from deploy.launch import cleanup, launch, read_secret
+from deploy.launch import cleanup, launch, read_kubernetes_secret
 from deploy.manifests import load_manifests, service_port, service_url
 from tests.support.k8s_emulator import k8s_emulator
 
@@ -547,7 +547,7 @@ def _nightly_cluster_work(rules: list[dict[str, Any]], tmp_path: Path) -> str | 
         plan = dataclasses.replace(launch_plan(kubernetes, config), kubeconfig=str(k8s.kubeconfig))
         try:
             cleanup(launch(plan, lambda _: None, poll_s=0.02), plan, lambda _: None)
-            token = read_secret(SECRET_NAME, "token", kubernetes.namespace, str(k8s.kubeconfig))
+            token = read_kubernetes_secret(SECRET_NAME, "token", kubernetes.namespace, str(k8s.kubeconfig))
         except KubernetesError as exc:
             return str(exc)
         assert token == "t0ken"

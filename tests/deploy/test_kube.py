@@ -21,7 +21,7 @@ from coordinator.errors import EXPECTED, exit_code
 
 from deploy.errors import KubernetesError
 from deploy.kube import Applied, Kube
-from deploy.launch import cleanup, launch, read_secret
+from deploy.launch import cleanup, launch, read_kubernetes_secret
 from deploy.manifests import LaunchPlan, load_manifests
 from tests.support.k8s_emulator import K8sEmulator, k8s_emulator, write_kubeconfig
 
@@ -376,10 +376,10 @@ def test_read_secret_errors_never_show_the_value(tmp_path: Path, caplog: pytest.
 
 
 def test_read_secret_through_the_facade(k8s: K8sEmulator, caplog: pytest.LogCaptureFixture) -> None:
-    """The sync read_secret returns the decoded value and logs nothing of it."""
+    """The sync read_kubernetes_secret returns the decoded value and logs nothing of it."""
     caplog.set_level(logging.DEBUG)
     k8s.add_secret("default", "ghtoken", {"token": SECRET_VALUE})
-    assert read_secret("ghtoken", "token", "default", kubeconfig=str(k8s.kubeconfig)) == SECRET_VALUE
+    assert read_kubernetes_secret("ghtoken", "token", "default", kubeconfig=str(k8s.kubeconfig)) == SECRET_VALUE
     assert SECRET_VALUE not in caplog.text
 
 

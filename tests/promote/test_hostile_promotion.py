@@ -37,13 +37,13 @@ from analysis.results import Results, json_depth
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from promote.errors import PromotionError
-from coordinator.promoting import post_to_service
+from coordinator.promote_wiring import post_to_service
 from coordinator.spec import ObjectivesFile
 from promote.spec import PromotionSpec
 from promote.github import GitHubProvider, url_error
 from promote.names import branch_error, check_promotion_names, label_error, path_error
 from promote.service import (
-    Allowed, ServiceConfig, check_allowed, make_app, parse_allowed, server_options,
+    Allowed, Pinned, ServiceConfig, check_allowed, make_app, parse_allowed, server_options,
 )
 from tests.support.github_emulator import GitHubEmulator, git, github_emulator
 from tests.promote.test_promote_service import LIMIT, SECRET, Answer, _document, _post, _serving
@@ -566,7 +566,8 @@ def test_pinned_objectives_refuse_a_loosened_run(tmp_path: Path) -> None:
         assert trusted.status == 201, trusted.text  # what pinning is for
     (tmp_path / "pinned").mkdir()
     with github_emulator(tmp_path / "pinned", FILES) as gh:
-        pinned = {"acme/gitops": ObjectivesFile.model_validate({"objectives": OBJECTIVES})}
+        objectives = ObjectivesFile.model_validate({"objectives": OBJECTIVES}).objectives
+        pinned = {"acme/gitops": Pinned(objectives=tuple(o.to_core() for o in objectives))}
         with _service(gh, objectives=pinned) as (url, _):
             refused = _post(url, _loosened(gh))
             assert (refused.status, refused.json) == (403, {

@@ -25,7 +25,7 @@ from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from promote.errors import PromotionError
-from coordinator.promoting import post_to_service
+from coordinator.promote_wiring import post_to_service
 from promote.spec import PromotionSpec
 from promote.service import (
     Allowed, Rejection, ServiceConfig, check_allowed, check_auth, check_size, make_app,

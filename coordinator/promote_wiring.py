@@ -1,4 +1,5 @@
-"""Wiring the promotion: the provider a spec asks for, its token, and what to print.
+"""Wiring the promotion (:mod:`promote`) into the CLI: the provider a spec asks for, its token,
+the one re-judging of ``slogate promote`` carried to the flow, and what to print.
 
 The token comes from ``promotion.tokenFile`` or the ``GITHUB_TOKEN`` environment variable; it is
 handed to the provider and never printed, logged or written. With a promotion service
@@ -21,9 +22,9 @@ from urllib.parse import urlsplit
 from analysis.results import Results
 from analysis.verdict import Objective, Verdict, format_objective_value
 from promote.errors import PromotionError
-from coordinator.spec import ExperimentSpec, parse_spec
+from coordinator.spec import ExperimentSpec
 from promote.spec import PromotionSpec, TokenSecret
-from promote.flow import Outcome, act, check_names, rejudged_verdict
+from promote.flow import Outcome, act, check_names
 from promote.provider import Provider
 
 
@@ -58,7 +59,7 @@ def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
 
 def read_kubernetes_token(secret: TokenSecret) -> str:
     """Return the token in the Kubernetes Secret ``secret`` names; KubernetesError otherwise."""
-    from deploy.launch import read_secret as read_kubernetes_secret
+    from deploy.launch import read_kubernetes_secret
 
     value = read_kubernetes_secret(secret.name, secret.key, secret.namespace or pod_namespace(),
                                    kubeconfig=secret.kubeconfig, context=secret.context).strip()
@@ -93,11 +94,13 @@ def make_provider(promotion: PromotionSpec) -> Provider:
 
 def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
                   log: Callable[[str], None], show: Callable[[str], None],
-                  show_body: bool = False) -> Outcome:
+                  show_body: bool = False, again: str | None = None) -> Outcome:
     """Promote a PASS (or revert on a FAIL, as ``onFail`` says), then show the diff and the pull
-    request (its body on a dry run or when asked)."""
+    request (its body on a dry run or when asked). ``again``: the verdict the caller re-judged
+    already (:func:`promotion_refusal`'s), so the run is not re-judged twice."""
     check_names(promotion)  # before the provider exists: no call for a name outside the grammar
-    outcome = act(results, promotion, make_provider(promotion), dry_run=dry_run, log=log)
+    outcome = act(results, promotion, make_provider(promotion), again=again, dry_run=dry_run,
+                  log=log)
     for change in outcome.changes:
         show(change.diff)
     if outcome.status == "dry-run":
@@ -119,9 +122,8 @@ def spec_mismatch(results: Results, spec: ExperimentSpec) -> str | None:
     experiment's name, other objectives), or None when it is."""
     if spec.name != results.name:
         return f"the spec is experiment {spec.name!r}, but the run is of {results.name!r}"
-    saved = parse_spec(results.spec, source="results.json spec")
     ours = [o.to_core() for o in spec.objectives]
-    theirs = [o.to_core() for o in saved.objectives]
+    theirs = list(results.saved.objectives)
     only_ours = [o for o in ours if o not in theirs]
     only_theirs = [o for o in theirs if o not in ours]
     if not only_ours and not only_theirs:
@@ -139,12 +141,12 @@ def _objective_text(objective: Objective) -> str:
     return f"{objective.metric}{endpoint} {' and '.join(limits)}{versus}"
 
 
-def promotion_refusal(results: Results, on_fail: str) -> tuple[int, str] | None:
-    """Return ``(exit code, why)`` when the run, re-judged from its own histograms, may be
+def promotion_refusal(results: Results, on_fail: str, again: str) -> tuple[int, str] | None:
+    """Return ``(exit code, why)`` when the run, re-judged from its own histograms (``again``,
+    :func:`~promote.flow.rejudged_verdict`'s answer, carried on to :func:`run_promotion`), may be
     neither promoted (PASS) nor reverted (FAIL with ``on_fail`` ``revert-pr``); None otherwise.
     The exit code is the verdict's (1 FAIL, 3 INCONCLUSIVE or INVALID), never the input
     error's 2."""
-    again = rejudged_verdict(results)
     if again == "FAIL" and on_fail == "revert-pr":
         return None
     if again == "PASS" and results.verdict == "PASS":
