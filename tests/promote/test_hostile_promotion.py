@@ -548,7 +548,7 @@ def _loosened(gh: GitHubEmulator) -> bytes:
     """A FAIL run (p99 < 1 ms) re-labelled by a holder of the secret: objectives loosened in its
     spec so that re-judging it gives PASS."""
     data = _document(synthetic_results(["p(99)<1ms"]), _block(gh))
-    data["spec"]["objectives"] = ["p(99)<10s"]
+    data["spec"]["objectives"] = [{"metric": "latency-p99", "upperLimit": 10_000.0}]  # as saved
     data.update(verdict="PASS", reasons=[])
     for item in data["objectives"]:
         item.update(verdict="PASS", upperLimit=10_000.0)
