@@ -3,7 +3,8 @@
 - :mod:`deploy.kube`: the Kubernetes adapter, the one module that imports kubernetes_asyncio.
   Server-side apply (field manager ``slogate``), the rollout wait that fails fast on pod states
   that waiting will not cure, deletion of what was applied, reading a Secret; every API error
-  becomes one :class:`~coordinator.errors.KubernetesError` line.
+  becomes one :class:`~deploy.errors.KubernetesError` line (:mod:`deploy.errors`, owned
+  here; the CLI maps it to exit 2).
 - :mod:`deploy.manifests`: pure helpers on plain values: loading and checking the candidate's
   manifest files, choosing the Service and port to load, reading a Deployment's and its pods'
   status into one-line answers. No client, no I/O beyond reading the manifest files.

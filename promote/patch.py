@@ -11,7 +11,7 @@ Every strategy takes the file's text and returns the new text; nothing here read
 - A string written over a quoted string keeps the old quote style; an end-of-line comment keeps its
   column, or its old distance from the value when the value grows.
 - Nothing is created silently: a missing document, key or list item raises
-  :class:`~coordinator.errors.PromotionError` with a one-line message (only
+  :class:`~promote.errors.PromotionError` with a one-line message (only
   :func:`kustomize_image` adds an ``images`` entry, because that is what it is for); text that is
   not YAML (or that the bounded loader refuses, an alias bomb) raises its subclass
   :class:`MalformedYAML`, which knows the line, so the caller can name the file.
