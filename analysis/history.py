@@ -46,10 +46,10 @@ import pandas as pd
 
 from analysis.catalog import ALL_ENDPOINTS, Kind, format_value, higher_is_worse, kind_of
 from analysis.compare import split_versions
+from analysis.errors import ResultsError
 from analysis.evidence import evidence_for, scopes
 from analysis.metrics import Measured
 from analysis.results import Results, unseries
-from analysis.errors import ResultsError
 
 DEFAULT_TRACKED = ("latency-p50", "latency-p95", "latency-p99", "latency-mean", "error-rate",
                    "throughput")

@@ -6,7 +6,8 @@ milliseconds in ``metrics``)::
 
     schema      "slogate/results/v1"
     name        experiment name
-    spec        the validated spec, echoed (limits in canonical units)
+    spec        the validated spec, echoed (limits in canonical units); read through
+                ``Results.saved``, its typed view (:mod:`analysis.saved_spec`)
     startTime   ISO 8601 UTC of the common start; endTime when the run finished
     durationS   measured phase length in seconds (warm-up excluded)
     aborted     true when the run was stopped before it finished (Ctrl-C, SIGTERM)

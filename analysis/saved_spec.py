@@ -53,7 +53,7 @@ def saved_spec(spec: Mapping[str, Any]) -> SavedSpec:
         max_lag_ms=_DEFAULT_LIMITS.max_lag_ms if lag is None else lag,
         max_unsent=_or(_number(analysis, "maxUnsent", "analysis.maxUnsent"),
                        _DEFAULT_LIMITS.max_unsent))
-    window = load.get("window")
+    window = _number(load, "window", "load.window")
     target = spec.get("target")
     promotion = spec.get("promotion")
     return SavedSpec(
@@ -62,7 +62,7 @@ def saved_spec(spec: Mapping[str, Any]) -> SavedSpec:
                          for i, item in enumerate(_list(spec, "objectives"))),
         limits=limits, max_schedule_lag_ms=lag,
         error_ranges=_error_ranges(spec.get("errorRanges")),
-        window_s=float(window) if _is_number(window) and window > 0 else None,
+        window_s=window if window is not None and window > 0 else None,
         load=load,
         endpoints=tuple(e for e in _list(spec, "endpoints") if isinstance(e, Mapping)),
         target_url=target.get("url") if isinstance(target, Mapping) else target,

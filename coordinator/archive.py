@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from analysis.errors import ResultsError
 from analysis.history import start_of
 from analysis.results import Results, load_results, parse_results, write_atomic
-from analysis.errors import ResultsError
 from coordinator.errors import HistoryError
 from promote.errors import PromotionError
 

@@ -354,10 +354,10 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     """
     from analysis.results import load_results
     from coordinator.errors import SpecError
-    from promote.errors import PromotionError
     from coordinator.promote_wiring import promotion_refusal, run_promotion, spec_mismatch
-    from promote.flow import rejudged_verdict
     from coordinator.spec import load_spec, parse_spec
+    from promote.errors import PromotionError
+    from promote.flow import rejudged_verdict
 
     if service_url is not None and (spec_path is not None or dry_run):
         raise SpecError("--service takes the promotion block saved in RESULTS; it cannot be "

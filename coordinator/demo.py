@@ -22,8 +22,8 @@ from pathlib import Path
 from coordinator.errors import SpecError
 from coordinator.sample_app import REPO_ROOT, start_hello
 from coordinator.spec import load_spec
-from promote.spec import PromotionSpec
 from promote.local_git import identity
+from promote.spec import PromotionSpec
 
 EXAMPLE_DIR = REPO_ROOT / "examples" / "hello"
 DEMO_APP_ARGS = ("--version", "2.0", "--latency", "4ms", "--jitter", "2ms",

@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 from analysis.results import Results
 from analysis.verdict import Objective, Verdict, format_objective_value
-from promote.errors import PromotionError
 from coordinator.spec import ExperimentSpec
-from promote.spec import PromotionSpec, TokenSecret
+from promote.errors import PromotionError
 from promote.flow import Outcome, act, check_names
 from promote.provider import Provider
+from promote.spec import PromotionSpec, TokenSecret
 
 
 def read_secret(path: Path | None, env: str, option: str, missing: str | None = None) -> str:

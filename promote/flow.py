@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from analysis.rejudge import rejudge
 from analysis.report import md_text, render_markdown
 from analysis.results import Results
-from promote.errors import PromotionError
-from promote.spec import ManifestPatch, PromotionSpec
 from promote import patch
+from promote.errors import PromotionError
 from promote.names import check_promotion_names
 from promote.provider import FileCommit, Provider, PullInfo
+from promote.spec import ManifestPatch, PromotionSpec
 
 Log = Callable[[str], None]
 REVERT_HISTORY = 20

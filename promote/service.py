@@ -56,15 +56,15 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from analysis.catalog import DEFAULT_ERROR_RANGES
-from analysis.verdict import Limits, Objective
-from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
 from analysis.errors import ResultsError
+from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
+from analysis.verdict import Limits, Objective
 from promote.errors import PromotionError
-from promote.spec import PromotionSpec
 from promote.flow import Outcome, carry_out, decide
 from promote.flow import check_names as flow_check_names
 from promote.names import branch_error, path_error, repository_error
 from promote.provider import Provider
+from promote.spec import PromotionSpec
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+from analysis.errors import ResultsError
 from analysis.html import render_html
 from analysis.results import Results, load_results
-from analysis.errors import ResultsError
 
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1280, 2400)

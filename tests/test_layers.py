@@ -28,7 +28,8 @@ ADAPTERS = {
 }
 PURE = ("analysis/", "coordinator/spec.py", "coordinator/plan.py", "coordinator/units.py",
         "workers/histogram.py", "workers/pacer.py", "workers/plan.py", "promote/patch.py",
-        "promote/flow.py", "deploy/manifests.py", "coordinator/launching.py")
+        "promote/flow.py", "promote/spec.py", "promote/errors.py", "deploy/manifests.py",
+        "deploy/errors.py", "coordinator/errors.py", "coordinator/launching.py")
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:

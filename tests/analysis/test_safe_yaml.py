@@ -14,10 +14,10 @@ from ruamel.yaml import YAML
 
 from analysis.safe_yaml import MAX_ALIAS_NODES, MAX_DEPTH, YamlBombError, bounded_yaml
 from coordinator.errors import SpecError
-from deploy.errors import KubernetesError
-from promote.errors import PromotionError
 from coordinator.spec import load_objectives, load_spec
+from deploy.errors import KubernetesError
 from deploy.manifests import load_manifests
+from promote.errors import PromotionError
 from promote.patch import kustomize_image
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from coordinator.archive import GitHubArchive, archive_path, open_archive
 from coordinator.cli import _run_archive, main
 from coordinator.errors import HistoryError
-from promote.errors import PromotionError
 from coordinator.spec import parse_spec
+from promote.errors import PromotionError
 from promote.github import GitHubProvider
+from tests.promote.test_github_provider import Sleeps
 from tests.support.github_emulator import GitHubEmulator, git, github_emulator
 from tests.support.runs import document
-from tests.promote.test_github_provider import Sleeps
 
 pytestmark = pytest.mark.github
 

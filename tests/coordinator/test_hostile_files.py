@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analysis.errors import ResultsError
 from analysis.results import MAX_JSON_DEPTH, load_results, parse_results
 from coordinator.archive import DirectoryArchive, open_archive
 from coordinator.cli import _default_out, main
-from analysis.errors import ResultsError
 from coordinator.errors import SpecError
 from coordinator.spec import MAX_ENDPOINTS, MAX_SPEC_BYTES, load_spec, parse_spec
 from tests.support.runs import document, write_run

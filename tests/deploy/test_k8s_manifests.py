@@ -32,9 +32,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from coordinator.cli import main
-from deploy.errors import KubernetesError
 from coordinator.launching import launch_plan
 from coordinator.spec import ExperimentSpec, load_spec
+from deploy.errors import KubernetesError
 from deploy.launch import cleanup, launch, read_kubernetes_secret
 from deploy.manifests import load_manifests, service_port, service_url
 from tests.support.k8s_emulator import k8s_emulator

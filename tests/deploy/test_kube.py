@@ -18,7 +18,6 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from coordinator.errors import EXPECTED, exit_code
-
 from deploy.errors import KubernetesError
 from deploy.kube import Applied, Kube
 from deploy.launch import cleanup, launch, read_kubernetes_secret

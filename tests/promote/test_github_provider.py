@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import EXPECTED, exit_code
-
 from promote.errors import PromotionError
 from promote.github import GitHubProvider, PullInfo
 from tests.support.github_emulator import GitHubEmulator, git, github_emulator

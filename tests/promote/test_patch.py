@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from coordinator.errors import EXPECTED, exit_code
-
 from promote.errors import PromotionError
 from promote.patch import (
     Edit,

@@ -17,11 +17,11 @@ from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from promote.errors import PromotionError
-from promote.spec import PromotionSpec
 from promote.flow import branch_name, promote
 from promote.local_git import LocalGitProvider
-from tests.support.github_emulator import git, github_emulator
+from promote.spec import PromotionSpec
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
+from tests.support.github_emulator import git, github_emulator
 
 BASELINE = "samples/deployments/baseline.yaml"
 CANDIDATE = "samples/deployments/candidate.yaml"

@@ -18,12 +18,12 @@ from analysis.results import Results
 from coordinator.cli import main, promote_after_run
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from promote.errors import PromotionError
-from promote.spec import PromotionSpec
 from promote.flow import REVERT_HISTORY, act, promote, revert
 from promote.github import GitHubProvider
 from promote.local_git import LocalGitProvider, identity
-from tests.support.github_emulator import git, github_emulator
+from promote.spec import PromotionSpec
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
+from tests.support.github_emulator import git, github_emulator
 
 BASELINE = "samples/deployments/baseline.yaml"
 CANDIDATE = "samples/deployments/candidate.yaml"

@@ -20,14 +20,14 @@ from github import Auth, Github
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
 from coordinator.errors import SpecError
-from promote.errors import PromotionError
 from coordinator.spec import parse_spec
-from promote.spec import PromotionSpec
+from promote.errors import PromotionError
 from promote.flow import promote
 from promote.github import GitHubProvider
 from promote.service import ServiceConfig, check_allowed, parse_allowed
-from tests.support.github_emulator import GitHubEmulator, git, github_emulator
+from promote.spec import PromotionSpec
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
+from tests.support.github_emulator import GitHubEmulator, git, github_emulator
 
 BASELINE = "samples/deployments/baseline.yaml"
 CANDIDATE = "samples/deployments/candidate.yaml"
