@@ -305,12 +305,12 @@ def _md_metrics(results: Results) -> list[str]:
 
 
 def _md_run(results: Results) -> list[str]:
-    load = results.saved.load
-    model = f"rate {load['rate']:g} req/s" if load.get("rate") else \
-        f"concurrency {load.get('concurrency')}"
+    saved = results.saved
+    model = f"rate {saved.rate_rps:g} req/s" if saved.rate_rps else \
+        f"concurrency {saved.concurrency}"
     stop = ", ".join(
-        ([f"duration {load['duration']:g} s"] if load.get("duration") is not None else [])
-        + ([f"requests {load['requests']:,}"] if load.get("requests") is not None else []))
+        ([f"duration {saved.duration_s:g} s"] if saved.duration_s is not None else [])
+        + ([f"requests {saved.requests:,}"] if saved.requests is not None else []))
     return [
         "### Run",
         "",

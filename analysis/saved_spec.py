@@ -35,7 +35,11 @@ class SavedSpec:
     max_schedule_lag_ms: float | None  # as saved: None when the spec gave none
     error_ranges: tuple[tuple[int, int], ...]
     window_s: float | None  # None when absent or not a positive number
-    load: Mapping[str, Any]  # shown as saved (rate, concurrency, duration, requests, ...)
+    rate_rps: float | None  # open model; None for a closed one (concurrency)
+    concurrency: int | None
+    duration_s: float | None
+    requests: int | None
+    load: Mapping[str, Any]  # every load setting as saved, for the reports to list
     endpoints: tuple[Mapping[str, Any], ...]
     target_url: str | None
     dark_launch: str | None  # "candidate.yaml in namespace shop, cleanup on_fail"
@@ -63,7 +67,10 @@ def saved_spec(spec: Mapping[str, Any]) -> SavedSpec:
         limits=limits, max_schedule_lag_ms=lag,
         error_ranges=_error_ranges(spec.get("errorRanges")),
         window_s=window if window is not None and window > 0 else None,
-        load=load,
+        rate_rps=_number(load, "rate", "load.rate"),
+        concurrency=_count(load, "concurrency"),
+        duration_s=_number(load, "duration", "load.duration"),
+        requests=_count(load, "requests"), load=load,
         endpoints=tuple(e for e in _list(spec, "endpoints") if isinstance(e, Mapping)),
         target_url=target.get("url") if isinstance(target, Mapping) else target,
         dark_launch=_dark_launch(target),
@@ -103,6 +110,15 @@ def _number(data: Mapping[str, Any], key: str, where: str) -> float | None:
     if not _is_number(value):
         raise SavedSpecError(f"{where}: expected a number, got {value!r}")
     return float(value)
+
+
+def _count(load: Mapping[str, Any], key: str) -> int | None:
+    value = load.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SavedSpecError(f"load.{key}: expected a whole number, got {value!r}")
+    return value
 
 
 def _objective(item: Any, where: str) -> Objective:

@@ -27,6 +27,9 @@ def test_the_view_of_a_saved_run_is_what_the_spec_parser_gives() -> None:
     assert results.saved.limits == spec.analysis.to_core() == Limits()
     assert results.saved.error_ranges == spec.error_ranges == ((400, 599),)
     assert (results.saved.window_s, results.saved.target_url) == (1.0, "http://127.0.0.1:8080")
+    saved = results.saved
+    assert (saved.rate_rps, saved.concurrency, saved.duration_s, saved.requests) == (
+        1000.0, None, 5.0, None)
 
 
 def test_absent_keys_take_the_spec_defaults() -> None:
@@ -62,6 +65,8 @@ def test_a_dark_launch_target_is_described() -> None:
     pytest.param({"analysis": {"confidence": "high"}},
                  "analysis.confidence: expected a number, got 'high'", id="confidence-text"),
     pytest.param({"load": [1]}, "load: expected a mapping", id="load-not-a-mapping"),
+    pytest.param({"load": {"requests": 1.5}}, "load.requests: expected a whole number, got 1.5",
+                 id="requests-not-whole"),
 ])
 def test_a_bad_saved_spec_is_named(spec: dict[str, Any], message: str) -> None:
     """A value re-judging cannot use raises one line naming the key, from the view and from
