@@ -24,7 +24,7 @@ COPY workers/ workers/
 COPY analysis/ analysis/
 COPY promote/ promote/
 COPY deploy/ deploy/
-# Editable, unlike a plain `pip install .`: coordinator/cluster.py sends the folder above its own
+# Editable, unlike a plain `pip install .`: coordinator/ray_pool.py sends the folder above its own
 # package as Ray's runtime_env working_dir. Installed from /app that folder is /app (this tree);
 # installed into site-packages it would be site-packages, hundreds of MB uploaded every run.
 RUN pip install -e . "ray[default]==${RAY_VERSION}" \

@@ -26,7 +26,7 @@ def split_version(label: str) -> tuple[str | None, str]:
 DEFAULT_ERROR_RANGES: tuple[tuple[int, int], ...] = ((400, 599),)
 
 
-class Kind(enum.Enum):
+class MetricKind(enum.Enum):
     """What a metric measures, which decides its unit and which limits make sense."""
 
     COUNT = "count"
@@ -35,22 +35,22 @@ class Kind(enum.Enum):
     THROUGHPUT = "throughput"
 
 
-UNITS: dict[Kind, str] = {
-    Kind.COUNT: "",
-    Kind.RATIO: "",
-    Kind.LATENCY: "ms",
-    Kind.THROUGHPUT: "req/s",
+UNITS: dict[MetricKind, str] = {
+    MetricKind.COUNT: "",
+    MetricKind.RATIO: "",
+    MetricKind.LATENCY: "ms",
+    MetricKind.THROUGHPUT: "req/s",
 }
 
-_FIXED: dict[str, Kind] = {
-    "request-count": Kind.COUNT,
-    "error-count": Kind.COUNT,
-    "error-rate": Kind.RATIO,
-    "latency-mean": Kind.LATENCY,
-    "latency-stddev": Kind.LATENCY,
-    "latency-min": Kind.LATENCY,
-    "latency-max": Kind.LATENCY,
-    "throughput": Kind.THROUGHPUT,
+_FIXED: dict[str, MetricKind] = {
+    "request-count": MetricKind.COUNT,
+    "error-count": MetricKind.COUNT,
+    "error-rate": MetricKind.RATIO,
+    "latency-mean": MetricKind.LATENCY,
+    "latency-stddev": MetricKind.LATENCY,
+    "latency-min": MetricKind.LATENCY,
+    "latency-max": MetricKind.LATENCY,
+    "throughput": MetricKind.THROUGHPUT,
 }
 _PERCENTILE = re.compile(r"^latency-p(\d{1,3}(?:\.\d+)?)$")
 
@@ -66,21 +66,21 @@ def percentile_of(name: str) -> float | None:
     return q if 0.0 < q <= 100.0 else None
 
 
-def kind_of(name: str) -> Kind | None:
+def kind_of(name: str) -> MetricKind | None:
     """Return the kind of a built-in metric name, or None when the name is unknown."""
     if name in _FIXED:
         return _FIXED[name]
     if percentile_of(name) is not None:
-        return Kind.LATENCY
+        return MetricKind.LATENCY
     return None
 
 
 # Which way a metric goes bad: counts describe the run's size and have no bad direction.
-_HIGHER_IS_WORSE: dict[Kind, bool | None] = {
-    Kind.LATENCY: True,
-    Kind.RATIO: True,
-    Kind.THROUGHPUT: False,
-    Kind.COUNT: None,
+_HIGHER_IS_WORSE: dict[MetricKind, bool | None] = {
+    MetricKind.LATENCY: True,
+    MetricKind.RATIO: True,
+    MetricKind.THROUGHPUT: False,
+    MetricKind.COUNT: None,
 }
 
 

@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from analysis.catalog import ALL_ENDPOINTS, Kind, format_value, higher_is_worse, kind_of
+from analysis.catalog import ALL_ENDPOINTS, MetricKind, format_value, higher_is_worse, kind_of
 from analysis.compare import split_versions
 from analysis.errors import ResultsError
 from analysis.evidence import evidence_for, scopes
@@ -280,7 +280,8 @@ def bound_of(metric: str, reference: float, policy: DriftPolicy) -> float | None
     if not worse_up:
         return reference * (1.0 - policy.tolerance)
     bound = reference * (1.0 + policy.tolerance)
-    return max(bound, reference + policy.ratio_slack) if kind_of(metric) is Kind.RATIO else bound
+    ratio = kind_of(metric) is MetricKind.RATIO
+    return max(bound, reference + policy.ratio_slack) if ratio else bound
 
 
 def check_metric(track: Track, newest: float | None, interval: tuple[float, float] | None,
@@ -312,7 +313,7 @@ def _judge(metric: str, newest: float, interval: tuple[float, float] | None, ref
     if bound is None:
         return CheckState.OK, f"{value}; counts have no bad direction"
     worse_up = bool(higher_is_worse(metric))
-    slack = kind_of(metric) is Kind.RATIO and bound > reference * (1.0 + policy.tolerance)
+    slack = kind_of(metric) is MetricKind.RATIO and bound > reference * (1.0 + policy.tolerance)
     margin = f"{policy.ratio_slack * 100:g} pp" if slack else f"{policy.tolerance:.0%}"
     limit = (f"the bound {format_value(metric, bound)} ({policy.aggregate} "
              f"{format_value(metric, reference)} {'+' if worse_up else '-'} {margin})")

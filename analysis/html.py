@@ -29,13 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
+from analysis.catalog import ALL_ENDPOINTS
+from analysis.catalog import format_value as fmt
+from analysis.formatting import comparison_value_text, limits_text, objective_value_text
 from analysis.metrics import Measured, status_of
+from analysis.outcomes import OUTCOME_COLUMNS, error_ranges, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
-from analysis.report import (
-    OUTCOME_COLUMNS, comparison_value_text, error_ranges, limit_text, objective_value_text,
-    outcome_cells, outcome_rows,
-)
 from workers.histogram import Histogram
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
@@ -550,7 +549,7 @@ def _objective_row(o: ObjectiveResult) -> list[object]:
     verdict = _Html(_chip(o.verdict) + (' <span class="tag">dry run</span>' if o.dry_run else ""))
     vs = f" vs {o.vs}" if o.vs else ""
     return [f"{o.metric} [{_scope(o.endpoint)}]{vs}", objective_value_text(o, o.value), interval, n,
-            limit_text(o), verdict, o.reason]
+            limits_text(o), verdict, o.reason]
 
 
 def comparison_section(results: Results) -> str:

@@ -19,7 +19,7 @@ from analysis.compare import COMPARED, relative_evidence, split_versions
 from analysis.evidence import scopes
 from analysis.metrics import Measured, metrics_table
 from analysis.results import ComparisonResult, ObjectiveResult
-from analysis.verdict import Limits, Objective, RunHealth, RunVerdict, Side, judge_run
+from analysis.verdict import Limits, RunHealth, RunVerdict, Side, Slo, judge_run
 from workers.histogram import Histogram
 
 
@@ -75,7 +75,7 @@ def _rows(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 
 
 def judge_measured(
-    objectives: Sequence[Objective], measured: Measured, health: RunHealth, limits: Limits,
+    objectives: Sequence[Slo], measured: Measured, health: RunHealth, limits: Limits,
 ) -> Judgement:
     """Return the judged run. In a two-version run, absolute objectives and the metrics table
     are the candidate's; objectives with ``vs`` compare it with the baseline."""

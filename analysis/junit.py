@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from analysis.report import outcome_rows
+from analysis.outcomes import outcome_rows
 from analysis.results import Results
 from analysis.verdict import counts_text
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
 from analysis.metrics import Measured
 from analysis.results import Results, clean_metrics, unseries
-from analysis.verdict import Limits, Objective
+from analysis.verdict import Limits, Slo
 from workers.histogram import Histogram
 
 
-def rejudge(results: Results, objectives: Sequence[Objective], limits: Limits) -> Results:
+def rejudge(results: Results, objectives: Sequence[Slo], limits: Limits) -> Results:
     """Return a copy of ``results`` judged against ``objectives`` with ``limits``.
 
     The run's own broken-ness (lost workers, aborted) carries over: a broken run stays INVALID.

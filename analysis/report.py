@@ -18,17 +18,17 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analysis.catalog import ALL_ENDPOINTS, format_value as fmt
-from analysis.metrics import Measured
+from analysis.catalog import ALL_ENDPOINTS
+from analysis.catalog import format_value as fmt
+from analysis.formatting import comparison_value_text, limits_text, objective_value_text
+from analysis.outcomes import OUTCOME_COLUMNS, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results
-from analysis.verdict import Objective, counts_text, format_objective_value
 
 FORMATS = ("text", "markdown", "json", "junit", "html")
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -70,27 +70,12 @@ def md_text(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", re.sub(r"[\r\n]+", " ", str(text)))
 
 
-def limit_text(o: ObjectiveResult) -> str:
-    """Return an objective's limits in its terms: ``≤ 200 ms``, ``≥ 900.0 req/s, ≤ x1.1``."""
-    parts = []
-    if o.lower_limit is not None:
-        parts.append(f"≥ {objective_value_text(o, o.lower_limit)}")
-    if o.upper_limit is not None:
-        parts.append(f"≤ {objective_value_text(o, o.upper_limit)}")
-    return ", ".join(parts)
-
-
 def _metric_columns(results: Results) -> list[str]:
     names: list[str] = []
     for row in results.metrics.values():
         names.extend(n for n in row if n not in names)
     shown = [n for n in _SHOWN if n in names]
     return shown + [n for n in names if n not in shown]
-
-
-def objective_value_text(o: ObjectiveResult, value: float | None) -> str:
-    """Return a value in the objective's terms (a ratio or difference when it is relative)."""
-    return format_objective_value(Objective(metric=o.metric, vs=o.vs), value)
 
 
 def _interval(o: ObjectiveResult) -> str:
@@ -111,7 +96,7 @@ def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str,
         name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "") + \
             (f" vs {o.vs}" if o.vs else "")
         verdict = o.verdict + (" (dry run)" if o.dry_run else "")
-        yield name, objective_value_text(o, o.value), _interval(o), limit_text(o), verdict, o.reason
+        yield name, objective_value_text(o, o.value), _interval(o), limits_text(o), verdict, o.reason
 
 
 def render_text(results: Results, *, width: int | None = None, color: bool = False) -> str:
@@ -152,59 +137,6 @@ def render_text(results: Results, *, width: int | None = None, color: bool = Fal
     return console_text(buffer, width=width)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OutcomeRow:
-    """How one endpoint's requests ended: counts per outcome, errors first, most frequent first."""
-
-    endpoint: str
-    requests: int
-    errors: int
-    error_outcomes: tuple[tuple[str, int], ...]
-    other_outcomes: tuple[tuple[str, int], ...]
-
-
-def error_ranges(results: Results) -> tuple[tuple[int, int], ...]:
-    """Return the HTTP status ranges the run counts as errors (its spec's, else 400-599)."""
-    return results.saved.error_ranges
-
-
-def _by_count(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
-def outcome_rows(results: Results) -> list[OutcomeRow]:
-    """Return the outcomes of each recorded endpoint (labels as recorded, so a two-version
-    run has a row per version), then of all endpoints when there are several."""
-    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
-    counts: dict[str, dict[str, int]] = {}
-    for item in results.histograms.latency:
-        for scope in (item.endpoint, ALL_ENDPOINTS):
-            row = counts.setdefault(scope, {})
-            row[item.outcome] = row.get(item.outcome, 0) + item.count
-    if len(counts) == 2:  # one endpoint: the all-endpoints row would repeat it
-        del counts[ALL_ENDPOINTS]
-    rows = []
-    for scope in sorted(counts, key=lambda e: (e == ALL_ENDPOINTS, e)):
-        outcomes = counts[scope]
-        errors = {o: n for o, n in outcomes.items() if judge.is_error(o)}
-        rows.append(OutcomeRow(
-            endpoint="all endpoints" if scope == ALL_ENDPOINTS else scope,
-            requests=sum(outcomes.values()), errors=sum(errors.values()),
-            error_outcomes=_by_count(errors),
-            other_outcomes=_by_count({o: n for o, n in outcomes.items() if o not in errors})))
-    return rows
-
-
-def outcome_cells(row: OutcomeRow) -> tuple[str, str, str, str, str]:
-    """Return an outcomes-table row: endpoint, requests, errors, error and other outcomes."""
-    return (row.endpoint, f"{row.requests:,}", f"{row.errors:,}",
-            counts_text(row.error_outcomes, top=None) or "—",
-            counts_text(row.other_outcomes, top=None) or "—")
-
-
-OUTCOME_COLUMNS = ("endpoint", "requests", "errors", "error outcomes", "other outcomes")
-
-
 def _outcomes_table(results: Results) -> Table:
     table = titled_table("Outcomes by endpoint")
     for column in OUTCOME_COLUMNS:
@@ -232,13 +164,6 @@ def _latency_table(results: Results) -> Table:
     for row in _co_rows(results):
         table.add_row(*row)
     return table
-
-
-def comparison_value_text(kind: str, value: float | None) -> str:
-    """Return a comparison value: a ratio ``x1.05`` or a difference ``+0.1 pp``."""
-    if value is None:
-        return "—"
-    return f"{value * 100:+.3g} pp" if kind == "difference" else f"x{value:.3g}"
 
 
 def _comparison_rows(results: Results) -> list[tuple[str, str, str, str, str]]:

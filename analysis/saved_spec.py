@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.catalog import DEFAULT_ERROR_RANGES, kind_of
-from analysis.verdict import Limits, Objective
+from analysis.verdict import Limits, Slo
 
 _DEFAULT_LIMITS = Limits()
 
@@ -30,7 +30,7 @@ class SavedSpec:
     """What a saved run's spec says, typed: ``results.saved.objectives``, ``.error_ranges``."""
 
     name: str | None
-    objectives: tuple[Objective, ...]
+    objectives: tuple[Slo, ...]
     limits: Limits
     max_schedule_lag_ms: float | None  # as saved: None when the spec gave none
     error_ranges: tuple[tuple[int, int], ...]
@@ -121,7 +121,7 @@ def _count(load: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
-def _objective(item: Any, where: str) -> Objective:
+def _objective(item: Any, where: str) -> Slo:
     """Return one echoed objective (limits already in canonical units) as the analysis' value."""
     if not isinstance(item, Mapping):
         raise SavedSpecError(f"{where}: expected a mapping")
@@ -137,7 +137,7 @@ def _objective(item: Any, where: str) -> Objective:
         raise SavedSpecError(f"{where}.endpoint: expected a string")
     if vs not in (None, "baseline"):
         raise SavedSpecError(f"{where}.vs: expected baseline, got {vs!r}")
-    return Objective(metric=metric, upper_limit=upper, lower_limit=lower, endpoint=endpoint,
+    return Slo(metric=metric, upper_limit=upper, lower_limit=lower, endpoint=endpoint,
                      dry_run=item.get("dryRun") is True, vs=vs)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import Measured, status_of
-from analysis.report import error_ranges
+from analysis.outcomes import error_ranges
 from analysis.results import Results, Series
 from workers.histogram import Histogram
 

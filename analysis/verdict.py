@@ -26,9 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from analysis import stats
-from analysis.catalog import ALL_ENDPOINTS, format_value
+from analysis.catalog import ALL_ENDPOINTS
 from analysis.compare import relative_evidence
 from analysis.evidence import Evidence, Scope, evidence_for
+from analysis.formatting import limits_text, objective_value_text
 
 
 class Verdict(str, enum.Enum):
@@ -46,7 +47,7 @@ class Verdict(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Objective:
+class Slo:
     """An SLO in canonical units (ms, fraction, req/s, count). Built from the spec."""
 
     metric: str
@@ -61,7 +62,7 @@ class Objective:
 class ObjectiveVerdict:
     """The judgement of one objective: its evidence, verdict and the reason in words."""
 
-    objective: Objective
+    objective: Slo
     value: float | None
     verdict: Verdict
     reason: str
@@ -106,16 +107,6 @@ class RunVerdict:
     reasons: tuple[str, ...]
 
 
-def format_objective_value(objective: Objective, value: float | None) -> str:
-    """Return a value in an objective's terms: the metric's unit, or for a relative objective a
-    ratio (``x1.05``) or, for error-rate, a difference in percentage points (``+0.1 pp``)."""
-    if objective.vs is None or value is None:
-        return format_value(objective.metric, value)
-    if objective.metric == "error-rate":
-        return f"{value * 100:+.3g} pp"
-    return f"x{value:.3g}"
-
-
 def counts_text(counts: Sequence[tuple[str, int]], *, top: int | None = 3) -> str:
     """Return outcomes with their counts, in the order given: ``status:500 ×10, connect ×3``;
     past ``top`` of them, one ``and N more of K other kinds`` instead of the rest."""
@@ -141,25 +132,15 @@ def _with_causes(judged: ObjectiveVerdict, scopes: Mapping[str, Scope]) -> Objec
     return replace(judged, reason=f"{judged.reason}; {who}: {counts_text(scope.error_outcomes)}")
 
 
-def _limits_text(objective: Objective) -> str:
-    parts = []
-    if objective.lower_limit is not None:
-        parts.append(f">= {format_objective_value(objective, objective.lower_limit)}")
-    if objective.upper_limit is not None:
-        parts.append(f"<= {format_objective_value(objective, objective.upper_limit)}")
-    against = f" of the {objective.vs}" if objective.vs else ""
-    return " and ".join(parts) + against
-
-
-def _interval_text(objective: Objective, evidence: Evidence) -> str:
-    value = format_objective_value(objective, evidence.value)
+def _interval_text(objective: Slo, evidence: Evidence) -> str:
+    value = objective_value_text(objective, evidence.value)
     if not evidence.inferential or evidence.interval is None:
         return value
-    low, high = (format_objective_value(objective, x) for x in evidence.interval)
+    low, high = (objective_value_text(objective, x) for x in evidence.interval)
     return f"{value} ({evidence.confidence:.0%} CI {low}..{high}, n={evidence.n:,})"
 
 
-def judge_objective(objective: Objective, evidence: Evidence) -> ObjectiveVerdict:
+def judge_objective(objective: Slo, evidence: Evidence) -> ObjectiveVerdict:
     """Return PASS when the interval is within the limits, FAIL when it is wholly outside them,
     INCONCLUSIVE otherwise (no data, too few samples, or an interval across a limit)."""
     def verdict(outcome: Verdict, reason: str, needed: int | None = None) -> ObjectiveVerdict:
@@ -173,7 +154,9 @@ def judge_objective(objective: Objective, evidence: Evidence) -> ObjectiveVerdic
         return verdict(Verdict.INCONCLUSIVE, evidence.note or "no interval", evidence.needed_n)
     low, high = evidence.interval
     upper, lower = objective.upper_limit, objective.lower_limit
-    wanted, shown = _limits_text(objective), _interval_text(objective, evidence)
+    against = f" of the {objective.vs}" if objective.vs else ""
+    wanted = limits_text(objective, plain=True) + against
+    shown = _interval_text(objective, evidence)
     if (upper is not None and low > upper) or (lower is not None and high < lower):
         return verdict(Verdict.FAIL, f"{shown} is not {wanted}")
     if (upper is None or high <= upper) and (lower is None or low >= lower):
@@ -184,7 +167,7 @@ def judge_objective(objective: Objective, evidence: Evidence) -> ObjectiveVerdic
     return verdict(Verdict.INCONCLUSIVE, f"{shown} straddles {wanted}{more}", needed)
 
 
-def _needed(objective: Objective, evidence: Evidence) -> int | None:
+def _needed(objective: Slo, evidence: Evidence) -> int | None:
     """Return about how many requests would put the interval on one side of the limit."""
     value, (low, high) = evidence.value, evidence.interval  # type: ignore[misc]
     # Of the limits the interval crosses, the one nearest the value takes the most requests.
@@ -222,7 +205,7 @@ def _generator_problems(health: RunHealth, limits: Limits) -> list[str]:
 Side = tuple[Mapping[str, Scope], Mapping[str, Mapping[str, float | None]]]
 
 
-def _evidence(objective: Objective, candidate: Side, baseline: Side | None,
+def _evidence(objective: Slo, candidate: Side, baseline: Side | None,
               confidence: float) -> Evidence:
     scope = objective.endpoint or ALL_ENDPOINTS
     scopes, table = candidate
@@ -236,7 +219,7 @@ def _evidence(objective: Objective, candidate: Side, baseline: Side | None,
 
 
 def judge_run(
-    objectives: Sequence[Objective], scopes: Mapping[str, Scope],
+    objectives: Sequence[Slo], scopes: Mapping[str, Scope],
     table: Mapping[str, Mapping[str, float | None]], health: RunHealth,
     limits: Limits = Limits(), baseline: Side | None = None,
 ) -> RunVerdict:

@@ -9,7 +9,7 @@ one child process and returns its wall time, CPU time (a ``RUSAGE_CHILDREN`` del
 ``peers`` builds each client's command and parses its output into a :class:`~bench.peers.Count`
 -> ``report`` turns the results into ratios against goals, a table and ``bench/out/results.json``.
 ``scaling`` (``python -m bench.scaling``, or ``python -m bench --scaling`` after the peers) runs
-slogate through ``coordinator.cluster.RayPool`` with 1 then 2 actors against the same nginx and
+slogate through ``coordinator.ray_pool.RayPool`` with 1 then 2 actors against the same nginx and
 accounts for the machine's CPU from ``/proc`` (``bench/out/scaling.json``).
 ``coordinator_scale`` (``python -m bench.coordinator_scale``, ``make bench-scale``) needs no
 target: it feeds recorded windows through the coordinator's supervisor for up to 1,024 workers

@@ -1,7 +1,7 @@
 """``python -m bench.coordinator_scale``: the coordinator at scale, without Ray or a target.
 
 Feeds simulated snapshot streams through the code path the Ray pool uses (one
-:class:`coordinator.supervisor.Supervisor`, fed as :class:`coordinator.cluster.RayPool` feeds it),
+:class:`coordinator.supervisor.Supervisor`, fed as :class:`coordinator.ray_pool.RayPool` feeds it),
 then merges and judges as ``slogate run`` does at the end (:func:`coordinator.run.build_results`),
 and prints, per shape (workers x one-second windows):
 
@@ -48,12 +48,12 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from coordinator.plan import worker_plans
 from coordinator.run import build_results
 from coordinator.spec import ExperimentSpec, parse_spec
+from coordinator.split import worker_plans
 from coordinator.supervisor import Supervisor
 from coordinator.wire import pack, unpack
-from workers.engine import Snapshot, WorkerReport
+from workers.load_worker import Snapshot, WorkerReport
 from workers.recorder import CODE_SPAN, Recorder
 
 DEFAULT_SHAPES = ((64, 600), (1024, 600), (64, 3600))
@@ -221,7 +221,7 @@ class CannedWorkers:
     def actor_class(template: bytes, windows: int) -> type:
         """Return the RayLoadWorker subclass whose polls answer with ``template``'s windows
         (all of them at once, re-indexed; ``windows`` a multiple of their number)."""
-        from coordinator.cluster import RayLoadWorker
+        from coordinator.ray_pool import RayLoadWorker
 
         class Canned(RayLoadWorker):  # type: ignore[misc, valid-type]
             def start(self, start_at: float) -> None:
@@ -263,7 +263,7 @@ def run_ray(workers: int, windows: int, window_s: float, per_poll: int, rps: int
     """Run ``workers`` canned actors on an embedded Ray through RayPool, polling each every
     ``per_poll`` windows; return the driver's CPU per worker-window and per answer."""
     import coordinator.supervisor as supervision
-    from coordinator.cluster import RayPool
+    from coordinator.ray_pool import RayPool
 
     supervision.WORKERS_PER_POLL = max(1, -(-workers // per_poll))  # per_poll windows an answer
     spec = parse_spec({"name": "ray-scale", "target": "http://127.0.0.1:9",

@@ -1,7 +1,7 @@
 """``python -m bench.scaling``: slogate through Ray with 1 actor, then 2, against one local nginx.
 
-Runs slogate's real distributed path: ``coordinator.cluster.RayPool`` on an embedded local Ray,
-plans from ``coordinator.spec.parse_spec`` + ``coordinator.plan.worker_plans``, closed model, the
+Runs slogate's real distributed path: ``coordinator.ray_pool.RayPool`` on an embedded local Ray,
+plans from ``coordinator.spec.parse_spec`` + ``coordinator.split.worker_plans``, closed model, the
 same total connections split across the actors. Per run it reports requests, requests/s, requests
 per actor, the actors' load-thread CPU (the sum of ``WorkerReport.windows[*].cpu_s``) and requests
 per actor-CPU-second, then the 2-actor/1-actor ratios.
@@ -480,8 +480,8 @@ def run_one(pool: Any, target: Target, *, actors: int, connections: int, duratio
             log: Log) -> ScalingRun:
     """Run one closed-model experiment on ``actors`` actors; return its result."""
     from coordinator.errors import ClusterError, SpecError
-    from coordinator.plan import worker_plans
     from coordinator.spec import parse_spec
+    from coordinator.split import worker_plans
 
     try:
         plans = worker_plans(parse_spec(scaling_spec(target.host, connections=connections,
@@ -527,8 +527,8 @@ def _with_cpu(run: ScalingRun, outcomes: Sequence[Any], sampler: Sampler,
 def measure(nginx: str, pin: Pinning, *, duration_s: int, connections: int,
             actor_counts: Sequence[int] = ACTOR_COUNTS, log: Log = log) -> list[ScalingRun]:
     """Start nginx and an embedded Ray, run each actor count in turn, stop both."""
-    from coordinator.cluster import RayPool
     from coordinator.errors import ClusterError
+    from coordinator.ray_pool import RayPool
 
     with nginx_target(nginx, pin=pin.target) as target:
         log(f"target: nginx pid {target.pid} at {target.url}; {pin.note.split(',')[0]}")
@@ -552,7 +552,7 @@ def document(runs: Sequence[ScalingRun], *, command: str, started: datetime, pin
                      "actor_counts": [r.actors for r in runs], "model": "closed",
                      "pinning": pin.note.split(",")[0] + "; Ray actors unpinned",
                      "target": "nginx, 1 worker, GET /hello",
-                     "pool": "coordinator.cluster.RayPool, embedded local Ray, 1 CPU per actor",
+                     "pool": "coordinator.ray_pool.RayPool, embedded local Ray, 1 CPU per actor",
                      "cores": os.cpu_count()},
         "runs": [{**asdict(r), "ok": r.ok} for r in runs],
         "ratios": ratios,

@@ -30,8 +30,8 @@ from typing import Any
 # numpy's BLAS starts no thread pool of its own here either (~0.07 CPU-s at import otherwise).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from workers.engine import LoadWorker, WorkerReport  # noqa: E402  (after OMP_NUM_THREADS)
 from workers.histogram import Histogram  # noqa: E402
+from workers.load_worker import LoadWorker, WorkerReport  # noqa: E402  (after OMP_NUM_THREADS)
 from workers.plan import RequestTemplate, WorkerPlan  # noqa: E402
 from workers.recorder import Window  # noqa: E402
 

@@ -396,8 +396,8 @@ def test_cpu_budget_attributes_ticks_to_nginx_actors_ray_and_others() -> None:
 
 def test_scaling_spec_splits_connections_over_actors() -> None:
     """The spec parses, and worker_plans gives each actor its share of the connections."""
-    from coordinator.plan import worker_plans
     from coordinator.spec import parse_spec
+    from coordinator.split import worker_plans
 
     spec = parse_spec(scaling.scaling_spec("http://127.0.0.1:8080", connections=51,
                                            duration_s=5, actors=2))
@@ -408,8 +408,8 @@ def test_scaling_spec_splits_connections_over_actors() -> None:
 
 
 def _report(index: int, ok: int, errors: int, cpu: tuple[float, ...]) -> object:
-    from workers.engine import WorkerReport
     from workers.histogram import Histogram
+    from workers.load_worker import WorkerReport
     from workers.recorder import Window
 
     windows = []
@@ -437,7 +437,7 @@ def test_scaling_run_sums_windows_per_actor() -> None:
 
 def test_scaling_run_with_a_lost_actor_fails() -> None:
     """A WorkerLost makes the run FAILED, with its reason; no rates are computed."""
-    from coordinator.cluster import WorkerLost  # imports ray
+    from coordinator.ray_pool import WorkerLost  # imports ray
 
     lost = WorkerLost(worker_index=1, reason="actor died: boom")
     run = scaling.scaling_run(2, 50, [_report(0, 100, 0, (1.0,)), lost], [25, 25])

@@ -1,7 +1,7 @@
 """slogate's command line and orchestrator.
 
 The coordinator reads an experiment spec, starts or joins Ray, schedules ``LoadWorker`` actors, merges
-what they return as it arrives (:mod:`coordinator.supervisor`, no Ray; :mod:`coordinator.cluster` only
+what they return as it arrives (:mod:`coordinator.supervisor`, no Ray; :mod:`coordinator.ray_pool` only
 carries the messages), calls the analysis and writes the results. It is the only layer that turns exceptions
 into exit codes (see :mod:`coordinator.cli`).
 

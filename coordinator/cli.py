@@ -103,8 +103,8 @@ def _emit_report(results: Any, fmt_name: str, saved: str) -> bool:
 
 
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
-                 fmt_name: str, aa: bool = False, show_pull_body: bool = False,
-                 archive: Any = None, spec_file: Path | None = None,
+                 fmt_name: str, one_version_as_both: bool = False,
+                 show_pull_body: bool = False, archive: Any = None, spec_file: Path | None = None,
                  dashboard: bool = False) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code
     (EXIT_REPORT when a report could not be rendered; the results are written first).
@@ -118,16 +118,16 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     shuts Ray down and exits 130. ``dashboard`` starts the embedded Ray's dashboard.
     """
     from analysis.verdict import Verdict
-    from coordinator.cluster import RayPool
+    from coordinator.dark_launch import LaunchOutcome
     from coordinator.errors import Interrupted
-    from coordinator.launching import Outcome
+    from coordinator.ray_pool import RayPool
 
     load = spec.load
     out_dir = out or _default_out(spec.name)
     local_cpus = int(max(load.workers * load.cpus_per_worker, 1) + 0.999)
     total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
     excluded_s = (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
-    launch = Outcome()
+    launch = LaunchOutcome()
     pool = RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
                    placement=load.placement, on_worker_loss=load.on_worker_loss,
                    run_name=spec.name, dashboard=dashboard, workers=load.workers, linger=True)
@@ -143,7 +143,8 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
             warm_up()
         if pool.stopping:
             raise Interrupted("interrupted while Ray was starting; Ray is shut down")
-        results, path, page = _run_on(pool, spec, spec_dir, out_dir, launch, aa=aa,
+        results, path, page = _run_on(pool, spec, spec_dir, out_dir, launch,
+                                      one_version_as_both=one_version_as_both,
                                       spec_file=spec_file, total_s=total_s,
                                       excluded_s=excluded_s)
         shown = _emit_report(results, fmt_name, f"the results are in {path}")
@@ -161,12 +162,13 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     return Verdict(results.verdict).exit_code
 
 
-def _run_on(pool: Any, spec: Any, spec_dir: Path, out_dir: Path, launch: Any, *, aa: bool,
-            spec_file: Path | None, total_s: float, excluded_s: float) -> tuple[Any, Path, Any]:
+def _run_on(pool: Any, spec: Any, spec_dir: Path, out_dir: Path, launch: Any, *,
+            one_version_as_both: bool, spec_file: Path | None, total_s: float,
+            excluded_s: float) -> tuple[Any, Path, Any]:
     """Dark-launch the target, run the load on ``pool``, write results.json and report.html;
     return the results, the results path and the HTML page (None when it failed to render)."""
     from analysis.results import write_atomic
-    from coordinator.launching import dark_launch
+    from coordinator.dark_launch import dark_launch
     from coordinator.progress import ProgressPrinter
     from coordinator.run import run_experiment
 
@@ -179,7 +181,8 @@ def _run_on(pool: Any, spec: Any, spec_dir: Path, out_dir: Path, launch: Any, *,
             # again once it has started, since ray.init puts in its own SIGTERM handler (abort).
             with _stop_on_signals(pool) as take_signals, pool:
                 take_signals()
-                results = run_experiment(spec, pool, base_dir=spec_dir, log=_log, aa=aa)
+                results = run_experiment(spec, pool, base_dir=spec_dir, log=_log,
+                                         one_version_as_both=one_version_as_both)
         launch.verdict = results.verdict
         results = results.model_copy(update={"slogate_version": _version(), "spec_file": (
             str(spec_file) if spec_file is not None else None)})
@@ -269,8 +272,9 @@ def _stop_on_signals(pool: Any) -> Iterator[Callable[[], None]]:
                    "default: start an embedded local Ray.")
 @click.option("--format", "fmt_name", type=click.Choice(FORMATS), default="text",
               show_default=True, help="Report format on stdout.")
-@click.option("--aa", is_flag=True, help="A/A run: load the baseline (or the target) as both "
-              "versions, interleaved, to measure the noise floor of a comparison.")
+@click.option("--aa", "--one-version-as-both", "one_version_as_both", is_flag=True,
+              help="A/A run: load the baseline (or the target) as both versions, "
+              "interleaved, to measure the noise floor of a comparison.")
 @click.option("--archive", "archive_to", default=None, metavar="DEST",
               help="Also store the results in this run archive: a directory, "
                    "git:REPO[#BRANCH] (a commit on BRANCH, default slogate/history; the working "
@@ -283,23 +287,24 @@ def _stop_on_signals(pool: Any) -> Iterator[Callable[[], None]]:
 @click.option("--dashboard", is_flag=True, help="Start the embedded Ray's dashboard (on "
               "127.0.0.1; about 2 s more start-up). A joined cluster has its own.")
 @_errors_to_exit_codes
-def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str, aa: bool,
-        archive_to: str | None, github_url: str | None, dashboard: bool) -> None:
+def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
+        one_version_as_both: bool, archive_to: str | None, github_url: str | None,
+        dashboard: bool) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
     from coordinator.spec import load_spec
 
-    spec = load_spec(spec_path, aa=aa)
+    spec = load_spec(spec_path, one_version_as_both=one_version_as_both)
     if spec.promotion is not None:  # a promotion name outside the grammar fails before the load
         from promote.flow import check_names
 
         check_names(spec.promotion)
     # a bad DEST (or a missing token) fails before the load
     archive = _run_archive(archive_to, spec.promotion, github_url) if archive_to else None
-    if aa:
+    if one_version_as_both:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
-                          fmt_name=fmt_name, aa=aa, archive=archive, spec_file=spec_path,
-                          dashboard=dashboard))
+                          fmt_name=fmt_name, one_version_as_both=one_version_as_both,
+                          archive=archive, spec_file=spec_path, dashboard=dashboard))
 
 
 @main.command()
@@ -491,10 +496,11 @@ def launch(spec_path: Path, delete: bool) -> None:
     The same apply and rollout wait that ``slogate run`` does first, for trying a spec's
     manifests, kubeconfig and RBAC on their own.
     """
+    from coordinator.dark_launch import launch_plan
     from coordinator.errors import SpecError
-    from coordinator.launching import launch_plan
     from coordinator.spec import load_spec
-    from deploy.launch import delete_manifests, launch as dark_launch
+    from deploy.launch import delete_manifests
+    from deploy.launch import launch as dark_launch
 
     spec = load_spec(spec_path)
     if spec.target.kubernetes is None:
@@ -516,9 +522,9 @@ def check(spec_path: Path) -> None:
     Exit 0 when SPEC would run (warnings included), 2 with the same one-line error as run.
     """
     from coordinator.errors import SpecError
-    from coordinator.plan import worker_plans
     from coordinator.spec import load_spec_document, where_in
     from coordinator.spec_check import check_spec
+    from coordinator.split import worker_plans
 
     spec, document = load_spec_document(spec_path)
     if spec.target.kubernetes is not None and spec.target.url is None:

@@ -1,6 +1,6 @@
 """Live progress of a run: a one-line rich display on a terminal, plain periodic lines otherwise.
 
-Fed with :class:`~coordinator.cluster.LiveView` values (running totals over every worker);
+Fed with :class:`~coordinator.ray_pool.LiveView` values (running totals over every worker);
 prints elapsed / total, achieved against target rate, errors and running p50/p99. With a
 baseline, each version's rate is shown against its own target (the spec's rate is per version).
 

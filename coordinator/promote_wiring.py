@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from analysis.formatting import limits_text
 from analysis.results import Results
-from analysis.verdict import Objective, Verdict, format_objective_value
+from analysis.verdict import Slo, Verdict
 from coordinator.spec import ExperimentSpec
 from promote.errors import PromotionError
-from promote.flow import Outcome, act, check_names
+from promote.flow import PromotionOutcome, act, check_names
 from promote.provider import Provider
 from promote.spec import PromotionSpec, TokenSecret
 
@@ -94,7 +95,7 @@ def make_provider(promotion: PromotionSpec) -> Provider:
 
 def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
                   log: Callable[[str], None], show: Callable[[str], None],
-                  show_body: bool = False, again: str | None = None) -> Outcome:
+                  show_body: bool = False, again: str | None = None) -> PromotionOutcome:
     """Promote a PASS (or revert on a FAIL, as ``onFail`` says), then show the diff and the pull
     request (its body on a dry run or when asked). ``again``: the verdict the caller re-judged
     already (:func:`promotion_refusal`'s), so the run is not re-judged twice."""
@@ -133,12 +134,10 @@ def spec_mismatch(results: Results, spec: ExperimentSpec) -> str | None:
     return f"the spec's objectives are not those the run was judged on ({'; '.join(parts)})"
 
 
-def _objective_text(objective: Objective) -> str:
-    limits = [f"{sign} {format_objective_value(objective, limit)}" for sign, limit in
-              ((">=", objective.lower_limit), ("<=", objective.upper_limit)) if limit is not None]
+def _objective_text(objective: Slo) -> str:
     endpoint = f" [{objective.endpoint}]" if objective.endpoint else ""
     versus = f" vs {objective.vs}" if objective.vs else ""
-    return f"{objective.metric}{endpoint} {' and '.join(limits)}{versus}"
+    return f"{objective.metric}{endpoint} {limits_text(objective, plain=True)}{versus}"
 
 
 def promotion_refusal(results: Results, on_fail: str, again: str) -> tuple[int, str] | None:

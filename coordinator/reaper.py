@@ -2,7 +2,7 @@
 
 Ray ties its GCS server and raylet to the driver (the kernel kills them when it dies), but the
 raylet's agents outlive a ``kill -9`` of the driver by about a minute, listening all the while.
-:class:`RayPool <coordinator.cluster.RayPool>` starts this script (standard library only, in a
+:class:`RayPool <coordinator.ray_pool.RayPool>` starts this script (standard library only, in a
 session of its own so a terminal's Ctrl-C does not reach it) before it starts Ray, with the
 driver's pid and a pipe on stdin. Every second it notes the driver's descendants (pid and start
 time). When the pipe closes without a ``done`` line first, the driver is gone: it SIGKILLs those

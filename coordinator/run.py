@@ -21,10 +21,10 @@ from analysis.metrics import Measured, metrics_table
 from analysis.results import (
     GapResult, Histograms, Results, Series, WindowResult, WorkerResult, clean_metrics, series,
 )
-from coordinator.plan import worker_plans
 from coordinator.spec import ExperimentSpec
+from coordinator.split import worker_plans
 from coordinator.supervisor import MergedRun, WorkerSummary, merge_outcomes
-from workers.engine import WorkerReport
+from workers.load_worker import WorkerReport
 from workers.plan import WorkerPlan
 from workers.recorder import Window
 
@@ -50,7 +50,7 @@ class WorkerPool(Protocol):
 
 def run_experiment(
     spec: ExperimentSpec, pool: WorkerPool, *, base_dir: Path = Path("."),
-    log: Callable[[str], None] = lambda _m: None, aa: bool = False,
+    log: Callable[[str], None] = lambda _m: None, one_version_as_both: bool = False,
 ) -> Results:
     """Run the spec's load on ``pool`` and return the judged results document."""
     plans = worker_plans(spec, base_dir)
@@ -66,7 +66,8 @@ def run_experiment(
     for reason in stopped_early(merged):
         log(f"stopped early: {reason}")
     log("load finished; judging")
-    return build_results(spec, merged, started=started, ended=ended, aa=aa)
+    return build_results(spec, merged, started=started, ended=ended,
+                         one_version_as_both=one_version_as_both)
 
 
 def stopped_early(run: MergedRun) -> list[str]:
@@ -82,7 +83,7 @@ def _iso(moment: datetime) -> str:
 def build_results(
     spec: ExperimentSpec, run: MergedRun | Sequence[WorkerReport | WorkerLostLike], *,
     started: datetime, ended: datetime, aborted: bool = False, gaps: Sequence[GapLike] = (),
-    aa: bool = False,
+    one_version_as_both: bool = False,
 ) -> Results:
     """Return the results document: merged histograms, metrics, verdicts (pure).
 
@@ -134,7 +135,7 @@ def build_results(
         baseline_metrics=(clean_metrics(judged.baseline_table.to_dict(orient="index"))
                           if judged.baseline_table is not None else {}),
         comparison=judged.comparison,
-        aa=aa,
+        aa=one_version_as_both,
         objectives=objective_results(verdict),
         verdict=verdict.verdict.value,
         reasons=[f"stopped early: {reason}" for reason in early] + list(verdict.reasons),

@@ -40,11 +40,13 @@ from pydantic import (
 )
 from ruamel.yaml.error import YAMLError
 
-from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, Kind, kind_of, known_metric_names
+from analysis.catalog import (
+    ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, MetricKind, kind_of, known_metric_names,
+)
 from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml
 from analysis.verdict import Limits as CoreLimits
-from analysis.verdict import Objective as CoreObjective
+from analysis.verdict import Slo
 from coordinator import units
 from coordinator.errors import SpecError
 from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
@@ -77,10 +79,10 @@ _QUANTITY_JSON = {
     "1% or 0.01 (error-rate), 100 (counts), 100/s (throughput).",
 }
 _LIMIT_PARSERS = {
-    Kind.LATENCY: units.parse_latency_ms,
-    Kind.RATIO: units.parse_ratio,
-    Kind.COUNT: units.parse_count,
-    Kind.THROUGHPUT: units.parse_throughput_rps,
+    MetricKind.LATENCY: units.parse_latency_ms,
+    MetricKind.RATIO: units.parse_ratio,
+    MetricKind.COUNT: units.parse_count,
+    MetricKind.THROUGHPUT: units.parse_throughput_rps,
 }
 
 
@@ -397,7 +399,7 @@ class Objective(_Model):
             return data  # the field validator reports the metric itself
         parsed = dict(data)
         parser = _LIMIT_PARSERS[kind]
-        if data.get("vs") is not None and kind is not Kind.RATIO:
+        if data.get("vs") is not None and kind is not MetricKind.RATIO:
             parser = _parse_ratio_limit  # candidate / baseline
         elif data.get("vs") is not None:
             parser = _parse_signed_ratio  # candidate - baseline, may be negative
@@ -419,9 +421,9 @@ class Objective(_Model):
                              + ", ".join(known_metric_names()))
         return metric
 
-    def to_core(self) -> CoreObjective:
+    def to_core(self) -> Slo:
         """Return the objective as the analysis' plain value."""
-        return CoreObjective(metric=self.metric, upper_limit=self.upper_limit,
+        return Slo(metric=self.metric, upper_limit=self.upper_limit,
                              lower_limit=self.lower_limit, endpoint=self.endpoint,
                              dry_run=self.dry_run, vs=self.vs)
 
@@ -663,15 +665,15 @@ def json_schema() -> dict[str, Any]:
 
 # --- loading and error translation -------------------------------------------------------------
 
-def load_spec(path: str | Path, *, aa: bool = False) -> ExperimentSpec:
+def load_spec(path: str | Path, *, one_version_as_both: bool = False) -> ExperimentSpec:
     """Return the validated spec in ``path``, or raise SpecError naming the file, line and field.
 
-    ``aa``: the A/A version of the spec, the baseline (or the target, without a baseline)
-    loaded as both versions.
+    ``one_version_as_both`` (``--aa``): the A/A version of the spec, the baseline (or the target,
+    without a baseline) loaded as both versions.
     """
     path = Path(path)
     data = _read_yaml(path)
-    if aa and isinstance(data, dict):
+    if one_version_as_both and isinstance(data, dict):
         target = data.get("target")
         url = data.get("baseline") or (target.get("url") if isinstance(target, dict) else target)
         if url is None and isinstance(target, dict):

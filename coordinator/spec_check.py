@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.catalog import Kind, kind_of
+from analysis.catalog import MetricKind, kind_of
 from coordinator.spec import ExperimentSpec, Objective, value_at
 
 # Bare-number durations at or above these many seconds draw a warning: a minute for what is
@@ -88,22 +88,22 @@ def _objective_findings(spec: ExperimentSpec, document: Any) -> Iterator[Finding
                 yield Finding(loc=loc, message=message)
 
 
-def _limit_problem(spec: ExperimentSpec, objective: Objective, kind: Kind | None, key: str,
+def _limit_problem(spec: ExperimentSpec, objective: Objective, kind: MetricKind | None, key: str,
                    limit: float, raw: Any) -> str | None:
     """Return what is likely wrong with one limit, or None."""
-    if kind is Kind.LATENCY and limit < 1.0:
+    if kind is MetricKind.LATENCY and limit < 1.0:
         hint = (f" (did you mean {raw:g}s?)" if _is_bare(raw) else
                 f" (did you mean {raw.strip()}s?)" if isinstance(raw, str)
                 and raw.strip()[-1:].isdigit() else "")
         return f"{limit:g} ms is under 1 ms: a latency limit without a unit is milliseconds{hint}"
-    if kind is Kind.LATENCY and key == "upperLimit" and limit >= spec.load.timeout * 1000:
+    if kind is MetricKind.LATENCY and key == "upperLimit" and limit >= spec.load.timeout * 1000:
         return (f"{limit:g} ms is not under load.timeout ({spec.load.timeout:g} s): a request "
                 "slower than the timeout counts as a timeout error, never as a latency, so this "
                 "limit cannot be exceeded; judge error-rate, or lower the limit")
-    if kind is Kind.RATIO and _is_bare(raw) and raw >= 0.5:
+    if kind is MetricKind.RATIO and _is_bare(raw) and raw >= 0.5:
         return (f"{raw:g} is {raw * 100:g} % of requests; a bare number is a fraction (did you "
                 f"mean {raw:g}%?)")
-    if kind is Kind.THROUGHPUT and key == "lowerLimit":
+    if kind is MetricKind.THROUGHPUT and key == "lowerLimit":
         sent = _rate_sent(spec, objective.endpoint)
         if sent is not None and limit > sent:
             return (f"{limit:g} req/s can never be met: the load sends {sent:g} req/s"

@@ -1,7 +1,7 @@
 """Supervision of one distributed run, without Ray: loss, silence, replacement, gaps, the live
 view and the streaming merge, as a plain object fed events and the time.
 
-The Ray adapter (:class:`coordinator.cluster.RayPool`) carries messages: it tells the
+The Ray adapter (:class:`coordinator.ray_pool.RayPool`) carries messages: it tells the
 :class:`Supervisor` what happened (a snapshot came, a poll failed, time passed, the user
 aborted) and carries out the commands it gets back (:class:`Poll`, :class:`Stop`,
 :class:`Replace`). Tests step the same object one call at a time with a fake pool and
@@ -30,8 +30,8 @@ from typing import Any, Literal, Protocol
 
 from analysis.catalog import split_version
 from analysis.merge import FinalWindow, WindowMerge
-from workers.engine import Snapshot, WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import Snapshot, WorkerReport
 from workers.plan import WorkerPlan
 from workers.recorder import Key, Progress, Window
 

@@ -1,6 +1,6 @@
 """A worker's snapshot as it travels from a Ray actor to the coordinator: packed flat.
 
-A :class:`~workers.engine.Snapshot` pickled as it is costs the coordinator one numpy array per
+A :class:`~workers.load_worker.Snapshot` pickled as it is costs the coordinator one numpy array per
 histogram bucket list and counts list (two per histogram, eight histograms in a window of three
 keys) and a dataclass restore per window, a large share of its CPU per worker-window at
 scale. :func:`pack` (run in the actor) lays every histogram's non-empty buckets end to end in
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from workers.engine import Snapshot
 from workers.histogram import Histogram
+from workers.load_worker import Snapshot
 from workers.recorder import Progress, Window
 
 WIRE_VERSION = 1

@@ -9,8 +9,8 @@
   manifest files, choosing the Service and port to load, reading a Deployment's and its pods'
   status into one-line answers. No client, no I/O beyond reading the manifest files.
 - :mod:`deploy.launch`: the synchronous facade the coordinator calls (``launch``, ``cleanup``,
-  ``read_kubernetes_secret``), one ``asyncio.run`` per call; :mod:`coordinator.launching` maps the spec's
-  ``target.kubernetes`` onto it.
+  ``read_kubernetes_secret``), one ``asyncio.run`` per call; :mod:`coordinator.dark_launch` maps
+  the spec's ``target.kubernetes`` onto it.
 - ``deploy/k8s/``: kustomize manifests (not Python) for a nightly in-cluster run: CronJob,
   RayCluster, PVC, ServiceAccount with a least-privilege Role, and the experiment with the
   candidate it dark-launches in a ConfigMap. See deploy/k8s/README.md.

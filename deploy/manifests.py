@@ -28,7 +28,7 @@ from deploy.errors import KubernetesError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Kind:
+class ResourceKind:
     """A kind the adapter applies: its apiVersion and its resource (plural) in the API."""
 
     api_version: str
@@ -45,12 +45,12 @@ class Kind:
         return f"{self.resource}.{self.group}" if self.group else self.resource
 
 
-KINDS: Mapping[str, Kind] = {
-    "Deployment": Kind(api_version="apps/v1", resource="deployments"),
-    "Service": Kind(api_version="v1", resource="services"),
-    "ConfigMap": Kind(api_version="v1", resource="configmaps"),
-    "Secret": Kind(api_version="v1", resource="secrets"),
-    "ServiceAccount": Kind(api_version="v1", resource="serviceaccounts"),
+KINDS: Mapping[str, ResourceKind] = {
+    "Deployment": ResourceKind(api_version="apps/v1", resource="deployments"),
+    "Service": ResourceKind(api_version="v1", resource="services"),
+    "ConfigMap": ResourceKind(api_version="v1", resource="configmaps"),
+    "Secret": ResourceKind(api_version="v1", resource="secrets"),
+    "ServiceAccount": ResourceKind(api_version="v1", resource="serviceaccounts"),
 }
 
 

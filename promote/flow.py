@@ -49,7 +49,7 @@ class FileChange:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class PromotionOutcome:
     """What the promotion (or revert) did: ``opened``, ``updated``, ``already-promoted``,
     ``nothing-to-revert``, ``merged`` (an earlier pull request was merged already) or
     ``dry-run``."""
@@ -133,7 +133,7 @@ def decide(results: Results, promotion: PromotionSpec, again: str | None = None)
 
 
 def act(results: Results, promotion: PromotionSpec, provider: Provider, *,
-        again: str | None = None, dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+        again: str | None = None, dry_run: bool = False, log: Log = lambda _m: None) -> PromotionOutcome:
     """Promote a PASS, or revert the stable version on a FAIL when the spec asks for it (the
     run is re-judged once, by :func:`decide`, unless ``again`` carries its verdict)."""
     check_names(promotion)
@@ -142,7 +142,7 @@ def act(results: Results, promotion: PromotionSpec, provider: Provider, *,
 
 
 def carry_out(action: str, results: Results, promotion: PromotionSpec, provider: Provider, *,
-              dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+              dry_run: bool = False, log: Log = lambda _m: None) -> PromotionOutcome:
     """Do what :func:`decide` chose (``"promote"`` or ``"revert"``), without re-judging."""
     if action == "revert":
         return _revert(results, promotion, provider, dry_run=dry_run, log=log)
@@ -209,7 +209,7 @@ def plan_changes(promotion: PromotionSpec, provider: Provider) -> list[FileChang
 
 
 def promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
-            dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+            dry_run: bool = False, log: Log = lambda _m: None) -> PromotionOutcome:
     """Promote a PASS run: branch, one commit per changed file, and the pull request."""
     check_names(promotion)
     check_pass(results)
@@ -217,28 +217,30 @@ def promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
 
 
 def _promote(results: Results, promotion: PromotionSpec, provider: Provider, *,
-             dry_run: bool, log: Log) -> Outcome:
+             dry_run: bool, log: Log) -> PromotionOutcome:
     """:func:`promote` once the run is known to pass."""
     branch, title = branch_name(promotion), f"Promote {promotion.app} to {promotion.version}"
     body = _body(results, promotion)
     existing = provider.find_pull(branch)
     if existing is not None and existing.merged:
         log(f"{title}: already merged ({existing.url})")
-        return Outcome(status="merged", branch=branch, title=title, changes=(), pull=existing)
+        return PromotionOutcome(status="merged", branch=branch, title=title, changes=(),
+                                pull=existing)
     changes = tuple(plan_changes(promotion, provider))
     if not changes and existing is None:
         log(f"{promotion.app} {promotion.version} is already promoted on {promotion.base_branch}")
-        return Outcome(status="already-promoted", branch=branch, title=title, changes=())
+        return PromotionOutcome(status="already-promoted", branch=branch, title=title, changes=())
     if dry_run:
-        return Outcome(status="dry-run", branch=branch, title=title, changes=changes, body=body)
-    return _publish(provider, promotion, Outcome(status="", branch=branch, title=title,
+        return PromotionOutcome(status="dry-run", branch=branch, title=title, changes=changes,
+                                body=body)
+    return _publish(provider, promotion, PromotionOutcome(status="", branch=branch, title=title,
                                                  changes=changes, body=body),
                     lambda change: f"slogate: {results.name} passed its SLOs "
                                    f"({results.start_time}); {change.path} updated.", log)
 
 
-def _publish(provider: Provider, promotion: PromotionSpec, planned: Outcome,
-             message: Callable[[FileChange], str], log: Log) -> Outcome:
+def _publish(provider: Provider, promotion: PromotionSpec, planned: PromotionOutcome,
+             message: Callable[[FileChange], str], log: Log) -> PromotionOutcome:
     """Put the planned changes on the branch, one commit each, and open or update the PR."""
     provider.ensure_branch(planned.branch, promotion.base_branch)
     for change in planned.changes:
@@ -248,7 +250,7 @@ def _publish(provider: Provider, promotion: PromotionSpec, planned: Outcome,
                                         planned.body, list(promotion.labels))
     status = "opened" if pull.created else "updated"
     log(f"pull request {status}: {pull.url}")
-    return Outcome(status=status, branch=planned.branch, title=planned.title,
+    return PromotionOutcome(status=status, branch=planned.branch, title=planned.title,
                    changes=planned.changes, pull=pull, body=planned.body)
 
 
@@ -273,7 +275,7 @@ def _body(results: Results, promotion: PromotionSpec) -> str:
 
 
 def revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
-           dry_run: bool = False, log: Log = lambda _m: None) -> Outcome:
+           dry_run: bool = False, log: Log = lambda _m: None) -> PromotionOutcome:
     """Revert a FAILing stable version: branch, one commit per file, and the pull request.
 
     Nothing happens (``nothing-to-revert``) unless the version is the stable one on the base
@@ -285,23 +287,25 @@ def revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
 
 
 def _revert(results: Results, promotion: PromotionSpec, provider: Provider, *,
-            dry_run: bool, log: Log) -> Outcome:
+            dry_run: bool, log: Log) -> PromotionOutcome:
     """:func:`revert` once the run is known to fail."""
     branch = revert_branch_name(promotion)
     title = f"Revert {promotion.app} {promotion.version}: SLOs failed"
     existing = provider.find_pull(branch)
     if existing is not None and existing.merged:
         log(f"{title}: already merged ({existing.url})")
-        return Outcome(status="merged", branch=branch, title=title, changes=(), pull=existing)
+        return PromotionOutcome(status="merged", branch=branch, title=title, changes=(),
+                                pull=existing)
     if plan_changes(promotion, provider):
         log(f"{promotion.app} {promotion.version} is not the stable version on "
             f"{promotion.base_branch}: nothing to revert")
-        return Outcome(status="nothing-to-revert", branch=branch, title=title, changes=())
+        return PromotionOutcome(status="nothing-to-revert", branch=branch, title=title, changes=())
     changes = tuple(plan_revert(promotion, provider))
     body = _revert_body(results, promotion, changes)
     if dry_run:
-        return Outcome(status="dry-run", branch=branch, title=title, changes=changes, body=body)
-    return _publish(provider, promotion, Outcome(status="", branch=branch, title=title,
+        return PromotionOutcome(status="dry-run", branch=branch, title=title, changes=changes,
+                                body=body)
+    return _publish(provider, promotion, PromotionOutcome(status="", branch=branch, title=title,
                                                  changes=changes, body=body),
                     lambda change: f"slogate: {results.name} failed its SLOs "
                                    f"({results.start_time}); {change.path} restored to its "

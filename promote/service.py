@@ -58,9 +58,9 @@ from pydantic import ValidationError
 from analysis.catalog import DEFAULT_ERROR_RANGES
 from analysis.errors import ResultsError
 from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
-from analysis.verdict import Limits, Objective
+from analysis.verdict import Limits, Slo
 from promote.errors import PromotionError
-from promote.flow import Outcome, carry_out, decide
+from promote.flow import PromotionOutcome, carry_out, decide
 from promote.flow import check_names as flow_check_names
 from promote.names import branch_error, path_error, repository_error
 from promote.provider import Provider
@@ -95,7 +95,7 @@ class Pinned:
     """The objectives and limits a repository's promotions must have been judged with (an
     ``--objectives OWNER/NAME=FILE`` of the service), in the analysis' plain values."""
 
-    objectives: tuple[Objective, ...]
+    objectives: tuple[Slo, ...]
     limits: Limits = Limits()
 
 
@@ -285,7 +285,7 @@ def github_factory(promotion: PromotionSpec, token: str) -> Provider:
 
 
 def run_checked(results: Results, promotion: PromotionSpec, provider: Callable[[], Provider]
-                ) -> Outcome | Rejection:
+                ) -> PromotionOutcome | Rejection:
     """Re-judge the run (409 unless PASS, or FAIL with revert-pr), then promote or revert it
     (502 if GitHub fails)."""
     try:

@@ -3,4 +3,20 @@
 Data flows one way (as in vegeta): plan -> pacer -> sender -> result -> recorder -> windows of
 histograms. A failed request is a value (``error="connect"``), never an exception. ``LoadWorker`` is
 a plain class; the coordinator wraps it with ``ray.remote`` where it schedules actors.
+
+Modules (imports point down this list's dependencies; no two import each other):
+
+- :mod:`workers.plan`: ``WorkerPlan``, what one worker is asked to do (frozen values);
+- :mod:`workers.pacer`: when requests are due and which endpoint each goes to (pure);
+- :mod:`workers.histogram`: the mergeable latency histogram (HdrHistogram layout, encode/decode);
+- :mod:`workers.recorder`: results into windows of histograms, no I/O and no clock;
+- :mod:`workers.run_state`: what every engine shares: ``RunState`` (stop times, counters,
+  recording one result) and ``pacer_for`` (an open-model plan's pacer);
+- :mod:`workers.load_worker`: ``LoadWorker`` (runs a plan on its own event loop, hands over
+  windows), the ``Engine`` protocol and ``AiohttpLoop``, the coroutine engine over a ``Sender``;
+- :mod:`workers.raw_engine`: the two engines of ``transport: fast`` (``FastEngine`` on protocol
+  connections, ``RawUsersEngine`` on raw sockets), the one importer of httptools;
+- :mod:`workers.transport`: the ``Sender`` seam (one request, one outcome string);
+- :mod:`workers.transport_aiohttp`: the aiohttp ``Sender``, the one importer of aiohttp here;
+- :mod:`workers.refusal`: a target that refuses every connection, noticed and named early.
 """

@@ -14,8 +14,8 @@ from analysis.evidence import scopes
 from analysis.metrics import Measured, metrics_table
 from coordinator.cli import main
 from coordinator.errors import SpecError
-from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support.helpers import start_hello
 from workers.histogram import Histogram
 

@@ -25,8 +25,8 @@ from analysis.html import (
 from analysis.results import Results
 from coordinator.run import build_results
 from coordinator.spec import parse_spec
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import WorkerReport
 from workers.recorder import Key, Window
 
 TARGET = "http://127.0.0.1:9/app"

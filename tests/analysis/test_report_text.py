@@ -22,14 +22,15 @@ from hypothesis import strategies as st
 from analysis.history import DriftPolicy, history_of
 from analysis.history_report import render_history
 from analysis.junit import render_junit
-from analysis.report import FORMATS, md_text, outcome_rows, render, render_markdown, render_text
+from analysis.outcomes import outcome_rows
+from analysis.report import FORMATS, md_text, render, render_markdown, render_text
 from analysis.results import Results
 from analysis.verdict import counts_text
 from coordinator.run import build_results
 from coordinator.spec import parse_spec
 from tests.support.runs import document
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
 START = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)

@@ -16,12 +16,11 @@ import pytest
 from analysis.rejudge import rejudge
 from analysis.report import render
 from analysis.results import Results
-from analysis.verdict import Limits
-from analysis.verdict import Objective as CoreObjective
+from analysis.verdict import Limits, Slo
 from coordinator.run import build_results
 from coordinator.spec import parse_spec
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -99,7 +98,7 @@ def test_rejudging_with_the_runs_own_objectives_gives_the_same_results() -> None
 def test_rejudging_against_stricter_objectives_fails_without_new_load() -> None:
     """A p99 limit of 10 ms, below the run's ~15 ms p99, turns the saved run into a FAIL."""
     saved = synthetic_results(OBJECTIVES)
-    again = rejudge(saved, [CoreObjective(metric="latency-p99", upper_limit=10.0)], Limits())
+    again = rejudge(saved, [Slo(metric="latency-p99", upper_limit=10.0)], Limits())
     assert again.verdict == "FAIL"
     assert again.objectives[0].low > 10.0
     assert again.histograms == saved.histograms

@@ -12,7 +12,7 @@ from analysis.catalog import DEFAULT_ERROR_RANGES
 from analysis.errors import ResultsError
 from analysis.results import load_results, parse_results
 from analysis.saved_spec import SavedSpecError, saved_spec
-from analysis.verdict import Limits, Objective
+from analysis.verdict import Limits, Slo
 from coordinator.spec import parse_spec
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "synthetic.json"
@@ -36,7 +36,7 @@ def test_absent_keys_take_the_spec_defaults() -> None:
     """An echoed spec without analysis, errorRanges or load gives the defaults (the one
     DEFAULT_ERROR_RANGES constant) and no window."""
     view = saved_spec({"objectives": [{"metric": "error-rate", "upperLimit": 0.01}]})
-    assert view.objectives == (Objective(metric="error-rate", upper_limit=0.01),)
+    assert view.objectives == (Slo(metric="error-rate", upper_limit=0.01),)
     assert view.limits == Limits() and view.max_schedule_lag_ms is None
     assert view.error_ranges is DEFAULT_ERROR_RANGES and view.window_s is None
     assert (view.target_url, view.dark_launch, view.promotion) == (None, None, None)

@@ -23,15 +23,7 @@ from analysis.catalog import percentile_of
 from analysis.compare import relative_evidence
 from analysis.evidence import Evidence, Scope, evidence_for, scopes
 from analysis.metrics import Measured, metrics_table
-from analysis.verdict import (
-    Limits,
-    Objective,
-    RunHealth,
-    RunVerdict,
-    Verdict,
-    judge_objective,
-    judge_run,
-)
+from analysis.verdict import Limits, RunHealth, RunVerdict, Slo, Verdict, judge_objective, judge_run
 from workers.histogram import Histogram, highest_equivalent, index_of, lowest_equivalent
 
 MS = 1_000_000
@@ -48,7 +40,7 @@ def measured_run(latencies_ns: np.ndarray, errors: int = 0) -> Measured:
     return Measured(latency=latency, duration_s=10.0)
 
 
-def judge(objectives: Sequence[Objective], measured: Measured,
+def judge(objectives: Sequence[Slo], measured: Measured,
           health: RunHealth = HEALTHY, limits: Limits = Limits()) -> RunVerdict:
     """Return judge_run's verdict on a measured run, its metrics table read as plain rows."""
     extra = [q for q in (percentile_of(o.metric) for o in objectives) if q is not None]
@@ -90,7 +82,7 @@ def test_clear_p99_objective_is_decided_in_every_trial(limit_factor: float,
     else:  # not PASS iff the high bound's bucket ends above the limit
         wrong = sps.binom.cdf(high_rank - 1, n, LATENCY.cdf(last_value_ending_by(limit_ns) + 1))
     assert wrong < 1e-8
-    objective = Objective(metric="latency-p99", upper_limit=limit_ns / 1e6)
+    objective = Slo(metric="latency-p99", upper_limit=limit_ns / 1e6)
     rng = np.random.default_rng(4242)
     for _ in range(trials):
         result = judge([objective], measured_run(LATENCY.rvs(size=n, random_state=rng)))
@@ -106,7 +98,7 @@ def test_clear_error_rate_objective_is_decided(true_rate: float, n: int,
                                                expected: Verdict) -> None:
     """Summed over every possible error count, a clear error-rate objective gets the expected
     verdict with probability > 1 - 1e-6; 40 seeded runs all get it."""
-    objective = Objective(metric="error-rate", upper_limit=0.01)
+    objective = Slo(metric="error-rate", upper_limit=0.01)
     ks = np.arange(n + 1)
     pmf = sps.binom.pmf(ks, n, true_rate)
     likely = ks[pmf > 1e-18]
@@ -129,7 +121,7 @@ def test_clear_error_rate_objective_is_decided(true_rate: float, n: int,
 def test_p999_of_100_samples_is_inconclusive_with_needed_n() -> None:
     """p99.9 from 100 responses has no interval: INCONCLUSIVE, needing 2995 responses."""
     values = LATENCY.rvs(size=100, random_state=np.random.default_rng(1))
-    objective = Objective(metric="latency-p99.9", upper_limit=10_000.0)  # far above any value
+    objective = Slo(metric="latency-p99.9", upper_limit=10_000.0)  # far above any value
     result = judge([objective], measured_run(values))
     judged = result.objectives[0]
     assert judged.verdict is Verdict.INCONCLUSIVE and result.verdict is Verdict.INCONCLUSIVE
@@ -144,8 +136,8 @@ def test_p999_is_decided_from_the_least_sample_size_that_allows_an_interval() ->
     n = stats.min_samples_for_percentile(99.9)
     assert n is not None
     values = LATENCY.rvs(size=n, random_state=np.random.default_rng(2))
-    generous = Objective(metric="latency-p99.9", upper_limit=values.max() / 1e6 * 2)
-    strict = Objective(metric="latency-p99.9", upper_limit=values.min() / 1e6 / 2)
+    generous = Slo(metric="latency-p99.9", upper_limit=values.max() / 1e6 * 2)
+    strict = Slo(metric="latency-p99.9", upper_limit=values.min() / 1e6 / 2)
     result = judge([generous, strict], measured_run(values))
     assert [j.verdict for j in result.objectives] == [Verdict.PASS, Verdict.FAIL]
 
@@ -154,7 +146,7 @@ def test_p100_objective_is_inconclusive_without_a_sample_size() -> None:
     """The maximum (p100) never has a distribution-free interval: INCONCLUSIVE with a note and
     no needed_n, however many responses there are."""
     values = LATENCY.rvs(size=20_000, random_state=np.random.default_rng(3))
-    result = judge([Objective(metric="latency-p100", upper_limit=1e6)], measured_run(values))
+    result = judge([Slo(metric="latency-p100", upper_limit=1e6)], measured_run(values))
     judged = result.objectives[0]
     assert judged.verdict is Verdict.INCONCLUSIVE and judged.needed_n is None
     assert "p100" in judged.reason
@@ -169,7 +161,7 @@ def test_zero_errors_against_one_percent(n: int, expected: Verdict) -> None:
     and 368 requests would (the least n with 1-0.025^(1/n) < 1 %); 0 in 1000 can (upper
     bound 0.37 %)."""
     values = LATENCY.rvs(size=n, random_state=np.random.default_rng(n))
-    result = judge([Objective(metric="error-rate", upper_limit=0.01)], measured_run(values))
+    result = judge([Slo(metric="error-rate", upper_limit=0.01)], measured_run(values))
     judged = result.objectives[0]
     assert judged.verdict is expected and result.verdict is expected
     assert judged.value == 0.0 and judged.interval is not None
@@ -219,7 +211,7 @@ def test_judge_objective_compares_the_whole_interval(limits: dict[str, float],
                                                      expected: Verdict) -> None:
     """PASS when the interval lies within the (inclusive) limits, FAIL when wholly outside one,
     INCONCLUSIVE when it crosses a limit; the judged interval and n are passed through."""
-    judged = judge_objective(Objective(metric="latency-p99", **limits), evidence(interval))
+    judged = judge_objective(Slo(metric="latency-p99", **limits), evidence(interval))
     assert judged.verdict is expected, judged.reason
     assert judged.interval == interval and judged.n == 1000
     if expected is Verdict.INCONCLUSIVE:
@@ -228,7 +220,7 @@ def test_judge_objective_compares_the_whole_interval(limits: dict[str, float],
 
 def test_judge_objective_without_value_is_inconclusive() -> None:
     """No value (no data) is INCONCLUSIVE, naming the metric."""
-    judged = judge_objective(Objective(metric="latency-p99", upper_limit=10.0),
+    judged = judge_objective(Slo(metric="latency-p99", upper_limit=10.0),
                              Evidence(value=None, interval=None, n=0, confidence=0.95,
                                       inferential=False))
     assert judged.verdict is Verdict.INCONCLUSIVE and "no data for latency-p99" in judged.reason
@@ -237,7 +229,7 @@ def test_judge_objective_without_value_is_inconclusive() -> None:
 def test_judge_objective_without_interval_reports_note_and_needed_n() -> None:
     """A value without an interval is INCONCLUSIVE, with the evidence's note and needed_n."""
     note = "100 responses are too few for a 95% interval on p99.9 (needs at least 2995)"
-    judged = judge_objective(Objective(metric="latency-p99.9", upper_limit=1e9),
+    judged = judge_objective(Slo(metric="latency-p99.9", upper_limit=1e9),
                              evidence(None, value=3.0, n=100, note=note, needed_n=2995))
     assert judged.verdict is Verdict.INCONCLUSIVE
     assert judged.reason == note and judged.needed_n == 2995 and judged.interval is None
@@ -247,16 +239,16 @@ def test_plain_comparison_for_non_inferential_metrics() -> None:
     """A descriptive metric (interval = its value) is PASS or FAIL by plain comparison."""
     plain = Evidence(value=900.0, interval=(900.0, 900.0), n=900, confidence=0.95,
                      inferential=False)
-    assert judge_objective(Objective(metric="request-count", lower_limit=900), plain).verdict \
+    assert judge_objective(Slo(metric="request-count", lower_limit=900), plain).verdict \
         is Verdict.PASS
-    assert judge_objective(Objective(metric="request-count", lower_limit=901), plain).verdict \
+    assert judge_objective(Slo(metric="request-count", lower_limit=901), plain).verdict \
         is Verdict.FAIL
 
 
 def test_straddling_latency_reports_needed_n_from_half_width() -> None:
     """Value 9 with interval 8..12 (half-width 3) against 10 (distance 1) from n=1000 needs about
     1000 * (3/1)^2 = 9000 requests, and says so."""
-    judged = judge_objective(Objective(metric="latency-p99", upper_limit=10.0),
+    judged = judge_objective(Slo(metric="latency-p99", upper_limit=10.0),
                              evidence((8.0, 12.0), value=9.0))
     assert judged.verdict is Verdict.INCONCLUSIVE and judged.needed_n == 9000
     assert "9,000 requests" in judged.reason
@@ -267,7 +259,7 @@ def test_straddling_error_rate_reports_needed_n_from_clopper_pearson() -> None:
     finds."""
     interval = stats.proportion_interval(1, 200)
     assert interval is not None
-    judged = judge_objective(Objective(metric="error-rate", upper_limit=0.01),
+    judged = judge_objective(Slo(metric="error-rate", upper_limit=0.01),
                              evidence((interval.low, interval.high), value=0.005, n=200))
     assert judged.verdict is Verdict.INCONCLUSIVE
     assert judged.needed_n == stats.samples_to_separate_proportion(0.005, 0.01) is not None
@@ -281,7 +273,7 @@ def test_error_rate_vs_baseline_asks_for_the_two_sample_size_per_version() -> No
     empty = Histogram()
     candidate = Scope(responded=empty, requests=1200, errors=12, duration_s=10.0)
     baseline = Scope(responded=empty, requests=1200, errors=3, duration_s=10.0)
-    objective = Objective(metric="error-rate", upper_limit=0.005, vs="baseline")
+    objective = Slo(metric="error-rate", upper_limit=0.005, vs="baseline")
     judged = judge_objective(objective, relative_evidence(
         "error-rate", candidate, baseline, {"error-rate": 0.01}, {"error-rate": 0.0025}, 0.95))
     assert judged.verdict is Verdict.INCONCLUSIVE
@@ -298,7 +290,7 @@ def test_straddling_a_range_asks_for_more_requests_than_it_has(
         interval: tuple[float, float], value: float) -> None:
     """With both limits, the advice is about the limit the interval crosses: more requests than
     the 1000 it has (the interval must shrink to decide)."""
-    judged = judge_objective(Objective(metric="latency-p99", **BOTH),
+    judged = judge_objective(Slo(metric="latency-p99", **BOTH),
                              evidence(interval, value=value))
     assert judged.verdict is Verdict.INCONCLUSIVE
     assert judged.needed_n is not None and judged.needed_n > 1000
@@ -313,7 +305,7 @@ def test_straddling_always_needs_more_than_n(value: float, below: float, above: 
                                              limit: float, n: int) -> None:
     """Whenever an upper-limit objective is INCONCLUSIVE for a straddled interval, the advised
     sample size (when given) exceeds the n it already has."""
-    judged = judge_objective(Objective(metric="latency-p99", upper_limit=limit),
+    judged = judge_objective(Slo(metric="latency-p99", upper_limit=limit),
                              evidence((value - below, value + above), value=value, n=n))
     if judged.verdict is Verdict.INCONCLUSIVE and judged.needed_n is not None:
         assert judged.needed_n >= n
@@ -326,7 +318,7 @@ EMPTY = Histogram()
 
 @st.composite
 def objective_cases(draw: st.DrawFn, endpoint: str
-                    ) -> tuple[Objective, Scope | None, dict[str, float | None]]:
+                    ) -> tuple[Slo, Scope | None, dict[str, float | None]]:
     """Return an objective on its own endpoint with that endpoint's scope and metrics row:
     a request count against a limit (PASS/FAIL), a metric with no data (INCONCLUSIVE), or an
     error rate whose interval may fall on either side of the limit or across it."""
@@ -335,24 +327,24 @@ def objective_cases(draw: st.DrawFn, endpoint: str
     if kind == "count":
         value, limit = draw(st.integers(0, 1000)), draw(st.integers(0, 1000))
         upper = draw(st.booleans())
-        objective = Objective(metric="request-count", endpoint=endpoint, dry_run=dry_run,
+        objective = Slo(metric="request-count", endpoint=endpoint, dry_run=dry_run,
                               upper_limit=limit if upper else None,
                               lower_limit=None if upper else limit)
         return objective, Scope(responded=EMPTY, requests=value, errors=0, duration_s=1.0), \
             {"request-count": float(value)}
     if kind == "no-data":
-        return Objective(metric="latency-p99", endpoint=endpoint, dry_run=dry_run,
+        return Slo(metric="latency-p99", endpoint=endpoint, dry_run=dry_run,
                          upper_limit=100.0), None, {}
     requests = draw(st.integers(1, 5000))
     errors = draw(st.integers(0, requests))
-    objective = Objective(metric="error-rate", endpoint=endpoint, dry_run=dry_run,
+    objective = Slo(metric="error-rate", endpoint=endpoint, dry_run=dry_run,
                           upper_limit=draw(st.sampled_from([0.0, 0.001, 0.01, 0.05, 0.5])))
     return objective, Scope(responded=EMPTY, requests=requests, errors=errors, duration_s=1.0), \
         {"error-rate": errors / requests}
 
 
 @st.composite
-def run_cases(draw: st.DrawFn) -> tuple[list[Objective], dict[str, Scope],
+def run_cases(draw: st.DrawFn) -> tuple[list[Slo], dict[str, Scope],
                                         dict[str, dict[str, float | None]]]:
     """Return 0-5 objectives with their scopes and metrics rows."""
     objectives, scope_map, rows = [], {}, {}
@@ -402,7 +394,7 @@ def expected_run_verdict(result: RunVerdict, health: RunHealth, limits: Limits) 
 @PROPS
 @given(run_cases(), healths(), limits_cases)
 def test_run_verdict_follows_precedence_and_is_never_pass_with_a_doubt(
-        case: tuple[list[Objective], dict[str, Scope], dict[str, dict[str, float | None]]],
+        case: tuple[list[Slo], dict[str, Scope], dict[str, dict[str, float | None]]],
         health: RunHealth, limits: Limits) -> None:
     """The run is never PASS when a counted objective is FAIL or INCONCLUSIVE, the run is broken
     or the generator gate trips; otherwise it follows INVALID > gate > FAIL > INCONCLUSIVE."""
@@ -427,7 +419,7 @@ def test_run_verdict_follows_precedence_and_is_never_pass_with_a_doubt(
 @PROPS
 @given(run_cases(), healths(), limits_cases)
 def test_dry_run_objectives_never_change_the_run_verdict(
-        case: tuple[list[Objective], dict[str, Scope], dict[str, dict[str, float | None]]],
+        case: tuple[list[Slo], dict[str, Scope], dict[str, dict[str, float | None]]],
         health: RunHealth, limits: Limits) -> None:
     """Dropping the dry-run objectives, or making each of them fail, leaves the run verdict as
     it was; they are still reported."""
@@ -435,7 +427,7 @@ def test_dry_run_objectives_never_change_the_run_verdict(
     result = judge_run(objectives, scope_map, rows, health, limits)
     counted = [o for o in objectives if not o.dry_run]
     assert judge_run(counted, scope_map, rows, health, limits).verdict is result.verdict
-    failing = [o if not o.dry_run else Objective(metric="request-count", endpoint=o.endpoint,
+    failing = [o if not o.dry_run else Slo(metric="request-count", endpoint=o.endpoint,
                                                  upper_limit=-1.0, dry_run=True)
                for o in objectives]
     failing_rows = {**rows, **{o.endpoint: {"request-count": 1.0} for o in objectives
@@ -469,7 +461,7 @@ def test_run_health_decides_before_objectives(health: RunHealth, limits: Limits,
                                               expected: Verdict) -> None:
     """A broken run is INVALID and a lagging or dropping generator INCONCLUSIVE even when every
     objective passes; a gap or a value on the bound does not stop a PASS."""
-    objective = Objective(metric="request-count", lower_limit=1)
+    objective = Slo(metric="request-count", lower_limit=1)
     scope_map = {"*": Scope(responded=EMPTY, requests=5, errors=0, duration_s=1.0)}
     result = judge_run([objective], scope_map, {"*": {"request-count": 5.0}}, health, limits)
     assert result.objectives[0].verdict is Verdict.PASS
@@ -483,7 +475,7 @@ def test_no_objectives_is_inconclusive() -> None:
     scope_map = {"*": Scope(responded=EMPTY, requests=5, errors=0, duration_s=1.0)}
     rows = {"*": {"request-count": 5.0}}
     assert judge_run([], scope_map, rows, HEALTHY).verdict is Verdict.INCONCLUSIVE
-    dry = Objective(metric="request-count", lower_limit=1, dry_run=True)
+    dry = Slo(metric="request-count", lower_limit=1, dry_run=True)
     result = judge_run([dry], scope_map, rows, HEALTHY)
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.objectives[0].verdict is Verdict.PASS
@@ -517,7 +509,7 @@ def test_a_throughput_objective_counts_successful_requests_per_second(
     latency[("api", outcome)] = Histogram.from_values(np.full(failed, MS)) if failed else \
         Histogram()
     measured = Measured(latency=latency, duration_s=10.0)
-    judged = judge_measured([Objective(metric="throughput", lower_limit=190.0)], measured,
+    judged = judge_measured([Slo(metric="throughput", lower_limit=190.0)], measured,
                             HEALTHY, Limits())
     [row] = judged.verdict.objectives
     assert row.value == throughput and row.verdict is verdict

@@ -27,11 +27,11 @@ import pytest
 
 from analysis.results import Results, unseries
 from analysis.verdict import Verdict
-from coordinator.cluster import LiveView, RayPool
 from coordinator.errors import ClusterError
-from coordinator.plan import worker_plans
+from coordinator.ray_pool import LiveView, RayPool
 from coordinator.run import build_results, run_experiment
 from coordinator.spec import ExperimentSpec, parse_spec
+from coordinator.split import worker_plans
 from coordinator.supervisor import MergedRun, WorkerSummary
 from tests.support.helpers import free_port, start_hello
 from workers.histogram import Histogram

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support import servers
 from tests.support.helpers import REPO_ROOT
-from workers.engine import LoadWorker
+from workers.load_worker import LoadWorker
 
 WEIGHTED = [{"name": "list", "path": "/list", "weight": 3},
             {"name": "order", "path": "/order", "weight": 1}]

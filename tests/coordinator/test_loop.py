@@ -8,10 +8,10 @@ import pytest
 from scipy.stats import binom
 
 from analysis.results import unseries
-from coordinator.cluster import RayPool
-from coordinator.plan import worker_plans
+from coordinator.ray_pool import RayPool
 from coordinator.run import build_results, run_experiment
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support.helpers import start_hello
 from workers.histogram import Histogram
 

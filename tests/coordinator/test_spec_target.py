@@ -118,10 +118,10 @@ def test_aa_of_a_kubernetes_target_needs_a_running_url(tmp_path: Path) -> None:
     path.write_text("name: t\ntarget:\n  kubernetes: {manifests: [c.yaml]}\n"
                     "load: {rate: 1, duration: 1}\n")
     with pytest.raises(SpecError, match="--aa .* needs target.url or baseline"):
-        load_spec(path, aa=True)
+        load_spec(path, one_version_as_both=True)
     path.write_text("name: t\ntarget:\n  url: http://127.0.0.1:9\n  kubernetes: "
                     "{manifests: [c.yaml]}\nload: {rate: 1, duration: 1}\n")
-    spec = load_spec(path, aa=True)
+    spec = load_spec(path, one_version_as_both=True)
     assert spec.versions() == [("baseline", "http://127.0.0.1:9"),
                                ("candidate", "http://127.0.0.1:9")]
     assert spec.target.kubernetes is None

@@ -16,15 +16,15 @@ from hypothesis import strategies as st
 
 from analysis.merge import FinalWindow, WindowMerge, merge_windows, totals
 from bench.coordinator_scale import run_shape
-from coordinator.plan import worker_plans
 from coordinator.run import build_results
 from coordinator.spec import ExperimentSpec, parse_spec
+from coordinator.split import worker_plans
 from coordinator.supervisor import (
     SILENCE_S, Gap, Poll, Replace, Stop, Supervisor, WorkerSummary, merge_outcomes, repoll_s,
 )
 from coordinator.wire import pack, unpack
-from workers.engine import Snapshot, WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import Snapshot, WorkerReport
 from workers.recorder import Key, Progress, Window
 
 T0 = 1_000.0  # unix time of the common start

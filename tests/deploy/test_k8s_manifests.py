@@ -32,7 +32,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from coordinator.cli import main
-from coordinator.launching import launch_plan
+from coordinator.dark_launch import launch_plan
 from coordinator.spec import ExperimentSpec, load_spec
 from deploy.errors import KubernetesError
 from deploy.launch import cleanup, launch, read_kubernetes_secret

@@ -15,8 +15,8 @@ import numpy as np
 from analysis.results import Results, write_atomic
 from coordinator.run import build_results
 from coordinator.spec import parse_spec
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
 DAY0 = datetime(2026, 11, 1, 2, 0, 0, tzinfo=timezone.utc)

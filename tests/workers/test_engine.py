@@ -22,18 +22,19 @@ import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support import servers
 from tests.support.helpers import start_hello
-from workers.engine import LoadWorker, WorkerReport
 from workers.histogram import HIGHEST_NS, Histogram, index_of, lowest_equivalent
+from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import WorkerPlan
-from workers.transport import Sender
+from workers.raw_engine import (
+    FastEngine, RawUsersEngine, _Shape, fast_engine, one_keep_alive_response,
+)
 from workers.recorder import Recorder, Window
+from workers.transport import Sender
 from workers.transport_aiohttp import AiohttpSender
-from workers.transport_fast import (FastEngine, RawUsersEngine, _Shape, fast_engine,
-                                    one_keep_alive_response)
 
 MS = 1_000_000
 S = 1_000_000_000

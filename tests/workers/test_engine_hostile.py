@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from coordinator.errors import SpecError
-from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support import servers
 from tests.workers.test_engine import MODELS, TRANSPORTS, outcomes, plan_for
-from workers.engine import LoadWorker, WorkerReport
+from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import WorkerPlan
-from workers.transport_fast import encode_request
+from workers.raw_engine import encode_request
 
 ROOT = Path(__file__).resolve().parents[2]
 SMUGGLING = ("X-A", "v\r\nX-Injected: yes")

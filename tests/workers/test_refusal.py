@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coordinator.plan import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support import servers
 from tests.support.helpers import REPO_ROOT, free_port
-from workers.engine import LoadWorker
+from workers.load_worker import LoadWorker
 from workers.recorder import CODE_SPAN, CONNECT_CODE, TIMEOUT_CODE
 from workers.refusal import ConnectWatch, connect_error, origins
 

@@ -5,8 +5,9 @@ loop (uvloop) in a thread of its own, waits for the common start time, sends the
 plan's transport, drains finished windows once per window (so memory stays bounded on long runs),
 and returns a :class:`WorkerReport`.
 
-Two engines share the plan, the pacers and the recorder:
-- ``fast`` (:mod:`workers.transport_fast`): callbacks on ``asyncio.Protocol`` connections, no
+Two kinds of engine share the plan, the pacers and the recorder (and :class:`RunState`, in
+:mod:`workers.run_state`):
+- ``fast`` (:mod:`workers.raw_engine`): callbacks on ``asyncio.Protocol`` connections, no
   coroutine per request; the closed model's back-to-back users over plain HTTP on raw sockets,
   a batch of ready users per Python call;
 - ``aiohttp`` (:class:`AiohttpLoop` here): a coroutine per request over ``aiohttp``, for what the
@@ -29,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from workers.pacer import Pacer, make_pacer, make_picker
 from workers.plan import WorkerPlan
 from workers.recorder import Progress, Recorder, Window
 from workers.refusal import ConnectWatch, connect_error
+from workers.run_state import RunState, pacer_for
 from workers.transport import TIMEOUT, Sender
 
 SenderFactory = Callable[[WorkerPlan], Sender]
@@ -64,15 +65,6 @@ class Engine(Protocol):
     async def go(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def pacer_for(plan: WorkerPlan) -> Pacer:
-    """Return the pacer of an open-model plan (its share of the global schedule)."""
-    rate = plan.schedule_rate_rps or (plan.rate_rps or 0.0) * plan.worker_count
-    return make_pacer(rate_rps=rate, worker_index=plan.worker_index,
-                      worker_count=plan.worker_count, arrival=plan.arrival, seed=plan.seed,
-                      ramp_s=plan.ramp_s, ramp_from_rps=plan.ramp_from_rps,
-                      ramp_to_rps=plan.ramp_to_rps)
 
 
 def _new_runner() -> asyncio.Runner:
@@ -185,7 +177,7 @@ class LoadWorker:
     def _engine(self, recorder: Recorder, start_ns: int) -> Engine:
         plan = self.plan
         if self._sender_factory is None and plan.transport == "fast":
-            from workers.transport_fast import fast_engine
+            from workers.raw_engine import fast_engine
 
             return fast_engine(plan, recorder, start_ns)
         factory = self._sender_factory or _aiohttp_sender
@@ -287,50 +279,6 @@ def _aiohttp_sender(plan: WorkerPlan) -> Sender:
     connections = plan.max_in_flight if plan.model == "open" else plan.concurrency
     return AiohttpSender(plan.requests, timeout_s=plan.timeout_s, connections=connections,
                          verify_tls=plan.verify_tls, follow_redirects=plan.follow_redirects)
-
-
-class RunState:
-    """What both engines track: stop times, the endpoint picker, counters, recording one result."""
-
-    def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
-        self.plan = plan
-        self.recorder = recorder
-        self.start_ns = start_ns
-        self.picker = make_picker([t.weight for t in plan.requests], plan.versions)
-        self.hard_stop_ns = start_ns + int(plan.max_duration_s * 1e9)
-        self.schedule_end_ns = (
-            start_ns + int((plan.excluded_s + plan.duration_s) * 1e9)
-            if plan.duration_s is not None else self.hard_stop_ns
-        )
-        warmup = plan.warmup_requests
-        self.limit = None if plan.request_limit is None else plan.request_limit + warmup
-        self.unsent = 0
-        self.in_flight = 0
-        self.measured_end_ns = start_ns
-
-    def stop(self) -> None:
-        """End the schedule now: nothing new is sent; requests in flight finish or time out."""
-        self.schedule_end_ns = min(self.schedule_end_ns, time.monotonic_ns())
-
-    def finish(self, seq: int, code: int, intended_ns: int, sent_ns: int, done_ns: int) -> None:
-        """Record request ``seq`` (absolute monotonic ns), or count it as warm-up."""
-        if seq < self.plan.warmup_requests:
-            self.recorder.warmup_count += 1
-            return
-        base = self.start_ns
-        self.recorder.record(code, intended_ns - base, sent_ns - base, done_ns - base)
-        if done_ns > self.measured_end_ns:
-            self.measured_end_ns = done_ns
-
-    def count_unsent(self, pacer: Pacer, launched: int) -> None:
-        """Count (and record) requests due before the stop that were never sent."""
-        stop_ns = min(self.hard_stop_ns, self.schedule_end_ns)
-        due = pacer.due((stop_ns - self.start_ns) / 1e9 - 1e-9)
-        if self.limit is not None:
-            due = min(due, self.limit)
-        for k in range(launched, due):
-            self.recorder.unsent(int(pacer.intended_s(k) * 1e9))
-        self.unsent = max(0, due - launched)
 
 
 class AiohttpLoop(RunState):

@@ -1,4 +1,4 @@
-"""Tests for coordinator.plan: exact per-worker splits and ready-to-send request templates."""
+"""Tests for coordinator.split: exact per-worker splits and ready-to-send request templates."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordinator.errors import SpecError
-from coordinator.plan import request_template, split_count, worker_plans
 from coordinator.spec import EndpointSpec, ExperimentSpec, parse_spec
+from coordinator.split import request_template, split_count, worker_plans
 
 FAST = settings(max_examples=200, deadline=None)
 TARGET = "http://127.0.0.1:8080"

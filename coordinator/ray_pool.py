@@ -54,7 +54,7 @@ from coordinator.supervisor import (
     WorkerLost,
 )
 from coordinator.wire import Packed, pack, unpack
-from workers.engine import LoadWorker, Snapshot
+from workers.load_worker import LoadWorker, Snapshot
 from workers.plan import WorkerPlan
 from workers.recorder import Progress
 

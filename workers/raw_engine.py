@@ -1,4 +1,9 @@
-"""The fast engine: HTTP/1.1 keep-alive on ``asyncio.Protocol`` connections, parsed by httptools.
+"""The engines of ``transport: fast``: HTTP/1.1 keep-alive on ``asyncio.Protocol`` connections
+(:class:`FastEngine`) or raw sockets (:class:`RawUsersEngine`), parsed by httptools.
+
+Two whole engines that subclass :class:`~workers.run_state.RunState`, not a
+:class:`~workers.transport.Sender`: they own the connections, the pacing and the recording;
+:func:`fast_engine` picks one for a plan.
 
 The one module of ``workers`` that imports httptools. Built for the hot path: requests are
 encoded to bytes once, a connection is a small object whose callbacks record the result and send
@@ -48,9 +53,9 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from workers.engine import RunState, pacer_for
 from workers.plan import RequestTemplate, WorkerPlan
 from workers.recorder import CODE_SPAN, CONNECT_CODE, RESET_CODE, TIMEOUT_CODE, TLS_CODE, Recorder
+from workers.run_state import RunState, pacer_for
 
 _now = time.monotonic_ns
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header name

@@ -42,7 +42,7 @@ def should_clean_up(policy: str, verdict: str | None) -> bool:
 
 
 @dataclass(slots=True, kw_only=True)
-class Outcome:
+class LaunchOutcome:
     """What the run inside :func:`dark_launch` sets: its verdict (None until judged)."""
 
     verdict: str | None = None
@@ -50,7 +50,7 @@ class Outcome:
 
 @contextlib.contextmanager
 def dark_launch(spec: ExperimentSpec, spec_dir: Path, log: Callable[[str], None],
-                outcome: Outcome) -> Iterator[ExperimentSpec]:
+                outcome: LaunchOutcome) -> Iterator[ExperimentSpec]:
     """Launch the spec's Kubernetes target and yield the spec resolved to the URL to load.
 
     A spec without ``target.kubernetes`` is yielded unchanged and nothing is launched. The URL is
