@@ -1,9 +1,9 @@
 """slogate's command line and orchestrator.
 
-The coordinator reads an experiment spec, starts or joins Ray, schedules ``LoadWorker`` actors, merges
-what they return as it arrives (:mod:`coordinator.supervisor`, no Ray; :mod:`coordinator.ray_pool` only
-carries the messages), calls the analysis and writes the results. It is the only layer that turns exceptions
-into exit codes (see :mod:`coordinator.cli`).
+The coordinator reads an experiment spec, starts or joins Ray, schedules ``LoadWorker`` actors,
+merges what they return as it arrives (:mod:`coordinator.supervisor`, no Ray;
+:mod:`coordinator.ray_pool` only carries the messages), calls the analysis and writes the results.
+It is the only layer that turns exceptions into exit codes (see :mod:`coordinator.cli`).
 
 Errors: each package owns the errors it raises, so none imports one from a package above it.
 There is no common root class: its only natural home would be the lowest layer, ``workers``,
@@ -24,10 +24,27 @@ boundary::
     deploy.errors.KubernetesError  the cluster refused an operation, or the candidate's
                                  rollout failed (why, from its pods' status)           -> exit 2
 
-Modules: ``cli`` (the command line), ``run`` (one run end to end), ``spec`` (the experiment
-spec; its ``promotion:`` part is :mod:`promote.spec`), ``spec_check``, ``units``, ``errors``,
-``promote_wiring`` (the provider, token and printing of a promotion), ``archive`` (run history),
-``supervisor``, ``progress``, ``wire``, ``reaper``, ``demo``, ``sample_app``.
-
 Per-request failures are never exceptions: they are data (``error="timeout"``, ``"status:503"``).
+
+Modules:
+
+- :mod:`coordinator.cli`: the ``slogate`` command line, the one place exceptions become exit codes;
+- :mod:`coordinator.spec`: the experiment spec, validated once into frozen pydantic models (its
+  ``promotion:`` part is :mod:`promote.spec`);
+  :mod:`coordinator.units` parses its quantities and :mod:`coordinator.spec_check` finds likely
+  mistakes in a valid one (``slogate check``, pure);
+- :mod:`coordinator.split`: an experiment split into exact per-worker plans (pure);
+- :mod:`coordinator.run`: one experiment from spec to results (plan, load, merge, judge);
+- :mod:`coordinator.ray_pool`: the Ray pool, the one module that imports ray;
+  :mod:`coordinator.reaper` kills what an embedded Ray left behind a dead process;
+- :mod:`coordinator.supervisor`: one distributed run's supervision without Ray (loss, silence,
+  replacement, gaps, the streaming merge); :mod:`coordinator.wire` packs a worker's snapshot;
+- :mod:`coordinator.progress`: the live progress line;
+- :mod:`coordinator.dark_launch`: the spec's ``target.kubernetes`` around a run (on :mod:`deploy`);
+- :mod:`coordinator.promote_wiring`: the promotion's wiring: provider, token, what to print (on
+  :mod:`promote`);
+- :mod:`coordinator.archive`: run archives (a directory, a git branch, local or on GitHub);
+- :mod:`coordinator.demo`, :mod:`coordinator.sample_app`: ``slogate demo`` on the bundled app;
+- :mod:`coordinator.errors`: the coordinator's own errors and :data:`~coordinator.errors.EXPECTED`
+  (the tree above).
 """

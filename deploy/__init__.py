@@ -5,9 +5,10 @@
   that waiting will not cure, deletion of what was applied, reading a Secret; every API error
   becomes one :class:`~deploy.errors.KubernetesError` line (:mod:`deploy.errors`, owned
   here; the CLI maps it to exit 2).
-- :mod:`deploy.manifests`: pure helpers on plain values: loading and checking the candidate's
-  manifest files, choosing the Service and port to load, reading a Deployment's and its pods'
-  status into one-line answers. No client, no I/O beyond reading the manifest files.
+- :mod:`deploy.manifests`: pure helpers on plain values: the kinds it applies (``ResourceKind``),
+  loading and checking the candidate's manifest files, choosing the Service and port to load,
+  reading a Deployment's and its pods' status into one-line answers. No client, no I/O beyond
+  reading the manifest files.
 - :mod:`deploy.launch`: the synchronous facade the coordinator calls (``launch``, ``cleanup``,
   ``read_kubernetes_secret``), one ``asyncio.run`` per call; :mod:`coordinator.dark_launch` maps
   the spec's ``target.kubernetes`` onto it.
