@@ -27,9 +27,10 @@ ADAPTERS = {
     "kubernetes_asyncio": {"deploy/kube.py"},
 }
 PURE = ("analysis/", "coordinator/spec.py", "coordinator/split.py", "coordinator/units.py",
-        "workers/histogram.py", "workers/pacer.py", "workers/plan.py", "promote/patch.py",
-        "promote/flow.py", "promote/spec.py", "promote/errors.py", "deploy/manifests.py",
-        "deploy/errors.py", "coordinator/errors.py", "coordinator/dark_launch.py")
+        "workers/histogram.py", "workers/pacer.py", "workers/plan.py", "workers/run_state.py",
+        "promote/patch.py", "promote/flow.py", "promote/spec.py", "promote/errors.py",
+        "deploy/manifests.py", "deploy/errors.py", "coordinator/errors.py",
+        "coordinator/dark_launch.py")
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:
