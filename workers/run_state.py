@@ -24,7 +24,6 @@ def pacer_for(plan: WorkerPlan) -> Pacer:
                       ramp_to_rps=plan.ramp_to_rps)
 
 
-
 class RunState:
     """What both engines track: stop times, the endpoint picker, counters, recording one result."""
 

@@ -1,4 +1,4 @@
-"""``slogate run``'s flag names as Click parses them: renamed parameters keep the flags users type."""
+"""``slogate run``'s flags as Click parses them: a renamed parameter keeps the flag users type."""
 
 from __future__ import annotations
 
