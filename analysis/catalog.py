@@ -25,6 +25,25 @@ def split_version(label: str) -> tuple[str | None, str]:
     return None, label
 DEFAULT_ERROR_RANGES: tuple[tuple[int, int], ...] = ((400, 599),)
 
+# gRPC status code names (grpc.StatusCode), for outcomes "grpc:<CODE>"
+GRPC_STATUS_CODES = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+)
+DEFAULT_OK_OUTCOMES: tuple[str, ...] = ("grpc:OK",)
+# gRPC codes that say the call got no answer from the service (as connect, timeout and reset for
+# HTTP): like those, they are left out of the latency metrics
+GRPC_NO_ANSWER = frozenset({"grpc:UNAVAILABLE", "grpc:DEADLINE_EXCEEDED", "grpc:CANCELLED"})
+
+
+def ok_outcomes(error_codes: object) -> tuple[str, ...]:
+    """Return the gRPC outcomes that are no error, given the spec's ``grpc.errorCodes`` (a list
+    of code names; None: every code but OK is an error, as ghz and k6 count them)."""
+    if not isinstance(error_codes, (list, tuple)):
+        return DEFAULT_OK_OUTCOMES
+    return tuple(f"grpc:{c}" for c in GRPC_STATUS_CODES if c not in error_codes)
+
 
 class MetricKind(enum.Enum):
     """What a metric measures, which decides its unit and which limits make sense."""
@@ -89,6 +108,17 @@ def higher_is_worse(name: str) -> bool | None:
     smaller one is (throughput), None for counts and unknown names (no bad direction)."""
     kind = kind_of(name)
     return None if kind is None else _HIGHER_IS_WORSE[kind]
+
+
+def canonical_metric(name: str) -> str:
+    """Return the built-in name of an Iter8 gRPC metric name, any other name unchanged:
+    ``grpc/error-rate`` -> ``error-rate``, ``grpc/latency/p99`` -> ``latency-p99``."""
+    if not name.startswith("grpc/"):
+        return name
+    rest = name[len("grpc/"):]
+    if rest.startswith("latency/"):
+        rest = "latency-" + rest[len("latency/"):]
+    return rest if kind_of(rest) is not None and rest != "throughput" else name
 
 
 def known_metric_names() -> list[str]:

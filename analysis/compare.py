@@ -31,7 +31,8 @@ def split_versions(measured: Measured) -> dict[str | None, Measured]:
         version, endpoint = split_version(label)
         parts.setdefault(version, {})[(endpoint, outcome)] = hist
     return {v: Measured(latency=h, duration_s=measured.duration_s,  # type: ignore[arg-type]
-                        error_ranges=measured.error_ranges) for v, h in parts.items()}
+                        error_ranges=measured.error_ranges, ok_outcomes=measured.ok_outcomes)
+            for v, h in parts.items()}
 
 
 def relative_evidence(metric: str, candidate: Scope | None, baseline: Scope | None,

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from analysis import stats
 from analysis.catalog import ALL_ENDPOINTS, percentile_of
-from analysis.metrics import Measured, status_of
+from analysis.metrics import Measured
+from analysis.metrics import responded as has_response
 from workers.histogram import Histogram
 
 
@@ -56,7 +57,7 @@ def scopes(measured: Measured) -> dict[str, Scope]:
         grouped[ALL_ENDPOINTS].append((outcome, hist))
     out = {}
     for name, items in grouped.items():
-        responded = Histogram.sum(h for o, h in items if status_of(o) is not None)
+        responded = Histogram.sum(h for o, h in items if has_response(o))
         errors: dict[str, int] = {}
         for outcome, hist in items:
             if measured.is_error(outcome) and hist.total:

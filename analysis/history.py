@@ -247,7 +247,8 @@ def intervals_of(results: Results, tracks: Sequence[Track]) -> dict[str, tuple[f
              if o.vs is None and o.low is not None and o.high is not None}
     confidence = results.saved.limits.confidence
     measured = Measured(latency=unseries(results.histograms.latency),
-                        duration_s=results.duration_s, error_ranges=results.saved.error_ranges)
+                        duration_s=results.duration_s, error_ranges=results.saved.error_ranges,
+                        ok_outcomes=results.saved.ok_outcomes)
     versions = split_versions(measured)
     candidate = scopes(versions.get("candidate") or versions.get(None) or measured)
     out: dict[str, tuple[float, float] | None] = {}

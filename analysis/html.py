@@ -32,8 +32,8 @@ import numpy as np
 from analysis.catalog import ALL_ENDPOINTS
 from analysis.catalog import format_value as fmt
 from analysis.formatting import comparison_value_text, limits_text, objective_value_text
-from analysis.metrics import Measured, status_of
-from analysis.outcomes import OUTCOME_COLUMNS, error_ranges, outcome_cells, outcome_rows
+from analysis.metrics import responded as has_response
+from analysis.outcomes import OUTCOME_COLUMNS, judge_of, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
 from workers.histogram import Histogram
 
@@ -102,7 +102,7 @@ class Chart:
 def merged(items: Iterable[Series], endpoint: str | None = None) -> Histogram:
     """Return the responded requests' histogram (``status:*`` outcomes) of one endpoint or all."""
     return Histogram.sum(Histogram.decode(s.hdr) for s in items
-                         if status_of(s.outcome) is not None
+                         if has_response(s.outcome)
                          and (endpoint is None or s.endpoint == endpoint))
 
 
@@ -218,7 +218,7 @@ def percentile_lines(windows: Sequence[WindowResult], mids: Sequence[float],
 def throughput_lines(results: Results, prefix: str = "") -> tuple[Line, ...]:
     """Return throughput (successful requests per second, as the metric counts them) and
     scheduled requests per second of each window; errors have a chart of their own."""
-    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
+    judge = judge_of(results)
     done, due = [], []
     for w, (mid, length) in zip(results.windows, _spans(results)):
         per_s = 1.0 / length if length > 0 else 0.0
@@ -235,7 +235,7 @@ _ERROR_COLOURS = (RED, ORANGE, PURPLE, "#9a6700", GREY)  # one per error outcome
 def error_lines(results: Results) -> tuple[Line, ...]:
     """Return errors per second of each window, one line per error outcome (the most frequent
     four, the rest as ``other errors``); one ``errors`` line of zeros when there were none."""
-    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
+    judge = judge_of(results)
     per_window: list[dict[str, float]] = []
     totals: dict[str, int] = {}
     for w, (_, length) in zip(results.windows, _spans(results)):

@@ -17,6 +17,11 @@ Which requests count where (the same rule for every endpoint and for the ``*`` r
 - latency metrics: requests that got an HTTP response, of any status. A transport failure has no
   response time, so it counts as an error but never shortens or lengthens the latency distribution.
 
+gRPC calls (outcomes ``grpc:<CODE>``) follow the same rules: an error is a code outside
+``ok_outcomes`` (default: every code but OK); latency counts every call the service answered,
+that is every code but UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED (no answer, as a transport
+failure). The ``grpc/...`` metric names of Iter8 are aliases of these (:mod:`analysis.catalog`).
+
 Invariant: a metric with no data is ``None``, never 0; the verdict turns it into INCONCLUSIVE.
 """
 
@@ -28,7 +33,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.catalog import ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, DEFAULT_PERCENTILES, percentile_name
+from analysis.catalog import (
+    ALL_ENDPOINTS,
+    DEFAULT_ERROR_RANGES,
+    DEFAULT_OK_OUTCOMES,
+    DEFAULT_PERCENTILES,
+    GRPC_NO_ANSWER,
+    percentile_name,
+)
 from workers.histogram import Histogram
 
 
@@ -45,13 +57,25 @@ class Measured:
     latency: Mapping[tuple[str, str], Histogram]
     duration_s: float
     error_ranges: tuple[tuple[int, int], ...] = DEFAULT_ERROR_RANGES
+    ok_outcomes: tuple[str, ...] = DEFAULT_OK_OUTCOMES  # gRPC codes that are no error
 
     def is_error(self, outcome: str) -> bool:
-        """Return True when the outcome counts as an error under this run's error ranges."""
+        """Return True when the outcome counts as an error under this run's error ranges (and,
+        for a gRPC call, its codes that are no error)."""
+        if outcome.startswith("grpc:"):
+            return outcome not in self.ok_outcomes
         status = status_of(outcome)
         if status is None:
             return True
         return any(lo <= status <= hi for lo, hi in self.error_ranges)
+
+
+def responded(outcome: str) -> bool:
+    """Return True when the outcome has a response time: an HTTP response of any status, or a
+    gRPC call the service answered (any code but UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED)."""
+    if outcome.startswith("grpc:"):
+        return outcome not in GRPC_NO_ANSWER
+    return outcome.startswith("status:")
 
 
 def status_of(outcome: str) -> int | None:
@@ -67,13 +91,13 @@ def _scope_stats(
     """Return every built-in metric for one scope (an endpoint, or all of them)."""
     requests = 0
     error_count = 0
-    responded = Histogram()
+    answered = Histogram()
     for outcome, hist in hists:
         requests += hist.total
         if measured.is_error(outcome):
             error_count += hist.total
-        if status_of(outcome) is not None:
-            responded.add(hist)
+        if responded(outcome):
+            answered.add(hist)
     duration_s = measured.duration_s
     row: dict[str, float | int | None] = {
         "request-count": requests,
@@ -81,13 +105,13 @@ def _scope_stats(
         "error-rate": (error_count / requests) if requests else None,
         "throughput": ((requests - error_count) / duration_s) if duration_s > 0 and requests
         else None,
-        "latency-mean": _ms(responded.mean_ns),
-        "latency-stddev": _ms(responded.stddev_ns),
-        "latency-min": _ms(responded.min_ns),
-        "latency-max": _ms(responded.max_ns),
+        "latency-mean": _ms(answered.mean_ns),
+        "latency-stddev": _ms(answered.stddev_ns),
+        "latency-min": _ms(answered.min_ns),
+        "latency-max": _ms(answered.max_ns),
     }
     for q in percentiles:
-        row[percentile_name(q)] = _ms(responded.percentile_ns(q) if not responded.is_empty else None)
+        row[percentile_name(q)] = _ms(answered.percentile_ns(q) if not answered.is_empty else None)
     return row
 
 

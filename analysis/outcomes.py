@@ -34,6 +34,13 @@ def error_ranges(results: Results) -> tuple[tuple[int, int], ...]:
     return results.saved.error_ranges
 
 
+def judge_of(results: Results) -> Measured:
+    """Return a Measured with no histograms that judges outcomes as the run does: its HTTP
+    error ranges and its gRPC codes that are no error."""
+    return Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results),
+                    ok_outcomes=results.saved.ok_outcomes)
+
+
 def _by_count(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
@@ -41,7 +48,7 @@ def _by_count(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
 def outcome_rows(results: Results) -> list[OutcomeRow]:
     """Return the outcomes of each recorded endpoint (labels as recorded, so a two-version
     run has a row per version), then of all endpoints when there are several."""
-    judge = Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
+    judge = judge_of(results)
     counts: dict[str, dict[str, int]] = {}
     for item in results.histograms.latency:
         for scope in (item.endpoint, ALL_ENDPOINTS):

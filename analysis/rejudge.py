@@ -22,7 +22,8 @@ def rejudge(results: Results, objectives: Sequence[Slo], limits: Limits) -> Resu
     """
     saved = results.saved
     measured = Measured(latency=unseries(results.histograms.latency),
-                        duration_s=results.duration_s, error_ranges=saved.error_ranges)
+                        duration_s=results.duration_s, error_ranges=saved.error_ranges,
+                        ok_outcomes=saved.ok_outcomes)
     window_s = saved.window_s or 1.0
     health = run_health(
         lost=((w.index, w.reason or "") for w in results.workers if w.status == "lost"),

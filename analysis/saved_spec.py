@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.catalog import DEFAULT_ERROR_RANGES, kind_of
+from analysis.catalog import DEFAULT_ERROR_RANGES, GRPC_STATUS_CODES, kind_of, ok_outcomes
 from analysis.verdict import Limits, Slo
 
 _DEFAULT_LIMITS = Limits()
@@ -34,6 +34,7 @@ class SavedSpec:
     limits: Limits
     max_schedule_lag_ms: float | None  # as saved: None when the spec gave none
     error_ranges: tuple[tuple[int, int], ...]
+    ok_outcomes: tuple[str, ...]  # gRPC outcomes that are no error (from grpc.errorCodes)
     window_s: float | None  # None when absent or not a positive number
     rate_rps: float | None  # open model; None for a closed one (concurrency)
     concurrency: int | None
@@ -66,6 +67,7 @@ def saved_spec(spec: Mapping[str, Any]) -> SavedSpec:
                          for i, item in enumerate(_list(spec, "objectives"))),
         limits=limits, max_schedule_lag_ms=lag,
         error_ranges=_error_ranges(spec.get("errorRanges")),
+        ok_outcomes=_ok_outcomes(_mapping(spec, "grpc")),
         window_s=window if window is not None and window > 0 else None,
         rate_rps=_number(load, "rate", "load.rate"),
         concurrency=_count(load, "concurrency"),
@@ -139,6 +141,16 @@ def _objective(item: Any, where: str) -> Slo:
         raise SavedSpecError(f"{where}.vs: expected baseline, got {vs!r}")
     return Slo(metric=metric, upper_limit=upper, lower_limit=lower, endpoint=endpoint,
                      dry_run=item.get("dryRun") is True, vs=vs)
+
+
+def _ok_outcomes(grpc: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the gRPC outcomes that are no error: every code but those in errorCodes (saved
+    only when the spec gave them), else OK alone."""
+    codes = grpc.get("errorCodes")
+    if codes is not None and (not isinstance(codes, (list, tuple))
+                              or any(c not in GRPC_STATUS_CODES for c in codes)):
+        raise SavedSpecError("grpc.errorCodes: expected a list of gRPC status code names")
+    return ok_outcomes(codes)
 
 
 def _error_ranges(value: Any) -> tuple[tuple[int, int], ...]:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import Measured, status_of
-from analysis.outcomes import error_ranges
+from analysis.metrics import Measured
+from analysis.metrics import responded as has_response
+from analysis.outcomes import judge_of
 from analysis.results import Results, Series
 from workers.histogram import Histogram
 
@@ -28,7 +29,7 @@ def _ms(value_ns: float | None) -> float:
 
 
 def _measured(results: Results) -> Measured:
-    return Measured(latency={}, duration_s=results.duration_s, error_ranges=error_ranges(results))
+    return judge_of(results)
 
 
 def totals_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def totals_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:
 
 
 def _responded(items: list[Series]) -> Histogram:
-    return Histogram.sum(Histogram.decode(s.hdr) for s in items if status_of(s.outcome) is not None)
+    return Histogram.sum(Histogram.decode(s.hdr) for s in items if has_response(s.outcome))
 
 
 def windows_frame(results: Results, *, corrected: bool = True) -> pd.DataFrame:

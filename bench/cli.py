@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import BenchError, install, peers, report, scaling
+from bench import BenchError, grpc_bench, install, peers, report, scaling
 from bench.measure import Pinning, pinning, run_child, run_sampled, run_together
 from bench.nginx import Target, nginx_target
 
@@ -319,6 +319,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaling", action="store_true",
                         help="after the peers, run bench.scaling (slogate on Ray, 1 vs 2 actors; "
                         "writes bench/out/scaling.json)")
+    parser.add_argument("--no-grpc", action="store_true",
+                        help="leave out the gRPC section (bench.grpc_bench: slogate's gRPC path "
+                        "vs a bare grpc.aio loop, writes bench/out/grpc.json)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.transport = [t.strip() for t in args.transport.split(",") if t.strip()]
@@ -359,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
                 **report.as_json(data)}
     report.write_json(args.out, document)
     print(f"\nresults: {args.out}\nproduced by: (cd {shlex.quote(str(Path.cwd()))} && {command})")
+    if not args.no_grpc:
+        log("grpc: slogate's gRPC path vs a bare grpc.aio loop, same time on the client CPU")
+        print()
+        if grpc_bench.main(["--duration", str(min(args.duration, 5))]) != 0:
+            return 3
     if args.scaling:
         log(f"scaling: slogate on Ray, actors {'/'.join(map(str, scaling.ACTOR_COUNTS))}, "
             f"{args.connections} connections, {args.duration} s each")

@@ -294,6 +294,14 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
     from coordinator.spec import load_spec
 
     spec = load_spec(spec_path, one_version_as_both=one_version_as_both)
+    if spec.grpc is not None and not spec.grpc.reflection:  # a bad proto fails before Ray starts
+        from coordinator.errors import SpecError
+        from coordinator.run import grpc_schema_of
+
+        try:
+            grpc_schema_of(spec, spec_path.parent)
+        except SpecError as exc:
+            raise SpecError(f"{spec_path}: {exc}") from None
     if spec.promotion is not None:  # a promotion name outside the grammar fails before the load
         from promote.flow import check_names
 
@@ -522,6 +530,7 @@ def check(spec_path: Path) -> None:
     Exit 0 when SPEC would run (warnings included), 2 with the same one-line error as run.
     """
     from coordinator.errors import SpecError
+    from coordinator.run import grpc_schema_of
     from coordinator.spec import load_spec_document, where_in
     from coordinator.spec_check import check_spec
     from coordinator.split import worker_plans
@@ -530,7 +539,8 @@ def check(spec_path: Path) -> None:
     if spec.target.kubernetes is not None and spec.target.url is None:
         spec = spec.with_target(_service_url(spec.target.kubernetes, spec_path.parent))
     try:
-        worker_plans(spec, spec_path.parent)  # the plan's own refusals, as run would meet them
+        # the plan's own refusals and the gRPC schema's, as run would meet them
+        worker_plans(spec, spec_path.parent, grpc_schema_of(spec, spec_path.parent))
     except SpecError as exc:
         raise SpecError(f"{spec_path}: {exc}") from None
     findings = check_spec(spec, document)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from analysis.catalog import percentile_of
+from analysis.catalog import DEFAULT_OK_OUTCOMES, percentile_of
 from analysis.compare import split_versions
 from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
 from analysis.merge import FinalWindow
@@ -21,6 +21,7 @@ from analysis.metrics import Measured, metrics_table
 from analysis.results import (
     GapResult, Histograms, Results, Series, WindowResult, WorkerResult, clean_metrics, series,
 )
+from coordinator.grpc_spec import ResolvedGrpc
 from coordinator.spec import ExperimentSpec
 from coordinator.split import worker_plans
 from coordinator.supervisor import MergedRun, WorkerSummary, merge_outcomes
@@ -53,7 +54,7 @@ def run_experiment(
     log: Callable[[str], None] = lambda _m: None, one_version_as_both: bool = False,
 ) -> Results:
     """Run the spec's load on ``pool`` and return the judged results document."""
-    plans = worker_plans(spec, base_dir)
+    plans = worker_plans(spec, base_dir, grpc_schema_of(spec, base_dir))
     load = spec.load
     shape = f"{load.rate:g} req/s" if load.rate else f"{load.concurrency} users"
     stop = " or ".join(x for x in (
@@ -68,6 +69,15 @@ def run_experiment(
     log("load finished; judging")
     return build_results(spec, merged, started=started, ended=ended,
                          one_version_as_both=one_version_as_both)
+
+
+def grpc_schema_of(spec: ExperimentSpec, base_dir: Path) -> ResolvedGrpc | None:
+    """Return the gRPC endpoints' schema, checked (protobuf is imported only for them)."""
+    if spec.grpc is None:
+        return None
+    from coordinator.grpc_schema import resolve_grpc
+
+    return resolve_grpc(spec, base_dir)
 
 
 def stopped_early(run: MergedRun) -> list[str]:
@@ -97,8 +107,9 @@ def build_results(
         run = merge_outcomes(run, aborted=aborted, gaps=gaps)
     early = stopped_early(run)
     aborted = run.aborted or bool(early)  # a run its workers ended early is judged as one stopped
+    ok = spec.grpc.ok_outcomes() if spec.grpc else DEFAULT_OK_OUTCOMES
     measured = Measured(latency=run.latency, duration_s=run.measured_s,
-                        error_ranges=spec.error_ranges)
+                        error_ranges=spec.error_ranges, ok_outcomes=ok)
     health = run_health(
         lost=((w.index, w.reason or "lost") for w in run.workers if w.status == "lost"),
         aborted=aborted,
@@ -109,7 +120,7 @@ def build_results(
     judged = judge_measured(objectives, measured, health, spec.analysis.to_core())
     table, verdict = judged.table, judged.verdict
     service_versions = split_versions(Measured(latency=run.service, duration_s=run.measured_s,
-                                               error_ranges=spec.error_ranges))
+                                               error_ranges=spec.error_ranges, ok_outcomes=ok))
     service_candidate = (service_versions.get("candidate") or service_versions.get(None)
                          or Measured(latency={}, duration_s=run.measured_s))
     service_table = metrics_table(

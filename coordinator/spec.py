@@ -32,16 +32,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     WithJsonSchema,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from ruamel.yaml.error import YAMLError
 
 from analysis.catalog import (
-    ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, MetricKind, kind_of, known_metric_names,
+    ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, MetricKind, canonical_metric, kind_of, known_metric_names,
 )
 from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml
@@ -49,6 +51,15 @@ from analysis.verdict import Limits as CoreLimits
 from analysis.verdict import Slo
 from coordinator import units
 from coordinator.errors import SpecError
+from coordinator.grpc_spec import (
+    GrpcCallFields,
+    GrpcSpec,
+    check_grpc_url,
+    check_versions,
+    deadline_problem,
+    grpc_scheme_for,
+    is_grpc_url,
+)
 from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
 from promote.spec import SpecModel as _Model
 
@@ -152,7 +163,7 @@ class Method(str, enum.Enum):
     OPTIONS = "OPTIONS"
 
 
-class EndpointSpec(_Model):
+class EndpointSpec(_Model, GrpcCallFields):
     """One request to send. ``path`` is appended to the target URL.
 
     Example: ``{path: /hello, method: POST, json: {a: 1}, headers: {X-Trace: "1"}, weight: 3}``
@@ -198,6 +209,11 @@ class EndpointSpec(_Model):
                                 ("json", self.json_body)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"set at most one of body, bodyFile, json (got {', '.join(given)})")
+        problem = self.grpc_field_errors({"path": self.path, "method": self.method != Method.GET,
+                                          "query": self.query, "headers": self.headers,
+                                          "contentType": self.content_type, "body": given})
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -211,7 +227,7 @@ class EndpointSpec(_Model):
     @property
     def label(self) -> str:
         """Return the endpoint's name in reports: its ``name`` or ``METHOD path``."""
-        return self.name or f"{self.method.value} {self.path or '/'}"
+        return self.name or self.call or f"{self.method.value} {self.path or '/'}"
 
 
 class RampSpec(_Model):
@@ -394,6 +410,9 @@ class Objective(_Model):
         if not isinstance(data, dict):
             return data
         metric = data.get("metric")
+        if isinstance(metric, str) and canonical_metric(metric) != metric:  # Iter8's grpc/...
+            data = {**data, "metric": canonical_metric(metric)}
+            metric = data["metric"]
         kind = kind_of(metric) if isinstance(metric, str) else None
         if kind is None:
             return data  # the field validator reports the metric itself
@@ -532,13 +551,17 @@ class TargetSpec(_Model):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
-        return None if url is None else _check_http_url(url)
+        return None if url is None else _check_url(url)
 
     @model_validator(mode="after")
     def _url_or_kubernetes(self) -> TargetSpec:
         if self.url is None and self.kubernetes is None:
             raise ValueError("give url, kubernetes, or both")
         return self
+
+
+def _check_url(url: str) -> str:
+    return check_grpc_url(url) if is_grpc_url(url) else _check_http_url(url)
 
 
 def _target_from_url(value: Any) -> Any:
@@ -565,6 +588,8 @@ class ExperimentSpec(_Model):
         default_factory=list,
         description="SLOs: mappings, or k6-style strings such as 'p(95)<200ms' or 'rate<0.01'.")
     http: HttpSpec = Field(default_factory=HttpSpec)
+    grpc: GrpcSpec | None = Field(None, description="gRPC endpoints: schema, TLS, channels, "
+                                  "which status codes are errors.")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     promotion: PromotionSpec | None = Field(None, description="Promote on PASS by pull request.")
     error_ranges: Annotated[
@@ -579,7 +604,12 @@ class ExperimentSpec(_Model):
     @field_validator("baseline")
     @classmethod
     def _http_url(cls, baseline: str | None) -> str | None:
-        return None if baseline is None else _check_http_url(baseline)
+        return None if baseline is None else _check_url(baseline)
+
+    @model_serializer(mode="wrap")
+    def _no_grpc_block(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)  # an HTTP experiment is saved as it was before gRPC
+        return {k: v for k, v in data.items() if k != "grpc" or v is not None}
 
     @field_serializer("target")
     def _target_as_written(self, target: TargetSpec) -> Any:
@@ -616,6 +646,17 @@ class ExperimentSpec(_Model):
         return self
 
     @model_validator(mode="after")
+    def _grpc_servers(self) -> ExperimentSpec:
+        calls = [e.call is not None for e in self.endpoints]
+        if self.target.url is not None:
+            problem = check_versions(self.versions(), self.grpc, has_grpc=any(calls),
+                                     has_http=not all(calls)) or deadline_problem(
+                                         [e.deadline for e in self.endpoints], self.load.timeout)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _unique_endpoint_labels(self) -> ExperimentSpec:
         labels = [e.label for e in self.endpoints]
         counts = collections.Counter(labels)  # linear: list.count per label was quadratic
@@ -640,7 +681,9 @@ class ExperimentSpec(_Model):
 
     def with_target(self, target: str) -> ExperimentSpec:
         """Return a copy that loads another base URL (the demo points it at a free port; a
-        Kubernetes target gets its Service's URL), keeping a Kubernetes block as it is."""
+        Kubernetes target gets its Service's URL), keeping a Kubernetes block as it is. An
+        ``http://`` URL of an experiment whose endpoints are all gRPC calls becomes ``grpc://``."""
+        target = grpc_scheme_for(target, all(e.call is not None for e in self.endpoints))
         dumped = self.model_dump(mode="json", by_alias=True)
         moved = ({**dumped["target"], "url": target} if isinstance(dumped["target"], dict)
                  else target)

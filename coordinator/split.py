@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from analysis.catalog import VERSION_SEPARATOR
+from analysis.catalog import DEFAULT_OK_OUTCOMES, VERSION_SEPARATOR
 from coordinator.errors import SpecError
+from coordinator.grpc_spec import ResolvedGrpc, grpc_url_of
 from coordinator.spec import EndpointSpec, ExperimentSpec
-from workers.plan import RequestTemplate, WorkerPlan
+from workers.plan import GRPC_METHOD, GrpcChannels, RequestTemplate, WorkerPlan
 
 
 def split_count(total: int, parts: int) -> list[int]:
@@ -53,6 +54,35 @@ def request_template(endpoint: EndpointSpec, target: str, base_dir: Path) -> Req
     )
 
 
+def grpc_template(endpoint: EndpointSpec, server: str, bodies: tuple[bytes, ...],
+                  timeout_s: float) -> RequestTemplate:
+    """Return a gRPC endpoint as a template: its call's URL, metadata and serialized bodies."""
+    return RequestTemplate(
+        label=endpoint.label, method=GRPC_METHOD, url=f"{server}/{endpoint.call}",
+        headers=tuple(endpoint.metadata.items()), body=bodies[0], bodies=bodies,
+        deadline_s=endpoint.deadline or timeout_s, weight=endpoint.weight,
+    )
+
+
+def _templates(spec: ExperimentSpec, base_dir: Path, grpc: ResolvedGrpc | None
+               ) -> tuple[RequestTemplate, ...]:
+    """Return every endpoint's template, version by version (labelled when there are two)."""
+    versions = spec.versions()
+    out = []
+    for version, url in versions:
+        for index, endpoint in enumerate(spec.endpoints):
+            if endpoint.call is None:
+                template = request_template(endpoint, url, base_dir)
+            else:
+                server = grpc_url_of(url, spec.grpc, version)  # type: ignore[arg-type]
+                if grpc is None or server is None:
+                    raise SpecError(f"endpoints[{index}].call: the gRPC schema was not "
+                                    "resolved (coordinator.grpc_schema.resolve_grpc)")
+                template = grpc_template(endpoint, server, grpc.bodies[index], spec.load.timeout)
+            out.append(_labelled(template, version if len(versions) > 1 else None))
+    return tuple(out)
+
+
 def _labelled(template: RequestTemplate, version: str | None) -> RequestTemplate:
     if version is None:
         return template
@@ -60,6 +90,13 @@ def _labelled(template: RequestTemplate, version: str | None) -> RequestTemplate
 
 
 def choose_transport(spec: ExperimentSpec) -> str:
+    """Return ``grpc`` when an endpoint is a gRPC call, else :func:`http_transport`."""
+    if any(e.call is not None for e in spec.endpoints):
+        return "grpc"
+    return http_transport(spec)
+
+
+def http_transport(spec: ExperimentSpec) -> str:
     """Return ``fast`` or ``aiohttp``: the spec's choice, or for ``auto`` fast unless a request
     needs aiohttp (redirects, HEAD responses, which the fast path's parser cannot frame)."""
     origins = {urlsplit(url)[:2] for _, url in spec.versions()}
@@ -76,8 +113,10 @@ def choose_transport(spec: ExperimentSpec) -> str:
     return spec.http.transport
 
 
-def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[WorkerPlan]:
-    """Return one plan per worker; together they send exactly the spec's load."""
+def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
+                 grpc: ResolvedGrpc | None = None) -> list[WorkerPlan]:
+    """Return one plan per worker; together they send exactly the spec's load. ``grpc``: the
+    resolved schema of the gRPC endpoints, when there are any."""
     load = spec.load
     workers = load.workers
     versions = spec.versions()
@@ -85,9 +124,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
     # chooses an endpoint by weight and sends it to each version in turn, so baseline and
     # candidate strictly alternate with the same endpoint sequence. Rates and counts are per
     # version.
-    templates = tuple(
-        _labelled(request_template(e, url, base_dir), version if len(versions) > 1 else None)
-        for version, url in versions for e in spec.endpoints)
+    templates = _templates(spec, base_dir, grpc)
     per_version = len(versions)
     requests = None if load.requests is None else load.requests * per_version
     rate = None if load.rate is None else load.rate * per_version
@@ -131,5 +168,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path(".")) -> list[Worke
             verify_tls=not spec.http.insecure,
             follow_redirects=spec.http.follow_redirects,
             versions=per_version,
+            grpc=grpc.channels if grpc else GrpcChannels(),
+            ok_outcomes=grpc.ok_outcomes if grpc else DEFAULT_OK_OUTCOMES,
         ))
     return plans

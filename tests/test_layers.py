@@ -25,12 +25,15 @@ ADAPTERS = {
     "github": {"promote/github.py"},
     "requests": {"promote/github.py"},
     "kubernetes_asyncio": {"deploy/kube.py"},
+    "grpc": {"workers/transport_grpc.py"},
+    "grpc_reflection": {"workers/transport_grpc.py"},
+    "google": {"coordinator/grpc_schema.py"},  # protobuf (grpc_tools runs as a subprocess)
 }
 PURE = ("analysis/", "coordinator/spec.py", "coordinator/split.py", "coordinator/units.py",
         "workers/histogram.py", "workers/pacer.py", "workers/plan.py", "workers/run_state.py",
         "promote/patch.py", "promote/flow.py", "promote/spec.py", "promote/errors.py",
         "deploy/manifests.py", "deploy/errors.py", "coordinator/errors.py",
-        "coordinator/dark_launch.py")
+        "coordinator/dark_launch.py", "coordinator/grpc_spec.py")
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:

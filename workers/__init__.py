@@ -18,5 +18,13 @@ Modules (imports point down this list's dependencies; no two import each other):
   connections, ``RawUsersEngine`` on raw sockets), the one importer of httptools;
 - :mod:`workers.transport`: the ``Sender`` seam (one request, one outcome string);
 - :mod:`workers.transport_aiohttp`: the aiohttp ``Sender``, the one importer of aiohttp here;
-- :mod:`workers.refusal`: a target that refuses every connection, noticed and named early.
+- :mod:`workers.refusal`: a target that refuses every connection, noticed and named early;
+- :mod:`workers.transport_grpc`: the gRPC ``Sender`` on ``grpc.aio`` (and the reflection client the
+  coordinator asks for a schema), the one importer of grpc;
+- :mod:`workers.grpc_engine`: the Sender of a plan with gRPC endpoints (with aiohttp beside it
+  when HTTP endpoints share the plan).
+
+gRPC calls are values the same way: ``grpc:<CODE>`` outcomes. The one exception of the package
+raised outside a load is ``transport_grpc.ReflectionError`` (a server that cannot be asked for
+its schema), which the coordinator turns into a spec error.
 """

@@ -180,6 +180,12 @@ class LoadWorker:
             from workers.raw_engine import fast_engine
 
             return fast_engine(plan, recorder, start_ns)
+        if self._sender_factory is None and plan.transport == "grpc":
+            from workers.grpc_engine import grpc_sender
+
+            sender, keeps_deadline = grpc_sender(plan, _aiohttp_sender)
+            return AiohttpLoop(plan, sender, recorder, start_ns,
+                               sender_keeps_deadline=keeps_deadline)
         factory = self._sender_factory or _aiohttp_sender
         return AiohttpLoop(plan, factory(plan), recorder, start_ns)
 
@@ -191,7 +197,8 @@ class LoadWorker:
         begin_ns = start_ns + int(plan.resume_s * 1e9)
         delay = max(0.0, (begin_ns - time.monotonic_ns()) / 1e9)
         recorder = Recorder(labels=[t.label for t in plan.requests], window_s=plan.window_s,
-                            excluded_ns=int(plan.excluded_s * 1e9), error_ranges=plan.error_ranges)
+                            excluded_ns=int(plan.excluded_s * 1e9), error_ranges=plan.error_ranges,
+                            ok_outcomes=plan.ok_outcomes)
         engine = self._engine(recorder, start_ns)
         self._loop, self._engine_ref = asyncio.get_running_loop(), engine
         if self._stop_asked:
@@ -282,11 +289,25 @@ def _aiohttp_sender(plan: WorkerPlan) -> Sender:
 
 
 class AiohttpLoop(RunState):
-    """The coroutine engine over a :class:`Sender` (aiohttp): one task per request."""
+    """The coroutine engine over a :class:`Sender` (aiohttp, gRPC): one task per request.
 
-    def __init__(self, plan: WorkerPlan, sender: Sender, recorder: Recorder, start_ns: int) -> None:
+    ``sender_keeps_deadline``: the Sender bounds every request itself and turns every failure
+    into an outcome (gRPC: each call carries its deadline, which grpc enforces), so no second
+    ``asyncio.timeout`` guard wraps each request; the hard stop still cancels stragglers.
+    """
+
+    def __init__(self, plan: WorkerPlan, sender: Sender, recorder: Recorder, start_ns: int,
+                 *, sender_keeps_deadline: bool = False) -> None:
         super().__init__(plan, recorder, start_ns)
         self.sender = sender
+        self._sender_keeps_deadline = sender_keeps_deadline
+        self._codes: dict[tuple[int, str], int] = {}  # outcome codes, looked up once each
+
+    def _code(self, endpoint: int, outcome: str) -> int:
+        code = self._codes.get((endpoint, outcome))
+        if code is None:
+            code = self._codes[(endpoint, outcome)] = self.recorder.code_of(endpoint, outcome)
+        return code
 
     async def go(self) -> None:
         try:
@@ -306,19 +327,22 @@ class AiohttpLoop(RunState):
         self.in_flight += 1
         sent_ns = time.monotonic_ns()
         try:
-            async with asyncio.timeout(self.plan.timeout_s + 1.0):
+            if self._sender_keeps_deadline:
                 outcome, sent_ns = await self.sender.send(endpoint)
+            else:
+                async with asyncio.timeout(self.plan.timeout_s + 1.0):
+                    outcome, sent_ns = await self.sender.send(endpoint)
         except TimeoutError:
             outcome = TIMEOUT
         except asyncio.CancelledError:
-            self.finish(seq, self.recorder.code_of(endpoint, TIMEOUT), intended_ns, sent_ns,
+            self.finish(seq, self._code(endpoint, TIMEOUT), intended_ns, sent_ns,
                         time.monotonic_ns())
             raise
         except Exception as exc:  # noqa: BLE001 - a request is data, never an exception
             outcome = f"error:{type(exc).__name__}"
         finally:
             self.in_flight -= 1
-        self.finish(seq, self.recorder.code_of(endpoint, outcome), intended_ns, sent_ns,
+        self.finish(seq, self._code(endpoint, outcome), intended_ns, sent_ns,
                     time.monotonic_ns())
 
     async def _open(self) -> None:

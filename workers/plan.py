@@ -21,6 +21,24 @@ class RequestTemplate:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     weight: float = 1.0
+    # gRPC (method "GRPC", url grpc[s]://host:port/package.Service/Method, headers = metadata):
+    # the request messages already serialized, sent in turn; the call's deadline
+    bodies: tuple[bytes, ...] = ()
+    deadline_s: float | None = None
+
+
+GRPC_METHOD = "GRPC"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrpcChannels:
+    """How a worker connects to gRPC servers: ``channels`` per origin (each one HTTP/2
+    connection, calls multiplexed on it) and, for ``grpcs://``, the TLS settings."""
+
+    channels: int = 1
+    ca_pem: bytes | None = None  # trust these roots instead of the system's
+    server_name: str | None = None  # the name checked in the server certificate
+    insecure: bool = False  # trust whatever certificate the server shows (test setups only)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +72,9 @@ class WorkerPlan:
     think_s: float = 0.0  # closed model: pause between a user's requests
     error_ranges: tuple[tuple[int, int], ...] = ((400, 599),)  # for live error counts only
     resume_s: float = 0.0  # a replacement worker: skip the slots intended before this time
-    transport: Literal["fast", "aiohttp"] = "fast"
+    transport: Literal["fast", "aiohttp", "grpc"] = "fast"  # grpc: gRPC endpoints (and aiohttp)
+    grpc: GrpcChannels = GrpcChannels()
+    ok_outcomes: tuple[str, ...] = ("grpc:OK",)  # outcomes other than a status that are no error
     verify_tls: bool = True
     follow_redirects: bool = False
     versions: int = 1  # baseline and candidate: 2, each version's endpoints strictly alternating

@@ -20,7 +20,7 @@ lead-in (ramp and warm-up); requests intended before that are counted as warm-up
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,7 +85,8 @@ class Recorder:
     """
 
     def __init__(self, *, labels: Sequence[str], window_s: float, excluded_ns: int = 0,
-                 error_ranges: Sequence[tuple[int, int]] = ((400, 599),)) -> None:
+                 error_ranges: Sequence[tuple[int, int]] = ((400, 599),),
+                 ok_outcomes: Collection[str] = ("grpc:OK",)) -> None:
         self._labels = list(labels)
         self._window_ns = int(window_s * 1e9)
         self._excluded_ns = excluded_ns
@@ -97,6 +98,8 @@ class Recorder:
         self._open: dict[int, _Open] = {}
         self.warmup_count = 0
         self._error_ranges = tuple(error_ranges)
+        self._ok_outcomes = frozenset(ok_outcomes)  # interned outcomes that are no error (gRPC)
+        self._ok_codes: list[int] = []
         self._live_requests = self._live_errors = 0
         self._live_by_endpoint = np.zeros(len(self._labels), dtype=np.int64)
         self._live_latency = Histogram()  # every measured request so far, for progress displays
@@ -118,6 +121,8 @@ class Recorder:
         if code is None:
             code = self._interned[outcome] = _FIRST_INTERNED + len(self._interned)
             self._outcomes[code] = outcome
+            if outcome in self._ok_outcomes:
+                self._ok_codes.append(code)
         return endpoint * CODE_SPAN + code
 
     def sent_when_intended(self) -> None:
@@ -189,7 +194,7 @@ class Recorder:
     def _count_live(self, codes: np.ndarray, latency: np.ndarray) -> None:
         """Add to the running totals; ``latency`` holds counts indices (:func:`index_of`)."""
         outcome = codes % CODE_SPAN
-        status = (outcome >= 100) & (outcome < 600)
+        status = ((outcome >= 100) & (outcome < 600)) | np.isin(outcome, self._ok_codes)
         error = ~status
         for lo, hi in self._error_ranges:
             error |= (outcome >= lo) & (outcome <= hi)

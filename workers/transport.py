@@ -8,6 +8,7 @@ request timeout), ``reset`` (the peer closed or reset the connection mid-request
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 CONNECT = "connect"
@@ -31,3 +32,21 @@ class Sender(Protocol):
     async def aclose(self) -> None:
         """Close connections."""
         ...
+
+
+class Dispatch:
+    """A Sender over two: endpoints whose flag is set go to ``flagged``, the rest to ``other``
+    (gRPC and HTTP endpoints of one experiment, each on its own transport)."""
+
+    def __init__(self, flags: Sequence[bool], flagged: Sender, other: Sender) -> None:
+        self._senders = [flagged if flag else other for flag in flags]
+        self._both = (flagged, other)
+
+    async def send(self, endpoint: int) -> tuple[str, int]:
+        """Send with the endpoint's own sender."""
+        return await self._senders[endpoint].send(endpoint)
+
+    async def aclose(self) -> None:
+        """Close both senders."""
+        for sender in self._both:
+            await sender.aclose()
