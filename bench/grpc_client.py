@@ -30,7 +30,7 @@ import grpc  # noqa: E402
 import uvloop  # noqa: E402
 from grpc import aio  # noqa: E402
 
-from workers.engine import LoadWorker  # noqa: E402
+from workers.load_worker import LoadWorker  # noqa: E402
 from workers.plan import GRPC_METHOD, GrpcChannels, RequestTemplate, WorkerPlan  # noqa: E402
 
 PATH = "/hello.Greeter/SayHello"

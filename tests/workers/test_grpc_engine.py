@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from coordinator.grpc_schema import resolve_grpc
-from coordinator.plan import worker_plans
+from coordinator.split import worker_plans
 from coordinator.spec import parse_spec
 from tests.support.grpc_servers import (
     PROTOS,
@@ -26,7 +26,7 @@ from tests.support.grpc_servers import (
 )
 from tests.support.helpers import free_port, start_hello
 from tests.support.servers import self_signed_cert
-from workers.engine import LoadWorker, WorkerReport
+from workers.load_worker import LoadWorker, WorkerReport
 from workers.histogram import Histogram
 
 CALL = "hello.Greeter/SayHello"
