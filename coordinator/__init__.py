@@ -33,6 +33,9 @@ Modules:
   ``promotion:`` part is :mod:`promote.spec`);
   :mod:`coordinator.units` parses its quantities and :mod:`coordinator.spec_check` finds likely
   mistakes in a valid one (``slogate check``, pure);
+- :mod:`coordinator.grpc_spec`: the spec's gRPC part (an endpoint's ``call``, the ``grpc`` block;
+  pure); :mod:`coordinator.grpc_schema` resolves its schema (protoc, protoset, reflection) and
+  serializes each call's request, the one importer of protobuf;
 - :mod:`coordinator.split`: an experiment split into exact per-worker plans (pure);
 - :mod:`coordinator.run`: one experiment from spec to results (plan, load, merge, judge);
 - :mod:`coordinator.ray_pool`: the Ray pool, the one module that imports ray;
