@@ -17,8 +17,8 @@ import pytest
 
 from coordinator.errors import SpecError
 from coordinator.grpc_schema import compile_protos, resolve_grpc
-from coordinator.split import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support.grpc_servers import PROTOS, grpc_server
 from tests.support.helpers import REPO_ROOT
 

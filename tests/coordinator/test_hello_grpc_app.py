@@ -11,12 +11,12 @@ import pytest
 from ruamel.yaml import YAML
 
 from coordinator.grpc_schema import resolve_grpc
-from coordinator.split import worker_plans
 from coordinator.spec import load_spec, parse_spec
+from coordinator.split import worker_plans
 from tests.support.grpc_servers import HELLO_GRPC as APP
 from tests.support.grpc_servers import hello_grpc
-from workers.load_worker import LoadWorker
 from workers.histogram import Histogram
+from workers.load_worker import LoadWorker
 
 
 @pytest.mark.parametrize(("version", "latency_ms"), [

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from coordinator.grpc_schema import resolve_grpc
-from coordinator.split import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support.grpc_servers import (
     PROTOS,
     Behaviour,
@@ -26,8 +26,8 @@ from tests.support.grpc_servers import (
 )
 from tests.support.helpers import free_port, start_hello
 from tests.support.servers import self_signed_cert
-from workers.load_worker import LoadWorker, WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import LoadWorker, WorkerReport
 
 CALL = "hello.Greeter/SayHello"
 
