@@ -188,3 +188,20 @@ def test_a_server_that_is_not_there_gives_unavailable() -> None:
     report = _run(spec)
     assert {o: h.total for o, h in _by_outcome(report).items()} == {"grpc:UNAVAILABLE": 50}
     assert time.monotonic() - started < 1.0 + 0.2 + 2.0
+
+
+def test_max_in_flight_bounds_calls_to_a_stalling_server() -> None:
+    """Open model at 100/s for 1 s against a server that never answers, maxInFlight 5 and a
+    200 ms deadline: never more than 5 calls outstanding, so the 100 due calls go out 5 per
+    200 ms, late; none is lost, and the lateness shows as schedule lag (the last call is sent
+    about 100 / 5 x 0.2 s - 1 s = 3 s after its intended time) and in the corrected latency."""
+    with grpc_server(Behaviour(stall=True)) as served:
+        report = _run(_spec(served.url, load={"rate": 100, "duration": "1s", "maxInFlight": 5},
+                            endpoint={"deadline": "200ms"}))
+    outcomes = _by_outcome(report)
+    assert {o: h.total for o, h in outcomes.items()} == {"grpc:DEADLINE_EXCEEDED": 100}
+    assert report.unsent == 0
+    assert max(w.in_flight_max for w in report.windows) <= 5
+    lag = Histogram.sum(w.lag for w in report.windows)
+    assert 2.5 <= (lag.max_ns or 0) / 1e9 <= 3.5
+    assert _p_ms(outcomes["grpc:DEADLINE_EXCEEDED"], 100) >= 2700
