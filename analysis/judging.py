@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.catalog import ALL_ENDPOINTS, percentile_of
 from analysis.compare import COMPARED, relative_evidence, split_versions
+from analysis.custom import Reading, reading_errors
 from analysis.evidence import scopes
 from analysis.metrics import Measured, metrics_table
 from analysis.results import ComparisonResult, ObjectiveResult
@@ -76,22 +77,26 @@ def _rows(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 
 def judge_measured(
     objectives: Sequence[Slo], measured: Measured, health: RunHealth, limits: Limits,
+    custom: Sequence[Reading] = (),
 ) -> Judgement:
     """Return the judged run. In a two-version run, absolute objectives and the metrics table
-    are the candidate's; objectives with ``vs`` compare it with the baseline."""
+    are the candidate's; objectives with ``vs`` compare it with the baseline. ``custom``: the
+    custom metrics read for this run (a reading's error makes the run INVALID)."""
     versions = split_versions(measured)
     candidate = versions.get("candidate") or versions.get(None) or measured
     extra = [q for q in (percentile_of(o.metric) for o in objectives) if q is not None]
     table = metrics_table(candidate, extra)
     successes = sum(h.total for (_, o), h in measured.latency.items() if not measured.is_error(o))
-    health = replace(health, successful_requests=successes)
+    health = replace(health, successful_requests=successes,
+                     metric_errors=health.metric_errors + reading_errors(custom))
     side = (scopes(candidate), _rows(table))
     baseline_table, comparison, base_side = None, [], None
     if "baseline" in versions:
         baseline_table = metrics_table(versions["baseline"], extra)
         base_side = (scopes(versions["baseline"]), _rows(baseline_table))
         comparison = _comparison(side, base_side, limits.confidence)
-    verdict = judge_run(objectives, side[0], side[1], health, limits, baseline=base_side)
+    verdict = judge_run(objectives, side[0], side[1], health, limits, baseline=base_side,
+                        custom={(r.name, r.version): r for r in custom})
     return Judgement(table=table, verdict=verdict, baseline_table=baseline_table,
                      comparison=comparison)
 

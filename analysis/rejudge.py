@@ -1,7 +1,8 @@
 """Re-judging a saved run against other objectives, without sending a request.
 
 Everything the verdict needs is in ``results.json``: the merged histograms (exact, encoded), the
-measured duration, the error ranges (in the echoed spec) and the windows' generator health.
+measured duration, the error ranges (in the echoed spec), the windows' generator health and the
+custom metrics' values as read at the end of the run (never queried again).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def rejudge(results: Results, objectives: Sequence[Slo], limits: Limits) -> Resu
         windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=Histogram.decode(w.lag),
                               cpu_s=w.cpu_s) for w in results.windows),
         window_s=window_s)
-    judged = judge_measured(objectives, measured, health, limits)
+    judged = judge_measured(objectives, measured, health, limits,
+                            custom=[c.reading() for c in results.custom_metrics])
     return results.model_copy(update={
         "metrics": clean_metrics(judged.table.to_dict(orient="index")),
         "comparison": judged.comparison,

@@ -27,6 +27,10 @@ milliseconds in ``metrics``)::
                 Series labels of two-version runs are "baseline: GET /x" / "candidate: GET /x"
     objectives  [{metric, endpoint, upperLimit, lowerLimit, dryRun, value, low, high, n,
                  confidence, neededN, verdict, reason}]  (low..high: the value's interval)
+    customMetrics  [{name, version, provider, query, unit, mode, reduce, value, points: [[t, v]],
+                 labels, error, note}]  each custom metric as read for each version: the query
+                 rendered as sent, its series over the measured phase, the reduced value
+                 (null: no data, see note; or the read failed, see error)
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
     reasons     [one line each]
     slogateVersion, specFile  the slogate that ran it and the spec file it ran (null: unknown)
@@ -52,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from analysis.custom import Reading
 from analysis.errors import ResultsError
 from analysis.saved_spec import SavedSpec, SavedSpecError, saved_spec
 from workers.histogram import Histogram, check_encoding, first_undecodable
@@ -138,6 +143,29 @@ class ObjectiveResult(_Doc):
     reason: str
 
 
+class CustomMetricResult(_Doc):
+    """One custom metric as read for one version (see the module docstring)."""
+
+    name: str
+    version: str = "candidate"
+    provider: str = ""
+    query: str
+    unit: str = ""
+    mode: Literal["instant", "range"] = "instant"
+    reduce: Literal["last", "max", "mean"] = "last"
+    value: float | None = None
+    points: list[tuple[float, float]] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None
+    note: str | None = None
+
+    def reading(self) -> Reading:
+        """Return the analysis' plain value of this entry."""
+        return Reading(name=self.name, version=self.version, query=self.query, unit=self.unit,
+                       value=self.value, points=tuple(self.points), labels=dict(self.labels),
+                       error=self.error, note=self.note)
+
+
 class Results(_Doc):
     """A whole run, as saved in results.json (see the module docstring for the schema)."""
 
@@ -158,6 +186,7 @@ class Results(_Doc):
     comparison: list[ComparisonResult] = Field(default_factory=list)
     aa: bool = False
     objectives: list[ObjectiveResult]
+    custom_metrics: list[CustomMetricResult] = Field(default_factory=list)
     verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
     reasons: list[str]
     slogate_version: str | None = None
@@ -196,8 +225,10 @@ class Results(_Doc):
         return self.saved.target_url
 
     def to_json(self) -> str:
-        """Return the document as indented JSON text."""
-        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+        """Return the document as indented JSON text (without ``customMetrics`` when the run
+        read none, so a run without them is written as before)."""
+        skip = None if self.custom_metrics else {"custom_metrics"}
+        return self.model_dump_json(by_alias=True, indent=2, exclude=skip) + "\n"
 
 
 def series(hists: dict[Key, Histogram]) -> list[Series]:

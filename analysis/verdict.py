@@ -6,8 +6,8 @@ requests would settle it), or when there is no data or too little for an interva
 
 Outcomes and their precedence for the run (the first that applies wins):
 
-1. INVALID      the run is broken: a worker was lost, the run was aborted, or no request got a
-                non-error response;
+1. INVALID      the run is broken: a worker was lost, the run was aborted, no request got a
+                non-error response, or a custom metric could not be read at the end;
 2. INCONCLUSIVE the generator was the bottleneck: requests due were never sent, or the
                 schedule lagged beyond its bound, so latencies describe the generator too;
 3. FAIL         some judged objective is violated;
@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from analysis import stats
 from analysis.catalog import ALL_ENDPOINTS
 from analysis.compare import relative_evidence
+from analysis.custom import Reading, judge_custom
 from analysis.evidence import Evidence, Scope, evidence_for
 from analysis.formatting import limits_text, objective_value_text
 
@@ -84,6 +85,7 @@ class RunHealth:
     unsent: int = 0  # of those, never sent
     lag_p99_ms: float | None = None  # schedule lag (actual minus intended send), p99
     busiest_cpu: float | None = None  # the busiest worker's CPU share in its busiest window
+    metric_errors: tuple[str, ...] = ()  # custom metrics that could not be read: INVALID
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,17 +220,31 @@ def _evidence(objective: Slo, candidate: Side, baseline: Side | None,
                              table.get(scope, {}), base_table.get(scope, {}), confidence)
 
 
+def _judge_custom(objective: Slo, readings: Mapping[tuple[str, str], Reading],
+                  confidence: float) -> ObjectiveVerdict:
+    """Return the verdict of an objective on a custom metric (a point value, no interval)."""
+    judged = judge_custom(name=objective.metric, upper=objective.upper_limit,
+                          lower=objective.lower_limit, vs=objective.vs, readings=readings)
+    return ObjectiveVerdict(objective=objective, value=judged.value,
+                            verdict=Verdict(judged.outcome), reason=judged.reason,
+                            confidence=confidence)
+
+
 def judge_run(
     objectives: Sequence[Slo], scopes: Mapping[str, Scope],
     table: Mapping[str, Mapping[str, float | None]], health: RunHealth,
     limits: Limits = Limits(), baseline: Side | None = None,
+    custom: Mapping[tuple[str, str], Reading] | None = None,
 ) -> RunVerdict:
     """Return the run's verdict from its objectives' evidence and its health (see module doc).
 
     ``scopes`` and ``table`` are the candidate's; ``baseline`` the baseline's, for objectives
-    judged relative to it.
+    judged relative to it; ``custom`` the custom metrics' readings by (name, version).
     """
+    custom = custom or {}
+    names = {name for name, _ in custom}
     judged = tuple(
+        _judge_custom(o, custom, limits.confidence) if o.metric in names else
         _with_causes(judge_objective(o, _evidence(o, (scopes, table), baseline,
                                                   limits.confidence)), scopes)
         for o in objectives)
@@ -237,6 +253,7 @@ def judge_run(
     if health.aborted:
         reasons.append("the run was aborted before it finished")
     reasons.extend(f"worker lost: {w}" for w in health.lost_workers)
+    reasons.extend(health.metric_errors)
     if health.successful_requests == 0:
         reasons.append("no request got a successful (non-error) response")
     if reasons:

@@ -308,6 +308,11 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
         check_names(spec.promotion)
     # a bad DEST (or a missing token) fails before the load
     archive = _run_archive(archive_to, spec.promotion, github_url) if archive_to else None
+    if spec.metrics is not None:  # an unreachable Prometheus or a bad query: exit 2, no load
+        from coordinator.custom_metrics import check_metrics
+
+        checked = check_metrics(spec, base_dir=spec_path.parent)
+        _log(f"custom metrics: {checked} quer{'y' if checked == 1 else 'ies'} answered")
     if one_version_as_both:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
@@ -336,7 +341,8 @@ def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
         from analysis.rejudge import rejudge
         from coordinator.spec import load_objectives
 
-        wanted = load_objectives(objectives_path)
+        wanted = load_objectives(objectives_path,
+                                 {c.name: c.unit for c in results.custom_metrics})
         results = rejudge(results, [o.to_core() for o in wanted.objectives],
                           wanted.analysis.to_core())
         _log(f"re-judged {results_path} against {objectives_path}: {results.verdict}")

@@ -15,11 +15,13 @@ from typing import Protocol
 
 from analysis.catalog import DEFAULT_OK_OUTCOMES, percentile_of
 from analysis.compare import split_versions
+from analysis.custom import Reading
 from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
 from analysis.merge import FinalWindow
 from analysis.metrics import Measured, metrics_table
 from analysis.results import (
-    GapResult, Histograms, Results, Series, WindowResult, WorkerResult, clean_metrics, series,
+    CustomMetricResult, GapResult, Histograms, Results, Series, WindowResult, WorkerResult,
+    clean_metrics, series,
 )
 from coordinator.grpc_spec import ResolvedGrpc
 from coordinator.spec import ExperimentSpec
@@ -66,9 +68,25 @@ def run_experiment(
     ended = datetime.now(timezone.utc)
     for reason in stopped_early(merged):
         log(f"stopped early: {reason}")
+    custom: list[Reading] = []
+    if spec.metrics is not None:
+        from coordinator.custom_metrics import read_metrics
+
+        start_s, end_s = measured_phase(merged, ended.timestamp())
+        log(f"reading {len(spec.metrics.custom)} custom metric(s) over the measured phase "
+            f"({end_s - start_s:.1f} s)")
+        custom = read_metrics(spec, start_s, end_s, base_dir=base_dir)
     log("load finished; judging")
     return build_results(spec, merged, started=started, ended=ended,
-                         one_version_as_both=one_version_as_both)
+                         one_version_as_both=one_version_as_both, custom=custom)
+
+
+def measured_phase(run: MergedRun, ended_s: float) -> tuple[float, float]:
+    """Return the measured phase as unix seconds [start, end]: from the common start plus
+    warm-up and ramp, for the measured duration (without the pool's start time: the
+    ``measured_s`` that ended at ``ended_s``)."""
+    start = run.measured_from if run.measured_from is not None else ended_s - run.measured_s
+    return start, start + run.measured_s
 
 
 def grpc_schema_of(spec: ExperimentSpec, base_dir: Path) -> ResolvedGrpc | None:
@@ -93,7 +111,7 @@ def _iso(moment: datetime) -> str:
 def build_results(
     spec: ExperimentSpec, run: MergedRun | Sequence[WorkerReport | WorkerLostLike], *,
     started: datetime, ended: datetime, aborted: bool = False, gaps: Sequence[GapLike] = (),
-    one_version_as_both: bool = False,
+    one_version_as_both: bool = False, custom: Sequence[Reading] = (),
 ) -> Results:
     """Return the results document: merged histograms, metrics, verdicts (pure).
 
@@ -117,7 +135,8 @@ def build_results(
         windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag, cpu_s=w.cpu_s)
                  for w in run.windows), window_s=spec.load.window)
     objectives = [o.to_core() for o in spec.objectives]
-    judged = judge_measured(objectives, measured, health, spec.analysis.to_core())
+    judged = judge_measured(objectives, measured, health, spec.analysis.to_core(),
+                            custom=custom)
     table, verdict = judged.table, judged.verdict
     service_versions = split_versions(Measured(latency=run.service, duration_s=run.measured_s,
                                                error_ranges=spec.error_ranges, ok_outcomes=ok))
@@ -148,9 +167,28 @@ def build_results(
         comparison=judged.comparison,
         aa=one_version_as_both,
         objectives=objective_results(verdict),
+        custom_metrics=_custom_results(spec, custom),
         verdict=verdict.verdict.value,
         reasons=[f"stopped early: {reason}" for reason in early] + list(verdict.reasons),
     )
+
+
+def _custom_results(spec: ExperimentSpec,
+                    readings: Sequence[Reading]) -> list[CustomMetricResult]:
+    """Return the readings as results entries, with how each metric was declared."""
+    if spec.metrics is None:
+        return []
+    declared = {m.name: m for m in spec.metrics.custom}
+    out = []
+    for reading in readings:
+        metric = declared[reading.name]
+        out.append(CustomMetricResult(
+            name=reading.name, version=reading.version,
+            provider=spec.metrics.provider_of(metric).name, query=reading.query,
+            unit=reading.unit, mode=metric.mode, reduce=metric.reduce or "last",
+            value=reading.value, points=list(reading.points), labels=dict(reading.labels),
+            error=reading.error, note=reading.note))
+    return out
 
 
 def _worker_result(worker: WorkerSummary, measured: Measured) -> WorkerResult:

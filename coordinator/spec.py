@@ -24,7 +24,7 @@ import enum
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 from pydantic import (
@@ -34,6 +34,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_serializer,
     field_validator,
@@ -60,6 +61,7 @@ from coordinator.grpc_spec import (
     grpc_scheme_for,
     is_grpc_url,
 )
+from coordinator.metrics_spec import MetricsSpec, custom_units, parse_custom_limit
 from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
 from promote.spec import SpecModel as _Model
 
@@ -392,7 +394,8 @@ class Objective(_Model):
     Limits are converted to the metric's canonical unit (ms, fraction, req/s, count) on load.
     """
 
-    metric: str = Field(description="A built-in metric: " + ", ".join(known_metric_names()))
+    metric: str = Field(description="A built-in metric (" + ", ".join(known_metric_names())
+                        + ") or a custom one declared under metrics.custom")
     upper_limit: Annotated[float | None, WithJsonSchema(_QUANTITY_JSON)] = None
     lower_limit: Annotated[float | None, WithJsonSchema(_QUANTITY_JSON)] = None
     endpoint: str | None = Field(None, description="Judge one endpoint (its label); default all.")
@@ -404,7 +407,7 @@ class Objective(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _parse_limits(cls, data: Any) -> Any:
+    def _parse_limits(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, str):
             data = parse_k6_threshold(data)
         if not isinstance(data, dict):
@@ -413,7 +416,10 @@ class Objective(_Model):
         if isinstance(metric, str) and canonical_metric(metric) != metric:  # Iter8's grpc/...
             data = {**data, "metric": canonical_metric(metric)}
             metric = data["metric"]
+        custom = _custom_units(info)
         kind = kind_of(metric) if isinstance(metric, str) else None
+        if isinstance(metric, str) and kind is None and metric in custom:
+            return _custom_limits(data, custom[metric])
         if kind is None:
             return data  # the field validator reports the metric itself
         parsed = dict(data)
@@ -432,12 +438,15 @@ class Objective(_Model):
 
     @field_validator("metric")
     @classmethod
-    def _known_metric(cls, metric: str) -> str:
-        if kind_of(metric) is None:
-            hint = difflib.get_close_matches(metric, known_metric_names(), n=1)
+    def _known_metric(cls, metric: str, info: ValidationInfo) -> str:
+        custom = list(_custom_units(info))
+        if kind_of(metric) is None and metric not in custom:
+            known = known_metric_names() + custom
+            hint = difflib.get_close_matches(metric, known, n=1)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""
             raise ValueError(f"unknown metric {metric!r}{suggestion}; known: "
-                             + ", ".join(known_metric_names()))
+                             + ", ".join(known) + ("" if custom else
+                                                   " (custom ones: declare them in metrics)"))
         return metric
 
     def to_core(self) -> Slo:
@@ -454,6 +463,24 @@ class Objective(_Model):
                 and self.lower_limit > self.upper_limit):
             raise ValueError("lowerLimit is greater than upperLimit")
         return self
+
+
+def _custom_units(info: ValidationInfo) -> dict[str, str]:
+    """Return ``{name: unit}`` of the custom metrics the document declares (the context)."""
+    return dict((info.context or {}).get("custom_units") or {})
+
+
+def _custom_limits(data: dict[str, Any], unit: str) -> dict[str, Any]:
+    """Return an objective on a custom metric with its limits parsed in the metric's unit."""
+    parsed = dict(data)
+    for key in ("upperLimit", "lowerLimit"):
+        if parsed.get(key) is not None:
+            try:
+                parsed[key] = parse_custom_limit(parsed[key], unit,
+                                                 relative=data.get("vs") is not None)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc} for {data['metric']} (custom)") from None
+    return parsed
 
 
 def _parse_error_range(item: Any) -> tuple[int, int]:
@@ -592,6 +619,8 @@ class ExperimentSpec(_Model):
                                   "which status codes are errors.")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     promotion: PromotionSpec | None = Field(None, description="Promote on PASS by pull request.")
+    metrics: MetricsSpec | None = Field(None, description="Custom metrics read from a metrics "
+                                        "store (Prometheus), judged beside the built-in ones.")
     error_ranges: Annotated[
         tuple[tuple[int, int], ...],
         WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [
@@ -608,8 +637,9 @@ class ExperimentSpec(_Model):
 
     @model_serializer(mode="wrap")
     def _no_grpc_block(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)  # an HTTP experiment is saved as it was before gRPC
-        return {k: v for k, v in data.items() if k != "grpc" or v is not None}
+        data = handler(self)  # an HTTP experiment without custom metrics is saved as before
+        return {k: v for k, v in data.items()
+                if k not in ("grpc", "metrics") or v is not None}
 
     @field_serializer("target")
     def _target_as_written(self, target: TargetSpec) -> Any:
@@ -657,6 +687,15 @@ class ExperimentSpec(_Model):
         return self
 
     @model_validator(mode="after")
+    def _custom_objectives(self) -> ExperimentSpec:
+        names = {m.name for m in self.metrics.custom} if self.metrics else set()
+        for index, objective in enumerate(self.objectives):
+            if objective.metric in names and objective.endpoint is not None:
+                raise ValueError(f"objectives[{index}].endpoint: {objective.metric} is a custom "
+                                 "metric, read for the whole version; remove endpoint")
+        return self
+
+    @model_validator(mode="after")
     def _unique_endpoint_labels(self) -> ExperimentSpec:
         labels = [e.label for e in self.endpoints]
         counts = collections.Counter(labels)  # linear: list.count per label was quadratic
@@ -688,7 +727,7 @@ class ExperimentSpec(_Model):
         moved = ({**dumped["target"], "url": target} if isinstance(dumped["target"], dict)
                  else target)
         try:
-            return ExperimentSpec.model_validate({**dumped, "target": moved})
+            return _validate(ExperimentSpec, {**dumped, "target": moved})
         except ValidationError as exc:
             raise SpecError(f"target: {exc.errors(include_url=False)[0]['msg']}") from None
 
@@ -759,7 +798,7 @@ def parse_spec(data: Any, *, source: str = "spec") -> ExperimentSpec:
         raise SpecError(f"{source}: expected a mapping of fields at the top level "
                         f"(name, target, load, ...), got {got}")
     try:
-        return ExperimentSpec.model_validate(_plain(data))
+        return _validate(ExperimentSpec, _plain(data))
     except ValidationError as exc:
         raise SpecError(_describe(exc, data, source)) from None
 
@@ -771,9 +810,20 @@ class ObjectivesFile(_Model):
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
 
 
-def load_objectives(path: str | Path) -> ObjectivesFile:
+def _validate(model: type[_M], data: Any, custom: dict[str, str] | None = None) -> _M:
+    """Return ``model`` validated from ``data``, knowing the custom metrics it declares (or
+    ``custom``: those of a saved run) so that objectives may name them."""
+    return model.model_validate(data, context={"custom_units": {**custom_units(data),
+                                                                **(custom or {})}})
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def load_objectives(path: str | Path, custom: dict[str, str] | None = None) -> ObjectivesFile:
     """Return the objectives in ``path``: a YAML list of objectives, or a mapping with
-    ``objectives`` (and optionally ``analysis``), such as a whole experiment spec."""
+    ``objectives`` (and optionally ``analysis``), such as a whole experiment spec.
+    ``custom``: ``{name: unit}`` of the custom metrics objectives may name (a saved run's)."""
     path = Path(path)
     data = _read_yaml(path)
     if isinstance(data, list):
@@ -783,7 +833,7 @@ def load_objectives(path: str | Path) -> ObjectivesFile:
     else:
         raise SpecError(f"{path}: expected a list of objectives or a mapping with 'objectives'")
     try:
-        return ObjectivesFile.model_validate(_plain(data))
+        return _validate(ObjectivesFile, _plain(data), custom)
     except ValidationError as exc:
         raise SpecError(_describe(exc, data, str(path))) from None
 

@@ -118,6 +118,7 @@ class MergedRun:
     gaps: tuple[Gap, ...] = ()
     aborted: bool = False
     measured_s: float = 0.0
+    measured_from: float | None = None  # unix time the measured phase began (warm-up excluded)
 
 
 # --- commands the adapter carries out -----------------------------------------------------------
@@ -320,7 +321,8 @@ class Supervisor:
             measured = min(measured, max(0.0, self._stop_at - self.start_at - self._excluded_s))
         return MergedRun(windows=tuple(windows), latency=latency, service=service,
                          workers=tuple(_summary(i, s) for i, s in sorted(self._shares.items())),
-                         gaps=tuple(self._gaps), aborted=self.aborted, measured_s=measured)
+                         gaps=tuple(self._gaps), aborted=self.aborted, measured_s=measured,
+                         measured_from=self.start_at + self._excluded_s)
 
     # --- inside -----------------------------------------------------------------------------
 

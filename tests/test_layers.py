@@ -19,7 +19,8 @@ PACKAGES = ("coordinator", "workers", "analysis", "promote", "deploy")
 ADAPTERS = {
     "ray": {"coordinator/ray_pool.py"},
     # deploy/kube.py: kubernetes_asyncio's transport errors (aiohttp.ClientError) are caught there
-    "aiohttp": {"workers/transport_aiohttp.py", "promote/service.py", "deploy/kube.py"},
+    "aiohttp": {"workers/transport_aiohttp.py", "promote/service.py", "deploy/kube.py",
+                "coordinator/prometheus.py"},
     "uvloop": {"workers/load_worker.py"},
     "httptools": {"workers/raw_engine.py"},
     "github": {"promote/github.py"},

@@ -2,8 +2,11 @@
 
 It plays the part of Iter8's `hello` app: version 1.0 is the baseline and 2.0 the
 candidate. It answers ``GET /hello`` (and ``POST /hello``, whatever the body) with
-``Hello from version <version>`` and ``GET /healthz`` with ``ok``, and can be told to
-misbehave on ``/hello`` so that SLO validation has something to catch:
+``Hello from version <version>`` and ``GET /healthz`` with ``ok``, exposes Prometheus
+metrics on ``GET /metrics`` (with ``prometheus_client``, every series labelled with the
+version: ``hello_requests_total{version,method,code}``, the request-duration histogram
+``hello_request_duration_seconds{version,method}`` and the process' CPU and memory), and can be
+told to misbehave on ``/hello`` so that SLO validation has something to catch:
 
 * ``--latency`` / ``--jitter`` / ``--distribution``: added latency, drawn per request
   (fixed; latency + U(0, jitter); max(0, N(latency, jitter)); latency + Exp(mean=jitter)).
@@ -52,6 +55,15 @@ try:  # optional: faster event loop
     import uvloop
 except ImportError:  # pragma: no cover - depends on the environment
     uvloop = None
+
+try:  # optional: GET /metrics
+    import prometheus_client
+except ImportError:  # pragma: no cover - depends on the environment
+    prometheus_client = None
+
+# Seconds; fine around the latencies the tests inject (1-50 ms), coarse beyond.
+DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
+                      0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "exponential")
 SHUTDOWN_GRACE_S = 1.0  # on SIGTERM, how long in-flight /hello requests may finish before being cut off
@@ -279,6 +291,7 @@ class HelloApp:
         self.inflight: set[asyncio.Task] = set()  # /hello handlers running now, for shutdown
         self.stall_start = math.inf  # set by mark_started()
         self.stall_end = -math.inf
+        self.registry, self.requests_total, self.duration_s = _metrics(cfg.version)
 
     def mark_started(self) -> None:
         """Start the clock for --stall-after; call once the server is listening."""
@@ -292,10 +305,22 @@ class HelloApp:
     async def hello(self, request: web.Request) -> web.Response:
         task = asyncio.current_task()
         self.inflight.add(task)
+        started = time.monotonic()
+        code = "500"
         try:
-            return await self._hello()
+            response = await self._hello()
+            code = str(response.status)
+            return response
         finally:
             self.inflight.discard(task)
+            if self.registry is not None:
+                self.requests_total.labels(self.cfg.version, request.method, code).inc()
+                self.duration_s.labels(self.cfg.version, request.method).observe(
+                    time.monotonic() - started)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = prometheus_client.generate_latest(self.registry)
+        return self.web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
     async def _hello(self) -> web.Response:
         self.requests += 1
@@ -325,7 +350,32 @@ class HelloApp:
         app.router.add_get("/hello", self.hello)
         app.router.add_post("/hello", self.hello)  # any body; the README's two-endpoint spec
         app.router.add_get("/healthz", self.healthz)
+        if self.registry is not None:
+            app.router.add_get("/metrics", self.metrics)
         return app
+
+
+def _metrics(version: str) -> tuple[object, object, object]:
+    """Return (registry, requests counter, duration histogram), or Nones without
+    prometheus_client. A registry of the app's own: the process collector gives CPU seconds
+    and memory of this process."""
+    if prometheus_client is None:
+        return None, None, None
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.ProcessCollector(registry=registry)
+    requests_total = prometheus_client.Counter(
+        "hello_requests", "Requests to /hello by version, method and status code.",
+        ["version", "method", "code"], registry=registry)
+    duration_s = prometheus_client.Histogram(
+        "hello_request_duration_seconds", "Time from a /hello request's arrival to its response.",
+        ["version", "method"], buckets=DURATION_BUCKETS_S, registry=registry)
+    # The version as a series of its own, like kube-state-metrics' *_info series.
+    info = prometheus_client.Info("hello_build", "The app's version.", registry=registry)
+    info.info({"version": version})
+    # Series exist from the start (at 0), so that increase() and rate() count the first requests.
+    requests_total.labels(version, "GET", "200")
+    duration_s.labels(version, "GET")
+    return registry, requests_total, duration_s
 
 
 def _url_host(host: str) -> str:
