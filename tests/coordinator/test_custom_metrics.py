@@ -1,0 +1,219 @@
+"""Custom metrics against a real Prometheus (Debian's package) scraping the real sample app.
+
+One Prometheus for the module scrapes two hello apps every second, version 1.0 (5 ms added) and
+2.0 (20 ms added), whose /metrics label every series with their version. No mock of
+Prometheus's HTTP API: queries, errors (its own 400), auth (a 127.0.0.1 proxy that demands the
+credential, since Prometheus checks none) and "no data" are the server's real answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis.custom import promql_duration
+from analysis.rejudge import rejudge
+from analysis.results import parse_results
+from analysis.verdict import Limits, Objective
+from coordinator.custom_metrics import check_metrics, read_metrics
+from coordinator.prometheus import MetricsError
+from coordinator.run import build_results
+from coordinator.spec import ExperimentSpec, parse_spec
+from tests.support.helpers import REPO_ROOT, free_port, start_hello
+from tests.support.prometheus import auth_proxy, prometheus_binary, start_prometheus
+from tests.support.servers import recording_server
+from workers.engine import WorkerReport
+from workers.histogram import Histogram
+from workers.recorder import Window
+
+_BINARY, _MISSING = prometheus_binary()
+pytestmark = pytest.mark.skipif(_BINARY is None, reason=_MISSING)
+
+SERVER_MEAN = ("1000 * sum(rate(hello_request_duration_seconds_sum{ {{ labels }} }[{{ interval }}]))"
+               " / sum(rate(hello_request_duration_seconds_count{ {{ labels }} }[{{ interval }}]))")
+CUSTOM = [
+    {"name": "server-mean", "unit": "ms", "query": SERVER_MEAN},
+    {"name": "served", "unit": "requests",
+     "query": "sum(increase(hello_requests_total{ {{ labels }} }[{{ interval }}]))"},
+    {"name": "served-so-far", "mode": "range", "reduce": "max",
+     "query": "sum(hello_requests_total{ {{ labels }} })"},
+    {"name": "ghost", "query": "sum(slogate_no_such_metric{ {{ labels }} })"},
+]
+
+
+@dataclass(frozen=True)
+class Stack:
+    baseline: str
+    candidate: str
+    prometheus: str
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """Two hello versions and a Prometheus scraping both every second."""
+    with start_hello("--version", "1.0", "--latency", "5ms") as baseline, \
+            start_hello("--version", "2.0", "--latency", "20ms") as candidate:
+        targets = {baseline.removeprefix("http://"): "baseline",
+                   candidate.removeprefix("http://"): "candidate"}
+        with start_prometheus(targets) as url:
+            yield Stack(baseline=baseline, candidate=candidate, prometheus=url)
+
+
+def _spec(stack: Stack, *, provider: dict[str, Any] | None = None,
+          custom: list[dict[str, Any]] | None = None, objectives: list[Any] | None = None,
+          target: str | None = None, **load: Any) -> dict[str, Any]:
+    return {
+        "name": "custom", "target": target or stack.candidate, "baseline": stack.baseline,
+        "load": {"rate": 20, "duration": "4s", "warmup": "3s", "workers": 1, **load},
+        "endpoints": [{"path": "/hello"}],
+        "metrics": {"providers": [provider or {"url": stack.prometheus}], "queryDelay": "1.5s",
+                    "candidate": {"version": "2.0", "labels": {"version": "2.0"}},
+                    "baseline": {"version": "1.0", "labels": {"version": "1.0"}},
+                    "custom": custom or CUSTOM},
+        "objectives": objectives or [{"metric": "server-mean", "upperLimit": 40}],
+    }
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_local")
+def test_custom_objectives_are_judged_from_what_prometheus_scraped(stack: Stack) -> None:
+    """A real run: the candidate's server-side mean from its own histogram passes 40 ms, its
+    ratio to the baseline's (20 ms vs 5 ms added) fails 1.5x, the count Prometheus saw matches
+    the measured phase (warm-up excluded), and a query with no series is "no data"."""
+    from coordinator.cluster import RayPool
+    from coordinator.run import run_experiment
+
+    spec = parse_spec(_spec(stack, objectives=[
+        {"metric": "server-mean", "upperLimit": "40ms"},
+        {"metric": "server-mean", "upperLimit": 1.5, "vs": "baseline"},
+        {"metric": "error-rate", "upperLimit": "10%"}]))
+    assert check_metrics(spec) == 8  # four metrics, two versions
+    with RayPool() as pool:
+        results = run_experiment(spec, pool)
+    by = {(c.name, c.version): c for c in results.custom_metrics}
+    verdicts = [(o.metric, o.vs, o.verdict) for o in results.objectives]
+    assert verdicts == [("server-mean", None, "PASS"), ("server-mean", "baseline", "FAIL"),
+                        ("error-rate", None, "PASS")]
+    assert results.verdict == "FAIL"
+    # 20 ms added, never less (the app waits on a monotonic clock); loopback and aiohttp add
+    # ~1-2 ms, 6 ms leaves room for a busy 2-core machine.
+    assert 20.0 <= by[("server-mean", "candidate")].value <= 26.0
+    # (20 + o) / (5 + o) for an overhead o in [0, 3] ms lies in [2.9, 4]
+    assert 2.5 <= results.objectives[1].value <= 4.2
+    assert "no confidence interval" in results.objectives[0].reason
+    # The window is the measured phase: 20 req/s per version for 4 s after a 3 s warm-up.
+    # increase() extrapolates scrapes 1 s apart to the window's edges: within one scrape's
+    # requests (20) of the 80 measured; warm-up included would give about 140.
+    measured = results.metrics["*"]["request-count"]
+    assert measured == 80
+    assert abs(by[("served", "candidate")].value - measured) <= 20
+    assert f"[{promql_duration(results.duration_s)}]" in by[("served", "candidate")].query
+    assert 'version="2.0"' in by[("served", "candidate")].query
+    assert 'version="1.0"' in by[("served", "baseline")].query
+    points = by[("served-so-far", "candidate")].points
+    start = datetime.fromisoformat(results.start_time).timestamp()
+    assert len(points) >= 3 and points[0][0] >= start + 3.0  # warm-up (3 s) not in the range
+    assert by[("served-so-far", "candidate")].value == max(v for _, v in points)
+    ghost = by[("ghost", "candidate")]
+    assert (ghost.value, ghost.error, ghost.note) == (None, None, "the query returned no series")
+    # Re-judged from the stored values, never queried again: no data is INCONCLUSIVE.
+    saved = parse_results(results.to_json(), source="results.json")
+    again = rejudge(saved, [Objective(metric="ghost", upper_limit=1.0),
+                            Objective(metric="server-mean", upper_limit=40.0)], Limits())
+    assert [o.verdict for o in again.objectives] == ["INCONCLUSIVE", "PASS"]
+    assert again.objectives[0].reason == "no data for ghost: the query returned no series"
+    assert again.verdict == "INCONCLUSIVE"
+
+
+def test_a_query_prometheus_rejects_fails_the_check_with_its_own_400(stack: Stack) -> None:
+    """A query Prometheus cannot parse is refused before the load with its HTTP 400 and its
+    own error text, naming the custom metric."""
+    spec = parse_spec(_spec(stack, custom=[{"name": "broken", "query": "sum(rate(x[5"}],
+                            objectives=[{"metric": "broken", "upperLimit": 1}]))
+    with pytest.raises(MetricsError) as caught:
+        check_metrics(spec)
+    message = str(caught.value)
+    assert message.startswith(f"custom metric broken: {stack.prometheus}/api/v1/query: HTTP 400: "
+                              "bad_data: ")
+    assert "parse error" in message and "no load was sent" in message
+    assert "\n" not in message
+
+
+def test_an_unreachable_prometheus_exits_2_before_any_load(stack: Stack, tmp_path: Path) -> None:
+    """slogate run with a provider nobody listens on exits 2 with one line naming the metric,
+    and the target never sees a request."""
+    import json
+
+    with recording_server() as target:
+        spec = _spec(stack, target=target.url,
+                     provider={"url": f"http://127.0.0.1:{free_port()}", "timeout": "2s"})
+        spec["baseline"] = None
+        (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+        done = subprocess.run(
+            [sys.executable, "-m", "coordinator.cli", "run", str(tmp_path / "spec.yaml"),
+             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        assert target.requests == []
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("slogate: error: custom metric server-mean: http://127.0.0.1:")
+    assert "cannot reach the metrics store (Connect call failed" in line or \
+        "cannot reach the metrics store" in line
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def _report(spec: ExperimentSpec) -> WorkerReport:
+    """Return one worker's report of 100 fast successful requests (no network)."""
+    hist = Histogram.from_values([2_000_000] * 100)
+    window = Window(index=0, start_s=0.0, latency={("candidate: GET /hello", "status:200"): hist,
+                                                   ("baseline: GET /hello", "status:200"): hist},
+                    service={}, lag=Histogram.from_values([10_000] * 200), scheduled=200, sent=200)
+    return WorkerReport(worker_index=0, host="h", pid=1, started_at=0.0, measured_s=1.0,
+                        windows=(window,), warmup_requests=0, unsent=0, node_id="n")
+
+
+@pytest.mark.parametrize(("auth", "header"), [
+    pytest.param({"bearerToken": {"env": "SLOGATE_TEST_PROM_TOKEN"}}, "Bearer s3cret-token",
+                 id="bearer-token-from-env"),
+    pytest.param({"basicAuth": {"username": "slogate", "password": {"file": "pw.txt"}}},
+                 "Basic " + base64.b64encode(b"slogate:s3cret-token").decode(),
+                 id="basic-auth-password-from-file"),
+])
+def test_credentials_reach_the_store_and_a_failure_at_the_end_is_invalid(
+        stack: Stack, auth: dict[str, Any], header: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy demanding the credential the check passes and the values are read; a
+    wrong one is its 401 before the load; the store failing at the end (503) makes the run
+    INVALID naming the metric and the status; the secret is in no message or result."""
+    monkeypatch.setenv("SLOGATE_TEST_PROM_TOKEN", "s3cret-token")
+    (tmp_path / "pw.txt").write_text("s3cret-token\n")
+    monkeypatch.chdir(tmp_path)
+    with auth_proxy(stack.prometheus, header) as (proxy, switch):
+        spec = parse_spec(_spec(stack, provider={"url": proxy.url, **auth},
+                                custom=CUSTOM[:1]))
+        assert check_metrics(spec) == 2
+        assert {r["authorization"] for r in proxy.requests} == {header}
+        now = datetime.now(timezone.utc).timestamp()
+        readings = read_metrics(spec, now - 5, now, sleep=lambda _s: None)
+        assert [r.error for r in readings] == [None, None]
+        switch["fail"] = True
+        failed = read_metrics(spec, now - 5, now, sleep=lambda _s: None)
+        monkeypatch.setenv("SLOGATE_TEST_PROM_TOKEN", "wrong")
+        (tmp_path / "pw.txt").write_text("wrong\n")
+        with pytest.raises(MetricsError, match=r"HTTP 401: not a Prometheus API answer"):
+            check_metrics(spec)
+    results = build_results(spec, [_report(spec)], started=datetime.now(timezone.utc),
+                            ended=datetime.now(timezone.utc), custom=failed)
+    assert results.verdict == "INVALID"
+    assert results.reasons == [f"custom metric server-mean: {proxy.url}/api/v1/query: HTTP 503: "
+                               "not a Prometheus API answer: Service Unavailable"]
+    assert "s3cret" not in results.to_json() and "s3cret" not in " ".join(results.reasons)
