@@ -21,8 +21,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/slogate demo
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test test-tools
 	$(BIN)/python -m pytest
+
+# Debian's prometheus for tests/coordinator/test_custom_metrics.py, installed as the bench installs
+# nginx (one apt-get update, then apt-get install -y, as root; nothing when it is there already).
+# Where it cannot be installed those tests are skipped and say why.
+.PHONY: test-tools
+test-tools: $(VENV)/.installed-test
+	@$(BIN)/python -c "from bench.install import ensure_debian_tools as ensure; \
+	[print(f'make test: {n} missing ({p}): its tests will be skipped') \
+	 for n, p in ensure(['prometheus'], print).items()]"
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -823,7 +823,10 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 def render_html(results: Results) -> str:
     """Return the run's report as one self-contained HTML page (no network at view time)."""
     title = f"slogate: {results.name} — {results.verdict}"
-    tables = _Html(f"{metrics_section(results)}{service_section(results)}")
+    from analysis.custom_report import custom_section
+
+    tables = _Html(f"{metrics_section(results)}{custom_section(results)}"
+                   f"{service_section(results)}")
     sections = [header_section(results), objectives_section(results),
                 comparison_section(results), outcomes_section(results), tables,
                 charts_section(results), run_section(results), footer_section(results)]

@@ -60,7 +60,9 @@ def render_junit(results: Results) -> str:
         name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "")
         _case(suite, name, classname, o.verdict, o.reason, o.dry_run)
     _case(suite, "run", classname, results.verdict, "; ".join(results.reasons))
-    ET.SubElement(suite, "system-out").text = _xml(_outcomes_text(results))
+    from analysis.custom_report import custom_text
+
+    ET.SubElement(suite, "system-out").text = _xml(_outcomes_text(results) + custom_text(results))
     cases = suite.findall("testcase")
     suite.set("tests", str(len(cases)))
     for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):

@@ -125,6 +125,12 @@ def render_text(results: Results, *, width: int | None = None, color: bool = Fal
     for name in _metric_columns(results):
         metrics.add_row(name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints))
     console.print(metrics)
+    if results.custom_metrics:
+        from analysis.custom_report import custom_problems, custom_table
+
+        console.print(custom_table(results))
+        for line in custom_problems(results):
+            console.print(f"  - {line}")
     console.print(_outcomes_table(results))
     if results.service_metrics:
         console.print(_latency_table(results))
@@ -247,6 +253,12 @@ def _md_run(results: Results) -> list[str]:
     ]
 
 
+def _md_custom(results: Results) -> list[str]:
+    from analysis.custom_report import custom_markdown
+
+    return custom_markdown(results)
+
+
 def render_markdown(results: Results) -> str:
     """Return the report as GitHub-flavoured markdown (verdict, objectives, metrics, outcomes,
     config); text from the document is escaped so it renders as written."""
@@ -262,6 +274,7 @@ def render_markdown(results: Results) -> str:
         "",
         *_md_metrics(results),
         "",
+        *_md_custom(results),
         "### Outcomes by endpoint",
         "",
         *md_table(OUTCOME_COLUMNS, "lrrll", map(outcome_cells, outcome_rows(results))),

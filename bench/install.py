@@ -18,7 +18,8 @@ from collections.abc import Callable
 Log = Callable[[str], None]
 
 # binary -> Debian package; nginx lives in /usr/sbin, which a non-root PATH may lack.
-DEBIAN_TOOLS = {"nginx": "nginx", "wrk": "wrk", "hey": "hey"}
+DEBIAN_TOOLS = {"nginx": "nginx", "wrk": "wrk", "hey": "hey",
+                "prometheus": "prometheus"}  # make test: the custom-metrics tests
 _SBIN = ("/usr/sbin", "/sbin")
 LOCUST_REQUIREMENT = "locust>=2.20"
 APT_TIMEOUT_S = 900.0

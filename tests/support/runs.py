@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.results import Results, write_atomic
+from analysis.results import CustomMetricResult, Results, write_atomic
 from coordinator.run import build_results
 from coordinator.spec import parse_spec
 from workers.histogram import Histogram
@@ -55,3 +55,23 @@ def write_run(root: Path, results: Results) -> Path:
     """Write ``results`` as ``slogate run`` does by default: ``ROOT/NAME-STAMP/results.json``."""
     stamp = datetime.fromisoformat(results.start_time).strftime("%Y%m%dT%H%M%SZ")
     return write_atomic(root / f"{results.name}-{stamp}" / "results.json", results.to_json())
+
+
+CUSTOM_QUERY = 'sum(rate(hello_request_duration_seconds_sum{version="2.0"}[4s]))'
+
+
+def custom_document() -> Results:
+    """Return :func:`document` (day 0) with three custom metrics read: a value in ms, a range
+    reduced by max, and one that had no data."""
+    custom = [
+        CustomMetricResult(name="server-mean", version="candidate", provider="prometheus",
+                           query=CUSTOM_QUERY, unit="ms", value=21.25,
+                           points=[(1000.0, 21.25)]),
+        CustomMetricResult(name="cpu", version="candidate", provider="prometheus",
+                           query="sum(rate(process_cpu_seconds_total[5s]))", unit="cores",
+                           mode="range", reduce="max", value=0.5,
+                           points=[(1000.0, 0.25), (1001.0, 0.5), (1002.0, 0.375)]),
+        CustomMetricResult(name="ghost", version="candidate", query="sum(nothing)",
+                           note="the query returned no series"),
+    ]
+    return document(day=0).model_copy(update={"custom_metrics": custom})
