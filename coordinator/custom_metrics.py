@@ -97,7 +97,9 @@ def _variables(spec: ExperimentSpec, version: str, start_s: float,
 
 
 def _versions(spec: ExperimentSpec) -> list[str]:
-    return [version for version, _ in spec.versions()]
+    """Return the versions read: the candidate, and the baseline when there is one (known
+    before a Kubernetes target has its URL)."""
+    return ["baseline", "candidate"] if spec.baseline is not None else ["candidate"]
 
 
 def _query(metric: CustomMetric, promql: str, start_s: float, end_s: float) -> Query:

@@ -217,3 +217,18 @@ def test_credentials_reach_the_store_and_a_failure_at_the_end_is_invalid(
     assert results.reasons == [f"custom metric server-mean: {proxy.url}/api/v1/query: HTTP 503: "
                                "not a Prometheus API answer: Service Unavailable"]
     assert "s3cret" not in results.to_json() and "s3cret" not in " ".join(results.reasons)
+
+
+@pytest.mark.parametrize("example", [
+    pytest.param("examples/hello/experiment-prometheus.yaml", id="hello-local"),
+    pytest.param("examples/custom-metrics/kubernetes.yaml", id="kubernetes-cadvisor-ksm"),
+])
+def test_the_examples_queries_are_valid_promql(stack: Stack, example: str) -> None:
+    """Every query of the examples, rendered for both versions, is accepted by Prometheus
+    (pointed at the test server: their data need not exist here, their syntax must)."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load((REPO_ROOT / example).read_text())
+    data["metrics"]["providers"] = [{"url": stack.prometheus}]
+    spec = parse_spec(data, source=example)
+    assert check_metrics(spec) == 2 * len(data["metrics"]["custom"])
