@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Reduce = Literal["last", "max", "mean"]
@@ -134,25 +134,29 @@ def reading_from(series: list[tuple[dict[str, str], list[Point]]], *, name: str,
                  query: str, unit: str, how: Reduce) -> Reading:
     """Return the reading of one answer: its single series reduced by ``how``; no series is
     "no data" (value None), several series are an error naming their labels."""
-    base = {"name": name, "version": version, "query": query, "unit": unit}
+    base = Reading(name=name, version=version, query=query, unit=unit)
     if not series:
-        return Reading(**base, note="the query returned no series")
+        return replace(base, note="the query returned no series")
     if len(series) > 1:
         shown = ", ".join(describe_labels(labels) for labels, _ in series[:3])
         more = f" and {len(series) - 3} more" if len(series) > 3 else ""
-        return Reading(**base, error=f"custom metric {name}: the query returned {len(series)} "
+        return replace(base, error=f"custom metric {name}: the query returned {len(series)} "
                        f"series where one was expected: {shown}{more} (aggregate them, e.g. "
                        "with sum or max)")
     labels, points = series[0]
     finite = tuple((t, v) for t, v in points if math.isfinite(v))
     value = reduce_points(finite, how)
     note = None if value is not None else "the query returned only NaN or infinite values"
-    return Reading(**base, value=value, points=finite, labels=labels, note=note)
+    return replace(base, value=value, points=finite, labels=labels, note=note)
 
 
 def reading_errors(readings: Iterable[Reading]) -> tuple[str, ...]:
     """Return the distinct errors of ``readings``, one line each, in order."""
     return tuple(dict.fromkeys(r.error for r in readings if r.error))
+
+
+def _ratio_text(value: float) -> str:
+    return f"x{value:.3g}"
 
 
 def format_custom(value: float | None, unit: str) -> str:
@@ -201,7 +205,7 @@ def judge_custom(*, name: str, upper: float | None, lower: float | None, vs: str
             return CustomJudgement(value=None, outcome="INCONCLUSIVE", reason=(
                 f"{name} is 0 on the {vs}: the ratio candidate / {vs} is undefined"))
         value = candidate.value / base.value
-        show = lambda v: f"x{v:.3g}"  # noqa: E731
+        show = _ratio_text
     wanted = _limits(upper, lower, show) + (f" of the {vs}" if vs else "")
     shown = show(value)
     if vs is not None:

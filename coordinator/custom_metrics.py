@@ -18,8 +18,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.custom import QueryError, Reading, decode, reading_from, render, variables_for
-from coordinator.metrics_spec import Credential, CustomMetric, MetricsSpec, PrometheusProvider
+from analysis.custom import (
+    QueryError,
+    Reading,
+    decode,
+    reading_from,
+    render,
+    variables_for,
+)
+from coordinator.metrics_spec import (
+    Credential,
+    CustomMetric,
+    MetricsSpec,
+    PrometheusProvider,
+)
 from coordinator.prometheus import Connection, MetricsError, Query, run_queries
 from coordinator.spec import ExperimentSpec
 
@@ -173,11 +185,14 @@ def read_metrics(spec: ExperimentSpec, start_s: float, end_s: float, *,
 
 
 def _reading(metric: CustomMetric, version: str, query: Query, answer: Any) -> Reading:
-    base = {"name": metric.name, "version": version, "query": query.promql, "unit": metric.unit}
     if isinstance(answer, MetricsError):
-        return Reading(**base, error=str(answer))
-    try:
-        series = decode(answer)
-    except QueryError as exc:
-        return Reading(**base, error=f"custom metric {metric.name}: {exc}")
-    return reading_from(series, **base, how=metric.reduce or "last")
+        error: str | None = str(answer)
+    else:
+        try:
+            return reading_from(decode(answer), name=metric.name, version=version,
+                                query=query.promql, unit=metric.unit,
+                                how=metric.reduce or "last")
+        except QueryError as exc:
+            error = f"custom metric {metric.name}: {exc}"
+    return Reading(name=metric.name, version=version, query=query.promql, unit=metric.unit,
+                   error=error)

@@ -26,10 +26,18 @@ An objective then names the custom metric like a built-in one:
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from analysis.catalog import kind_of
@@ -186,8 +194,8 @@ class MetricsSpec(_Model):
                                   "target's namespace, else 'default'.")
     app: str | None = Field(None, description="{{ app }}; default promotion.app, else the "
                             "experiment's name.")
-    candidate: VersionVariables = Field(default_factory=VersionVariables)
-    baseline: VersionVariables = Field(default_factory=VersionVariables)
+    candidate: VersionVariables = VersionVariables.model_validate({})
+    baseline: VersionVariables = VersionVariables.model_validate({})
     query_delay: Annotated[float, BeforeValidator(units.parse_duration_s), Field(ge=0)] = Field(
         0.0, le=600.0, description="Wait this long after the load before reading, so that the "
         "last scrape of the measured phase is in (e.g. one scrape interval).")
@@ -242,12 +250,13 @@ def parse_custom_limit(value: object, unit: str, *, relative: bool) -> float:
 
 
 def _plain(value: object) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number")
+    """Return a finite number written as a number or a numeric string; ValueError otherwise."""
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = None if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number in the metric's unit") from None
-    if number != number or number in (float("inf"), float("-inf")):
+        number = None
+    if number is None:
+        raise ValueError(f"{value!r} is not a number in the metric's unit")
+    if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
     return number

@@ -78,7 +78,7 @@ async def _one(session: aiohttp.ClientSession, connection: Connection,
                                 ssl=connection.tls if connection.tls is not None else True) as answer:
             body = await answer.content.read(MAX_ANSWER_BYTES + 1)
             status = answer.status
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return MetricsError(f"{where}: no answer within {connection.timeout_s:g} s")
     except aiohttp.ClientConnectorError as exc:
         reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)

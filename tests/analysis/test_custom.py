@@ -9,8 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.custom import (
-    QueryError, Reading, decode, judge_custom, label_matchers, promql_duration, reading_from,
-    reduce_points, render, template_variables, variables_for,
+    QueryError,
+    Reading,
+    decode,
+    judge_custom,
+    label_matchers,
+    promql_duration,
+    reading_from,
+    reduce_points,
+    render,
+    template_variables,
+    variables_for,
 )
 from analysis.verdict import Objective, RunHealth, Verdict, judge_run
 
@@ -56,7 +65,7 @@ def test_label_values_are_escaped_as_promql_strings() -> None:
 def test_decode_prometheus_answers(answer: dict[str, object], series: list[object]) -> None:
     """Vector, matrix and scalar answers decode to (labels, points) series."""
     decoded = decode(answer)
-    assert [labels for labels, _ in decoded] == [labels for labels, _ in series]  # type: ignore[misc]
+    assert [labels for labels, _ in decoded] == [item[0] for item in series]  # type: ignore[index]
     assert str(decoded) == str(series)  # NaN == NaN as text
 
 

@@ -14,6 +14,7 @@ from tests.support.runs import CUSTOM_QUERY as QUERY
 from tests.support.runs import custom_document as _results
 from tests.support.runs import document
 
+
 @pytest.mark.parametrize("fmt", ["text", "markdown", "junit", "html"])
 def test_every_format_shows_custom_metrics_with_query_and_no_interval(fmt: str) -> None:
     """Text, markdown, JUnit and HTML show each custom value with its unit, the query as sent,
