@@ -19,6 +19,8 @@ told to misbehave on ``/hello`` so that SLO validation has something to catch:
   like a GC pause. Used to test coordinated-omission correction.
 * ``--close-every N``: every Nth ``/hello`` response carries ``Connection: close``,
   to test reconnects.
+* ``--cpu-per-request``: CPU time each ``/hello`` burns (a busy loop on process time),
+  for a version that keeps its latency by spending more CPU.
 * ``--seed``: makes the random draws reproducible.
 
 Every option can also come from an environment variable (HELLO_VERSION, HELLO_HOST,
@@ -154,6 +156,7 @@ class Config:
     stall_after_s: float | None = None
     stall_for_s: float | None = None
     close_every: int | None = None
+    cpu_per_request_s: float = 0.0
 
 
 # (flag, env var, parser, default, help)
@@ -175,6 +178,7 @@ _OPTIONS: list[tuple[str, str, Callable[[str], object], object, str]] = [
     ("--stall-after", "HELLO_STALL_AFTER", parse_duration, None, "start one global stall this long after startup"),
     ("--stall-for", "HELLO_STALL_FOR", parse_duration, None, "how long the stall lasts"),
     ("--close-every", "HELLO_CLOSE_EVERY", parse_positive_int, None, "send Connection: close on every Nth /hello"),
+    ("--cpu-per-request", "HELLO_CPU_PER_REQUEST", parse_duration, 0.0, "CPU time burnt by each /hello, e.g. 5ms (default 0)"),
 ]
 
 
@@ -221,7 +225,7 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         except ValueError as exc:
             _usage_error(parser.prog, f"invalid {source} value: {exc}")
 
-    for key in ("latency", "jitter", "stall_after", "stall_for"):
+    for key in ("latency", "jitter", "stall_after", "stall_for", "cpu_per_request"):
         if values[key] is not None and values[key] < 0:  # type: ignore[operator]
             _usage_error(parser.prog, f"--{key.replace('_', '-')} must not be negative")
     if (values["stall_after"] is None) != (values["stall_for"] is None):
@@ -244,6 +248,7 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         stall_after_s=values["stall_after"],  # type: ignore[arg-type]
         stall_for_s=values["stall_for"],  # type: ignore[arg-type]
         close_every=values["close_every"],  # type: ignore[arg-type]
+        cpu_per_request_s=values["cpu_per_request"],  # type: ignore[arg-type]
     )
 
 
@@ -327,6 +332,10 @@ class HelloApp:
         n = self.requests
         if self._in_stall():  # arrived during the stall: held until it ends
             await sleep_until(self.stall_end)
+        if self.cfg.cpu_per_request_s > 0:  # a version that burns CPU (process time, not wall)
+            burnt_by = time.process_time() + self.cfg.cpu_per_request_s
+            while time.process_time() < burnt_by:
+                pass
         delay = self.draw_latency()
         rate = self.cfg.error_rate
         failed = rate >= 1.0 or (rate > 0.0 and self.rng.random() < rate)

@@ -45,7 +45,8 @@ def query(url: str, promql: str) -> list[dict[str, object]]:
 
 
 def _config(targets: Mapping[str, str]) -> str:
-    """Return a config scraping ``{host:port: track}`` every second (track: a target label)."""
+    """Return a config scraping ``{host:port: track}`` every second (``track``: a target
+    label, which series without a version label of their own, process_*, are told apart by)."""
     static = [{"targets": [target], "labels": {"track": track}} for target, track in targets.items()]
     return json.dumps({  # JSON is YAML
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S:g}s",
