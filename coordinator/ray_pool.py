@@ -49,6 +49,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from coordinator.errors import ClusterError, Interrupted
+from coordinator.run_metrics import bucket_increments, cumulative_buckets
 from coordinator.supervisor import (
     POLL_S, START_SLACK_S, Command, Gap, LiveView, MergedRun, Poll, Replace, Stop, Supervisor,
     WorkerLost,
@@ -83,7 +84,8 @@ Log = Callable[[str], None]
 
 class RayLoadWorker(LoadWorker):
     """``LoadWorker`` plus where it runs and Ray metrics: requests and errors (counters), in
-    flight, achieved rate and latency percentiles (gauges), tagged with run and worker."""
+    flight, achieved rate and latency percentiles (gauges), latency buckets (counters that add
+    up across workers), tagged with run and worker."""
 
     def __init__(self, plan: WorkerPlan, run_name: str) -> None:
         super().__init__(plan)
@@ -101,10 +103,14 @@ class RayLoadWorker(LoadWorker):
                                   tag_keys=keys),
             "p50": metrics.Gauge("slogate_latency_p50_ms", "Running latency p50", tag_keys=keys),
             "p99": metrics.Gauge("slogate_latency_p99_ms", "Running latency p99", tag_keys=keys),
+            # Counters per bucket add up across workers (coordinator/run_metrics.py).
+            "buckets": metrics.Counter("slogate_latency_ms_bucket", "Measured requests at or "
+                                       "below le ms", tag_keys=(*keys, "le")),
         }
         for metric in self._metrics.values():
             metric.set_default_tags(tags)
         self._last = (0.0, 0, 0)  # elapsed, requests, errors at the last export
+        self._buckets: list[tuple[str, int]] = []  # cumulative counts at the last export
 
     def ready(self) -> dict[str, object]:
         """Return host, pid and Ray node id."""
@@ -135,6 +141,10 @@ class RayLoadWorker(LoadWorker):
             value = progress.latency.percentile_ns(q)
             if value is not None:
                 m[name].set(value / 1e6)
+        buckets = cumulative_buckets(progress.latency)
+        for le, increase in bucket_increments(self._buckets, buckets):
+            m["buckets"].inc(increase, tags={"le": le})
+        self._buckets = buckets
         self._last = (progress.elapsed_s, progress.requests, progress.errors)
 
 
