@@ -63,7 +63,7 @@ def saved_spec(spec: Mapping[str, Any]) -> SavedSpec:
     promotion = spec.get("promotion")
     return SavedSpec(
         name=spec.get("name") if isinstance(spec.get("name"), str) else None,
-        objectives=tuple(_objective(item, f"objectives[{i}]")
+        objectives=tuple(_objective(item, f"objectives[{i}]", _custom_names(spec))
                          for i, item in enumerate(_list(spec, "objectives"))),
         limits=limits, max_schedule_lag_ms=lag,
         error_ranges=_error_ranges(spec.get("errorRanges")),
@@ -123,12 +123,22 @@ def _count(load: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
-def _objective(item: Any, where: str) -> Slo:
-    """Return one echoed objective (limits already in canonical units) as the analysis' value."""
+def _custom_names(spec: Mapping[str, Any]) -> frozenset[str]:
+    """Return the names of the custom metrics the spec declares (``metrics.custom[].name``)."""
+    metrics = spec.get("metrics")
+    custom = metrics.get("custom") if isinstance(metrics, Mapping) else None
+    return frozenset(item["name"] for item in custom or () if isinstance(item, Mapping)
+                     and isinstance(item.get("name"), str)) if isinstance(custom, list) \
+        else frozenset()
+
+
+def _objective(item: Any, where: str, custom: frozenset[str] = frozenset()) -> Slo:
+    """Return one echoed objective (limits already in canonical units) as the analysis' value;
+    ``custom``: the custom metrics' names the spec declares, which objectives may name too."""
     if not isinstance(item, Mapping):
         raise SavedSpecError(f"{where}: expected a mapping")
     metric = item.get("metric")
-    if not isinstance(metric, str) or kind_of(metric) is None:
+    if not isinstance(metric, str) or (kind_of(metric) is None and metric not in custom):
         raise SavedSpecError(f"{where}.metric: unknown metric {metric!r}")
     upper = _number(item, "upperLimit", f"{where}.upperLimit")
     lower = _number(item, "lowerLimit", f"{where}.lowerLimit")

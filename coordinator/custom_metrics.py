@@ -58,14 +58,14 @@ def read_credential(credential: Credential, what: str, base_dir: Path = Path("."
         if not value:
             raise MetricsError(f"{what}: {path} is empty")
         return value
-    from coordinator.promoting import pod_namespace
-    from deploy.launch import read_secret
+    from coordinator.promote_wiring import pod_namespace
+    from deploy.launch import read_kubernetes_secret
 
     ref = credential.secret
     assert ref is not None  # exactly one source (validated)
     namespace = ref.namespace or pod_namespace()
-    value = read_secret(ref.name, ref.key, namespace, kubeconfig=ref.kubeconfig,
-                        context=ref.context).strip()
+    value = read_kubernetes_secret(ref.name, ref.key, namespace, kubeconfig=ref.kubeconfig,
+                                   context=ref.context).strip()
     if not value:
         raise MetricsError(f"{what}: secret {namespace}/{ref.name}: key {ref.key} is empty")
     return value

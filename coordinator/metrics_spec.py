@@ -30,28 +30,16 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from analysis.catalog import kind_of
 from analysis.custom import VARIABLES, template_variables
 from coordinator import units
+from promote.spec import SpecModel as _Model
 
 NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 MAX_CUSTOM_METRICS = 100
 Seconds = Annotated[float, BeforeValidator(units.parse_duration_s), Field(gt=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid",
-                              frozen=True, allow_inf_nan=False)
 
 
 class SecretRef(_Model):

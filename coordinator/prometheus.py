@@ -17,12 +17,12 @@ from typing import Any
 
 import aiohttp
 
-from coordinator.errors import SlogateError
+from coordinator.errors import CoordinatorError
 
 MAX_ANSWER_BYTES = 64 * 2**20  # a range query of a few series is kilobytes; refuse a flood
 
 
-class MetricsError(SlogateError):
+class MetricsError(CoordinatorError):
     """A metrics store could not be reached, or refused or failed a query (exit 2 before the
     load; after it, the run is INVALID with this line as the reason)."""
 

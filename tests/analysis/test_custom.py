@@ -166,3 +166,16 @@ def test_a_run_with_a_custom_objective_without_data_is_never_pass(
     verdict = judge_run(objectives, {}, {}, RunHealth(successful_requests=1), custom=readings)
     assert verdict.verdict is not Verdict.PASS
     assert verdict.objectives[-1].reason == "no data for empty: the query returned no series"
+
+
+def test_a_saved_spec_may_name_the_custom_metrics_it_declares() -> None:
+    """A saved run's objectives on its own custom metrics load (promotion re-judges them); a
+    name the spec does not declare is still refused."""
+    from analysis.saved_spec import SavedSpecError, saved_spec
+
+    spec = {"objectives": [{"metric": "cpu", "upperLimit": 1.1, "vs": "baseline"}],
+            "metrics": {"custom": [{"name": "cpu", "query": "x"}]}}
+    assert saved_spec(spec).objectives == (Objective(metric="cpu", upper_limit=1.1,
+                                                     vs="baseline"),)
+    with pytest.raises(SavedSpecError, match=r"objectives\[0\]\.metric: unknown metric 'cpu'"):
+        saved_spec({"objectives": spec["objectives"]})
