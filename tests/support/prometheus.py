@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientSession, web
 
@@ -37,7 +38,7 @@ def prometheus_binary() -> tuple[str | None, str]:
                   "apt-get install -y prometheus)")
 
 
-def query(url: str, promql: str) -> list[dict[str, object]]:
+def query(url: str, promql: str) -> list[dict[str, Any]]:
     """Return the result list of an instant query (for waiting and checks in tests)."""
     data = urllib.parse.urlencode({"query": promql}).encode()
     with urllib.request.urlopen(f"{url}/api/v1/query", data=data, timeout=5) as answer:
@@ -90,10 +91,10 @@ def _wait_up(url: str, count: int, proc: subprocess.Popen[bytes], timeout_s: flo
         if proc.poll() is not None:
             raise RuntimeError(f"prometheus exited {proc.returncode}: {log.read_text()[-500:]}")
         try:
-            up = query(url, 'up{job="hello"} == 1')
+            up: list[dict[str, Any]] | None = query(url, 'up{job="hello"} == 1')
         except OSError:
-            up = []
-        if len(up) == count:
+            up = None  # not listening yet
+        if up is not None and len(up) == count:
             return
         time.sleep(0.2)
     raise RuntimeError(f"prometheus did not scrape {count} target(s) within {timeout_s:g} s")
