@@ -222,16 +222,25 @@ def tracks_of(newest: Results) -> tuple[Track, ...]:
     wanted = [Track(metric=o.metric, endpoint=o.endpoint or ALL_ENDPOINTS)
               for o in newest.objectives]
     wanted += [Track(metric=m) for m in DEFAULT_TRACKED]
+    custom = custom_values(newest)
     out: list[Track] = []
     for track in wanted:
-        if track not in out and track.metric in newest.metrics.get(track.endpoint, {}):
+        if track not in out and (track.metric in newest.metrics.get(track.endpoint, {})
+                                 or track.metric in custom):
             out.append(track)
     return tuple(out)
 
 
+def custom_values(results: Results) -> dict[str, float | None]:
+    """Return the candidate's custom metric values of a run by name (None: no data)."""
+    return {c.name: c.value for c in results.custom_metrics if c.version == "candidate"}
+
+
 def run_point(results: Results, tracks: Sequence[Track], source: str = "") -> RunPoint:
     """Return the run's row of the trend: its start, verdict and the tracked values."""
-    values = {t.label: results.metrics.get(t.endpoint, {}).get(t.metric) for t in tracks}
+    custom = custom_values(results)
+    values = {t.label: custom[t.metric] if t.metric in custom
+              else results.metrics.get(t.endpoint, {}).get(t.metric) for t in tracks}
     return RunPoint(name=results.name, start_time=start_of(results, source),
                     verdict=results.verdict, source=source, values=values)
 
@@ -252,7 +261,12 @@ def intervals_of(results: Results, tracks: Sequence[Track]) -> dict[str, tuple[f
     versions = split_versions(measured)
     candidate = scopes(versions.get("candidate") or versions.get(None) or measured)
     out: dict[str, tuple[float, float] | None] = {}
+    custom = custom_values(results)
     for t in tracks:
+        if t.metric in custom:  # a point value from the metrics store
+            value = custom[t.metric]
+            out[t.label] = None if value is None else (value, value)
+            continue
         if (t.metric, t.endpoint) in saved:
             out[t.label] = saved[(t.metric, t.endpoint)]
             continue
@@ -311,6 +325,8 @@ def _judge(metric: str, newest: float, interval: tuple[float, float] | None, ref
            bound: float | None, policy: DriftPolicy) -> tuple[CheckState, str]:
     """Return the state and its one-line reason (see the module docstring for the guard)."""
     value = format_value(metric, newest)
+    if bound is None and kind_of(metric) is None:
+        return CheckState.OK, f"{value}; a custom metric: tracked, not judged for drift"
     if bound is None:
         return CheckState.OK, f"{value}; counts have no bad direction"
     worse_up = bool(higher_is_worse(metric))

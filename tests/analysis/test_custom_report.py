@@ -49,3 +49,25 @@ def test_a_run_without_custom_metrics_has_no_section() -> None:
     assert "customMetrics" not in plain.to_json()
     assert all("Custom metrics" not in render(plain, fmt) for fmt in ("text", "markdown", "html"))
 
+
+
+def test_history_tracks_a_custom_objectives_metric() -> None:
+    """slogate history shows a custom metric an objective named, run by run, from the stored
+    value; it is tracked but not judged for drift (its bad direction is not known)."""
+    from analysis.history import DriftPolicy, history_of
+    from analysis.results import CustomMetricResult, ObjectiveResult
+
+    runs = []
+    for day, value in enumerate((20.0, 21.0, 22.0, 40.0)):
+        base = document(day=day)
+        custom = [CustomMetricResult(name="server-mean", query="q", unit="ms", value=value)]
+        objective = ObjectiveResult(metric="server-mean", upper_limit=50.0, value=value,
+                                    verdict="PASS", reason="ok")
+        runs.append((base.model_copy(update={"custom_metrics": custom,
+                                             "objectives": [*base.objectives, objective]}),
+                     f"run{day}"))
+    past = history_of(runs, policy=DriftPolicy(against=3))
+    assert [p.values["server-mean"] for p in past.runs] == [20.0, 21.0, 22.0, 40.0]
+    check = next(c for c in past.drift.checks if c.metric == "server-mean")
+    assert (check.reference, check.newest, check.state.value) == (21.0, 40.0, "ok")
+    assert check.why == "40; a custom metric: tracked, not judged for drift"
