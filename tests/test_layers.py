@@ -34,7 +34,8 @@ PURE = ("analysis/", "coordinator/spec.py", "coordinator/split.py", "coordinator
         "workers/histogram.py", "workers/pacer.py", "workers/plan.py", "workers/run_state.py",
         "promote/patch.py", "promote/flow.py", "promote/spec.py", "promote/errors.py",
         "deploy/manifests.py", "deploy/errors.py", "coordinator/errors.py",
-        "coordinator/dark_launch.py", "coordinator/grpc_spec.py")
+        "coordinator/dark_launch.py", "coordinator/grpc_spec.py", "coordinator/metrics_spec.py",
+        "coordinator/run_metrics.py")
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:
