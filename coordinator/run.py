@@ -68,6 +68,7 @@ def run_experiment(
     ended = datetime.now(timezone.utc)
     for reason in stopped_early(merged):
         log(f"stopped early: {reason}")
+    log("load finished; judging")
     custom: list[Reading] = []
     if spec.metrics is not None:
         from coordinator.custom_metrics import read_metrics
@@ -76,7 +77,6 @@ def run_experiment(
         log(f"reading {len(spec.metrics.custom)} custom metric(s) over the measured phase "
             f"({end_s - start_s:.1f} s)")
         custom = read_metrics(spec, start_s, end_s, base_dir=base_dir)
-    log("load finished; judging")
     return build_results(spec, merged, started=started, ended=ended,
                          one_version_as_both=one_version_as_both, custom=custom)
 
