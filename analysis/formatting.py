@@ -7,7 +7,8 @@ markdown and HTML reports and the promotion's objective check. They read any obj
 fields of :class:`Limited`: the judged :class:`~analysis.verdict.Slo` and the saved
 :class:`~analysis.results.ObjectiveResult` both have them.
 
-Pure; imports only :mod:`analysis.catalog`, so every report module can import it without a loop.
+Pure; imports only :mod:`analysis.catalog` and :mod:`analysis.custom` (which imports nothing of
+analysis), so every report module can import it without a loop.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from analysis.catalog import format_value
+from analysis.custom import format_custom
 
 
 class Limited(Protocol):
@@ -33,9 +35,13 @@ class Limited(Protocol):
     def upper_limit(self) -> float | None: ...
 
 
-def objective_value_text(objective: Limited, value: float | None) -> str:
-    """Return a value in an objective's terms: the metric's unit, or for a relative objective a
-    ratio (``x1.05``) or, for error-rate, a difference in percentage points (``+0.1 pp``)."""
+def objective_value_text(objective: Limited, value: float | None,
+                         unit: str | None = None) -> str:
+    """Return a value in an objective's terms: the metric's unit (``unit``: a custom metric's),
+    or for a relative objective a ratio (``x1.05``) or, for error-rate, a difference in
+    percentage points (``+0.1 pp``)."""
+    if unit is not None and objective.vs is None:
+        return format_custom(value, unit)
     if objective.vs is None or value is None:
         return format_value(objective.metric, value)
     return comparison_value_text("difference" if objective.metric == "error-rate" else "ratio",
@@ -50,11 +56,12 @@ def comparison_value_text(kind: str, value: float | None) -> str:
     return f"{value * 100:+.3g} pp" if kind == "difference" else f"x{value:.3g}"
 
 
-def limits_text(objective: Limited, *, plain: bool = False) -> str:
+def limits_text(objective: Limited, *, plain: bool = False, unit: str | None = None) -> str:
     """Return an objective's limits in its terms, for a table (``≥ 900.0 req/s, ≤ 200 ms``) or,
-    ``plain``, for a sentence (``>= 900.0 req/s and <= 200 ms``); empty without limits."""
+    ``plain``, for a sentence (``>= 900.0 req/s and <= 200 ms``); empty without limits
+    (``unit``: a custom metric's)."""
     (low_sign, high_sign), joiner = ((">=", "<="), " and ") if plain else (("≥", "≤"), ", ")
     return joiner.join(
-        f"{sign} {objective_value_text(objective, limit)}"
+        f"{sign} {objective_value_text(objective, limit, unit)}"
         for sign, limit in ((low_sign, objective.lower_limit), (high_sign, objective.upper_limit))
         if limit is not None)

@@ -541,15 +541,16 @@ def _scope(endpoint: str | None) -> str:
     return "all endpoints" if endpoint in (None, ALL_ENDPOINTS) else endpoint
 
 
-def _objective_row(o: ObjectiveResult) -> list[object]:
-    """Return one objectives-table row: name, value, interval, n, limit, verdict, reason."""
+def _objective_row(o: ObjectiveResult, unit: str | None = None) -> list[object]:
+    """Return one objectives-table row: name, value, interval, n, limit, verdict, reason
+    (``unit``: a custom metric's)."""
     interval = "—" if o.low is None or o.high is None else \
         f"{objective_value_text(o, o.low)} .. {objective_value_text(o, o.high)}"
     n = f"{o.n:,}" + (f" (needs ≈ {o.needed_n:,})" if o.needed_n else "")
     verdict = _Html(_chip(o.verdict) + (' <span class="tag">dry run</span>' if o.dry_run else ""))
     vs = f" vs {o.vs}" if o.vs else ""
-    return [f"{o.metric} [{_scope(o.endpoint)}]{vs}", objective_value_text(o, o.value), interval, n,
-            limits_text(o), verdict, o.reason]
+    return [f"{o.metric} [{_scope(o.endpoint)}]{vs}", objective_value_text(o, o.value, unit),
+            interval, n, limits_text(o, unit=unit), verdict, o.reason]
 
 
 def comparison_section(results: Results) -> str:
@@ -575,8 +576,10 @@ def objectives_section(results: Results) -> str:
         return _Html("<h2>Objectives</h2><p>No objectives were set.</p>")
     levels = sorted({o.confidence for o in results.objectives})
     ci = f"{levels[0]:.0%} CI" if len(levels) == 1 else "CI"
+    units = {c.name: c.unit for c in results.custom_metrics}
     table = _table(["objective", "value", ci, "n", "limit", "verdict", "reason"],
-                   [_objective_row(o) for o in results.objectives], align="lrrrlll",
+                   [_objective_row(o, units.get(o.metric)) for o in results.objectives],
+                   align="lrrrlll",
                    row_classes=["dry" if o.dry_run else "" for o in results.objectives])
     return _Html(f"<h2>Objectives</h2>{table}")
 

@@ -92,11 +92,19 @@ def _confidence(results: Results) -> str:
 
 
 def _objective_rows(results: Results) -> Iterable[tuple[str, str, str, str, str, str]]:
+    units = custom_units(results)
     for o in results.objectives:
         name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "") + \
             (f" vs {o.vs}" if o.vs else "")
         verdict = o.verdict + (" (dry run)" if o.dry_run else "")
-        yield name, objective_value_text(o, o.value), _interval(o), limits_text(o), verdict, o.reason
+        unit = units.get(o.metric)
+        yield (name, objective_value_text(o, o.value, unit), _interval(o),
+               limits_text(o, unit=unit), verdict, o.reason)
+
+
+def custom_units(results: Results) -> dict[str, str]:
+    """Return ``{name: unit}`` of the custom metrics a run read."""
+    return {c.name: c.unit for c in results.custom_metrics}
 
 
 def render_text(results: Results, *, width: int | None = None, color: bool = False) -> str:

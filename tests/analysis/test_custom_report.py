@@ -71,3 +71,16 @@ def test_history_tracks_a_custom_objectives_metric() -> None:
     check = next(c for c in past.drift.checks if c.metric == "server-mean")
     assert (check.reference, check.newest, check.state.value) == (21.0, 40.0, "ok")
     assert check.why == "40; a custom metric: tracked, not judged for drift"
+
+
+def test_objectives_on_custom_metrics_show_their_unit() -> None:
+    """A custom objective's value and limit are shown in the metric's unit in text and HTML."""
+    from analysis.results import ObjectiveResult
+
+    base = _results()
+    objective = ObjectiveResult(metric="server-mean", upper_limit=50.0, value=21.25,
+                                verdict="PASS", reason="ok")
+    results = base.model_copy(update={"objectives": [objective]})
+    for fmt in ("text", "html"):
+        out = render(results, fmt)
+        assert "≤ 50 ms" in out and "21.25 ms" in out, fmt
