@@ -1,20 +1,22 @@
-"""The custom metrics of a run in every report format: rows, a text table, markdown, JUnit's
-system-out, and an HTML section with one small chart of each metric's series per version.
+"""What every report shows of a run's custom metrics (pure data, no rendering library).
 
-Rendered from ``results.customMetrics`` only (what the run read, never queried again). A custom
-value is a point value from the metrics store: every format says it has no confidence interval.
+Rows for the tables (text, markdown, HTML), the lines of readings without a value, JUnit's
+system-out text and the series of the HTML charts, all from ``results.customMetrics`` only (what
+the run read, never queried again). A custom value is a point value from the metrics store:
+every format says it has no confidence interval. The renderers (:mod:`analysis.report`,
+:mod:`analysis.html`) import this module; it imports none of them.
 """
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from analysis.custom import NO_INTERVAL, format_custom
-from analysis.report import md_table, titled_table
 from analysis.results import CustomMetricResult, Results
 
 HEADER = ("custom metric", "version", "value", "read", "query")
+ALIGN = "llrll"
+TITLE = "Custom metrics (point values, no confidence interval)"
 NOTE = f"Custom metrics: {NO_INTERVAL}; read over the measured phase (warm-up excluded)."
+Curve = tuple[str, tuple[tuple[float, float | None], ...]]  # version, (s into the phase, value)
 
 
 def _read(c: CustomMetricResult) -> str:
@@ -23,9 +25,7 @@ def _read(c: CustomMetricResult) -> str:
 
 
 def _value(c: CustomMetricResult) -> str:
-    if c.error:
-        return "error"
-    return format_custom(c.value, c.unit)
+    return "error" if c.error else format_custom(c.value, c.unit)
 
 
 def custom_rows(results: Results) -> list[tuple[str, str, str, str, str]]:
@@ -40,27 +40,6 @@ def custom_problems(results: Results) -> list[str]:
             for c in results.custom_metrics if c.value is None]
 
 
-def custom_table(results: Results) -> Table:
-    """Return the text report's table of custom metrics."""
-    table = titled_table("Custom metrics (point values, no confidence interval)")
-    for column in HEADER:
-        table.add_column(column, justify="right" if column == "value" else "left",
-                         no_wrap=column != "query")
-    for row in custom_rows(results):
-        table.add_row(*row)
-    return table
-
-
-def custom_markdown(results: Results) -> list[str]:
-    """Return the markdown section of custom metrics (empty when the run read none)."""
-    if not results.custom_metrics:
-        return []
-    problems = [f"- {line}" for line in custom_problems(results)]
-    return ["### Custom metrics", "", NOTE, "",
-            *md_table(HEADER, "llrll", custom_rows(results)),
-            *([""] + problems if problems else []), ""]
-
-
 def custom_text(results: Results) -> str:
     """Return the custom metrics as plain lines (JUnit's system-out), or "" without any."""
     if not results.custom_metrics:
@@ -71,28 +50,16 @@ def custom_text(results: Results) -> str:
         lines + custom_problems(results))
 
 
-def custom_section(results: Results) -> str:
-    """Return the HTML section: the table and one chart per metric (its series per version)."""
-    from analysis.html import PALETTE, Chart, Line, _e, _Html, _table, render_svg
-
-    if not results.custom_metrics:
-        return ""
-    table = _table(list(HEADER), custom_rows(results), align="llrll")
-    figures = []
-    for index, name in enumerate(dict.fromkeys(c.name for c in results.custom_metrics)):
+def custom_curves(results: Results) -> list[tuple[str, str, list[Curve]]]:
+    """Return, per custom metric with points, (name, unit, [(version, points)]) with time in
+    seconds from the metric's first point, for one chart per metric."""
+    out = []
+    for name in dict.fromkeys(c.name for c in results.custom_metrics):
         readings = [c for c in results.custom_metrics if c.name == name and c.points]
         if not readings:
             continue
         start = min(t for c in readings for t, _ in c.points)
-        lines = tuple(Line(label=c.version, colour=PALETTE[i % len(PALETTE)], dots=True,
-                           points=tuple((t - start, v) for t, v in c.points))
-                      for i, c in enumerate(readings))
-        unit = readings[0].unit
-        chart = Chart(title=name, x_label="s into the measured phase",
-                      y_label=f"{name} ({unit})" if unit else name, lines=lines,
-                      x_from_zero=True)
-        figures.append(f"<figure>{render_svg(chart, f'custom-{index}')}</figure>")
-    charts = f'<div class="charts">{"".join(figures)}</div>' if figures else ""
-    problems = "".join(f"<li>{_e(line)}</li>" for line in custom_problems(results))
-    listed = f'<ul class="reasons">{problems}</ul>' if problems else ""
-    return _Html(f"<h2>Custom metrics</h2><p class=note>{_e(NOTE)}</p>{table}{listed}{charts}")
+        curves: list[Curve] = [(c.version, tuple((t - start, v) for t, v in c.points))
+                               for c in readings]
+        out.append((name, readings[0].unit, curves))
+    return out

@@ -31,6 +31,10 @@ import numpy as np
 
 from analysis.catalog import ALL_ENDPOINTS
 from analysis.catalog import format_value as fmt
+from analysis.custom_report import ALIGN as CUSTOM_ALIGN
+from analysis.custom_report import HEADER as CUSTOM_HEADER
+from analysis.custom_report import NOTE as CUSTOM_NOTE
+from analysis.custom_report import custom_curves, custom_problems, custom_rows
 from analysis.formatting import comparison_value_text, limits_text, objective_value_text
 from analysis.metrics import responded as has_response
 from analysis.outcomes import OUTCOME_COLUMNS, judge_of, outcome_cells, outcome_rows
@@ -608,6 +612,27 @@ def metrics_section(results: Results) -> str:
                  f"(coordinated-omission corrected).</p>{table}")
 
 
+def custom_section(results: Results) -> str:
+    """Return the custom metrics: their table, the readings without a value, and one chart of
+    each metric's series per version (nothing when the run read none)."""
+    if not results.custom_metrics:
+        return ""
+    table = _table(list(CUSTOM_HEADER), custom_rows(results), align=CUSTOM_ALIGN)
+    figures = []
+    for index, (name, unit, curves) in enumerate(custom_curves(results)):
+        lines = tuple(Line(label=version, colour=PALETTE[i % len(PALETTE)], dots=True,
+                           points=points) for i, (version, points) in enumerate(curves))
+        chart = Chart(title=name, x_label="s into the measured phase",
+                      y_label=f"{name} ({unit})" if unit else name, lines=lines,
+                      x_from_zero=True)
+        figures.append(f"<figure>{render_svg(chart, f'custom-{index}')}</figure>")
+    charts = f'<div class="charts">{"".join(figures)}</div>' if figures else ""
+    problems = "".join(f"<li>{_e(line)}</li>" for line in custom_problems(results))
+    listed = f'<ul class="reasons">{problems}</ul>' if problems else ""
+    return _Html(f"<h2>Custom metrics</h2><p class=note>{_e(CUSTOM_NOTE)}</p>{table}{listed}"
+                 f"{charts}")
+
+
 def service_section(results: Results) -> str:
     """Return corrected vs service latency: a pair of rows per endpoint (all first), one column
     per latency metric, so the table is as wide for ten endpoints as for one (it fits 1,280 px)."""
@@ -826,8 +851,6 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 def render_html(results: Results) -> str:
     """Return the run's report as one self-contained HTML page (no network at view time)."""
     title = f"slogate: {results.name} — {results.verdict}"
-    from analysis.custom_report import custom_section
-
     tables = _Html(f"{metrics_section(results)}{custom_section(results)}"
                    f"{service_section(results)}")
     sections = [header_section(results), objectives_section(results),

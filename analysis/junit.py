@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from analysis.custom_report import custom_text
 from analysis.outcomes import outcome_rows
 from analysis.results import Results
 from analysis.verdict import counts_text
@@ -60,8 +61,6 @@ def render_junit(results: Results) -> str:
         name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "")
         _case(suite, name, classname, o.verdict, o.reason, o.dry_run)
     _case(suite, "run", classname, results.verdict, "; ".join(results.reasons))
-    from analysis.custom_report import custom_text
-
     ET.SubElement(suite, "system-out").text = _xml(_outcomes_text(results) + custom_text(results))
     cases = suite.findall("testcase")
     suite.set("tests", str(len(cases)))

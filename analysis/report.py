@@ -26,6 +26,11 @@ from rich.text import Text
 
 from analysis.catalog import ALL_ENDPOINTS
 from analysis.catalog import format_value as fmt
+from analysis.custom_report import ALIGN as CUSTOM_ALIGN
+from analysis.custom_report import HEADER as CUSTOM_HEADER
+from analysis.custom_report import NOTE as CUSTOM_NOTE
+from analysis.custom_report import TITLE as CUSTOM_TITLE
+from analysis.custom_report import custom_problems, custom_rows
 from analysis.formatting import comparison_value_text, limits_text, objective_value_text
 from analysis.outcomes import OUTCOME_COLUMNS, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results
@@ -134,9 +139,7 @@ def render_text(results: Results, *, width: int | None = None, color: bool = Fal
         metrics.add_row(name, *(fmt(name, results.metrics[e].get(name)) for e in endpoints))
     console.print(metrics)
     if results.custom_metrics:
-        from analysis.custom_report import custom_problems, custom_table
-
-        console.print(custom_table(results))
+        console.print(_custom_table(results))
         for line in custom_problems(results):
             console.print(f"  - {line}")
     console.print(_outcomes_table(results))
@@ -261,10 +264,25 @@ def _md_run(results: Results) -> list[str]:
     ]
 
 
-def _md_custom(results: Results) -> list[str]:
-    from analysis.custom_report import custom_markdown
+def _custom_table(results: Results) -> Table:
+    """Return the text report's table of custom metrics."""
+    table = titled_table(CUSTOM_TITLE)
+    for column in CUSTOM_HEADER:
+        table.add_column(column, justify="right" if column == "value" else "left",
+                         no_wrap=column != "query")
+    for row in custom_rows(results):
+        table.add_row(*row)
+    return table
 
-    return custom_markdown(results)
+
+def _md_custom(results: Results) -> list[str]:
+    """Return the markdown section of custom metrics (nothing when the run read none)."""
+    if not results.custom_metrics:
+        return []
+    problems = [f"- {md_text(line)}" for line in custom_problems(results)]
+    return ["### Custom metrics", "", md_text(CUSTOM_NOTE), "",
+            *md_table(CUSTOM_HEADER, CUSTOM_ALIGN, custom_rows(results)),
+            *([""] + problems if problems else []), ""]
 
 
 def render_markdown(results: Results) -> str:

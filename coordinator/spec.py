@@ -688,6 +688,11 @@ class ExperimentSpec(_Model):
 
     @model_validator(mode="after")
     def _custom_objectives(self) -> ExperimentSpec:
+        for index, provider in enumerate(self.metrics.providers if self.metrics else ()):
+            try:
+                check_http_url(provider.url)
+            except ValueError as exc:
+                raise ValueError(f"metrics.providers[{index}].url: {exc}") from None
         names = {m.name for m in self.metrics.custom} if self.metrics else set()
         for index, objective in enumerate(self.objectives):
             if objective.metric in names and objective.endpoint is not None:

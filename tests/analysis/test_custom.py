@@ -21,7 +21,7 @@ from analysis.custom import (
     template_variables,
     variables_for,
 )
-from analysis.verdict import Objective, RunHealth, Verdict, judge_run
+from analysis.verdict import RunHealth, Slo, Verdict, judge_run
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -144,7 +144,7 @@ def test_custom_objectives_are_point_comparisons(candidate: float | None,
 def test_a_custom_reading_error_makes_the_run_invalid() -> None:
     """A custom metric that failed to read at the end is the run's INVALID reason."""
     error = "custom metric cpu: http://p/api/v1/query: HTTP 503: not a Prometheus API answer"
-    verdict = judge_run([Objective(metric="cpu", upper_limit=1.0)], {}, {},
+    verdict = judge_run([Slo(metric="cpu", upper_limit=1.0)], {}, {},
                         RunHealth(successful_requests=10, metric_errors=(error,)),
                         custom={("cpu", "candidate"): Reading(name="cpu", version="candidate",
                                                               query="q", error=error)})
@@ -161,7 +161,7 @@ def test_a_run_with_a_custom_objective_without_data_is_never_pass(
                                                 value=v) for i, v in enumerate(values)}
     readings[("empty", "candidate")] = Reading(name="empty", version="candidate", query="q",
                                                note="the query returned no series")
-    objectives = [Objective(metric=name, upper_limit=1e12, lower_limit=-1e12)
+    objectives = [Slo(metric=name, upper_limit=1e12, lower_limit=-1e12)
                   for name, _ in readings]
     verdict = judge_run(objectives, {}, {}, RunHealth(successful_requests=1), custom=readings)
     assert verdict.verdict is not Verdict.PASS
@@ -175,7 +175,7 @@ def test_a_saved_spec_may_name_the_custom_metrics_it_declares() -> None:
 
     spec = {"objectives": [{"metric": "cpu", "upperLimit": 1.1, "vs": "baseline"}],
             "metrics": {"custom": [{"name": "cpu", "query": "x"}]}}
-    assert saved_spec(spec).objectives == (Objective(metric="cpu", upper_limit=1.1,
+    assert saved_spec(spec).objectives == (Slo(metric="cpu", upper_limit=1.1,
                                                      vs="baseline"),)
     with pytest.raises(SavedSpecError, match=r"objectives\[0\]\.metric: unknown metric 'cpu'"):
         saved_spec({"objectives": spec["objectives"]})

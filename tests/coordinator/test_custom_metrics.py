@@ -23,7 +23,7 @@ import pytest
 from analysis.custom import promql_duration
 from analysis.rejudge import rejudge
 from analysis.results import parse_results
-from analysis.verdict import Limits, Objective
+from analysis.verdict import Limits, Slo
 from coordinator.custom_metrics import check_metrics, read_metrics
 from coordinator.prometheus import MetricsError
 from coordinator.run import build_results
@@ -31,8 +31,8 @@ from coordinator.spec import ExperimentSpec, parse_spec
 from tests.support.helpers import REPO_ROOT, free_port, start_hello
 from tests.support.prometheus import auth_proxy, prometheus_binary, start_prometheus
 from tests.support.servers import recording_server
-from workers.engine import WorkerReport
 from workers.histogram import Histogram
+from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
 _BINARY, _MISSING = prometheus_binary()
@@ -98,7 +98,7 @@ def test_custom_objectives_are_judged_from_what_prometheus_scraped(stack: Stack)
     ratio to the baseline's (25 ms vs 5 ms added) fails 1.5x, so does its CPU per 1,000
     requests, the count Prometheus saw matches the measured phase (warm-up excluded), and a
     query with no series is "no data"."""
-    from coordinator.cluster import RayPool
+    from coordinator.ray_pool import RayPool
     from coordinator.run import run_experiment
 
     spec = parse_spec(_spec(stack, objectives=[
@@ -145,8 +145,8 @@ def test_custom_objectives_are_judged_from_what_prometheus_scraped(stack: Stack)
     assert (ghost.value, ghost.error, ghost.note) == (None, None, "the query returned no series")
     # Re-judged from the stored values, never queried again: no data is INCONCLUSIVE.
     saved = parse_results(results.to_json(), source="results.json")
-    again = rejudge(saved, [Objective(metric="ghost", upper_limit=1.0),
-                            Objective(metric="server-mean", upper_limit=40.0)], Limits())
+    again = rejudge(saved, [Slo(metric="ghost", upper_limit=1.0),
+                            Slo(metric="server-mean", upper_limit=40.0)], Limits())
     assert [o.verdict for o in again.objectives] == ["INCONCLUSIVE", "PASS"]
     assert again.objectives[0].reason == "no data for ghost: the query returned no series"
     assert again.verdict == "INCONCLUSIVE"

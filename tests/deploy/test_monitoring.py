@@ -61,7 +61,7 @@ def test_prometheus_sees_a_runs_ray_series_agree_with_results(ray_exporting: int
     """A Prometheus scraping Ray's export port sees ray_slogate_* of the run: its +Inf latency
     bucket summed over the workers reaches the measured request count of results.json
     (warm-up excluded), and the run-wide p50 from the counters lies in the run's p50 bucket."""
-    from coordinator.cluster import RayPool
+    from coordinator.ray_pool import RayPool
     from coordinator.run import run_experiment
     from coordinator.spec import parse_spec
 
