@@ -14,6 +14,9 @@ Modules, roughly from the bottom up (no two import each other):
 - :mod:`analysis.metrics`: the metrics table (``Measured``) read from merged histograms;
 - :mod:`analysis.evidence`, :mod:`analysis.compare`: an objective's value, interval and n, for
   one version or a candidate against its baseline;
+- :mod:`analysis.custom`: custom metrics read from a metrics store (Prometheus): query
+  templates, its answers decoded, readings (no data kept apart from errors) and their point
+  judgement; :mod:`analysis.custom_report` what every report shows of them (plain data);
 - :mod:`analysis.formatting`: how an objective's values and limits are written, everywhere;
 - :mod:`analysis.verdict`: ``Slo`` (an objective in canonical units), each objective's verdict
   and the run's (PASS, FAIL, INCONCLUSIVE, INVALID);

@@ -18,7 +18,9 @@ boundary::
     ├── ExampleError             the bundled sample app could not be started           -> exit 2
     ├── HistoryError             the run archive (a directory, git:REPO#BRANCH) cannot be
     │                            read or written, or holds no run of that name         -> exit 2
-    └── Interrupted              Ctrl-C or SIGTERM while Ray or the workers start      -> 130
+    ├── Interrupted              Ctrl-C or SIGTERM while Ray or the workers start      -> 130
+    └── prometheus.MetricsError  a metrics store unreachable, refusing a credential or a
+                                 query before the load (after it: the run is INVALID) -> exit 2
     analysis.errors.ResultsError a results.json cannot be read or has the wrong schema -> exit 2
     promote.errors.PromotionError  the promotion cannot be prepared or done            -> exit 2
     deploy.errors.KubernetesError  the cluster refused an operation, or the candidate's
@@ -43,6 +45,11 @@ Modules:
 - :mod:`coordinator.supervisor`: one distributed run's supervision without Ray (loss, silence,
   replacement, gaps, the streaming merge); :mod:`coordinator.wire` packs a worker's snapshot;
 - :mod:`coordinator.progress`: the live progress line;
+- :mod:`coordinator.metrics_spec`: the spec's ``metrics:`` block (providers, custom metrics);
+  :mod:`coordinator.custom_metrics` reads them (the check before the load, the readings after
+  it) through :mod:`coordinator.prometheus`, the Prometheus HTTP API adapter (aiohttp);
+  :mod:`coordinator.run_metrics`: the latency bucket counters workers export to Ray's metrics
+  (pure);
 - :mod:`coordinator.dark_launch`: the spec's ``target.kubernetes`` around a run (on :mod:`deploy`);
 - :mod:`coordinator.promote_wiring`: the promotion's wiring: provider, token, what to print (on
   :mod:`promote`);
