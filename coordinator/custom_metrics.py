@@ -26,6 +26,7 @@ from analysis.custom import (
     render,
     variables_for,
 )
+from coordinator.errors import EXPECTED
 from coordinator.metrics_spec import (
     Credential,
     CustomMetric,
@@ -73,14 +74,14 @@ def read_credential(credential: Credential, what: str, base_dir: Path = Path("."
 
 def connection_for(provider: PrometheusProvider, base_dir: Path = Path(".")) -> Connection:
     """Return how to reach ``provider``, its credentials read."""
-    where = f"metrics.providers {provider.name}"
+    where = f"metrics provider {provider.name}:"
     headers = {}
     if provider.bearer_token is not None:
-        token = read_credential(provider.bearer_token, f"{where}.bearerToken", base_dir)
+        token = read_credential(provider.bearer_token, f"{where} bearerToken", base_dir)
         headers["Authorization"] = f"Bearer {token}"
     elif provider.basic_auth is not None:
         password = read_credential(provider.basic_auth.password,
-                                   f"{where}.basicAuth.password", base_dir)
+                                   f"{where} basicAuth.password", base_dir)
         pair = f"{provider.basic_auth.username}:{password}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
     tls: ssl.SSLContext | bool | None = False if provider.insecure else None
@@ -88,7 +89,7 @@ def connection_for(provider: PrometheusProvider, base_dir: Path = Path(".")) -> 
         try:
             tls = ssl.create_default_context(cafile=str(base_dir / provider.ca_file))
         except (OSError, ssl.SSLError) as exc:
-            raise MetricsError(f"{where}.caFile: cannot load {base_dir / provider.ca_file} "
+            raise MetricsError(f"{where} caFile: cannot load {base_dir / provider.ca_file} "
                                f"({type(exc).__name__})") from None
     return Connection(url=provider.url, headers=headers, tls=tls, timeout_s=provider.timeout)
 
@@ -177,8 +178,8 @@ def read_metrics(spec: ExperimentSpec, start_s: float, end_s: float, *,
     for provider, triples in _plan(spec, start_s, end_s, check=False):
         try:
             answers = runner(connection_for(provider, base_dir), [q for _, _, q in triples])
-        except MetricsError as exc:  # a credential that went away during the run
-            answers = [exc] * len(triples)
+        except EXPECTED as exc:  # a credential (variable, file, Secret) gone during the run
+            answers = [MetricsError(str(exc))] * len(triples)
         for (metric, version, query), answer in zip(triples, answers):
             readings.append(_reading(metric, version, query, answer))
     return readings

@@ -100,3 +100,18 @@ def test_objectives_file_names_a_saved_runs_custom_metrics(tmp_path: Any) -> Non
     assert load_objectives(path, {"server-p99": "s"}).objectives[0].upper_limit == 0.03
     with pytest.raises(SpecError, match="unknown metric 'server-p99'"):
         load_objectives(path)
+
+
+def test_a_credential_gone_at_the_end_is_a_reading_error_not_a_crash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token variable unset by the end of the run gives each reading the error (the run is
+    then INVALID and its results are written), instead of an exception after the load."""
+    from coordinator.custom_metrics import read_metrics
+
+    monkeypatch.delenv("TOK", raising=False)
+    readings = read_metrics(parse_spec(BASE), 0.0, 10.0, sleep=lambda _s: None)
+    assert [(r.name, r.version) for r in readings] == [
+        ("server-p99", "baseline"), ("server-p99", "candidate"), ("cpu", "baseline"),
+        ("cpu", "candidate")]
+    assert {r.error for r in readings} == {
+        "metrics provider prometheus: bearerToken: the environment variable TOK is not set"}
