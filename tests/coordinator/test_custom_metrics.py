@@ -30,7 +30,7 @@ from coordinator.run import build_results
 from coordinator.spec import ExperimentSpec, parse_spec
 from tests.support.helpers import REPO_ROOT, free_port, start_hello
 from tests.support.prometheus import auth_proxy, prometheus_binary, start_prometheus
-from tests.support.servers import recording_server
+from tests.support.servers import recording_server, self_signed_cert
 from workers.histogram import Histogram
 from workers.load_worker import WorkerReport
 from workers.recorder import Window
@@ -251,3 +251,27 @@ def test_the_examples_queries_are_valid_promql(stack: Stack, example: str) -> No
     data["metrics"]["providers"] = [{"url": stack.prometheus}]
     spec = parse_spec(data, source=example)
     assert check_metrics(spec) == 2 * len(data["metrics"]["custom"])
+
+
+@pytest.mark.parametrize(("tls", "error"), [
+    pytest.param({"caFile": "cert.pem"}, None, id="ca-file-trusted"),
+    pytest.param({"insecure": True}, None, id="insecure-skips-verification"),
+    pytest.param({}, "certificate verify failed", id="untrusted-refused"),
+])
+def test_https_store_with_its_ca_or_insecure(stack: Stack, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             tls: dict[str, Any], error: str | None) -> None:
+    """Behind HTTPS with a self-signed certificate, the store is trusted with its CA file or
+    with insecure: true; without either the check refuses it, naming the metric."""
+    cert, key = self_signed_cert(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with auth_proxy(stack.prometheus, None, tls=(cert, key)) as (proxy, _switch):
+        spec = parse_spec(_spec(stack, provider={"url": proxy.url, **tls}, custom=CUSTOM[:1]))
+        if error is None:
+            assert check_metrics(spec) == 2
+            assert len(proxy.requests) == 2
+        else:
+            with pytest.raises(MetricsError, match=error) as caught:
+                check_metrics(spec)
+            assert str(caught.value).startswith("custom metric server-mean: https://127.0.0.1:")
+            assert proxy.requests == []

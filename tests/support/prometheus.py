@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -101,11 +102,17 @@ def _wait_up(url: str, count: int, proc: subprocess.Popen[bytes], timeout_s: flo
 
 
 @contextlib.contextmanager
-def auth_proxy(upstream: str, authorization: str) -> Iterator[tuple[Served, dict[str, bool]]]:
+def auth_proxy(upstream: str, authorization: str | None,
+               tls: tuple[Path, Path] | None = None) -> Iterator[tuple[Served, dict[str, bool]]]:
     """Run a reverse proxy on 127.0.0.1 in front of ``upstream`` that answers 401 unless the
-    request's ``Authorization`` header is ``authorization`` (Prometheus itself checks no token),
-    and 503 while ``switch["fail"]`` is set; yield (its Served record, the switch)."""
+    request's ``Authorization`` header is ``authorization`` (None: any; Prometheus itself checks
+    no token), and 503 while ``switch["fail"]`` is set; over HTTPS with ``tls`` (certificate,
+    key); yield (its Served record, the switch)."""
     switch = {"fail": False}
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
 
     async def start(served: Served) -> tuple[int, Stop]:
         session = ClientSession()
@@ -113,7 +120,7 @@ def auth_proxy(upstream: str, authorization: str) -> Iterator[tuple[Served, dict
         async def forward(request: web.Request) -> web.Response:
             served.requests.append({"path": request.path,
                                     "authorization": request.headers.get("Authorization")})
-            if request.headers.get("Authorization") != authorization:
+            if authorization is not None and request.headers.get("Authorization") != authorization:
                 return web.Response(status=401, text="Unauthorized\n")
             if switch["fail"]:
                 return web.Response(status=503, text="Service Unavailable\n")
@@ -123,7 +130,8 @@ def auth_proxy(upstream: str, authorization: str) -> Iterator[tuple[Served, dict
                 return web.Response(status=answer.status, body=await answer.read(),
                                     content_type="application/json")
 
-        port, stop = await _aiohttp(served, [web.route("*", "/{tail:.*}", forward)])
+        port, stop = await _aiohttp(served, [web.route("*", "/{tail:.*}", forward)],
+                                    ssl_context=context)
 
         async def stop_all() -> None:
             await session.close()
@@ -131,5 +139,5 @@ def auth_proxy(upstream: str, authorization: str) -> Iterator[tuple[Served, dict
 
         return port, stop_all
 
-    with _in_thread(start) as served:
+    with _in_thread(start, scheme="https" if tls else "http") as served:
         yield served, switch
