@@ -18,8 +18,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# DEMO_ARGS=--prometheus: also judge the app's own p99 from a Prometheus started for the demo.
 demo: $(VENV)/.installed
-	$(BIN)/slogate demo
+	$(BIN)/slogate demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed-test test-tools
 	$(BIN)/python -m pytest

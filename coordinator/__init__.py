@@ -55,6 +55,7 @@ Modules:
   :mod:`promote`);
 - :mod:`coordinator.archive`: run archives (a directory, a git branch, local or on GitHub);
 - :mod:`coordinator.demo`, :mod:`coordinator.sample_app`: ``slogate demo`` on the bundled app;
+  :mod:`coordinator.sample_prometheus` a Prometheus for ``slogate demo --prometheus`` and tests;
 - :mod:`coordinator.errors`: the coordinator's own errors and :data:`~coordinator.errors.EXPECTED`
   (the tree above).
 """

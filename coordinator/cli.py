@@ -595,12 +595,16 @@ def schema(which: str | None) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Directory for results.json, report.html and the demo's GitOps repository "
                    "(default: results/hello-2.0-TIMESTAMP).")
+@click.option("--prometheus", is_flag=True, help="Also start Debian's prometheus (installed) "
+              "scraping the app every second, and judge one custom objective from it: the "
+              "app's own server-side p99 (about 6 s more).")
 @_errors_to_exit_codes
-def demo(out: Path | None) -> None:
+def demo(out: Path | None, prometheus: bool) -> None:
     """Run the whole loop on the bundled sample app (version 2.0) on loopback."""
     from coordinator.demo import run_demo
 
-    sys.exit(run_demo(out=out, log=_log, execute=execute_spec, default_out=_default_out))
+    sys.exit(run_demo(out=out, log=_log, execute=execute_spec, default_out=_default_out,
+                      prometheus=prometheus))
 
 
 def _tolerance(_ctx: click.Context, _param: click.Parameter, value: str) -> float:

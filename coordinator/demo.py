@@ -13,6 +13,7 @@ repository and the pull request file all live under the output directory (defaul
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from coordinator.errors import SpecError
 from coordinator.sample_app import REPO_ROOT, start_hello
-from coordinator.spec import load_spec
+from coordinator.spec import ExperimentSpec, load_spec, parse_spec
 from promote.local_git import identity
 from promote.spec import PromotionSpec
 
@@ -32,9 +33,10 @@ PROMOTE_BRANCH = "slogate/promote-hello-2.0"
 
 
 def run_demo(*, out: Path | None, log: Callable[[str], None], execute: Callable[..., int],
-             default_out: Callable[[str], Path]) -> int:
+             default_out: Callable[[str], Path], prometheus: bool = False) -> int:
     """Run the demo and return the verdict's exit code; ``default_out(name)`` is where
-    ``slogate run`` writes when given no ``--out``."""
+    ``slogate run`` writes when given no ``--out``; ``prometheus``: judge one custom objective
+    too, from a Prometheus started for the demo (:func:`with_prometheus`)."""
     spec_path = EXAMPLE_DIR / "experiment.yaml"
     spec = load_spec(spec_path)
     out_dir = out or default_out(spec.name)
@@ -43,8 +45,10 @@ def run_demo(*, out: Path | None, log: Callable[[str], None], execute: Callable[
         raise SpecError(f"{gitops_dir} already exists: give the demo a new --out directory")
     begun = time.monotonic()
     log(f"starting the sample app hello 2.0 ({' '.join(DEMO_APP_ARGS[2:])})")
-    with start_hello(*DEMO_APP_ARGS) as url:
+    with start_hello(*DEMO_APP_ARGS) as url, contextlib.ExitStack() as stack:
         log(f"sample app listening at {url}")
+        if prometheus:
+            spec = with_prometheus(spec, str(url), stack, log)
         gitops = make_gitops_repo(gitops_dir)
         log(f"local GitOps repository (standing in for your fork): {gitops}")
         spec = spec.with_target(str(url)).model_copy(update={"promotion": PromotionSpec.model_validate({
@@ -59,6 +63,31 @@ def run_demo(*, out: Path | None, log: Callable[[str], None], execute: Callable[
     for line in left_behind(out_dir):
         log(f"  {line}")
     return code
+
+
+SERVER_P99 = {"name": "server-p99", "unit": "ms", "query": (
+    "1000 * histogram_quantile(0.99, sum by (le) (rate("
+    "hello_request_duration_seconds_bucket{ {{ labels }} }[{{ interval }}])))")}
+
+
+def with_prometheus(spec: ExperimentSpec, url: str, stack: contextlib.ExitStack,
+                    log: Callable[[str], None]) -> ExperimentSpec:
+    """Return ``spec`` with a custom objective on the app's own server-side p99, read from a
+    Prometheus started on ``stack`` that scrapes the app at ``url`` every second."""
+    from coordinator.custom_metrics import check_metrics
+    from coordinator.sample_prometheus import start_prometheus
+
+    log("starting prometheus, scraping the sample app every second (first scrape in ~5 s)")
+    prometheus = stack.enter_context(start_prometheus({url.removeprefix("http://"): "2.0"}))
+    log(f"prometheus listening at {prometheus}")
+    data = spec.model_dump(mode="json", by_alias=True)
+    data["metrics"] = {"providers": [{"url": prometheus}], "queryDelay": "1.5s",
+                       "candidate": {"version": "2.0", "labels": {"version": "2.0"}},
+                       "custom": [SERVER_P99]}
+    data["objectives"] = [*data["objectives"], {"metric": "server-p99", "upperLimit": "50ms"}]
+    judged = parse_spec(data, source="demo")
+    check_metrics(judged)
+    return judged
 
 
 def left_behind(out_dir: Path) -> list[str]:
