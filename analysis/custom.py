@@ -138,7 +138,8 @@ def reading_from(series: list[tuple[dict[str, str], list[Point]]], *, name: str,
     if not series:
         return replace(base, note="the query returned no series")
     if len(series) > 1:
-        shown = ", ".join(describe_labels(labels) for labels, _ in series[:3])
+        named = sorted(describe_labels(labels) for labels, _ in series)  # the same each time
+        shown = ", ".join(named[:3])
         more = f" and {len(series) - 3} more" if len(series) > 3 else ""
         return replace(base, error=f"custom metric {name}: the query returned {len(series)} "
                        f"series where one was expected: {shown}{more} (aggregate them, e.g. "

@@ -147,7 +147,8 @@ def _plan(spec: ExperimentSpec, start_s: float, end_s: float, *, check: bool
 def check_metrics(spec: ExperimentSpec, *, base_dir: Path = Path("."),
                   now_s: float | None = None, runner: Runner = run_queries) -> int:
     """Run every custom metric's query once (the last minute as ``{{ interval }}``) before the
-    load; return how many were checked, or raise MetricsError for the first that failed."""
+    load; return how many were checked, or raise MetricsError for the first that failed or
+    returned several series (no data is fine here: the run has not made any yet)."""
     end = time.time() if now_s is None else now_s
     checked = 0
     for provider, triples in _plan(spec, end - CHECK_INTERVAL_S, end, check=True):
@@ -156,10 +157,10 @@ def check_metrics(spec: ExperimentSpec, *, base_dir: Path = Path("."),
             if isinstance(answer, MetricsError):
                 raise MetricsError(f"{answer} (checked before the load, for the {version}; "
                                    "no load was sent)")
-            try:
-                decode(answer)
-            except QueryError as exc:
-                raise MetricsError(f"custom metric {metric.name}: {exc}") from None
+            reading = _reading(metric, version, query, answer)
+            if reading.error:  # not numbers, or several series: the run could not be judged
+                raise MetricsError(f"{reading.error} (checked before the load, for the "
+                                   f"{version}; no load was sent)")
             checked += 1
     return checked
 

@@ -275,3 +275,17 @@ def test_https_store_with_its_ca_or_insecure(stack: Stack, tmp_path: Path,
                 check_metrics(spec)
             assert str(caught.value).startswith("custom metric server-mean: https://127.0.0.1:")
             assert proxy.requests == []
+
+
+def test_several_series_fail_the_check_naming_their_labels(stack: Stack) -> None:
+    """A query that returns one series per version (not aggregated) is refused before the
+    load, naming the label sets Prometheus returned."""
+    spec = parse_spec(_spec(stack, custom=[{"name": "per-version",
+                                            "query": "sum by (version) (hello_requests_total)"}],
+                            objectives=[{"metric": "per-version", "upperLimit": 1}]))
+    with pytest.raises(MetricsError) as caught:
+        check_metrics(spec)
+    assert str(caught.value) == (
+        'custom metric per-version: the query returned 2 series where one was expected: '
+        '{version="1.0"}, {version="2.0"} (aggregate them, e.g. with sum or max) (checked '
+        'before the load, for the baseline; no load was sent)')
