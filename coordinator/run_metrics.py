@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workers.histogram import Histogram
+import numpy as np
+
+from workers.histogram import Histogram, index_of
 
 LATENCY_BUCKETS_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
                       5000.0, 10000.0)
@@ -28,8 +30,10 @@ def cumulative_buckets(latency: Histogram,
     """Return ``[(le, count at or below it)]`` for each bound and ``+Inf`` (the total).
 
     A count is exact to the histogram's bucket (0.1 %): a bucket straddling a bound counts
-    wholly below it."""
-    counts = [(bound_label(b), latency.count_between(0, int(b * 1e6))) for b in bounds_ms]
+    wholly below it. One cumulative sum for all bounds (it runs at every poll of a worker)."""
+    cumulative = np.cumsum(latency.counts)
+    at = cumulative[index_of([int(b * 1e6) for b in bounds_ms])]
+    counts = [(bound_label(b), int(n)) for b, n in zip(bounds_ms, at, strict=True)]
     return [*counts, ("+Inf", latency.total)]
 
 
