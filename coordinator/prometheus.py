@@ -10,6 +10,7 @@ never appear in a message.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,8 +94,6 @@ async def _one(session: aiohttp.ClientSession, connection: Connection,
 
 def _decode(where: str, status: int, body: bytes) -> Any | MetricsError:
     """Return the ``data`` of a Prometheus answer, or the MetricsError it stands for."""
-    import json
-
     try:
         answer = json.loads(body)
     except (ValueError, UnicodeDecodeError):
