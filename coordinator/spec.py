@@ -690,7 +690,7 @@ class ExperimentSpec(_Model):
     def _custom_objectives(self) -> ExperimentSpec:
         for index, provider in enumerate(self.metrics.providers if self.metrics else ()):
             try:
-                check_http_url(provider.url)
+                _check_http_url(provider.url)
             except ValueError as exc:
                 raise ValueError(f"metrics.providers[{index}].url: {exc}") from None
         names = {m.name for m in self.metrics.custom} if self.metrics else set()
