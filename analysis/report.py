@@ -295,8 +295,7 @@ def render_markdown(results: Results) -> str:
         "",
         "### Objectives",
         "",
-        *md_table(["objective", "value", f"{_confidence(results)} interval", "limit", "verdict",
-                   "reason"], "lrllll", _objective_rows(results)),
+        *objectives_markdown(results),
         "",
         *_md_metrics(results),
         "",
@@ -309,6 +308,22 @@ def render_markdown(results: Results) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def objectives_markdown(results: Results) -> list[str]:
+    """Return the objectives table's markdown lines, as in the report."""
+    return md_table(["objective", "value", f"{_confidence(results)} interval", "limit", "verdict",
+                     "reason"], "lrllll", _objective_rows(results))
+
+
+def comparison_markdown(results: Results) -> list[str]:
+    """Return the candidate-vs-baseline table's markdown lines (its title first); none for a
+    run without a baseline."""
+    if not results.comparison:
+        return []
+    return [f"**{_comparison_title(results)}**", "",
+            *md_table(["metric", "baseline", "candidate", "candidate vs baseline", "interval"],
+                      "lrrrl", _comparison_rows(results))]
 
 
 def render(results: Results, fmt_name: str, *, color: bool = False,

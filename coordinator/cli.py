@@ -105,7 +105,8 @@ def _emit_report(results: Any, fmt_name: str, saved: str) -> bool:
 def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
                  fmt_name: str, one_version_as_both: bool = False,
                  show_pull_body: bool = False, archive: Any = None, spec_file: Path | None = None,
-                 dashboard: bool = False) -> int:
+                 dashboard: bool = False, report_url: str | None = None,
+                 notifier: Any = None) -> int:
     """Run a validated spec, write results.json, print the report; return the exit code
     (EXIT_REPORT when a report could not be rendered; the results are written first).
 
@@ -153,12 +154,17 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
     if archive is not None:
         _log(f"archived as {archive.store(results)}")
+    if notifier is not None:
+        from coordinator.notify import verdict_notice
+
+        notifier.send(verdict_notice(results))
     if page is None or not shown:
         if spec.promotion is not None and spec.promotion.auto:
             _log("not promoted: a report could not be rendered")
         return EXIT_REPORT
     if spec.promotion is not None and spec.promotion.auto:
-        promote_after_run(results, spec.promotion, show_pull_body=show_pull_body)
+        promote_after_run(results, spec.promotion, show_pull_body=show_pull_body,
+                          archive=archive, report_url=report_url, notifier=notifier)
     return Verdict(results.verdict).exit_code
 
 
@@ -219,21 +225,49 @@ def _run_archive(where: str, promotion: Any, github_url: str | None) -> Any:
                         github_token=lambda: read_token(promotion))
 
 
-def promote_after_run(results: Any, promotion: Any, *, show_pull_body: bool = False) -> None:
+def promote_after_run(results: Any, promotion: Any, *, show_pull_body: bool = False,
+                      archive: Any = None, report_url: str | None = None,
+                      notifier: Any = None) -> None:
     """Promote a PASS; on a FAIL with ``onFail: revert-pr``, revert the version if it is the
-    stable one; anything else is only logged. The run's exit code is not changed by it."""
+    stable one; anything else is only logged. The run's exit code is not changed by it. The
+    pull request gets its check and comment, the drift judged against ``archive``'s runs."""
     reverting = results.verdict == "FAIL" and promotion.on_fail == "revert-pr"
     if results.verdict != "PASS" and not reverting:
         _log(f"not promoted: the verdict is {results.verdict}")
         return
-    from coordinator.promote_wiring import run_promotion
+    from coordinator.pr_evidence import promote_with_evidence
 
     where = f"({promotion.provider}: {promotion.repository})"
     _log(f"the verdict is FAIL: reverting {promotion.app} {promotion.version} if it is the "
          f"stable version {where}" if reverting else
          f"promoting {promotion.app} {promotion.version} {where}")
-    run_promotion(results, promotion, dry_run=False, log=_log,
-                  show=lambda text: click.echo(text, nl=False), show_body=show_pull_body)
+    runs = [(r.results, r.source) for r in archive.scan().runs] if archive is not None else None
+    outcome = promote_with_evidence(results, promotion, dry_run=False, log=_log,
+                                    show=lambda text: click.echo(text, nl=False),
+                                    show_body=show_pull_body, report_url=report_url, runs=runs)
+    _notify_pull(notifier, results, promotion, outcome)
+
+
+def _notifier(spec: Any, base: Path) -> Any:
+    """Return the notifier of the spec's ``notify`` block (its secrets read now: a missing one
+    fails before anything runs), or None when there is none."""
+    if not spec.notify:
+        return None
+    from coordinator.notify import Notifier
+
+    return Notifier(spec.notify, log=_log, base=base)
+
+
+def _notify_pull(notifier: Any, results: Any, promotion: Any, outcome: Any) -> None:
+    """Tell the notifier of the pull request ``outcome`` opened or updated, if any."""
+    if notifier is None:
+        return
+    from coordinator.notify import pull_notices
+    from promote.flow import revert_branch_name
+
+    for notice in pull_notices(results, outcome, app=promotion.app, version=promotion.version,
+                               revert_branch=revert_branch_name(promotion)):
+        notifier.send(notice)
 
 
 @contextlib.contextmanager
@@ -263,6 +297,57 @@ def _stop_on_signals(pool: Any) -> Iterator[Callable[[], None]]:
             signal.signal(sig, old)
 
 
+def _report_url_option(func: F) -> F:
+    """The ``--report-url`` option: where the check and the comment on the pull request link."""
+    return click.option(
+        "--report-url", default=None, metavar="URL", envvar="SLOGATE_REPORT_URL",
+        show_envvar=True, help="Link of the report in the pull request's check and comment "
+        "(e.g. the CI run that keeps report.html; default: the pull request, whose body is the "
+        "report).")(func)
+
+
+def _duration_option(name: str, default: str, help_text: str) -> Callable[[F], F]:
+    """A duration option (``30m``, ``10s``, a bare number of seconds), given to the command in
+    seconds."""
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+        from coordinator.units import parse_duration_s
+
+        try:
+            seconds = parse_duration_s(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if seconds <= 0:
+            raise click.BadParameter(f"{value!r} must be above 0")
+        return seconds
+
+    return click.option(name, default=default, show_default=True, callback=parse,
+                        metavar="DURATION", help=help_text)
+
+
+def _verify_options(func: F) -> F:
+    """The options saying where the promoted version runs and how long to wait for it."""
+    options = [
+        click.option("--deployment", default=None, metavar="[NAMESPACE/]NAME",
+                     help="The stable Deployment the GitOps controller syncs (namespace "
+                          "default: default)."),
+        click.option("--target", "target_url", default=None, metavar="URL",
+                     help="The stable Service's URL, which the verification loads."),
+        click.option("--kubeconfig", default=None, type=click.Path(path_type=Path),
+                     help="Kubeconfig of the cluster (default: $KUBECONFIG, in-cluster, "
+                          "~/.kube/config)."),
+        click.option("--context", default=None, help="Kubeconfig context (default: current)."),
+        _duration_option("--merge-timeout", "1h", "How long to wait for the pull request's "
+                         "merge."),
+        _duration_option("--sync-timeout", "10m", "How long to wait, once merged, until the "
+                         "stable Deployment runs the version and its rollout is complete."),
+        _duration_option("--poll", "10s", "How often the pull request and the Deployment are "
+                         "read."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @main.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
@@ -286,10 +371,11 @@ def _stop_on_signals(pool: Any) -> Iterator[Callable[[], None]]:
               "the spec's promotion.baseUrl, else api.github.com).")
 @click.option("--dashboard", is_flag=True, help="Start the embedded Ray's dashboard (on "
               "127.0.0.1; about 2 s more start-up). A joined cluster has its own.")
+@_report_url_option
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
         one_version_as_both: bool, archive_to: str | None, github_url: str | None,
-        dashboard: bool) -> None:
+        dashboard: bool, report_url: str | None) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
     from coordinator.spec import load_spec
 
@@ -303,9 +389,11 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
         except SpecError as exc:
             raise SpecError(f"{spec_path}: {exc}") from None
     if spec.promotion is not None:  # a promotion name outside the grammar fails before the load
+        from coordinator.pr_evidence import check_report_url
         from promote.flow import check_names
 
         check_names(spec.promotion)
+        check_report_url(report_url)
     # a bad DEST (or a missing token) fails before the load
     archive = _run_archive(archive_to, spec.promotion, github_url) if archive_to else None
     if spec.metrics is not None:  # an unreachable Prometheus or a bad query: exit 2, no load
@@ -313,11 +401,13 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
 
         checked = check_metrics(spec, base_dir=spec_path.parent)
         _log(f"custom metrics: {checked} quer{'y' if checked == 1 else 'ies'} answered")
+    notifier = _notifier(spec, spec_path.parent)  # a missing webhook secret fails before the load
     if one_version_as_both:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
     sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
                           fmt_name=fmt_name, one_version_as_both=one_version_as_both,
-                          archive=archive, spec_file=spec_path, dashboard=dashboard))
+                          archive=archive, spec_file=spec_path, dashboard=dashboard,
+                          report_url=report_url, notifier=notifier))
 
 
 @main.command()
@@ -363,9 +453,18 @@ def report(results_path: Path, fmt_name: str, objectives_path: Path | None,
               help="Ask a promotion service (slogate promote-serve) to promote instead, with the "
                    "shared secret from SLOGATE_PROMOTE_SECRET; no GitHub token needed here. It "
                    "uses the promotion block saved in RESULTS (not --spec, not --dry-run).")
+@click.option("--history", "history_source", default=None, metavar="SOURCE",
+              help="Judge the run's drift against this run archive (as slogate history SOURCE "
+                   "does) in the pull request's comment.")
+@_report_url_option
+@click.option("--verify", "then_verify", is_flag=True,
+              help="Then wait for the merge and the sync and verify the stable version, as "
+                   "slogate verify does (needs --deployment and --target).")
+@_verify_options
 @_errors_to_exit_codes
 def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
-            service_url: str | None) -> None:
+            service_url: str | None, history_source: str | None,
+            report_url: str | None, then_verify: bool, **where: Any) -> None:
     """Promote a saved PASS run: branch, commit and pull request in the GitOps repository.
 
     With ``onFail: revert-pr`` a FAIL run of the version already stable opens a revert pull
@@ -373,7 +472,8 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     """
     from analysis.results import load_results
     from coordinator.errors import SpecError
-    from coordinator.promote_wiring import promotion_refusal, run_promotion, spec_mismatch
+    from coordinator.pr_evidence import promote_with_evidence
+    from coordinator.promote_wiring import promotion_refusal, spec_mismatch
     from coordinator.spec import load_spec, parse_spec
     from promote.errors import PromotionError
     from promote.flow import rejudged_verdict
@@ -381,6 +481,10 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     if service_url is not None and (spec_path is not None or dry_run):
         raise SpecError("--service takes the promotion block saved in RESULTS; it cannot be "
                         "combined with --spec or --dry-run")
+    if then_verify and (dry_run or service_url is not None):
+        raise SpecError("--verify follows a promotion made here: not with --dry-run or --service")
+    if then_verify:
+        _check_where(where)
     results = load_results(results_path)
     saved = parse_spec(results.spec, source=str(results_path))
     spec = load_spec(spec_path) if spec_path else saved
@@ -399,8 +503,18 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     if service_url is not None:
         _promote_through_service(results, service_url)
         return
-    run_promotion(results, spec.promotion, dry_run=dry_run, log=_log,
-                  show=lambda text: click.echo(text, nl=False), again=again)
+    runs = None
+    if history_source is not None:
+        archive = _run_archive(history_source, spec.promotion, None)
+        runs = [(r.results, r.source) for r in archive.scan().runs]
+    notifier = None if dry_run else _notifier(spec, (spec_path or results_path).parent)
+    outcome = promote_with_evidence(results, spec.promotion, dry_run=dry_run, log=_log,
+                                    show=lambda text: click.echo(text, nl=False),
+                                    report_url=report_url, runs=runs, again=again)
+    _notify_pull(notifier, results, spec.promotion, outcome)
+    if then_verify and outcome.status in ("opened", "updated", "merged"):
+        sys.exit(_verify_after(results, spec, where, spec_dir=(spec_path or results_path).parent,
+                               out=None, address=None, fmt_name="text", report_url=report_url))
 
 
 def _pinned_objectives(path: Path) -> Any:
@@ -419,6 +533,127 @@ def _promote_through_service(results: Any, url: str) -> None:
 
     answer = post_to_service(results, url, os.environ.get("SLOGATE_PROMOTE_SECRET", "").strip())
     click.echo(f"{answer.get('status')}: {answer.get('pullRequest')} ({answer.get('branch')})")
+
+
+def _check_where(where: dict[str, Any]) -> None:
+    """Raise SpecError unless the verify options name the Deployment and the target."""
+    from coordinator.errors import SpecError
+
+    missing = [name for name, key in (("--deployment", "deployment"), ("--target", "target_url"))
+               if not where.get(key)]
+    if missing:
+        raise SpecError(f"verifying needs {' and '.join(missing)}")
+
+
+def _verify_after(results: Any, spec: Any, where: dict[str, Any], *, spec_dir: Path,
+                  out: Path | None, address: str | None, fmt_name: str,
+                  report_url: str | None) -> int:
+    """Verify the promotion of ``results`` (see ``slogate verify``); return the exit code."""
+    from analysis.results import load_results
+    from analysis.verdict import Verdict
+    from coordinator.pr_evidence import check_report_url
+    from coordinator.verify_wiring import VerifyOptions, verify as verify_promotion
+    from deploy.sync_wait import StableDeployment
+
+    _check_where(where)
+    namespace, _, name = where["deployment"].rpartition("/")
+    options = VerifyOptions(
+        stable=StableDeployment(namespace=namespace or "default", name=name,
+                                kubeconfig=str(where["kubeconfig"]) if where["kubeconfig"]
+                                else None, context=where["context"]),
+        target=where["target_url"], merge_timeout_s=where["merge_timeout"],
+        sync_timeout_s=where["sync_timeout"], poll_s=where["poll"],
+        report_url=check_report_url(report_url))
+
+    def run_it(checking: Any) -> Any:
+        out_dir = out or _default_out(f"{checking.name}-verify")
+        execute_spec(checking, spec_dir=spec_dir, out=out_dir, address=address,
+                     fmt_name=fmt_name)
+        return load_results(out_dir / "results.json")
+
+    notifier = _notifier(spec, spec_dir)
+    verified = verify_promotion(results, spec, options, run=run_it, log=_log)
+    if notifier is not None and spec.promotion is not None:
+        from coordinator.notify import verification_notice
+
+        revert = verified.revert
+        revert_url = revert.pull.url if revert is not None and revert.pull is not None else None
+        notifier.send(verification_notice(verified.checked, app=spec.promotion.app,
+                                          version=spec.promotion.version, revert_url=revert_url))
+        _notify_pull(notifier, verified.checked, spec.promotion, revert)
+    return Verdict(verified.checked.verdict).exit_code
+
+
+@main.command()
+@click.argument("results_path", metavar="RESULTS", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="Take the experiment and promotion block from this spec instead of the one "
+                   "saved in RESULTS.")
+@_verify_options
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Directory for the verification's results.json (default: "
+                   "results/NAME-verify-TIMESTAMP).")
+@click.option("--address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
+              help="Ray cluster to join (as for run).")
+@click.option("--format", "fmt_name", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="Report format on stdout.")
+@_report_url_option
+@_errors_to_exit_codes
+def verify(results_path: Path, spec_path: Path | None, out: Path | None, address: str | None,
+           fmt_name: str, report_url: str | None, **where: Any) -> None:
+    """Verify a promotion after the GitOps sync: wait for the pull request's merge and for the
+    stable Deployment (--deployment) to run the version, then run the experiment against the
+    stable Service (--target).
+
+    Exit 0 PASS, 1 FAIL (with onFail: revert-pr, the revert pull request is opened), 3
+    INCONCLUSIVE or INVALID, or not merged / not synced in time; 2 for a pull request closed
+    without merging and any input error.
+    """
+    from analysis.results import load_results
+    from coordinator.spec import load_spec, parse_spec
+
+    results = load_results(results_path)
+    spec = load_spec(spec_path) if spec_path else parse_spec(results.spec, source=str(results_path))
+    sys.exit(_verify_after(results, spec, where, spec_dir=(spec_path or results_path).parent,
+                           out=out, address=address, fmt_name=fmt_name, report_url=report_url))
+
+
+@main.command("gate-serve")
+@click.argument("source", metavar="SOURCE", default="results")
+@click.option("--listen", default="127.0.0.1:8788", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on.")
+@click.option("--max-age", "max_age", default=None, metavar="DURATION",
+              help="Answer 409 when the newest run is older than this (a webhook's "
+                   "metadata.maxAge wins).")
+@click.option("--github-url", default=None, metavar="URL", envvar="SLOGATE_GITHUB_URL",
+              show_envvar=True, help="GitHub Enterprise API URL of a github: SOURCE.")
+@_errors_to_exit_codes
+def gate_serve(source: str, listen: str, max_age: str | None, github_url: str | None) -> None:
+    """Answer rollout controllers with the newest run's verdict in SOURCE (a run archive, as
+    for slogate history): POST /v1/flagger (Flagger's webhook: 200 PASS, 412 FAIL, 409
+    INCONCLUSIVE/INVALID or too old, 404 no run), GET /v1/verdict?experiment=NAME."""
+    from coordinator.archive import open_archive
+    from coordinator.gate_server import make_server
+    from coordinator.units import parse_duration_s
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    try:
+        max_age_s = parse_duration_s(max_age) if max_age is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-age") from None
+    archive = open_archive(source, github_url=github_url,
+                           github_token=lambda: _github_token(None, None))
+    archive.scan()  # an archive that cannot be read fails here, not at the first webhook
+
+    def runs() -> list[tuple[Any, str]]:
+        return [(r.results, r.source) for r in archive.scan().runs]
+
+    server = make_server(host.strip("[]"), int(port), runs, default_max_age_s=max_age_s,
+                         log=_log)
+    _log(f"gate on http://{listen} for the runs in {archive.location}")
+    server.serve_forever()
 
 
 @main.command("promote-serve")

@@ -47,5 +47,6 @@ EXPECTED: tuple[type[Exception], ...] = (CoordinatorError, ResultsError, Promoti
 
 
 def exit_code(exc: Exception) -> int:
-    """Return the exit code of an expected error: 130 for an interrupted start, else 2."""
-    return 130 if isinstance(exc, Interrupted) else 2
+    """Return the exit code of an expected error: 130 for an interrupted start, the class's own
+    ``exit_code`` where it has one (3 for a wait that timed out: nothing was verified), else 2."""
+    return 130 if isinstance(exc, Interrupted) else int(getattr(exc, "exit_code", 2))

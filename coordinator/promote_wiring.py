@@ -95,12 +95,15 @@ def make_provider(promotion: PromotionSpec) -> Provider:
 
 def run_promotion(results: Results, promotion: PromotionSpec, *, dry_run: bool,
                   log: Callable[[str], None], show: Callable[[str], None],
-                  show_body: bool = False, again: str | None = None) -> PromotionOutcome:
+                  show_body: bool = False, again: str | None = None,
+                  provider: Provider | None = None) -> PromotionOutcome:
     """Promote a PASS (or revert on a FAIL, as ``onFail`` says), then show the diff and the pull
     request (its body on a dry run or when asked). ``again``: the verdict the caller re-judged
-    already (:func:`promotion_refusal`'s), so the run is not re-judged twice."""
+    already (:func:`promotion_refusal`'s), so the run is not re-judged twice; ``provider``
+    default: the spec's."""
     check_names(promotion)  # before the provider exists: no call for a name outside the grammar
-    outcome = act(results, promotion, make_provider(promotion), again=again, dry_run=dry_run,
+    outcome = act(results, promotion, provider or make_provider(promotion), again=again,
+                  dry_run=dry_run,
                   log=log)
     for change in outcome.changes:
         show(change.diff)

@@ -62,6 +62,7 @@ from coordinator.grpc_spec import (
     is_grpc_url,
 )
 from coordinator.metrics_spec import MetricsSpec, custom_units, parse_custom_limit
+from coordinator.notify_spec import NotifyTarget
 from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
 from promote.spec import SpecModel as _Model
 
@@ -621,6 +622,8 @@ class ExperimentSpec(_Model):
     promotion: PromotionSpec | None = Field(None, description="Promote on PASS by pull request.")
     metrics: MetricsSpec | None = Field(None, description="Custom metrics read from a metrics "
                                         "store (Prometheus), judged beside the built-in ones.")
+    notify: list[NotifyTarget] = Field(default_factory=list, description="Webhooks told of the "
+                                       "verdict, the promotion, the verification and a revert.")
     error_ranges: Annotated[
         tuple[tuple[int, int], ...],
         WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [
@@ -722,6 +725,14 @@ class ExperimentSpec(_Model):
         if self.baseline is None:
             return [("candidate", self.target_url)]
         return [("baseline", self.baseline), ("candidate", self.target_url)]
+
+    @model_serializer(mode="wrap")
+    def _without_empty_notify(self, handler: Any) -> Any:
+        """Leave ``notify`` out of the echo when there is none (results.json stays as it was)."""
+        data = handler(self)
+        if isinstance(data, dict) and not self.notify:
+            data.pop("notify", None)
+        return data
 
     def with_target(self, target: str) -> ExperimentSpec:
         """Return a copy that loads another base URL (the demo points it at a free port; a

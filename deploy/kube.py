@@ -230,6 +230,13 @@ class Kube:
             raise KubernetesError(f"{label}: {fatal}")
         return progress.summary, explain_pods(pods)
 
+    async def read_deployment(self, name: str, namespace: str) -> dict[str, Any] | None:
+        """Return the Deployment ``namespace/name`` as the API's JSON, or None when there is none."""
+        found = await self._call(_op("get", "Deployment", namespace, name),
+                                 lambda: self._apps.read_namespaced_deployment(name, namespace),
+                                 missing_ok=True)
+        return None if found is None else self._json(found)
+
     # ---------------------------------------------------------------- secrets
 
     async def read_secret(self, name: str, key: str, namespace: str) -> str:

@@ -46,6 +46,7 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 
 from promote.errors import PromotionError
+from promote.evidence import CheckReport, Published
 from promote.provider import FileCommit, PullInfo
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,66 @@ class GitHubProvider:
                  "merged" if info.merged else info.state)
         return info
 
+    # ---------------------------------------------------------------- evidence
+
+    def publish_check(self, number: int, check: CheckReport) -> Published:
+        """Put ``check`` on the head commit of pull request ``number``: a check run (the one of
+        that name on the commit updated in place), or a commit status when the token may not
+        create check runs (GitHub answers 403 to a personal token)."""
+        sha = self._pull(number).head.sha
+        try:
+            return self._check_run(sha, check)
+        except _Forbidden:
+            log.info("the token cannot create check runs in %s (HTTP 403); a commit status "
+                     "instead", self.base_name)
+        commit = self._repository(self.base_name).get_commit(sha)
+        self._call(f"setting the status of {sha[:12]}", lambda: commit.create_status(
+            check.state, target_url=check.details_url, description=check.description,
+            context=check.name))
+        return Published(kind="status", url=check.details_url, created=True)
+
+    def _check_run(self, sha: str, check: CheckReport) -> Published:
+        repo = self._repository(self.base_name)
+        commit = repo.get_commit(sha)
+        found = self._call(f"listing the check runs of {sha[:12]}", lambda: next(
+            iter(commit.get_check_runs(check_name=check.name)), None))
+        fields: dict[str, Any] = {
+            "status": "completed", "conclusion": check.conclusion,
+            "details_url": check.details_url,
+            "output": {"title": check.title, "summary": check.summary}}
+        if found is None:
+            made = self._call(f"creating the check run {check.name}", lambda: repo.create_check_run(
+                check.name, sha, **fields))
+            return Published(kind="check-run", url=made.html_url, created=True)
+        self._call(f"updating the check run {check.name}", lambda: found.edit(**fields))
+        return Published(kind="check-run", url=found.html_url, created=False)
+
+    def upsert_comment(self, number: int, marker: str, body: str) -> Published:
+        """Edit the comment of pull request ``number`` that holds ``marker`` and was written by
+        the pull request's author (slogate's token opened it), or create it; never a second."""
+        pull = self._pull(number)
+        author = pull.user.login
+        ours = self._call(f"listing the comments of pull request #{number}", lambda: [
+            c for c in pull.get_issue_comments()
+            if marker in (c.body or "") and c.user is not None and c.user.login == author])
+        if not ours:
+            made = self._call(f"commenting on pull request #{number}",
+                              lambda: pull.create_issue_comment(body))
+            return Published(kind="comment", url=made.html_url, created=True)
+        oldest = min(ours, key=lambda c: c.id)
+        if oldest.body != body:
+            self._call(f"updating the comment on pull request #{number}",
+                       lambda: oldest.edit(body))
+        return Published(kind="comment", url=oldest.html_url, created=False)
+
     # ---------------------------------------------------------------- helpers
+
+    def _pull(self, number: int) -> PullRequest:
+        repo = self._repository(self.base_name)
+        try:
+            return self._call(f"reading pull request #{number}", lambda: repo.get_pull(number))
+        except _NotFound:
+            raise PromotionError(f"pull request #{number} not found in {self.base_name}") from None
 
     def _repository(self, name: str) -> Repository:
         if name not in self._repos:
@@ -345,7 +405,9 @@ class GitHubProvider:
             return _Retryable(f"rate limited (HTTP {status})", wait_s)
         if status >= 500:
             return _Retryable(f"HTTP {status}", 0.0)
-        if status in (401, 403):
+        if status == 403:
+            return _Forbidden(f"GitHub refused the token (HTTP {status}) for {self.repo_name}")
+        if status == 401:
             return PromotionError(f"GitHub refused the token (HTTP {status}) for {self.repo_name}")
         if status == 404:
             return _NotFound(what)
@@ -420,6 +482,10 @@ def _guard_requests(gh: Github, prefix: str, repositories: tuple[str, ...]) -> N
 
 class _NotFound(Exception):
     """A file, branch or pull request that does not exist (kept apart from errors)."""
+
+
+class _Forbidden(PromotionError):
+    """GitHub's 403: the token may not do this (a personal token creating a check run)."""
 
 
 class _Unprocessable(Exception):

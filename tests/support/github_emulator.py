@@ -22,7 +22,10 @@ Invariants:
 - a request path is percent-decoded and its ``.`` and ``..`` segments collapsed (RFC 3986
   remove_dot_segments) before it is routed, as the HTTP stacks in front of real servers do, so
   ``/repos/acme/gitops/contents/../../../victim/gitops/contents/x`` reaches ``victim/gitops``;
-- a fork shares the request log, the injected failures, the lock and the token of its upstream.
+- a fork shares the request log, the injected failures, the lock and the token of its upstream;
+- check runs, commit statuses and issue comments answer GitHub's JSON (ids, URLs, the
+  ``total_count``/``check_runs`` list shape); with ``check_runs_need_app`` every check-run call
+  answers 403 "You must authenticate via a GitHub App." as GitHub does to a personal token.
 
 Usage::
 
@@ -51,6 +54,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 _TIME = "2026-01-01T00:00:00Z"
+_CONCLUSIONS = ("action_required", "cancelled", "failure", "neutral", "success", "skipped",
+                "stale", "timed_out")
+_OUTPUT_MAX_CHARS = 65535  # GitHub's limit on a check run's output.summary and output.text
+_COMMENT_MAX_CHARS = 65536
+_STATUS_DESCRIPTION_MAX_CHARS = 140
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +96,41 @@ class _Pull:
     labels: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True, kw_only=True)
+class CheckRun:
+    """A check run as the emulator keeps it (the JSON GitHub answers is built from it)."""
+
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None
+    details_url: str | None
+    output: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class Status:
+    """A commit status (newest last per sha)."""
+
+    id: int
+    sha: str
+    state: str
+    context: str
+    description: str | None
+    target_url: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class Comment:
+    """An issue (pull request) comment."""
+
+    id: int
+    number: int
+    body: str
+    login: str
+
+
 def git(repo: Path, *args: str, stdin: bytes | None = None,
         env: Mapping[str, str] | None = None, check: bool = True) -> str:
     """Run ``git`` in ``repo`` and return its stdout, stripped."""
@@ -121,6 +164,11 @@ class GitHubEmulator:
         self._lock = threading.Lock()
         self._endpoints: dict[tuple[str, str], tuple[str, str]] = {}
         self._repos: dict[str, GitHubEmulator] = {self.full_name: self}
+        self.check_runs: dict[int, CheckRun] = {}
+        self.statuses: list[Status] = []
+        self.comments: dict[int, Comment] = {}
+        self.check_runs_need_app = False
+        self._next_id = 1
         self._seed(root, files)
 
     # ---------------------------------------------------------------- set-up and test helpers
@@ -136,6 +184,7 @@ class GitHubEmulator:
         fork.owner, fork.full_name, fork.parent = owner, f"{owner}/{self.name}", self
         fork.bare = self.bare.parent / f"{owner}.{self.name}.git"
         fork._pulls, fork._next_number = {}, 1
+        fork.check_runs, fork.statuses, fork.comments, fork._next_id = {}, [], {}, 1
         git(self.bare.parent, "clone", "--bare", "-q", *(["--shared"] if shared else []),
             str(self.bare), str(fork.bare))
         self._repos[fork.full_name] = fork
@@ -222,6 +271,37 @@ class GitHubEmulator:
     def pull_text(self, number: int) -> tuple[str, str | None]:
         """Return the title and body of pull ``number``."""
         return self._pulls[number].title, self._pulls[number].body
+
+    def add_comment(self, number: int, body: str, *, login: str) -> int:
+        """Post ``body`` on pull ``number`` as the user ``login`` (someone else); return its id."""
+        comment = Comment(id=self._new_id(), number=number, body=body, login=login)
+        self.comments[comment.id] = comment
+        return comment.id
+
+    def comments_on(self, number: int) -> list[Comment]:
+        """Return the comments on pull ``number``, oldest first."""
+        return [c for c in self.comments.values() if c.number == number]
+
+    def checks_on(self, sha: str) -> list[CheckRun]:
+        """Return the check runs on commit ``sha``, oldest first."""
+        return [c for c in self.check_runs.values() if c.head_sha == sha]
+
+    def statuses_on(self, sha: str) -> list[Status]:
+        """Return the commit statuses of ``sha``, oldest first."""
+        return [s for s in self.statuses if s.sha == sha]
+
+    def pull_head(self, number: int) -> str:
+        """Return the commit the head branch of pull ``number`` points at."""
+        pull = self._pulls[number]
+        head_repo = self._head_repo(pull.head_owner)
+        assert head_repo is not None
+        sha = head_repo.branch_sha(pull.head)
+        assert sha is not None
+        return sha
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
 
     def pull_count(self) -> int:
         """Return how many pull requests exist, in any state."""
@@ -354,6 +434,15 @@ class GitHubEmulator:
             ("PATCH", repo + "/pulls/{number:\\d+}", "pull", self._patch_pull),
             ("GET", repo + "/issues/{number:\\d+}/labels", "labels", self._get_labels),
             ("POST", repo + "/issues/{number:\\d+}/labels", "labels", self._post_labels),
+            ("GET", repo + "/commits/{sha}", "commit", self._get_commit),
+            ("POST", repo + "/check-runs", "check-runs", self._post_check_run),
+            ("PATCH", repo + "/check-runs/{id:\\d+}", "check-run", self._patch_check_run),
+            ("GET", repo + "/commits/{sha}/check-runs", "check-runs", self._list_check_runs),
+            ("POST", repo + "/statuses/{sha}", "statuses", self._post_status),
+            ("GET", repo + "/commits/{sha}/statuses", "statuses", self._list_statuses),
+            ("GET", repo + "/issues/{number:\\d+}/comments", "comments", self._list_comments),
+            ("POST", repo + "/issues/{number:\\d+}/comments", "comments", self._post_comment),
+            ("PATCH", repo + "/issues/comments/{id:\\d+}", "comment", self._patch_comment),
         ]
         app = web.Application(middlewares=[self._middleware])
         for method, path, endpoint, handler in routes:
@@ -637,6 +726,171 @@ class GitHubEmulator:
             if name not in pull.labels:
                 pull.labels.append(str(name))
         return web.json_response([self._label_json(n) for n in pull.labels])
+
+    # ---------------------------------------------------------------- checks, statuses, comments
+
+    def _known_commit(self, sha: str) -> bool:
+        """Return whether ``sha`` is a full commit sha of this repository or of one of its forks
+        (GitHub shows a fork's head commit on the upstream's pull request)."""
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            return False
+        return any(r._resolve(sha) == sha for r in self._repos.values()
+                   if r is self or r.parent is self)
+
+    async def _get_commit(self, request: web.Request, _: Any) -> web.Response:
+        sha = self._resolve(request.match_info["sha"])
+        if sha is None:
+            return _error(422, f"No commit found for SHA: {request.match_info['sha']}")
+        out = git(self.bare, "log", "-1", "--format=%P%x00%T%x00%B", sha)
+        parents, tree, message = out.split("\0", 2)
+        return web.json_response(self._commit_list_json(sha, parents.split(), tree, message.strip()))
+
+    def _check_run_json(self, run: CheckRun) -> dict[str, Any]:
+        done = run.status == "completed"
+        return {"id": run.id, "node_id": f"CR_{run.id}", "name": run.name, "head_sha": run.head_sha,
+                "external_id": "", "url": self._api(f"/check-runs/{run.id}"),
+                "html_url": self._html(f"/runs/{run.id}"), "details_url": run.details_url,
+                "status": run.status, "conclusion": run.conclusion, "started_at": _TIME,
+                "completed_at": _TIME if done else None,
+                "output": {"title": run.output.get("title"), "summary": run.output.get("summary"),
+                           "text": run.output.get("text"), "annotations_count": 0,
+                           "annotations_url": self._api(f"/check-runs/{run.id}/annotations")},
+                "check_suite": {"id": 1}, "app": None, "pull_requests": []}
+
+    def _check_run_error(self, data: Mapping[str, Any]) -> web.Response | None:
+        """Return GitHub's 422 for a check run it would refuse, or None."""
+        status = data.get("status", "queued")
+        conclusion = data.get("conclusion")
+        if status not in ("queued", "in_progress", "completed"):
+            return _validation("CheckRun", "invalid", "status")
+        if conclusion is not None and conclusion not in _CONCLUSIONS:
+            return _validation("CheckRun", "invalid", "conclusion")
+        if status == "completed" and conclusion is None:
+            return _validation("CheckRun", "missing_field", "conclusion")
+        output = data.get("output")
+        if output is not None and (not output.get("title") or not output.get("summary")):
+            return _validation("CheckRun", "missing_field", "output")
+        for key in ("summary", "text"):
+            if output is not None and len(output.get(key) or "") > _OUTPUT_MAX_CHARS:
+                return _validation("CheckRun", "custom", None,
+                                   f"Invalid request.\n\nOnly {_OUTPUT_MAX_CHARS} characters "
+                                   f"are allowed; {len(output[key])} were supplied.")
+        return None
+
+    async def _post_check_run(self, request: web.Request, data: Any) -> web.Response:
+        if self.check_runs_need_app:
+            return _error(403, "You must authenticate via a GitHub App.")
+        if not data.get("name") or not self._known_commit(str(data.get("head_sha", ""))):
+            return _validation("CheckRun", "invalid", "head_sha" if data.get("name") else "name")
+        refused = self._check_run_error(data)
+        if refused is not None:
+            return refused
+        conclusion = data.get("conclusion")
+        run = CheckRun(id=self._new_id(), name=str(data["name"]), head_sha=str(data["head_sha"]),
+                       status="completed" if conclusion else str(data.get("status", "queued")),
+                       conclusion=conclusion, details_url=data.get("details_url"),
+                       output=dict(data.get("output") or {}))
+        self.check_runs[run.id] = run
+        return web.json_response(self._check_run_json(run), status=201)
+
+    async def _patch_check_run(self, request: web.Request, data: Any) -> web.Response:
+        if self.check_runs_need_app:
+            return _error(403, "You must authenticate via a GitHub App.")
+        run = self.check_runs.get(int(request.match_info["id"]))
+        if run is None:
+            return _error(404, "Not Found")
+        merged = {"status": run.status, "conclusion": run.conclusion, **data}
+        refused = self._check_run_error(merged)
+        if refused is not None:
+            return refused
+        run.status = "completed" if merged.get("conclusion") else str(merged["status"])
+        run.conclusion = merged.get("conclusion")
+        run.details_url = data.get("details_url", run.details_url)
+        run.output = dict(data.get("output") or run.output)
+        run.name = str(data.get("name", run.name))
+        return web.json_response(self._check_run_json(run))
+
+    async def _list_check_runs(self, request: web.Request, _: Any) -> web.Response:
+        if self.check_runs_need_app:
+            return _error(403, "You must authenticate via a GitHub App.")
+        sha = self._resolve(request.match_info["sha"])
+        if sha is None and self._known_commit(request.match_info["sha"]):
+            sha = request.match_info["sha"]
+        if sha is None:
+            return _error(422, f"No commit found for SHA: {request.match_info['sha']}")
+        name = request.query.get("check_name")
+        runs = [self._check_run_json(r) for r in reversed(self.checks_on(sha))
+                if name is None or r.name == name]  # newest first, as GitHub lists them
+        return web.json_response({"total_count": len(runs), "check_runs": runs})
+
+    def _status_json(self, status: Status) -> dict[str, Any]:
+        return {"id": status.id, "node_id": f"S_{status.id}", "state": status.state,
+                "context": status.context, "description": status.description,
+                "target_url": status.target_url, "url": self._api(f"/statuses/{status.sha}"),
+                "avatar_url": None, "created_at": _TIME, "updated_at": _TIME,
+                "creator": self._user()}
+
+    async def _post_status(self, request: web.Request, data: Any) -> web.Response:
+        sha = request.match_info["sha"]
+        if not self._known_commit(sha):
+            return _validation("Status", "custom", None, f"No commit found for SHA: {sha}")
+        if data.get("state") not in ("error", "failure", "pending", "success"):
+            return _validation("Status", "invalid", "state")
+        if len(data.get("description") or "") > _STATUS_DESCRIPTION_MAX_CHARS:
+            return _validation("Status", "custom", None, "description is too long (maximum "
+                               f"is {_STATUS_DESCRIPTION_MAX_CHARS} characters)")
+        status = Status(id=self._new_id(), sha=sha, state=str(data["state"]),
+                        context=str(data.get("context") or "default"),
+                        description=data.get("description"), target_url=data.get("target_url"))
+        self.statuses.append(status)
+        return web.json_response(self._status_json(status), status=201)
+
+    async def _list_statuses(self, request: web.Request, _: Any) -> web.Response:
+        sha = request.match_info["sha"]
+        return web.json_response([self._status_json(s) for s in reversed(self.statuses_on(sha))])
+
+    def _comment_json(self, comment: Comment) -> dict[str, Any]:
+        user = {**self._user(), "login": comment.login}
+        return {"id": comment.id, "node_id": f"IC_{comment.id}",
+                "url": self._api(f"/issues/comments/{comment.id}"),
+                "html_url": self._html(f"/pull/{comment.number}#issuecomment-{comment.id}"),
+                "issue_url": self._api(f"/issues/{comment.number}"), "body": comment.body,
+                "user": user, "created_at": _TIME, "updated_at": _TIME,
+                "author_association": "OWNER" if comment.login == self.owner else "NONE"}
+
+    async def _list_comments(self, request: web.Request, _: Any) -> web.Response:
+        number = self._pull(request).number
+        per_page = min(int(request.query.get("per_page", 30)), 100)
+        page = int(request.query.get("page", 1))
+        mine = self.comments_on(number)
+        headers = {}
+        if page * per_page < len(mine):
+            query = urlencode({**request.query, "page": page + 1, "per_page": per_page})
+            headers["Link"] = f'<{self._api(f"/issues/{number}/comments")}?{query}>; rel="next"'
+        return web.json_response([self._comment_json(c) for c in
+                                  mine[(page - 1) * per_page: page * per_page]], headers=headers)
+
+    async def _post_comment(self, request: web.Request, data: Any) -> web.Response:
+        number = self._pull(request).number
+        if not data.get("body"):
+            return _validation("IssueComment", "missing_field", "body")
+        if len(data["body"]) > _COMMENT_MAX_CHARS:
+            return _validation("IssueComment", "custom", "body", "Body is too long (maximum is "
+                               f"{_COMMENT_MAX_CHARS} characters)")
+        comment = Comment(id=self._new_id(), number=number, body=str(data["body"]), login=self.owner)
+        self.comments[comment.id] = comment
+        return web.json_response(self._comment_json(comment), status=201)
+
+    async def _patch_comment(self, request: web.Request, data: Any) -> web.Response:
+        comment = self.comments.get(int(request.match_info["id"]))
+        if comment is None:
+            return _error(404, "Not Found")
+        if comment.login != self.owner:  # only its author (the token's user here) may edit it
+            return _error(403, "Resource not accessible by personal access token")
+        if not data.get("body") or len(data["body"]) > _COMMENT_MAX_CHARS:
+            return _validation("IssueComment", "invalid", "body")
+        comment.body = str(data["body"])
+        return web.json_response(self._comment_json(comment))
 
 
 def _remove_dot_segments(path: str) -> str:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import struct
@@ -28,6 +29,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -303,3 +305,33 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
                                           serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     return certfile, keyfile
+
+
+def json_body(request: dict[str, object]) -> Any:
+    """Return the JSON body of a request a receiver recorded."""
+    body = request["body"]
+    assert isinstance(body, bytes)
+    return json.loads(body)
+
+
+@contextlib.contextmanager
+def webhook_receiver(statuses: tuple[int, ...] = (), headers: dict[str, str] | None = None
+                     ) -> Iterator[Served]:
+    """Serve POST on any path, recording target, headers and body of each request; the n-th
+    request is answered with ``statuses[n]`` (with ``headers``), those past the tuple with 200."""
+    async def start(served: Served) -> tuple[int, Stop]:
+        async def receive(request: web.Request) -> web.Response:
+            served.requests.append({
+                "target": request.path_qs,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": await request.read(),
+            })
+            index = len(served.requests) - 1
+            status = statuses[index] if index < len(statuses) else 200
+            return web.Response(status=status, text="ok" if status < 300 else "no",
+                                headers=headers if status >= 300 else None)
+
+        return await _aiohttp(served, [web.post("/{tail:.*}", receive)])
+
+    with _in_thread(start) as served:
+        yield served
