@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from coordinator.errors import SlogateError
+from coordinator.errors import EXPECTED
 from coordinator.gate import GateAnswer, GateQuery, gate_decision, parse_flagger
 from coordinator.units import parse_duration_s
 
@@ -73,7 +73,7 @@ def make_server(host: str, port: int, runs: Runs, *, default_max_age_s: float | 
                 return
             try:
                 answer = gate_decision(runs(), query, now=now())
-            except SlogateError as exc:
+            except EXPECTED as exc:
                 answer = GateAnswer(status=503, body={"error": str(exc)})
             self._answer(answer)
 

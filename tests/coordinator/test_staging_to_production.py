@@ -40,7 +40,7 @@ def spec_with(environment: str, gh_base_url: str, results_dir: Path) -> Path:
     data["promotion"]["baseUrl"] = gh_base_url
     data["load"] = {"rate": 250, "duration": 2, "workers": 1}  # 500 requests decide 1% errors
     # The test machine is shared and loaded: the generator's own lag must not make it INCONCLUSIVE.
-    data["analysis"] = {**data.get("analysis", {}), "maxScheduleLag": "200ms"}
+    data["analysis"] = {**data.get("analysis", {}), "maxScheduleLag": 200.0}
     path = results_dir / f"{environment}.json"
     path.write_text(json.dumps(data))
     return path
@@ -73,7 +73,8 @@ def test_staging_then_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         passed["spec"] = json.loads(staging.read_text())
         (run := tmp_path / "staging-run.json").write_text(json.dumps(passed))
 
-        assert CliRunner().invoke(main, ["promote", str(run)]).exit_code == 0
+        promoted = CliRunner().invoke(main, ["promote", str(run)])
+        assert promoted.exit_code == 0, promoted.stderr
         merge_when_opened(gh, 1)
         with start_hello() as hello:
             verified = CliRunner().invoke(main, [
