@@ -241,19 +241,32 @@ class GitHubProvider:
         create check runs (GitHub answers 403 to a personal token)."""
         sha = self._pull(number).head.sha
         try:
-            return self._check_run(sha, check)
+            return self._evidence(f"the check on {sha[:12]}", lambda: self._check_run(sha, check))
         except _Forbidden:
             log.info("the token cannot create check runs in %s (HTTP 403); a commit status "
                      "instead", self.base_name)
-        commit = self._repository(self.base_name).get_commit(sha)
-        self._call(f"setting the status of {sha[:12]}", lambda: commit.create_status(
-            check.state, target_url=check.details_url, description=check.description,
-            context=check.name))
-        return Published(kind="status", url=check.details_url, created=True)
+
+        def status() -> Published:
+            commit = self._call(f"reading commit {sha[:12]}",
+                                lambda: self._repository(self.base_name).get_commit(sha))
+            self._call(f"setting the status of {sha[:12]}", lambda: commit.create_status(
+                check.state, target_url=check.details_url, description=check.description,
+                context=check.name))
+            return Published(kind="status", url=check.details_url, created=True)
+
+        return self._evidence(f"the status of {sha[:12]}", status)
+
+    def _evidence(self, what: str, fn: Callable[[], T]) -> T:
+        """Return ``fn()``; a 404 or 422 on the way is a PromotionError naming ``what``."""
+        try:
+            return fn()
+        except (_NotFound, _Unprocessable) as exc:
+            raise PromotionError(f"cannot leave {what} in {self.base_name}: "
+                                 f"{self._scrub(str(exc))}") from None
 
     def _check_run(self, sha: str, check: CheckReport) -> Published:
         repo = self._repository(self.base_name)
-        commit = repo.get_commit(sha)
+        commit = self._call(f"reading commit {sha[:12]}", lambda: repo.get_commit(sha))
         found = self._call(f"listing the check runs of {sha[:12]}", lambda: next(
             iter(commit.get_check_runs(check_name=check.name)), None))
         fields: dict[str, Any] = {
@@ -270,6 +283,10 @@ class GitHubProvider:
     def upsert_comment(self, number: int, marker: str, body: str) -> Published:
         """Edit the comment of pull request ``number`` that holds ``marker`` and was written by
         the pull request's author (slogate's token opened it), or create it; never a second."""
+        return self._evidence(f"the comment on pull request #{number}",
+                              lambda: self._upsert_comment(number, marker, body))
+
+    def _upsert_comment(self, number: int, marker: str, body: str) -> Published:
         pull = self._pull(number)
         author = pull.user.login
         ours = self._call(f"listing the comments of pull request #{number}", lambda: [

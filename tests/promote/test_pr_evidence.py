@@ -197,3 +197,14 @@ def test_a_bad_report_url_is_one_line_exit_2(tmp_path: Path, gh: GitHubEmulator,
     out = promote(str(saved(tmp_path, synthetic_results(OBJECTIVES), gh)), "--report-url", url)
     assert out.exit_code == 2 and why in out.stderr and len(out.stderr.splitlines()) == 1
     assert "pw" not in out.stderr and gh.pull_count() == 0
+
+
+@pytest.mark.github
+def test_evidence_github_refuses_is_one_line_exit_2(tmp_path: Path, gh: GitHubEmulator) -> None:
+    """GitHub refusing the comment (422) after the pull request was opened is one line naming
+    what could not be left, exit 2: never a traceback or an exit code that reads as FAIL."""
+    gh.fail_next("POST comments", 1, status=422)
+    out = promote(str(saved(tmp_path, synthetic_results(OBJECTIVES), gh)))
+    assert out.exit_code == 2 and gh.pull_count() == 1
+    assert out.stderr.splitlines()[-1] == ("slogate: error: cannot leave the comment on pull "
+                                           "request #1 in acme/gitops: Server Error")

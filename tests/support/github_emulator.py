@@ -738,10 +738,13 @@ class GitHubEmulator:
                    if r is self or r.parent is self)
 
     async def _get_commit(self, request: web.Request, _: Any) -> web.Response:
-        sha = self._resolve(request.match_info["sha"])
-        if sha is None:
-            return _error(422, f"No commit found for SHA: {request.match_info['sha']}")
-        out = git(self.bare, "log", "-1", "--format=%P%x00%T%x00%B", sha)
+        wanted = request.match_info["sha"]
+        holder = next((r for r in self._repos.values() if (r is self or r.parent is self)
+                       and r._resolve(wanted) is not None), None)  # a fork's head commit too
+        sha = holder._resolve(wanted) if holder is not None else None
+        if holder is None or sha is None:
+            return _error(422, f"No commit found for SHA: {wanted}")
+        out = git(holder.bare, "log", "-1", "--format=%P%x00%T%x00%B", sha)
         parents, tree, message = out.split("\0", 2)
         return web.json_response(self._commit_list_json(sha, parents.split(), tree, message.strip()))
 
