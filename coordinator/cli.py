@@ -372,11 +372,17 @@ def _verify_options(func: F) -> F:
 @click.option("--dashboard", is_flag=True, help="Start the embedded Ray's dashboard (on "
               "127.0.0.1; about 2 s more start-up). A joined cluster has its own.")
 @_report_url_option
+@click.option("--verify", "then_verify", is_flag=True,
+              help="After a PASS that slogate run promoted (promotion.auto), wait for the merge "
+                   "and the sync and verify the stable version, as slogate verify does (needs "
+                   "--deployment and --target); the exit code is then the verification's.")
+@_verify_options
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
         one_version_as_both: bool, archive_to: str | None, github_url: str | None,
-        dashboard: bool, report_url: str | None) -> None:
+        dashboard: bool, report_url: str | None, then_verify: bool, **where: Any) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
+    from coordinator.errors import SpecError
     from coordinator.spec import load_spec
 
     spec = load_spec(spec_path, one_version_as_both=one_version_as_both)
@@ -394,6 +400,11 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
 
         check_names(spec.promotion)
         check_report_url(report_url)
+    if then_verify:
+        if spec.promotion is None or not spec.promotion.auto or one_version_as_both:
+            raise SpecError("--verify follows the promotion slogate run makes by itself: the "
+                            "spec needs a promotion block with auto: true (and no --aa)")
+        _check_where(where)
     # a bad DEST (or a missing token) fails before the load
     archive = _run_archive(archive_to, spec.promotion, github_url) if archive_to else None
     if spec.metrics is not None:  # an unreachable Prometheus or a bad query: exit 2, no load
@@ -404,10 +415,18 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
     notifier = _notifier(spec, spec_path.parent)  # a missing webhook secret fails before the load
     if one_version_as_both:
         _log(f"A/A run: {spec.target_url} as both baseline and candidate")
-    sys.exit(execute_spec(spec, spec_dir=spec_path.parent, out=out, address=address,
-                          fmt_name=fmt_name, one_version_as_both=one_version_as_both,
-                          archive=archive, spec_file=spec_path, dashboard=dashboard,
-                          report_url=report_url, notifier=notifier))
+    out_dir = out or _default_out(spec.name)
+    code = execute_spec(spec, spec_dir=spec_path.parent, out=out_dir, address=address,
+                        fmt_name=fmt_name, one_version_as_both=one_version_as_both,
+                        archive=archive, spec_file=spec_path, dashboard=dashboard,
+                        report_url=report_url, notifier=notifier)
+    if then_verify and code == 0:
+        from analysis.results import load_results
+
+        code = _verify_after(load_results(out_dir / "results.json"), spec, where,
+                             spec_dir=spec_path.parent, out=None, address=address,
+                             fmt_name=fmt_name, report_url=report_url)
+    sys.exit(code)
 
 
 @main.command()

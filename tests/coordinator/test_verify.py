@@ -265,3 +265,24 @@ def test_promote_verify_refuses_before_promoting(
     out = CliRunner().invoke(main, ["promote", str(promoted_run(tmp_path, gh)), *args])
     assert (out.exit_code, out.stderr.strip()) == (2, line)
     assert gh.pull_count() == 0
+
+
+@pytest.mark.parametrize("promotion, args, line", [
+    pytest.param({"auto": False}, ["--deployment", "hello", "--target", "http://x:1"],
+                 "slogate: error: --verify follows the promotion slogate run makes by itself: "
+                 "the spec needs a promotion block with auto: true (and no --aa)", id="not-auto"),
+    pytest.param({}, ["--target", "http://x:1"],
+                 "slogate: error: verifying needs --deployment", id="no-deployment"),
+])
+def test_run_verify_refuses_before_the_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            promotion: dict[str, object], args: list[str],
+                                            line: str) -> None:
+    """`run --verify` that could not verify (no automatic promotion, nowhere to look) is one
+    line, exit 2, before Ray starts or any load is sent."""
+    spec = {**SPEC, "objectives": [{"metric": "latency-p99", "upperLimit": "20ms"}],
+            "promotion": {**SPEC["promotion"], **promotion}}  # type: ignore[dict-item]
+    (path := tmp_path / "spec.json").write_text(json.dumps(spec))
+    monkeypatch.chdir(tmp_path)  # where run would write results/NAME-STAMP/
+    out = CliRunner().invoke(main, ["run", str(path), "--verify", *args])
+    assert (out.exit_code, out.stderr.strip()) == (2, line)
+    assert not (tmp_path / "results").exists()
