@@ -53,6 +53,14 @@ Modules:
 - :mod:`coordinator.dark_launch`: the spec's ``target.kubernetes`` around a run (on :mod:`deploy`);
 - :mod:`coordinator.promote_wiring`: the promotion's wiring: provider, token, what to print (on
   :mod:`promote`);
+- :mod:`coordinator.pr_evidence`: the check and the comment left on a promotion's pull request
+  (on :mod:`promote.evidence`);
+- :mod:`coordinator.verify_wiring`: ``slogate verify``: merge, GitOps sync, the run against the
+  stable Service, the revert on a FAIL (on :mod:`promote.verify` and :mod:`deploy.sync_wait`);
+- :mod:`coordinator.notify_spec`, :mod:`coordinator.notify`: the ``notify`` block and the webhooks
+  it tells (Slack-compatible, generic JSON; bounded retries, secrets never shown);
+- :mod:`coordinator.gate` (pure) and :mod:`coordinator.gate_server`: ``slogate gate-serve``, the
+  newest verdict for Flagger's webhook and Argo Rollouts' web metric;
 - :mod:`coordinator.archive`: run archives (a directory, a git branch, local or on GitHub);
 - :mod:`coordinator.demo`, :mod:`coordinator.sample_app`: ``slogate demo`` on the bundled app;
   :mod:`coordinator.sample_prometheus` a Prometheus for ``slogate demo --prometheus`` and tests;

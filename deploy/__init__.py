@@ -12,6 +12,11 @@
 - :mod:`deploy.launch`: the synchronous facade the coordinator calls (``launch``, ``cleanup``,
   ``read_kubernetes_secret``), one ``asyncio.run`` per call; :mod:`coordinator.dark_launch` maps
   the spec's ``target.kubernetes`` onto it.
+- :mod:`deploy.sync_state` (pure) and :mod:`deploy.sync_wait`: whether the stable Deployment runs
+  the promoted version as a GitOps controller leaves it (template, observed generation,
+  rollout), and the wait for it (``slogate verify``).
+- ``deploy/controllers/``: Argo Rollouts, Flagger, Argo CD and Flux examples that gate on
+  slogate's verdict (validated offline by tests/deploy/test_controller_examples.py).
 - ``deploy/k8s/``: kustomize manifests (not Python) for a nightly in-cluster run: CronJob,
   RayCluster, PVC, ServiceAccount with a least-privilege Role, and the experiment with the
   candidate it dark-launches in a ConfigMap. See deploy/k8s/README.md.

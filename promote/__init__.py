@@ -11,6 +11,10 @@ Modules:
 - :mod:`promote.names`: the grammar of every name that reaches a GitHub API URL;
 - :mod:`promote.provider`: the ``Provider`` protocol; :mod:`promote.github` (PyGithub, the only
   module importing it) and :mod:`promote.local_git` (a repository on disk) implement it;
+- :mod:`promote.evidence`: the check (run or commit status) and the comment on the pull request
+  (pure; :mod:`promote.github` puts them there);
+- :mod:`promote.verify`: waiting for the promotion pull request's merge, and the texts the
+  verification leaves (the merged pull request's comment, both runs in a revert's body);
 - :mod:`promote.service`: the promotion service (aiohttp) that alone holds the GitHub token;
 - :mod:`promote.errors`: :class:`~promote.errors.PromotionError`, the one error promotion raises
   (the CLI maps it to exit 2, the service to an HTTP status).
