@@ -118,7 +118,6 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     a second one exits at once. Before the load (Ray or the workers starting) the first one
     shuts Ray down and exits 130. ``dashboard`` starts the embedded Ray's dashboard.
     """
-    from analysis.verdict import Verdict
     from coordinator.dark_launch import LaunchOutcome
     from coordinator.errors import Interrupted
     from coordinator.ray_pool import RayPool
@@ -152,13 +151,23 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     finally:
         pool.wait_closed()
     _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
+    return _after_run(results, spec, rendered=page is not None and shown, archive=archive,
+                      notifier=notifier, show_pull_body=show_pull_body, report_url=report_url)
+
+
+def _after_run(results: Any, spec: Any, *, rendered: bool, archive: Any, notifier: Any,
+               show_pull_body: bool, report_url: str | None) -> int:
+    """Archive the run, announce its verdict, promote it (a PASS, or a revert) unless a report
+    could not be rendered; return the exit code."""
+    from analysis.verdict import Verdict
+
     if archive is not None:
         _log(f"archived as {archive.store(results)}")
     if notifier is not None:
         from coordinator.notify import verdict_notice
 
         notifier.send(verdict_notice(results))
-    if page is None or not shown:
+    if not rendered:
         if spec.promotion is not None and spec.promotion.auto:
             _log("not promoted: a report could not be rendered")
         return EXIT_REPORT

@@ -56,8 +56,8 @@ def publish_evidence(results: Results, promotion: PromotionSpec, outcome: Promot
     if pull is None or outcome.status in ("merged", "dry-run") or pull.state != "open":
         return []
     if not isinstance(provider, EvidenceSink):
-        log(f"no check or comment on {pull.url}: a {promotion.provider} repository has none "
-            "(the evidence is the pull request's body)")
+        log(f"a {promotion.provider} repository has no checks or comments: the evidence is "
+            f"the pull request's body ({pull.url})")
         return []
     url = report_url or pull.url
     revert = outcome.branch == revert_branch_name(promotion)

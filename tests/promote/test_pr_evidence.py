@@ -208,3 +208,24 @@ def test_evidence_github_refuses_is_one_line_exit_2(tmp_path: Path, gh: GitHubEm
     assert out.exit_code == 2 and gh.pull_count() == 1
     assert out.stderr.splitlines()[-1] == ("slogate: error: cannot leave the comment on pull "
                                            "request #1 in acme/gitops: Server Error")
+
+
+def test_a_local_repository_says_it_has_no_checks_in_one_line(tmp_path: Path) -> None:
+    """With provider local there is nowhere for a check or comment: one log line says so and
+    points at the pull request file, which exists."""
+    from coordinator.demo import make_gitops_repo
+    from coordinator.pr_evidence import promote_with_evidence
+    from promote.spec import PromotionSpec
+
+    repo = make_gitops_repo(tmp_path / "gitops")
+    promotion = PromotionSpec.model_validate({
+        "provider": "local", "repository": str(repo), "app": "hello", "version": "2.0",
+        "manifests": [{"path": "samples/deployments/baseline.yaml", "strategy": "copy",
+                       "from": "samples/deployments/candidate.yaml"}]})
+    logged: list[str] = []
+    outcome = promote_with_evidence(synthetic_results(OBJECTIVES), promotion, dry_run=False,
+                                    log=logged.append, show=lambda _t: None)
+    assert outcome.pull is not None
+    assert logged[-1] == ("a local repository has no checks or comments: the evidence is the "
+                          f"pull request's body ({outcome.pull.url})")
+    assert Path(outcome.pull.url.removeprefix("file://")).is_file()
