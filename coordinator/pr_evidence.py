@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from analysis.results import Results
 from coordinator.promote_wiring import make_provider, run_promotion
+from promote.errors import PromotionError
 from promote.evidence import (
     MARKER,
     EvidenceSink,
@@ -22,7 +23,6 @@ from promote.evidence import (
     comment_body,
     drift_history,
 )
-from promote.errors import PromotionError
 from promote.flow import PromotionOutcome, check_names, revert_branch_name
 from promote.provider import Provider
 from promote.spec import PromotionSpec
