@@ -531,6 +531,7 @@ def promote(results_path: Path, spec_path: Path | None, dry_run: bool,
     if service_url is not None:
         _promote_through_service(results, service_url)
         return
+    assert spec.promotion is not None  # refused above when there is none and no --service
     runs = None
     if history_source is not None:
         archive = _run_archive(history_source, spec.promotion, None)
