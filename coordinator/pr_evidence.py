@@ -15,15 +15,8 @@ from urllib.parse import urlsplit
 from analysis.results import Results
 from coordinator.promote_wiring import make_provider, run_promotion
 from promote.errors import PromotionError
-from promote.evidence import (
-    MARKER,
-    EvidenceSink,
-    Published,
-    check_report,
-    comment_body,
-    drift_history,
-)
-from promote.flow import PromotionOutcome, check_names, revert_branch_name
+from promote.evidence import Published, drift_history, leave_evidence
+from promote.flow import PromotionOutcome, check_names
 from promote.provider import Provider
 from promote.spec import PromotionSpec
 
@@ -50,28 +43,12 @@ def check_report_url(url: str | None) -> str | None:
 def publish_evidence(results: Results, promotion: PromotionSpec, outcome: PromotionOutcome,
                      provider: Provider, *, report_url: str | None, runs: Runs | None,
                      log: Log) -> list[Published]:
-    """Put the check and the comment on ``outcome``'s pull request; return where they landed
-    (nothing for a dry run, a merged pull request or a provider without checks)."""
-    pull = outcome.pull
-    if pull is None or outcome.status in ("merged", "dry-run") or pull.state != "open":
-        return []
-    if not isinstance(provider, EvidenceSink):
-        log(f"a {promotion.provider} repository has no checks or comments: the evidence is "
-            f"the pull request's body ({pull.url})")
-        return []
-    url = report_url or pull.url
-    revert = outcome.branch == revert_branch_name(promotion)
-    check = check_report(results, app=promotion.app, version=promotion.version, revert=revert,
-                         details_url=url)
-    history = drift_history(results, runs) if runs is not None else None
-    body = comment_body(results, app=promotion.app, version=promotion.version,
-                        details_url=url, history=history, why_no_history=NO_HISTORY)
-    done = [provider.publish_check(pull.number, check),
-            provider.upsert_comment(pull.number, MARKER, body)]
-    for item in done:
-        log(f"{item.kind} {'created' if item.created else 'updated'} on pull request "
-            f"#{pull.number}: {item.url}")
-    return done
+    """Put the check and the comment on ``outcome``'s pull request, the drift judged against
+    ``runs`` (None: not judged); return where they landed (:func:`leave_evidence`)."""
+    history = drift_history(results, runs) if runs is not None and outcome.pull is not None \
+        else None
+    return leave_evidence(results, promotion, outcome, provider, report_url=report_url,
+                          history=history, why_no_history=NO_HISTORY, log=log)
 
 
 def promote_with_evidence(results: Results, promotion: PromotionSpec, *, dry_run: bool,

@@ -17,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +26,8 @@ from analysis.history_report import outcome_lines, reference_line
 from analysis.history_report import render_markdown as history_markdown
 from analysis.report import comparison_markdown, md_text, objectives_markdown
 from analysis.results import Results
+from promote.flow import PromotionOutcome, revert_branch_name
+from promote.spec import PromotionSpec
 
 MARKER = "<!-- slogate:evidence -->"
 OUTPUT_MAX_CHARS = 65_535
@@ -166,3 +168,30 @@ def comment_body(results: Results, *, app: str, version: str, details_url: str,
         "### Candidate vs baseline", "", *comparison, "",
         "### Drift against the run history", "", *_drift_lines(history, why_no_history)])
     return bounded(no_mentions(text), COMMENT_MAX_CHARS - len(link), "\n\n… (cut)") + link
+
+
+def leave_evidence(results: Results, promotion: PromotionSpec, outcome: PromotionOutcome,
+                   provider: object, *, report_url: str | None, history: History | None,
+                   why_no_history: str, log: Callable[[str], None]) -> list[Published]:
+    """Put the check and the comment on ``outcome``'s pull request through ``provider`` (an
+    :class:`EvidenceSink`); return where they landed. Nothing for a dry run, a pull request
+    merged or closed already, or a provider without checks (a local repository: one line)."""
+    pull = outcome.pull
+    if pull is None or outcome.status in ("merged", "dry-run") or pull.state != "open":
+        return []
+    if not isinstance(provider, EvidenceSink):
+        log(f"a {promotion.provider} repository has no checks or comments: the evidence is "
+            f"the pull request's body ({pull.url})")
+        return []
+    url = report_url or pull.url
+    revert = outcome.branch == revert_branch_name(promotion)
+    check = check_report(results, app=promotion.app, version=promotion.version, revert=revert,
+                         details_url=url)
+    body = comment_body(results, app=promotion.app, version=promotion.version, details_url=url,
+                        history=history, why_no_history=why_no_history)
+    done = [provider.publish_check(pull.number, check),
+            provider.upsert_comment(pull.number, MARKER, body)]
+    for item in done:
+        log(f"{item.kind} {'created' if item.created else 'updated'} on pull request "
+            f"#{pull.number}: {item.url}")
+    return done

@@ -60,6 +60,7 @@ from analysis.errors import ResultsError
 from analysis.results import SCHEMA, JSONTooDeep, Results, check_histograms, load_json
 from analysis.verdict import Limits, Slo
 from promote.errors import PromotionError
+from promote.evidence import leave_evidence
 from promote.flow import PromotionOutcome, carry_out, decide
 from promote.flow import check_names as flow_check_names
 from promote.names import branch_error, path_error, repository_error
@@ -287,13 +288,18 @@ def github_factory(promotion: PromotionSpec, token: str) -> Provider:
 def run_checked(results: Results, promotion: PromotionSpec, provider: Callable[[], Provider]
                 ) -> PromotionOutcome | Rejection:
     """Re-judge the run (409 unless PASS, or FAIL with revert-pr), then promote or revert it
-    (502 if GitHub fails)."""
+    and leave the check and the comment on its pull request (502 if GitHub fails)."""
     try:
         action = decide(results, promotion)  # re-judges once; carry_out does not again
     except (PromotionError, ResultsError) as exc:
         return Rejection(status=409, error=str(exc))
     try:
-        return carry_out(action, results, promotion, provider())
+        made = provider()
+        outcome = carry_out(action, results, promotion, made)
+        leave_evidence(results, promotion, outcome, made, report_url=None, history=None,
+                       why_no_history="the promotion service keeps no run history",
+                       log=lambda _m: None)  # one log line per request, as documented
+        return outcome
     except PromotionError as exc:
         return Rejection(status=502, error=str(exc))
 

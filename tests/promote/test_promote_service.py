@@ -382,3 +382,16 @@ def test_promote_serve_refuses_to_start_without_a_secret(
     assert out.exit_code == 2
     assert out.stderr.strip() == ("slogate: error: no SLOGATE_PROMOTE_SECRET: set it or pass "
                                   "--shared-secret-file")
+
+
+@pytest.mark.github
+def test_the_service_leaves_the_check_and_one_comment_on_its_pull_request(rig: Rig) -> None:
+    """A PASS posted twice to the service: its pull request gets the slogate/hello check run
+    (success) and one comment, updated in place, saying no history was judged there."""
+    body = json.dumps(_document(synthetic_results(OBJECTIVES), _promotion(rig.gh))).encode()
+    assert [_post(rig.url, body).status for _ in range(2)] == [201, 200]
+    (check,) = rig.gh.checks_on(rig.gh.pull_head(1))
+    assert (check.name, check.conclusion) == ("slogate/hello", "success")
+    (comment,) = rig.gh.comments_on(1)
+    assert "Not judged: the promotion service keeps no run history." in comment.body
+    assert rig.gh.calls("PATCH check-run") == 1
