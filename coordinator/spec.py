@@ -640,9 +640,9 @@ class ExperimentSpec(_Model):
 
     @model_serializer(mode="wrap")
     def _no_grpc_block(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)  # an HTTP experiment without custom metrics is saved as before
+        data = handler(self)  # an HTTP experiment without custom metrics or notify: as before
         return {k: v for k, v in data.items()
-                if k not in ("grpc", "metrics") or v is not None}
+                if (k not in ("grpc", "metrics") or v is not None) and (k != "notify" or v)}
 
     @field_serializer("target")
     def _target_as_written(self, target: TargetSpec) -> Any:
@@ -725,14 +725,6 @@ class ExperimentSpec(_Model):
         if self.baseline is None:
             return [("candidate", self.target_url)]
         return [("baseline", self.baseline), ("candidate", self.target_url)]
-
-    @model_serializer(mode="wrap")
-    def _without_empty_notify(self, handler: Any) -> Any:
-        """Leave ``notify`` out of the echo when there is none (results.json stays as it was)."""
-        data = handler(self)
-        if isinstance(data, dict) and not self.notify:
-            data.pop("notify", None)
-        return data
 
     def with_target(self, target: str) -> ExperimentSpec:
         """Return a copy that loads another base URL (the demo points it at a free port; a
