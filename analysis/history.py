@@ -40,7 +40,7 @@ import enum
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -204,8 +204,8 @@ def start_of(results: Results, source: str = "") -> datetime:
     except ValueError:
         raise ResultsError(f"{source or results.name}: startTime {results.start_time!r} is not "
                            "an ISO 8601 time") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else \
-        moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else \
+        moment.astimezone(UTC)
 
 
 def choose_name(runs: Sequence[Results], name: str | None) -> tuple[str | None, tuple[str, ...]]:

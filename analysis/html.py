@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -748,7 +748,7 @@ def _moment(iso: str) -> datetime | None:
         moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    return moment.astimezone(UTC) if moment.tzinfo else moment
 
 
 def when_text(start: str, end: str) -> str:

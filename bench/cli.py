@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import BenchError, grpc_bench, install, peers, report, scaling
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return the exit code (0 ran, 3 could not run)."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         nginx, problems = prepare()
         pin = pinning()
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                 "open_rate_rps": args.rate, "transports": args.transport, "pinning": pin.note,
                 "target": "nginx, 1 worker, GET /hello", "versions": versions}
     document = {"command": command, "cwd": str(Path.cwd()), "started_at": started.isoformat(),
-                "finished_at": datetime.now(timezone.utc).isoformat(), "settings": settings,
+                "finished_at": datetime.now(UTC).isoformat(), "settings": settings,
                 **report.as_json(data)}
     report.write_json(args.out, document)
     print(f"\nresults: {args.out}\nproduced by: (cd {shlex.quote(str(Path.cwd()))} && {command})")

@@ -44,7 +44,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -61,7 +61,7 @@ FULL_SHAPE = (1024, 3600)
 TEMPLATES = 32
 GOALS = {(64, 600): (1.0, 500), (1024, 3600): (3.0, 2000)}  # (s after the load, MB peak)
 CORE_BUDGET_US = 0.5 / 1024 * 1e6  # half a core over 1,024 windows a second
-_START = datetime(2026, 12, 1, tzinfo=timezone.utc)
+_START = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def spec_for(workers: int, windows: int) -> ExperimentSpec:

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -547,7 +547,7 @@ def document(runs: Sequence[ScalingRun], *, command: str, started: datetime, pin
     ratios = scaling_ratios(runs)
     return {
         "command": command, "cwd": str(Path.cwd()), "started_at": started.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "settings": {"duration_s": duration_s, "connections": connections,
                      "actor_counts": [r.actors for r in runs], "model": "closed",
                      "pinning": pin.note.split(",")[0] + "; Ray actors unpinned",
@@ -576,7 +576,7 @@ def print_report(doc: Mapping[str, Any], runs: Sequence[ScalingRun]) -> None:
 def run_and_report(nginx: str, pin: Pinning, *, duration_s: int, connections: int, out: Path,
                    command: str) -> None:
     """Measure, print, and write ``out``; raise :class:`BenchError` if it cannot run."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     runs = measure(nginx, pin, duration_s=duration_s, connections=connections)
     doc = document(runs, command=command, started=started, pin=pin, duration_s=duration_s,
                    connections=connections)

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,7 +70,7 @@ def _default_out(name: str) -> Path:
     """Return ``results/NAME-STAMP``, the name made one safe segment (``../../x`` stays inside)."""
     from coordinator.archive import safe_segment
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path("results") / f"{safe_segment(name)}-{stamp}"
 
 

@@ -51,7 +51,16 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from coordinator.errors import ClusterError, Interrupted
 from coordinator.run_metrics import bucket_increments, cumulative_buckets
 from coordinator.supervisor import (
-    POLL_S, START_SLACK_S, Command, Gap, LiveView, MergedRun, Poll, Replace, Stop, Supervisor,
+    POLL_S,
+    START_SLACK_S,
+    Command,
+    Gap,
+    LiveView,
+    MergedRun,
+    Poll,
+    Replace,
+    Stop,
+    Supervisor,
     WorkerLost,
 )
 from coordinator.wire import Packed, pack, unpack

@@ -9,7 +9,7 @@ computes the metrics table, judges the objectives and returns the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -63,9 +63,9 @@ def run_experiment(
         f"{load.duration:g} s" if load.duration else "",
         f"{load.requests} requests" if load.requests else "") if x)
     log(f"loading {spec.target_url} with {shape} for {stop} on {len(plans)} worker(s)")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     merged = pool.run(plans)
-    ended = datetime.now(timezone.utc)
+    ended = datetime.now(UTC)
     for reason in stopped_early(merged):
         log(f"stopped early: {reason}")
     log("load finished; judging")

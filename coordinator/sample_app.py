@@ -14,8 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from coordinator.errors import ExampleError
 
@@ -29,7 +29,7 @@ class HelloURL(str):
     process: subprocess.Popen
     stderr_path: Path
 
-    def __new__(cls, url: str, process: subprocess.Popen, stderr_path: Path) -> "HelloURL":
+    def __new__(cls, url: str, process: subprocess.Popen, stderr_path: Path) -> HelloURL:
         self = super().__new__(cls, url)
         self.process = process
         self.stderr_path = stderr_path

@@ -38,8 +38,14 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 
 from deploy.errors import KubernetesError
-from deploy.manifests import (KINDS, explain_pods, fatal_pod_problem, label_selector, pods_of_template,
-                              rollout_progress)
+from deploy.manifests import (
+    KINDS,
+    explain_pods,
+    fatal_pod_problem,
+    label_selector,
+    pods_of_template,
+    rollout_progress,
+)
 
 T = TypeVar("T")
 
@@ -126,7 +132,7 @@ class Kube:
             if missing_ok and exc.status == 404:
                 return None
             raise _translate(exc, op, self.host) from exc
-        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
             # aiohttp is kubernetes_asyncio's transport: a dropped connection surfaces as its
             # ClientError (ServerDisconnectedError), which is not an OSError.
             why = getattr(exc, "strerror", None) or type(exc).__name__

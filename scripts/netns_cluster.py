@@ -239,9 +239,9 @@ class NetnsCluster:
 
     def alive_nodes(self) -> dict[str, str]:
         """Return ``{node address: node id}`` of the nodes the head counts as alive."""
-        code = ("import json, logging, ray; ray.init(address='{a}', logging_level=logging.ERROR);"
-                "print(json.dumps({{n['NodeManagerAddress']: n['NodeID'] for n in ray.nodes() "
-                "if n['Alive']}}))").format(a=self.address)
+        code = (f"import json, logging, ray; ray.init(address='{self.address}', logging_level=logging.ERROR);"
+                "print(json.dumps({n['NodeManagerAddress']: n['NodeID'] for n in ray.nodes() "
+                "if n['Alive']}))")
         try:
             done = self.run_driver([sys.executable, "-c", code], timeout_s=60)
         except subprocess.TimeoutExpired:
@@ -327,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
     seen: Counter[str] = Counter()
     lock = threading.Lock()
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if self.path == "/peers":
             with self.lock:
                 body = json.dumps(dict(self.seen)).encode()

@@ -377,7 +377,7 @@ def _read_counts_loop(stream: bytes) -> np.ndarray:
 class Histogram:
     """HdrHistogram-compatible latency histogram over [0, 100 s] in ns; mergeable and picklable."""
 
-    __slots__ = ("_dense", "_idx", "_cnt")
+    __slots__ = ("_cnt", "_dense", "_idx")
 
     def __init__(self) -> None:
         self._dense: np.ndarray | None = np.zeros(COUNTS_LEN, dtype=np.int64)

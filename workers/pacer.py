@@ -121,7 +121,7 @@ class PoissonPacer:
     seed is reproducible; memory holds one chunk at a time beyond what has been asked for.
     """
 
-    __slots__ = ("rate_rps", "_rng", "_times", "_offset", "_chunk")
+    __slots__ = ("_chunk", "_offset", "_rng", "_times", "rate_rps")
 
     def __init__(self, *, rate_rps: float, seed: int | None = None, worker_index: int = 0,
                  chunk: int = 65536) -> None:
@@ -176,7 +176,7 @@ def make_pacer(*, rate_rps: float, worker_index: int, worker_count: int,
 class WeightedPicker:
     """Smooth weighted round-robin over endpoint indices; deterministic, O(endpoints) per pick."""
 
-    __slots__ = ("_weights", "_current", "_total", "_single")
+    __slots__ = ("_current", "_single", "_total", "_weights")
 
     def __init__(self, weights: Sequence[float]) -> None:
         if not weights or any(w <= 0 for w in weights):
@@ -207,7 +207,7 @@ class InterleavedPicker:
     baseline's and then the candidate's ``list``, twice, then both ``order``s, and so on.
     """
 
-    __slots__ = ("_endpoints", "_count", "_versions", "_turn", "_endpoint")
+    __slots__ = ("_count", "_endpoint", "_endpoints", "_turn", "_versions")
 
     def __init__(self, weights: Sequence[float], versions: int) -> None:
         count, left = divmod(len(weights), versions) if versions > 0 else (0, 1)

@@ -377,7 +377,7 @@ class FastEngine(RunState):
             conn = await asyncio.wait_for(self._dial(), timeout=self.plan.timeout_s)
         except (ssl.SSLError, ssl.CertificateError):
             failure = TLS_CODE
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             failure = CONNECT_CODE
         finally:
             self.connecting -= 1

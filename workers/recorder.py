@@ -265,7 +265,7 @@ def _distinct(values: np.ndarray) -> list[int]:
 class _Open:
     """The accumulating histograms of a window that may still receive rows."""
 
-    __slots__ = ("by_code", "lag", "rows", "unsent", "cpu_s", "in_flight_max")
+    __slots__ = ("by_code", "cpu_s", "in_flight_max", "lag", "rows", "unsent")
 
     def __init__(self) -> None:
         self.by_code: dict[int, tuple[Histogram, Histogram]] = {}

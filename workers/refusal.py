@@ -34,7 +34,7 @@ class ConnectWatch:
         if watch.all_failed(now_ns): ...
     """
 
-    __slots__ = ("_begin_ns", "_end_ns", "_finished", "_failed", "done")
+    __slots__ = ("_begin_ns", "_end_ns", "_failed", "_finished", "done")
 
     def __init__(self, *, begin_ns: int, span_s: float = FIRST_S) -> None:
         self._begin_ns = begin_ns
@@ -87,7 +87,7 @@ async def connect_error(urls: Iterable[str], timeout_s: float = 1.0) -> str:
             problems.append(f"connection refused: {address}")
         except socket.gaierror as exc:
             problems.append(f"cannot resolve {host}: {exc.strerror or exc}")
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             problems.append(f"connect timed out after {timeout_s:g} s: {address}")
         except OSError as exc:
             problems.append(f"cannot connect to {address}: {exc.strerror or exc}")

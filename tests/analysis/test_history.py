@@ -8,8 +8,18 @@ from datetime import timedelta
 
 import pytest
 
-from analysis.history import (CheckState, Drift, DriftPolicy, History, RunPoint, Track,
-                              check_metric, detect_drift, history_of, trend_frame)
+from analysis.history import (
+    CheckState,
+    Drift,
+    DriftPolicy,
+    History,
+    RunPoint,
+    Track,
+    check_metric,
+    detect_drift,
+    history_of,
+    trend_frame,
+)
 from analysis.history_report import render_history, sparkline
 from tests.support.runs import DAY0, document
 
@@ -63,8 +73,8 @@ def test_check_reports_reference_bound_and_change() -> None:
     check = check_metric(P99, 12.0, (11.5, 12.5), [9.0, 10.0, 30.0], DriftPolicy())
     assert (check.reference, check.bound, check.change_pct) == (10.0, pytest.approx(11.0),
                                                                 pytest.approx(20.0))
-    assert "12 ms (interval 11.5 ms..12.5 ms) is wholly above the bound 11 ms (median 10 ms + 10%)" \
-        == check.why
+    assert check.why \
+        == "12 ms (interval 11.5 ms..12.5 ms) is wholly above the bound 11 ms (median 10 ms + 10%)"
 
 
 def test_mean_aggregate_follows_an_odd_night_the_median_ignores() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import numpy as np
@@ -19,8 +19,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.html import (
-    cdf_points, charts, error_lines, histogram_points, merged, nice_linear, nice_log, render_html,
-    service_section, throughput_lines, when_text, window_charts,
+    cdf_points,
+    charts,
+    error_lines,
+    histogram_points,
+    merged,
+    nice_linear,
+    nice_log,
+    render_html,
+    service_section,
+    throughput_lines,
+    when_text,
+    window_charts,
 )
 from analysis.results import Results
 from coordinator.run import build_results
@@ -33,7 +43,7 @@ TARGET = "http://127.0.0.1:9/app"
 NASTY = '<script>alert("x&y")</script> \'quoted\''
 WINDOWS = 4
 PER_WINDOW = 100  # requests per endpoint per worker per window
-START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import html
 import json
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import numpy as np
@@ -33,7 +33,7 @@ from workers.histogram import Histogram
 from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
-START = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+START = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 OK, FIVE_HUNDREDS, CONNECTS = 500, 10, 3
 
 

@@ -7,7 +7,7 @@ reproducible; `pytest --update-golden` rewrites the golden files after a deliber
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,8 @@ from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-STARTED = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
-ENDED = datetime(2026, 11, 29, 12, 0, 5, tzinfo=timezone.utc)
+STARTED = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+ENDED = datetime(2026, 11, 29, 12, 0, 5, tzinfo=UTC)
 
 
 def _window(index: int, rng: np.random.Generator) -> Window:

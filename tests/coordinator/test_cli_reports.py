@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from analysis.results import write_atomic
 from coordinator.cli import main
-from tests.support.helpers import REPO_ROOT
 from tests.analysis.test_report_text import LONG, run_with
+from tests.support.helpers import REPO_ROOT
 from workers import histogram as h
 
 

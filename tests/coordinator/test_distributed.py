@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -50,10 +50,10 @@ def _spec(url: str, *, paths: tuple[str, ...] = ("/hello",), objectives: tuple[d
 def _run(spec: ExperimentSpec, **pool_args: Any) -> tuple[MergedRun, Results, RayPool]:
     """Run the spec on a fresh pool (on the Ray already started); return the merged run and
     its results."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     with RayPool(**pool_args) as pool:
         merged = pool.run(worker_plans(spec))
-    results = build_results(spec, merged, started=started, ended=datetime.now(timezone.utc))
+    results = build_results(spec, merged, started=started, ended=datetime.now(UTC))
     return merged, results, pool
 
 

@@ -182,9 +182,8 @@ def test_start_hello_reports_stderr_when_app_fails():
     with pytest.raises(ExampleError, match="exited with status 2(.|\n)*HELLO_LATENCY"):
         with start_hello(env={"HELLO_LATENCY": "soon"}):
             pass
-    with pytest.raises(ExampleError, match="did not print READY within"):
-        with start_hello(timeout_s=0.001):
-            pass
+    with pytest.raises(ExampleError, match="did not print READY within"), start_hello(timeout_s=0.001):
+        pass
 
 
 # --- option parsing and latency draws, in process ------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.errors import ResultsError
-from analysis.results import MAX_JSON_DEPTH, load_results, parse_results
+from analysis.results import MAX_JSON_DEPTH, load_results
 from coordinator.archive import DirectoryArchive, open_archive
 from coordinator.cli import _default_out, main
 from coordinator.errors import SpecError

@@ -56,7 +56,7 @@ class _ThreadedHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+    def do_GET(self) -> None:
         items = 200 if self.path.endswith("/list") else 10
         body = json.dumps([{"id": i, "name": f"item {i}"} for i in range(items)]).encode()
         self.send_response(200)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from scipy.stats import binom
@@ -68,10 +68,10 @@ def test_split_over_workers_keeps_count_and_merges_exactly(workers: int) -> None
     run-level windows merged as they arrived add up exactly to the run's totals."""
     with start_hello() as url:
         spec = _spec(url, rate=600, requests=600, workers=workers)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         with RayPool() as pool:
             merged = pool.run(worker_plans(spec))
-        results = build_results(spec, merged, started=started, ended=datetime.now(timezone.utc))
+        results = build_results(spec, merged, started=started, ended=datetime.now(UTC))
     assert [w.status for w in merged.workers] == ["ok"] * workers
     expected_split = [600 // workers + (1 if i < 600 % workers else 0) for i in range(workers)]
     assert [w.requests for w in merged.workers] == expected_split

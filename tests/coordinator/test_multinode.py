@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from netns_cluster import NetnsCluster, namespaces_supported  # noqa: E402
+from netns_cluster import NetnsCluster, namespaces_supported
 
 pytestmark = [pytest.mark.multinode, pytest.mark.ray, pytest.mark.slow]
 

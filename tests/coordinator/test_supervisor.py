@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -20,7 +20,15 @@ from coordinator.run import build_results
 from coordinator.spec import ExperimentSpec, parse_spec
 from coordinator.split import worker_plans
 from coordinator.supervisor import (
-    SILENCE_S, Gap, Poll, Replace, Stop, Supervisor, WorkerSummary, merge_outcomes, repoll_s,
+    SILENCE_S,
+    Gap,
+    Poll,
+    Replace,
+    Stop,
+    Supervisor,
+    WorkerSummary,
+    merge_outcomes,
+    repoll_s,
 )
 from coordinator.wire import pack, unpack
 from workers.histogram import Histogram
@@ -248,8 +256,8 @@ def test_a_lost_worker_under_fail_stops_the_others_and_keeps_what_it_sent() -> N
     assert (lost.status, lost.reason, lost.requests, lost.host) == (
         "lost", "actor died: killed", 2 * 33, "host-1")
     assert_same(merged.windows, pool.batch())
-    results = build_results(pool.spec, merged, started=datetime.now(timezone.utc),
-                            ended=datetime.now(timezone.utc))
+    results = build_results(pool.spec, merged, started=datetime.now(UTC),
+                            ended=datetime.now(UTC))
     assert results.verdict == "INVALID" and "worker lost: #1: actor died: killed" in results.reasons
     assert [(w.index, w.status, w.requests, w.errors) for w in results.workers] == [
         (0, "ok", 4 * 30, 4 * 10), (1, "lost", 2 * 33, 2 * 11), (2, "ok", 4 * 36, 4 * 12)]
@@ -276,8 +284,8 @@ def test_a_lost_worker_under_replace_resumes_on_a_new_actor_with_the_gap_recorde
     assert [(w.status, w.requests) for w in merged.workers] == [("ok", 6 * 30), ("ok", 4 * 33)]
     assert merged.workers[1].node_id == "m" and merged.measured_s == 12.0
     assert_same(merged.windows, pool.batch())
-    results = build_results(pool.spec, merged, started=datetime.now(timezone.utc),
-                            ended=datetime.now(timezone.utc))
+    results = build_results(pool.spec, merged, started=datetime.now(UTC),
+                            ended=datetime.now(UTC))
     assert results.verdict != "INVALID"
     assert "gap: worker #1 lost at 4.0 s, replaced from 6.0 s" in results.reasons
 
@@ -334,8 +342,8 @@ def test_an_aborted_run_keeps_the_measured_time_not_the_planned_one() -> None:
         pool.answer(worker, 6, at_s=9.0, final=True)
     merged = pool.sup.result()
     assert merged.aborted and merged.measured_s == 7.0
-    results = build_results(pool.spec, merged, started=datetime.now(timezone.utc),
-                            ended=datetime.now(timezone.utc))
+    results = build_results(pool.spec, merged, started=datetime.now(UTC),
+                            ended=datetime.now(UTC))
     assert results.duration_s == 7.0 and results.aborted
     requests = 7 * (30 + 33)
     assert results.metrics["*"]["request-count"] == requests

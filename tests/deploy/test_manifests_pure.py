@@ -8,8 +8,17 @@ from typing import Any
 import pytest
 
 from deploy.errors import KubernetesError
-from deploy.manifests import (Rollout, explain_pods, fatal_pod_problem, label_selector, load_manifests,
-                              pods_of_template, rollout_progress, service_port, service_url)
+from deploy.manifests import (
+    Rollout,
+    explain_pods,
+    fatal_pod_problem,
+    label_selector,
+    load_manifests,
+    pods_of_template,
+    rollout_progress,
+    service_port,
+    service_url,
+)
 
 CANDIDATE = Path(__file__).resolve().parents[2] / "examples" / "hello" / "candidate.yaml"
 

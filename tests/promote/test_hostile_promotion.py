@@ -30,24 +30,31 @@ from urllib.parse import quote
 import pytest
 import requests
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from analysis.results import Results, json_depth
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
-from promote.errors import PromotionError
 from coordinator.promote_wiring import post_to_service
 from coordinator.spec import ObjectivesFile
-from promote.spec import PromotionSpec
+from promote.errors import PromotionError
 from promote.github import GitHubProvider, url_error
 from promote.names import branch_error, check_promotion_names, label_error, path_error
 from promote.service import (
-    Allowed, Pinned, ServiceConfig, check_allowed, make_app, parse_allowed, server_options,
+    Allowed,
+    Pinned,
+    ServiceConfig,
+    check_allowed,
+    make_app,
+    parse_allowed,
+    server_options,
 )
-from tests.support.github_emulator import GitHubEmulator, git, github_emulator
-from tests.promote.test_promote_service import LIMIT, SECRET, Answer, _document, _post, _serving
+from promote.spec import PromotionSpec
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
+from tests.promote.test_promote_service import LIMIT, SECRET, Answer, _document, _post, _serving
+from tests.support.github_emulator import GitHubEmulator, git, github_emulator
 from workers.histogram import MAX_PAYLOAD_BYTES, Histogram
 
 BASELINE = "samples/deployments/baseline.yaml"
@@ -413,7 +420,7 @@ class _Recorder(BaseHTTPRequestHandler):
     seen: list[str | None]
     target: str | None = None
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.seen.append(self.headers.get("Authorization"))
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.target:

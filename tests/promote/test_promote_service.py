@@ -24,15 +24,21 @@ from click.testing import CliRunner
 from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR
-from promote.errors import PromotionError
 from coordinator.promote_wiring import post_to_service
-from promote.spec import PromotionSpec
+from promote.errors import PromotionError
 from promote.service import (
-    Allowed, Rejection, ServiceConfig, check_allowed, check_auth, check_size, make_app,
+    Allowed,
+    Rejection,
+    ServiceConfig,
+    check_allowed,
+    check_auth,
+    check_size,
+    make_app,
     parse_allowed,
 )
-from tests.support.github_emulator import GitHubEmulator, git, github_emulator
+from promote.spec import PromotionSpec
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
+from tests.support.github_emulator import GitHubEmulator, git, github_emulator
 
 BASELINE = "samples/deployments/baseline.yaml"
 CANDIDATE = "samples/deployments/candidate.yaml"

@@ -919,7 +919,7 @@ async def _rerouted(request: web.Request, path: str) -> web.Request:
     clone = request.clone(rel_url=request.rel_url.with_path(path))
     match = await request.app.router.resolve(clone)
     match.add_app(request.app)
-    clone._match_info = match  # noqa: SLF001
+    clone._match_info = match
     return clone
 
 

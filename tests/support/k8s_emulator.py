@@ -149,7 +149,7 @@ def write_kubeconfig(path: Path, server: str, token: str, *, context: str = "emu
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _encode(data: bytes, length: int) -> str:

@@ -7,7 +7,7 @@ so its metrics and the intervals computed from its histograms are the real ones.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from workers.histogram import Histogram
 from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
-DAY0 = datetime(2026, 11, 1, 2, 0, 0, tzinfo=timezone.utc)
+DAY0 = datetime(2026, 11, 1, 2, 0, 0, tzinfo=UTC)
 OBJECTIVES = [{"metric": "latency-p99", "upperLimit": "500ms"},
               {"metric": "error-rate", "upperLimit": "5%"}]
 

@@ -30,7 +30,11 @@ from workers.histogram import HIGHEST_NS, Histogram, index_of, lowest_equivalent
 from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import WorkerPlan
 from workers.raw_engine import (
-    FastEngine, RawUsersEngine, _Shape, fast_engine, one_keep_alive_response,
+    FastEngine,
+    RawUsersEngine,
+    _Shape,
+    fast_engine,
+    one_keep_alive_response,
 )
 from workers.recorder import Recorder, Window
 from workers.transport import Sender

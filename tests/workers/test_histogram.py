@@ -74,11 +74,11 @@ def test_layout_constants_match_hdrh() -> None:
     """The module's layout constants equal hdrh's for lowest=1, highest=100 s, 3 digits."""
     ref = hdrh_new()
     assert COUNTS_LEN == ref.counts_len == 28_672
-    assert hmod.BUCKET_COUNT == ref.bucket_count
-    assert hmod.SUB_BUCKET_COUNT == ref.sub_bucket_count
-    assert hmod.SUB_BUCKET_HALF_COUNT == ref.sub_bucket_half_count
-    assert hmod.SUB_BUCKET_HALF_COUNT_MAGNITUDE == ref.sub_bucket_half_count_magnitude
-    assert hmod.SUB_BUCKET_MASK == ref.sub_bucket_mask
+    assert ref.bucket_count == hmod.BUCKET_COUNT
+    assert ref.sub_bucket_count == hmod.SUB_BUCKET_COUNT
+    assert ref.sub_bucket_half_count == hmod.SUB_BUCKET_HALF_COUNT
+    assert ref.sub_bucket_half_count_magnitude == hmod.SUB_BUCKET_HALF_COUNT_MAGNITUDE
+    assert ref.sub_bucket_mask == hmod.SUB_BUCKET_MASK
     assert ref.unit_magnitude == 0
 
 

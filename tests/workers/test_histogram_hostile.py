@@ -10,10 +10,11 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from analysis.results import Results, check_histograms, parse_results
 from analysis.errors import ResultsError
+from analysis.results import Results, check_histograms, parse_results
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
 from workers import histogram as h
 from workers.histogram import COUNTS_LEN, MAX_PAYLOAD_BYTES, Histogram
