@@ -25,6 +25,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -127,7 +128,7 @@ def cdf_points(hist: Histogram) -> tuple[tuple[float, float], ...]:
     cell = np.floor(np.log10(x_ms) / _CDF_STEP_DECADES)
     change = cell[1:] != cell[:-1]
     keep = np.append(True, change) | np.append(change, True)  # first and last of each cell
-    return tuple(zip(x_ms[keep].tolist(), y[keep].tolist()))
+    return tuple(zip(x_ms[keep].tolist(), y[keep].tolist(), strict=True))
 
 
 def _log_edges(hists: Sequence[Histogram]) -> np.ndarray:
@@ -186,7 +187,7 @@ def window_s(results: Results) -> float:
     if results.saved.window_s is not None:
         return results.saved.window_s
     starts = [w.start_s for w in results.windows]
-    gaps = [b - a for a, b in zip(starts, starts[1:]) if b > a]
+    gaps = [b - a for a, b in pairwise(starts) if b > a]
     return min(gaps) if gaps else 1.0
 
 
@@ -213,9 +214,9 @@ def percentile_lines(windows: Sequence[WindowResult], mids: Sequence[float],
     hists = [merged(w.latency) for w in windows]
     return (
         Line(label=f"{prefix}p50", colour=BLUE, dots=True,
-             points=tuple((t, _pct_ms(h, 50)) for t, h in zip(mids, hists))),
+             points=tuple((t, _pct_ms(h, 50)) for t, h in zip(mids, hists, strict=True))),
         Line(label=f"{prefix}p99", colour=RED, dots=True,
-             points=tuple((t, _pct_ms(h, 99)) for t, h in zip(mids, hists))),
+             points=tuple((t, _pct_ms(h, 99)) for t, h in zip(mids, hists, strict=True))),
     )
 
 
@@ -224,7 +225,7 @@ def throughput_lines(results: Results, prefix: str = "") -> tuple[Line, ...]:
     scheduled requests per second of each window; errors have a chart of their own."""
     judge = judge_of(results)
     done, due = [], []
-    for w, (mid, length) in zip(results.windows, _spans(results)):
+    for w, (mid, length) in zip(results.windows, _spans(results), strict=True):
         per_s = 1.0 / length if length > 0 else 0.0
         done.append((mid, sum(s.count for s in w.latency if not judge.is_error(s.outcome))
                      * per_s))
@@ -242,7 +243,7 @@ def error_lines(results: Results) -> tuple[Line, ...]:
     judge = judge_of(results)
     per_window: list[dict[str, float]] = []
     totals: dict[str, int] = {}
-    for w, (_, length) in zip(results.windows, _spans(results)):
+    for w, (_, length) in zip(results.windows, _spans(results), strict=True):
         per_s = 1.0 / length if length > 0 else 0.0
         counts: dict[str, float] = {}
         for item in w.latency:
@@ -257,11 +258,11 @@ def error_lines(results: Results) -> tuple[Line, ...]:
         return (Line(label="errors", colour=RED, dots=True,
                      points=tuple((t, 0.0) for t in mids)),)
     lines = [Line(label=outcome, colour=_ERROR_COLOURS[i], dots=True,
-                  points=tuple((t, c.get(outcome, 0.0)) for t, c in zip(mids, per_window)))
+                  points=tuple((t, c.get(outcome, 0.0)) for t, c in zip(mids, per_window, strict=True)))
              for i, outcome in enumerate(shown)]
     if len(shown) < len(ranked):
         lines.append(Line(label="other errors", colour=_ERROR_COLOURS[-1], dots=True, points=tuple(
-            (t, sum(v for o, v in c.items() if o not in shown)) for t, c in zip(mids, per_window))))
+            (t, sum(v for o, v in c.items() if o not in shown)) for t, c in zip(mids, per_window, strict=True))))
     return tuple(lines)
 
 
@@ -270,7 +271,7 @@ def window_charts(results: Results) -> list[Chart]:
     so a few errors are not a flat line under the throughput), schedule lag."""
     mids = [mid for mid, _ in _spans(results)]
     lag = Line(label="schedule lag p99", colour=PURPLE, dots=True, points=tuple(
-        (t, _pct_ms(Histogram.decode(w.lag), 99)) for t, w in zip(mids, results.windows)))
+        (t, _pct_ms(Histogram.decode(w.lag), 99)) for t, w in zip(mids, results.windows, strict=True)))
     max_lag = results.saved.max_schedule_lag_ms
     guides = (Guide(label=f"limit {max_lag:g} ms", y=max_lag),) if max_lag is not None else ()
     time_axis = f"time since start (s), windows of {window_s(results):g} s"

@@ -161,7 +161,7 @@ def samples_to_separate_proportion(rate: float, limit: float, confidence: float 
         return None
 
     def decided(n: int) -> bool:
-        interval = proportion_interval(int(round(rate * n)), n, confidence)
+        interval = proportion_interval(round(rate * n), n, confidence)
         return interval is not None and (interval.high < limit or interval.low > limit)
 
     return _least_n(decided)
@@ -194,7 +194,7 @@ def samples_to_separate_difference(candidate_rate: float, baseline_rate: float, 
 
     def decided(n: int) -> bool:
         low, high = difference_interval(  # type: ignore[misc]
-            (int(round(candidate_rate * n)), n), (int(round(baseline_rate * n)), n), confidence)
+            (round(candidate_rate * n), n), (round(baseline_rate * n), n), confidence)
         return high < limit or low > limit
 
     return _least_n(decided)

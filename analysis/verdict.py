@@ -187,7 +187,7 @@ def _needed(objective: Slo, evidence: Evidence) -> int | None:
         return stats.samples_to_separate_proportion(value, limit, evidence.confidence)
     # An interval's half-width shrinks like 1/sqrt(n): scale n until it fits in |value - limit|.
     half = max(high - value, value - low)
-    return int(math.ceil(evidence.n * (half / abs(value - limit)) ** 2)) if half > 0 else None
+    return math.ceil(evidence.n * (half / abs(value - limit)) ** 2) if half > 0 else None
 
 
 def _generator_problems(health: RunHealth, limits: Limits) -> list[str]:

@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from bench import BenchError, grpc_bench, install, peers, report, scaling
@@ -171,9 +172,14 @@ def closed_clients(args: argparse.Namespace, problems: dict[str, str]
     for name, runner in runners:
         if name in problems:
             problem = problems[name]
-            runner = lambda s, n=name, p=problem: report.failed_result(n, f"not installed: {p}")
+            runner = partial(_not_installed, name, problem)
         out.append((name, runner))
     return out
+
+
+def _not_installed(name: str, problem: str, _setup: Setup) -> report.ClientResult:
+    """Return the failed result that stands for a client that is not installed."""
+    return report.failed_result(name, f"not installed: {problem}")
 
 
 def tool_versions(nginx: str) -> dict[str, str]:

@@ -155,8 +155,8 @@ def _stream(sup: Supervisor, workers: int, windows: int, templates: list[bytes],
                 due.append((w, 0, -1))
         rng.shuffle(due)
         delayed = [rng.random() < 1 / 3 for _ in due]
-        answers = late + [a for a, d in zip(due, delayed) if not d]
-        late = [a for a, d in zip(due, delayed) if d]
+        answers = late + [a for a, d in zip(due, delayed, strict=True) if not d]
+        late = [a for a, d in zip(due, delayed, strict=True) if d]
         for n, (worker, first, last) in enumerate(answers):
             snapshot = unpack(loads(templates[(worker + first) % len(templates)]))
             snapshot = Snapshot(windows=snapshot.windows[:last - first + 1],

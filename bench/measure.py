@@ -122,7 +122,7 @@ def run_together(commands: Sequence[list[str]], *, timeout_s: float,
         spools = [(stack.enter_context(_Spool()), stack.enter_context(_Spool()))
                   for _ in commands]
         procs = [subprocess.Popen(cmd, stdout=out.file, stderr=err.file, cwd=cwd, text=True)
-                 for cmd, (out, err) in zip(commands, spools)]
+                 for cmd, (out, err) in zip(commands, spools, strict=True)]
         finished: dict[int, tuple[int | None, float, float]] = {}  # pid: (code, wall, cpu)
         while len(finished) < len(procs):
             for proc in procs:
@@ -139,7 +139,7 @@ def run_together(commands: Sequence[list[str]], *, timeout_s: float,
                                  time.perf_counter() - wall0, usage.ru_utime + usage.ru_stime)
             time.sleep(0.02)
         runs = []
-        for cmd, proc, (out, err) in zip(commands, procs, spools):
+        for cmd, proc, (out, err) in zip(commands, procs, spools, strict=True):
             returncode, wall_s, cpu_s = finished[proc.pid]
             runs.append(ChildRun(command=tuple(cmd), returncode=returncode, stdout=out.read(),
                                  stderr=err.read(), wall_s=wall_s, cpu_s=cpu_s))

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu0 = _cpu_s()
         totals, report = run_streaming(worker, start_at=time.time() + START_DELAY_S)
         run_cpu_s = _cpu_s() - cpu0
-    except Exception as exc:  # reported as data; the harness keeps going with other clients
+    except Exception as exc:  # noqa: BLE001 -- reported as data; the harness keeps going with other clients
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "transport": args.transport}))
         return 1
     summary = summarize(totals, report)

@@ -71,7 +71,7 @@ def run_once(url: str, duration_s: float, extra: list[str], timeout_s: float) ->
     for name, text in MARKS:
         at = next((t for t, line in seen if text in line and t >= last), None)
         if at is None:
-            raise SystemExit(f"no line with {text!r} on stderr:\n" + "".join(l for _, l in seen))
+            raise SystemExit(f"no line with {text!r} on stderr:\n" + "".join(line for _, line in seen))
         phases[name], last = at - last, at
     phases["end"] = ended - last
     phases["total"] = ended - started

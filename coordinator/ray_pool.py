@@ -398,7 +398,7 @@ class RayPool:
             raise ClusterError(f"workers did not start within {_READY_TIMEOUT_S:.0f} s") from None
         except RayActorError as exc:
             raise ClusterError(f"a worker failed to start: {_first_line(exc)}") from None
-        for slot, info in zip(slots, infos):
+        for slot, info in zip(slots, infos, strict=True):
             slot.info = info
 
     # --- streaming: messages between the actors and the supervisor -----------------------------
@@ -448,7 +448,7 @@ class RayPool:
             answers = [unpack(packed) for packed in ray.get(done)]
         except RayError:
             answers = [self._answer(ref) for ref in done]
-        for ref, answer in zip(done, answers):
+        for ref, answer in zip(done, answers, strict=True):
             yield pending[ref], answer
 
     @staticmethod

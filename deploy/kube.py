@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -167,8 +168,9 @@ class Kube:
             name, ns = str(meta["name"]), str(meta.get("namespace") or namespace)
             body = {**doc, "metadata": {**meta, "namespace": ns}}
             before = await self._call(_op("get", kind, ns, name),
-                                      lambda: self._method("read", kind)(name, ns), missing_ok=True)
-            after = await self._must(_op("patch", kind, ns, name), lambda: self._method("patch", kind)(
+                                      partial(self._method("read", kind), name, ns), missing_ok=True)
+            after = await self._must(_op("patch", kind, ns, name), partial(
+                self._method("patch", kind),
                 name, ns, body, field_manager=FIELD_MANAGER, force=True, _content_type=_APPLY))
             if before is None:
                 action = "created"
@@ -181,8 +183,8 @@ class Kube:
         """Delete the applied objects, last first, with foreground propagation; absent ones are fine."""
         for item in reversed(applied):
             await self._call(_op("delete", item.kind, item.namespace, item.name),
-                             lambda: self._method("delete", item.kind)(
-                                 item.name, item.namespace, propagation_policy="Foreground"),
+                             partial(self._method("delete", item.kind),
+                                     item.name, item.namespace, propagation_policy="Foreground"),
                              missing_ok=True)
 
     # ---------------------------------------------------------------- rollout

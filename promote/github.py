@@ -517,7 +517,7 @@ def _completed(ref: GitRef) -> GitRef:
 def _message(exc: GithubException) -> str:
     data = exc.data if isinstance(exc.data, dict) else {}
     details = [str(e.get("message") or e.get("code")) for e in data.get("errors", []) if isinstance(e, dict)]
-    return "; ".join([str(data.get("message") or exc.message or "")] + details).strip("; ")
+    return "; ".join([str(data.get("message") or exc.message or ""), *details]).strip("; ")
 
 
 def _info(pull: PullRequest, *, created: bool) -> PullInfo:

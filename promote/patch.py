@@ -539,7 +539,7 @@ def _pair_by_kind(stable: list[_Doc], candidate: list[_Doc]) -> list[tuple[int, 
         c_ids = ", ".join(candidate[i].identity(i) for v in c_groups.values() for i in v) or "none"
         raise PromotionError(f"the candidate's documents do not match the stable ones by kind: "
                              f"stable has {s_ids}; candidate has {c_ids}")
-    return sorted(pair for kind, s_list in s_groups.items() for pair in zip(s_list, c_groups[kind]))
+    return sorted(pair for kind, s_list in s_groups.items() for pair in zip(s_list, c_groups[kind], strict=True))
 
 
 def _kept_paths(doc: Any) -> frozenset[tuple[Any, ...]]:
@@ -602,10 +602,10 @@ def _merge_list(target: Any, source: Any, path: tuple[Any, ...],
     """Make the list ``target`` equal ``source``, pairing items by ``name`` when all have one."""
     old_names, new_names = _names(target), _names(source)
     if old_names is not None and new_names is not None and old_names != new_names:
-        by_name = dict(zip(old_names, range(len(target))))
+        by_name = dict(zip(old_names, range(len(target)), strict=True))
         comments = dict(target.ca.items) if isinstance(target, CommentedSeq) else {}
         items, new_comments = [], {}
-        for position, (name, item) in enumerate(zip(new_names, source)):
+        for position, (name, item) in enumerate(zip(new_names, source, strict=True)):
             if name in by_name:
                 old_index = by_name[name]
                 _merge(target[old_index], item, (*path, position), kept)

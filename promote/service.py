@@ -97,7 +97,7 @@ class Pinned:
     ``--objectives OWNER/NAME=FILE`` of the service), in the analysis' plain values."""
 
     objectives: tuple[Slo, ...]
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ Used by ``tests/coordinator/test_multinode.py``; by hand::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -49,6 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "198.18.0"  # /24 inside 198.18.0.0/15; private to one cluster's namespaces
@@ -198,11 +200,10 @@ class NetnsCluster:
 
     def _ray(self, node: Node, *args: str, env: dict[str, str] | None = None) -> None:
         ray = Path(sys.executable).with_name("ray")
-        log = open(self._tmp / f"{node.name}.log", "ab")
-        self.popen(node, [str(ray), "start", "--block", f"--node-ip-address={node.address}",
-                          f"--temp-dir={self._tmp / node.name}", "--disable-usage-stats", *args],
-                   env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self._tmp / f"{node.name}.log", "ab") as log:
+            self.popen(node, [str(ray), "start", "--block", f"--node-ip-address={node.address}",
+                              f"--temp-dir={self._tmp / node.name}", "--disable-usage-stats", *args],
+                       env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_head(self) -> None:
         """Start the Ray head (no CPUs for workers, no dashboard) in its namespace."""
@@ -215,11 +216,10 @@ class NetnsCluster:
 
     def start_target(self) -> None:
         """Start the target server in its namespace and wait until it answers."""
-        log = open(self._tmp / "app.log", "ab")
-        self.popen(self.app, [sys.executable, str(Path(__file__).resolve()), "serve",
-                              self.app.address, str(APP_PORT)], stdout=log,
-                   stderr=subprocess.STDOUT)
-        log.close()
+        with open(self._tmp / "app.log", "ab") as log:
+            self.popen(self.app, [sys.executable, str(Path(__file__).resolve()), "serve",
+                                  self.app.address, str(APP_PORT)], stdout=log,
+                       stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.peers() is not None:
@@ -295,10 +295,8 @@ class NetnsCluster:
         done = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
         pids = [int(p) for p in done.stdout.split()]
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return pids
 
     def teardown(self) -> None:
@@ -324,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
     """``GET /hello``: 200 and counts the client's address; ``GET /peers``: the counts as JSON."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as the load generator expects
-    seen: Counter[str] = Counter()
+    seen: ClassVar[Counter[str]] = Counter()  # shared by the handler instances, one per request
     lock = threading.Lock()
 
     def do_GET(self) -> None:

@@ -198,7 +198,7 @@ def _check_payload_header(payload: bytes) -> bytes:
     if len(payload) < _PAYLOAD_HEADER.size:
         size = _PAYLOAD_HEADER.size
         raise _fail(f"truncated: payload is {len(payload)} bytes, its header needs {size}")
-    cookie, n_bytes, offset, digits, lowest, highest, _ = _PAYLOAD_HEADER.unpack_from(payload)
+    cookie, n_bytes, offset, digits, lowest, _highest, _ = _PAYLOAD_HEADER.unpack_from(payload)
     if cookie & _COOKIE_BASE_MASK != _ENCODING_COOKIE & _COOKIE_BASE_MASK:
         raise _fail(f"bad payload cookie {cookie:#010x}, expected V2 {_ENCODING_COOKIE:#010x}")
     if lowest != LOWEST_TRACKABLE_NS or digits != SIGNIFICANT_FIGURES or offset != 0:

@@ -137,7 +137,7 @@ class LoadWorker:
                 with _new_runner() as runner:
                     final = runner.run(self._run(start_at))
                 self._snapshots.put(Snapshot(windows=(), progress=None, final=final))
-            except BaseException as exc:  # handed to poll(), which raises it
+            except BaseException as exc:  # noqa: BLE001 -- handed to poll(), which raises it
                 self._snapshots.put(exc)
 
         self._thread = threading.Thread(target=target, name=f"load-{self.plan.worker_index}",

@@ -206,7 +206,7 @@ class Recorder:
     def progress(self, *, elapsed_s: float, in_flight: int) -> Progress:
         """Return the running totals since the start (call :meth:`flush` first for the latest)."""
         by_label: dict[str, int] = {}
-        for label, count in zip(self._labels, self._live_by_endpoint.tolist()):
+        for label, count in zip(self._labels, self._live_by_endpoint.tolist(), strict=True):
             by_label[label] = by_label.get(label, 0) + count
         return Progress(elapsed_s=elapsed_s, requests=self._live_requests,
                         errors=self._live_errors, in_flight=in_flight,

@@ -116,7 +116,7 @@ def _results(*, name: str = "demo", endpoints: list[dict[str, str]] | None = Non
 class _Balance(HTMLParser):
     """Records tags that close without being open, or stay open, ignoring HTML's void elements."""
 
-    VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "source", "wbr"}
+    VOID = frozenset({"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "source", "wbr"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

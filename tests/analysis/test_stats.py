@@ -289,19 +289,20 @@ def test_proportion_interval_contains_observed_rate(k_n: tuple[int, int],
     assert 0.0 <= interval.low <= k / n <= interval.high <= 1.0
 
 
+def _separated(rate: float, limit: float, m: int) -> bool:
+    """Whether the interval of ``rate`` over ``m`` samples lies wholly on one side of ``limit``."""
+    interval = stats.proportion_interval(round(rate * m), m, CONFIDENCE)
+    return interval is not None and (interval.high < limit or interval.low > limit)
+
+
 def test_samples_to_separate_proportion_is_the_least_n_that_separates() -> None:
     """The advised n puts the interval of the rate wholly on one side of the limit; 0.2 % fewer
     do not (doubling from 16, then bisection); an equal rate and limit has no answer."""
     for rate, limit in ((0.0, 0.01), (0.002, 0.01), (0.03, 0.01), (0.0099, 0.01)):
         n = stats.samples_to_separate_proportion(rate, limit, CONFIDENCE)
         assert n is not None
-
-        def separated(m: int) -> bool:
-            interval = stats.proportion_interval(round(rate * m), m, CONFIDENCE)
-            return interval is not None and (interval.high < limit or interval.low > limit)
-
-        assert separated(n)
-        assert n == 16 or not separated(n - max(1, n // 500))
+        assert _separated(rate, limit, n)
+        assert n == 16 or not _separated(rate, limit, n - max(1, n // 500))
     # No errors: the upper end 1 - 0.025^(1/n) falls below 1 % from n = 368 (367.04 exactly).
     assert math.log(0.025) / math.log(0.99) == pytest.approx(367.04, abs=0.01)
     assert stats.samples_to_separate_proportion(0.0, 0.01, CONFIDENCE) == 368

@@ -29,6 +29,7 @@ from workers.histogram import Histogram, highest_equivalent, index_of, lowest_eq
 MS = 1_000_000
 LATENCY = sps.lognorm(s=1.0, scale=5 * MS)  # ns; p99 = 5 ms * e^2.326 ~ 51 ms
 HEALTHY = RunHealth(successful_requests=1)
+DEFAULT_LIMITS = Limits()
 PROPS = settings(max_examples=300, deadline=None)
 
 
@@ -41,7 +42,7 @@ def measured_run(latencies_ns: np.ndarray, errors: int = 0) -> Measured:
 
 
 def judge(objectives: Sequence[Slo], measured: Measured,
-          health: RunHealth = HEALTHY, limits: Limits = Limits()) -> RunVerdict:
+          health: RunHealth = HEALTHY, limits: Limits = DEFAULT_LIMITS) -> RunVerdict:
     """Return judge_run's verdict on a measured run, its metrics table read as plain rows."""
     extra = [q for q in (percentile_of(o.metric) for o in objectives) if q is not None]
     table = metrics_table(measured, extra)

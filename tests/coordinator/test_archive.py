@@ -51,7 +51,7 @@ def test_git_archive_commits_on_its_branch_and_leaves_the_checkout_alone(repo: P
     archive.store(second)
     assert _state(repo) == before
     log = _git(repo, "log", "--format=%H %P|%s", "slogate/history").splitlines()
-    (tip, parent), (root_commit, no_parent) = (line.split("|")[0].split(" ", 1) for line in log)
+    (_tip, parent), (root_commit, no_parent) = (line.split("|")[0].split(" ", 1) for line in log)
     assert parent == root_commit and no_parent == ""
     assert [line.split("|")[1] for line in log] == [
         "slogate: nightly FAIL 20261103T020000Z", "slogate: nightly PASS 20261102T020000Z"]

@@ -65,7 +65,7 @@ def test_violated_objective_exits_1(tmp_path: Path) -> None:
     """A p50 limit of 1 ms against an app that takes 20 ms fails with exit code 1."""
     with start_hello("--latency", "20ms") as url:
         spec = _write_spec(tmp_path, url, [{"metric": "latency-p50", "upperLimit": "1ms"}])
-        code, out, err = _run("run", str(spec), "--out", str(tmp_path / "out"))
+        code, _out, err = _run("run", str(spec), "--out", str(tmp_path / "out"))
     assert code == 1, (err, (tmp_path / "out" / "results.json").read_text()[-3000:])
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["verdict"] == "FAIL"
@@ -87,7 +87,7 @@ def test_all_errors_is_invalid_and_exits_3(tmp_path: Path) -> None:
     """When every request gets HTTP 500 the run is INVALID (no successful response): exit 3."""
     with start_hello("--error-rate", "1") as url:
         spec = _write_spec(tmp_path, url, [{"metric": "latency-p99", "upperLimit": "1s"}])
-        code, out, _ = _run("run", str(spec), "--out", str(tmp_path / "out"))
+        code, _out, _ = _run("run", str(spec), "--out", str(tmp_path / "out"))
     assert code == 3
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["verdict"] == "INVALID"
@@ -117,7 +117,7 @@ def test_objective_without_data_is_inconclusive(tmp_path: Path) -> None:
                                      "endpoint": "GET /healthz"}]}
         spec = tmp_path / "spec.yaml"
         spec.write_text(json.dumps(spec_data))
-        code, out, _ = _run("run", str(spec), "--out", str(tmp_path / "out"))
+        code, _out, _ = _run("run", str(spec), "--out", str(tmp_path / "out"))
     assert code == 3
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["verdict"] == "INCONCLUSIVE"
@@ -135,7 +135,7 @@ def test_report_of_a_bad_results_file_exits_2(tmp_path: Path, content: str | Non
     path = tmp_path / "results.json"
     if content is not None:
         path.write_text(content)
-    code, out, err = _run("report", str(path))
+    code, _out, err = _run("report", str(path))
     assert code == 2
     assert message in err and err.count("\n") == 1
 

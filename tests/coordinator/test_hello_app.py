@@ -179,9 +179,9 @@ def test_sigterm_lets_inflight_request_finish():
 
 def test_start_hello_reports_stderr_when_app_fails():
     """start_hello raises a clear error (with the app's stderr) when the app exits or READY comes too late."""
-    with pytest.raises(ExampleError, match="exited with status 2(.|\n)*HELLO_LATENCY"):
-        with start_hello(env={"HELLO_LATENCY": "soon"}):
-            pass
+    with (pytest.raises(ExampleError, match=r"exited with status 2(.|\n)*HELLO_LATENCY"),
+          start_hello(env={"HELLO_LATENCY": "soon"})):
+        pass
     with pytest.raises(ExampleError, match="did not print READY within"), start_hello(timeout_s=0.001):
         pass
 

@@ -117,7 +117,7 @@ def test_aa_of_a_kubernetes_target_needs_a_running_url(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text("name: t\ntarget:\n  kubernetes: {manifests: [c.yaml]}\n"
                     "load: {rate: 1, duration: 1}\n")
-    with pytest.raises(SpecError, match="--aa .* needs target.url or baseline"):
+    with pytest.raises(SpecError, match=r"--aa .* needs target\.url or baseline"):
         load_spec(path, one_version_as_both=True)
     path.write_text("name: t\ntarget:\n  url: http://127.0.0.1:9\n  kubernetes: "
                     "{manifests: [c.yaml]}\nload: {rate: 1, duration: 1}\n")

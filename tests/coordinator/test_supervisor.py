@@ -112,7 +112,7 @@ def _decoded(series: Sequence[tuple[Key, int, str]]) -> dict[Key, Histogram]:
 def assert_same(streamed: Sequence[FinalWindow], batch: Sequence[Window]) -> None:
     """Assert the streamed run-level windows equal the all-at-once merge, field by field."""
     assert [w.index for w in streamed] == [w.index for w in batch]
-    for got, want in zip(streamed, batch):
+    for got, want in zip(streamed, batch, strict=True):
         assert _decoded(got.latency) == dict(want.latency)
         assert _decoded(got.service) == dict(want.service)
         assert [c for _, c, _ in got.latency] == [want.latency[k].total for k in sorted(want.latency)]
@@ -169,7 +169,7 @@ def _arrivals(draw: st.DrawFn) -> tuple[int, list[list[list[int]]], list[int]]:
     for _ in range(workers):
         indices = sorted(draw(st.sets(st.integers(0, 7), max_size=6)))
         cuts = sorted(draw(st.sets(st.integers(1, max(1, len(indices))), max_size=3)))
-        answers.append([indices[a:b] for a, b in zip([0, *cuts], [*cuts, len(indices)])])
+        answers.append([indices[a:b] for a, b in zip([0, *cuts], [*cuts, len(indices)], strict=True)])
     order = [w for w in range(workers) for _ in answers[w]]
     return workers, answers, draw(st.permutations(order))
 

@@ -44,7 +44,7 @@ def _changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     """Return the (old, new) line pairs of a diff in which lines were only replaced, never moved."""
     old, new = before.splitlines(), after.splitlines()
     assert len(old) == len(new)
-    return [(a, b) for a, b in zip(old, new) if a != b]
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
 
 
 def _comments(text: str) -> list[str]:
@@ -91,7 +91,7 @@ def test_copy_keeps_stable_identity_and_takes_candidate_content() -> None:
     out = _load_all(copy_manifest(BASELINE, CANDIDATE))
     expected = _load_all(CANDIDATE)
     stable = _load_all(BASELINE)
-    for doc, old in zip(expected, stable):
+    for doc, old in zip(expected, stable, strict=True):
         doc["metadata"]["name"] = old["metadata"]["name"]
         doc["spec"]["selector"] = old["spec"]["selector"]
     expected[0]["spec"]["template"]["metadata"]["labels"] = stable[0]["spec"]["template"]["metadata"]["labels"]

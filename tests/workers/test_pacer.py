@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -116,7 +117,7 @@ def test_intended_s_is_strictly_increasing(rate: float, workers: int, data: st.D
     start = data.draw(st.integers(0, 10**6))
     pacer = ConstantPacer(rate_rps=rate, worker_index=index, worker_count=workers)
     times = [pacer.intended_s(k) for k in range(start, start + 50)]
-    assert all(a < b for a, b in zip(times, times[1:]))
+    assert all(a < b for a, b in pairwise(times))
 
 
 @FAST
@@ -168,7 +169,7 @@ def test_picker_never_gets_a_request_ahead(weights: list[int], n: int) -> None:
     total = sum(weights)
     for done, index in enumerate(picks(weights, n), start=1):
         counts[index] += 1
-        for count, weight in zip(counts, weights):
+        for count, weight in zip(counts, weights, strict=True):
             assert count - Fraction(done * weight, total) < 1
 
 
@@ -208,9 +209,9 @@ def test_picker_shortfall_is_bounded(weights: list[int], n: int) -> None:
     """After any N picks no endpoint is n - 1 or more requests short of N*w/sum(w)."""
     counts = [0] * len(weights)
     total = sum(weights)
-    for done, index in enumerate(picks(weights, n), start=1):
+    for index in picks(weights, n):
         counts[index] += 1
-    for count, weight in zip(counts, weights):
+    for count, weight in zip(counts, weights, strict=True):
         assert Fraction(n * weight, total) - count < max(1, len(weights) - 1)
 
 
