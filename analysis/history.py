@@ -41,6 +41,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -304,7 +305,7 @@ def check_metric(track: Track, newest: float | None, interval: tuple[float, floa
     """Return the drift check of one metric: ``newest`` and its interval against the aggregate
     of ``past`` (the reference runs' values, None where a run has none)."""
     values = [v for v in past if v is not None]
-    base = {"metric": track.metric, "endpoint": track.endpoint, "newest": newest,
+    base: dict[str, Any] = {"metric": track.metric, "endpoint": track.endpoint, "newest": newest,
             "interval": interval}
     if len(values) < policy.needed:
         return MetricCheck(**base, reference=None, change_pct=None, bound=None,

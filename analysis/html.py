@@ -133,8 +133,8 @@ def cdf_points(hist: Histogram) -> tuple[tuple[float, float], ...]:
 
 def _log_edges(hists: Sequence[Histogram]) -> np.ndarray:
     """Return shared log-spaced bin edges (ms) covering every histogram, ~60 bins in all."""
-    lows = [h.min_ns for h in hists if not h.is_empty]
-    highs = [h.max_ns for h in hists if not h.is_empty]
+    lows = [low for h in hists if not h.is_empty and (low := h.min_ns) is not None]
+    highs = [high for h in hists if not h.is_empty and (high := h.max_ns) is not None]
     lo, hi = math.log10(max(min(lows), 1) / 1e6), math.log10(max(max(highs), 1) / 1e6)
     per_decade = int(min(max(60 / max(hi - lo, 1e-9), _BINS_PER_DECADE[0]), _BINS_PER_DECADE[1]))
     first, last = math.floor(lo * per_decade), math.floor(hi * per_decade) + 1

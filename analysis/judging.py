@@ -71,7 +71,7 @@ class Judgement:
 
 
 def _rows(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    return {name: {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    return {str(name): {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
             for name, row in table.to_dict(orient="index").items()}
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import SupportsFloat, cast
 
 import pandas as pd
 
@@ -146,4 +147,4 @@ def metric_value(table: pd.DataFrame, name: str, endpoint: str = ALL_ENDPOINTS) 
     value = table.at[endpoint, name]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return float(value)
+    return float(cast(SupportsFloat, value))  # a number: the table holds only numbers and NaN

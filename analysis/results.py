@@ -48,9 +48,9 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -69,7 +69,7 @@ from analysis.saved_spec import SavedSpec, SavedSpecError, saved_spec
 from workers.histogram import Histogram, check_encoding, first_undecodable
 from workers.recorder import Key
 
-SCHEMA = "slogate/results/v1"
+SCHEMA: Final = "slogate/results/v1"
 
 
 class _Doc(BaseModel):
@@ -259,7 +259,7 @@ def unseries(items: list[Series]) -> dict[Key, Histogram]:
     return out
 
 
-def clean_metrics(table_rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | int | None]]:
+def clean_metrics(table_rows: Mapping[Any, Mapping[Any, Any]]) -> dict[str, dict[str, float | int | None]]:
     """Return metrics with NaN turned into None and numpy scalars into Python numbers."""
     out: dict[str, dict[str, float | int | None]] = {}
     for endpoint, row in table_rows.items():

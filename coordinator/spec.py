@@ -345,7 +345,7 @@ class LoadSpec(_Model):
         return self
 
     @property
-    def model(self) -> str:
+    def model(self) -> Literal["open", "closed"]:
         """Return ``"open"`` (rate) or ``"closed"`` (concurrency)."""
         return "open" if self.rate is not None else "closed"
 

@@ -13,6 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
+from typing import Literal
 
 from analysis.catalog import DEFAULT_OK_OUTCOMES, VERSION_SEPARATOR
 from coordinator.errors import SpecError
@@ -161,7 +162,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
             seed=load.seed,
             ramp_s=load.ramp.duration if load.ramp else 0.0,
             ramp_from_rps=load.ramp.from_ * per_version if load.ramp else 0.0,
-            ramp_to_rps=(load.ramp.to or load.rate) * per_version if load.ramp else None,
+            ramp_to_rps=(load.ramp.to * per_version if load.ramp.to else rate) if load.ramp else None,
             think_s=load.think_time or 0.0,
             transport=choose_transport(spec),
             error_ranges=spec.error_ranges,

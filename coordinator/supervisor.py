@@ -354,6 +354,7 @@ class Supervisor:
                 self._earlier.append(share.progress)
             share.progress = None
             resume_s = lost_at + START_SLACK_S + 1.0  # after the new actor is up
+            assert share.plan is not None  # a share that ran has its plan
             plan = dataclasses.replace(share.plan, resume_s=max(share.plan.resume_s, resume_s))
             return [Replace(worker, plan)]
         return self._give_up(share, worker, reason, now)

@@ -108,7 +108,7 @@ class Kube:
         ``~/.kube/config``; ``context`` picks a context other than the current one."""
         configuration = client.Configuration()
         await _load_config(configuration, kubeconfig, context, environ)
-        return cls(client.ApiClient(configuration), configuration.host, clock=clock, sleep=sleep)
+        return cls(client.ApiClient(configuration), str(configuration.host), clock=clock, sleep=sleep)
 
     async def __aenter__(self) -> Kube:
         return self
@@ -124,7 +124,7 @@ class Kube:
 
     def _method(self, verb: str, kind: str) -> Callable[..., Awaitable[Any]]:
         api = self._apps if kind == "Deployment" else self._core
-        return getattr(api, f"{verb}_namespaced_{_METHOD_SUFFIX[kind]}")  # type: ignore[no-any-return]
+        return getattr(api, f"{verb}_namespaced_{_METHOD_SUFFIX[kind]}")
 
     async def _call(self, op: _Op, call: Callable[[], Awaitable[T]], *, missing_ok: bool = False) -> T | None:
         try:
@@ -146,7 +146,7 @@ class Kube:
 
     def _json(self, obj: Any) -> dict[str, Any]:
         """Return a client model as the API's JSON (camelCase keys, no None values)."""
-        return self._api.sanitize_for_serialization(obj)  # type: ignore[no-any-return]
+        return self._api.sanitize_for_serialization(obj)
 
     def _content(self, obj: Any) -> dict[str, Any]:
         """Return what an apply can change: the object less its status and bookkeeping metadata.

@@ -111,8 +111,9 @@ def _checked(doc: Any, where: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise KubernetesError(f"{where}: expected a mapping, got {type(doc).__name__}")
     meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     for field, value in (("apiVersion", doc.get("apiVersion")), ("kind", doc.get("kind")),
-                         ("metadata.name", meta.get("name") if isinstance(meta, dict) else None)):
+                         ("metadata.name", meta.get("name"))):
         if not isinstance(value, str) or not value:
             raise KubernetesError(f"{where}: {field} is missing")
     kind = KINDS.get(doc["kind"])

@@ -70,7 +70,7 @@ class LocalGitProvider:
         commits = []
         for line in out.splitlines():
             commit, parents, subject = line.split("\0", 2)
-            commits.append(FileCommit(sha=commit, parent=(parents.split() or [None])[0],
+            commits.append(FileCommit(sha=commit, parent=next(iter(parents.split()), None),
                                       subject=subject))
         return commits
 

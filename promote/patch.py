@@ -176,11 +176,11 @@ def kustomize_image(text: str, *, name: str, new_tag: str | None = None,
     if len(matches) > 1:
         raise PromotionError(f"images: {len(matches)} entries with name={name}")
     if not matches:
-        entry = CommentedMap([("name", name), *wanted.items()])
+        added = CommentedMap([("name", name), *wanted.items()])
         if images is None:
-            root["images"] = CommentedSeq([entry])
+            root["images"] = CommentedSeq([added])
         else:
-            images.append(entry)
+            images.append(added)
         return _render(text, docs, {index})
     entry = matches[0]
     dirty = False
@@ -517,7 +517,8 @@ def _shift_comment(parent: Any, accessor: Any, grown: int) -> None:
     token = tokens[slot]
     if isinstance(token, CommentToken) and token.start_mark is not None \
             and not token.value.startswith("\n"):
-        token.start_mark = CommentMark(token.start_mark.column + grown)
+        # ruamel's own comment tokens carry a CommentMark here (its stubs say StreamMark)
+        token.start_mark = CommentMark(token.start_mark.column + grown)  # type: ignore[assignment]
 
 
 # --- copy_manifest -----------------------------------------------------------------------------
@@ -548,7 +549,8 @@ def _kept_paths(doc: Any) -> frozenset[tuple[Any, ...]]:
         return frozenset()
     kept: set[tuple[Any, ...]] = {("metadata", "name")}
     kind = doc.get("kind")
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    spec = doc.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
     if kind in _WORKLOAD_KINDS:
         kept.add(("spec", "selector"))
         selector = spec.get("selector")

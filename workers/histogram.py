@@ -120,7 +120,8 @@ def lowest_equivalent(indices: np.ndarray | Sequence[int]) -> np.ndarray:
 
 def highest_equivalent(indices: np.ndarray | Sequence[int]) -> np.ndarray:
     """Returns the highest value (ns) recorded into each counts index."""
-    return _HIGH_EQ_NS[np.asarray(indices, dtype=np.intp)]
+    highest: np.ndarray = _HIGH_EQ_NS[np.asarray(indices, dtype=np.intp)]
+    return highest
 
 
 def _rank(q: float, total: int) -> int:
@@ -141,7 +142,8 @@ def _zigzag_varints(tokens: np.ndarray) -> bytes:
     column = np.arange(9)[None, :]
     groups[:, :8] &= 0x7F
     groups[:, :8] |= np.where(column[:, :8] < n_bytes[:, None] - 1, 0x80, 0).astype(np.uint8)
-    return groups[column < n_bytes[:, None]].tobytes()
+    packed: bytes = groups[column < n_bytes[:, None]].tobytes()
+    return packed
 
 
 def _count_tokens(counts: np.ndarray) -> np.ndarray:
@@ -394,8 +396,14 @@ class Histogram:
         if self._dense is not None:
             return self._dense
         dense = np.zeros(COUNTS_LEN, dtype=np.int64)
-        dense[self._idx] = self._cnt
+        idx, cnt = self._sparse()
+        dense[idx] = cnt
         return dense
+
+    def _sparse(self) -> tuple[np.ndarray, np.ndarray]:
+        """Returns the (indices, counts) of a compact histogram; only called when ``_dense`` is None."""
+        assert self._idx is not None and self._cnt is not None
+        return self._idx, self._cnt
 
     def _writable(self) -> np.ndarray:
         if self._dense is None:
@@ -434,8 +442,9 @@ class Histogram:
             if hist._dense is not None:
                 dense += hist._dense
             else:
-                indices.append(hist._idx)
-                counts.append(hist._cnt)
+                idx, cnt = hist._sparse()
+                indices.append(idx)
+                counts.append(cnt)
         if indices:
             np.add.at(dense, np.concatenate(indices), np.concatenate(counts))
         return out
@@ -460,7 +469,8 @@ class Histogram:
         if other._dense is not None:
             dense += other._dense
         else:
-            dense[other._idx] += other._cnt  # indices are unique: plain fancy add is exact
+            idx, cnt = other._sparse()
+            dense[idx] += cnt  # indices are unique: plain fancy add is exact
 
     def __add__(self, other: Histogram) -> Histogram:
         if not isinstance(other, Histogram):
@@ -489,7 +499,7 @@ class Histogram:
     def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
         """Returns the sparse (indices, counts) state, a few KB instead of the dense 224 KiB."""
         if self._dense is None:
-            return self._idx, self._cnt
+            return self._sparse()
         nz = np.flatnonzero(self._dense).astype(np.int32)
         return nz, self._dense[nz]
 
@@ -503,12 +513,12 @@ class Histogram:
     @property
     def total(self) -> int:
         """Returns the number of recorded values."""
-        return int((self._cnt if self._dense is None else self._dense).sum())
+        return int((self._sparse()[1] if self._dense is None else self._dense).sum())
 
     @property
     def is_empty(self) -> bool:
         """Returns True when nothing has been recorded."""
-        return not (self._cnt if self._dense is None else self._dense).any()
+        return not (self._sparse()[1] if self._dense is None else self._dense).any()
 
     @property
     def min_ns(self) -> int | None:
@@ -559,7 +569,8 @@ class Histogram:
         ranks = np.array([_rank(q, total) for q in qs], dtype=np.int64)
         if total == 0:
             return None
-        return _HIGH_EQ_NS[np.searchsorted(cumulative, ranks, side="left")].copy()
+        found: np.ndarray = _HIGH_EQ_NS[np.searchsorted(cumulative, ranks, side="left")].copy()
+        return found
 
     def count_between(self, lo_ns: int, hi_ns: int) -> int:
         """Returns the count in buckets index_of(lo_ns)..index_of(hi_ns) (getCountBetweenValues).

@@ -172,11 +172,11 @@ class _Conn(asyncio.Protocol):
             engine.launched = seq + 1
             self.seq, self.intended, self.sent, self.got = seq, now, now, False
             if engine.single:
-                self.transport.write(engine.payload)
+                self.write(engine.payload)
             else:
                 endpoint = engine.picker.pick()
                 self.code = endpoint * CODE_SPAN
-                self.transport.write(engine.payloads[endpoint])
+                self.write(engine.payloads[endpoint])
             return
         self.busy = False
         engine.in_flight -= 1
@@ -208,8 +208,8 @@ class FastEngine(RunState):
         self.payloads = [encode_request(t, self.origin.host_header) for t in plan.requests]
         self.timeout_ns = int(plan.timeout_s * 1e9)
         self.think_s = plan.think_s
-        self.conns: set[_Conn] = set()
-        self.idle: list[_Conn] = []
+        self.conns: set[_Conn | _RawConn] = set()
+        self.idle: list[_Conn | _RawConn] = []
         self.queue: collections.deque[tuple[int, int]] = collections.deque()
         self.connecting = 0
         self.launched = 0
@@ -229,8 +229,9 @@ class FastEngine(RunState):
         self.append_sent = recorder.sent.append
         self.append_done = recorder.done.append
         self.next_due_ns = 1 << 62  # open model: when the pacer next has a request due
-        self.timer: asyncio.TimerHandle | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.timer: asyncio.Handle | None = None
+        # None until the engine starts (stop() checks); every callback that uses it runs after
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
 
     # --- running -----------------------------------------------------------------------------
 
@@ -423,7 +424,7 @@ class FastEngine(RunState):
         if self.users_left <= 0:
             self._finish_run()
 
-    def _next(self, conn: _Conn) -> None:
+    def _next(self, conn: _Conn | _RawConn) -> None:
         """Give a free connection its next request, park it, or close it."""
         if conn.user:
             now = _now()
@@ -441,7 +442,7 @@ class FastEngine(RunState):
             self.idle.append(conn)
             self._maybe_done()
 
-    def _user_send(self, conn: _Conn) -> None:
+    def _user_send(self, conn: _Conn | _RawConn) -> None:
         if conn in self.conns:
             now = _now()
             if self._schedule_over(now):
@@ -450,7 +451,7 @@ class FastEngine(RunState):
             else:
                 self._send(conn, self._take_seq(), now)
 
-    def _send(self, conn: _Conn, seq: int, intended: int) -> None:
+    def _send(self, conn: _Conn | _RawConn, seq: int, intended: int) -> None:
         endpoint = self.picker.pick()
         conn.busy, conn.got = True, False
         self.in_flight += 1
@@ -458,7 +459,7 @@ class FastEngine(RunState):
         conn.sent = _now()
         conn.write(self.payloads[endpoint])
 
-    def _drop(self, conn: _Conn) -> None:
+    def _drop(self, conn: _Conn | _RawConn) -> None:
         self.conns.discard(conn)
         if conn in self.idle:
             self.idle.remove(conn)
@@ -469,7 +470,7 @@ class FastEngine(RunState):
 
     # --- callbacks from connections -------------------------------------------------------------
 
-    def completed(self, conn: _Conn, status: int, keep_alive: bool) -> None:
+    def completed(self, conn: _Conn | _RawConn, status: int, keep_alive: bool) -> None:
         """A whole response arrived (open model, or a user that thinks): record it, pump the
         pacer, then reuse or replace the connection."""
         if not conn.busy:
@@ -493,19 +494,19 @@ class FastEngine(RunState):
             return RESET_CODE
         return self.recorder.code_of(0, f"error:{type(exc).__name__}")
 
-    def failed(self, conn: _Conn, code: int) -> None:
+    def failed(self, conn: _Conn | _RawConn, code: int) -> None:
         """The request on ``conn`` failed (unparseable response): record it, drop the connection."""
         if conn.busy:
             self._settle(conn, code)
         self._replace(conn)
 
-    def _settle(self, conn: _Conn, code: int) -> None:
+    def _settle(self, conn: _Conn | _RawConn, code: int) -> None:
         """Record the request in flight on ``conn`` with outcome ``code``; the conn is free."""
         conn.busy = False
         self.in_flight -= 1
         self.finish(conn.seq, conn.code + code, conn.intended, conn.sent, _now())
 
-    def lost(self, conn: _Conn, exc: Exception | None) -> None:
+    def lost(self, conn: _Conn | _RawConn, exc: Exception | None) -> None:
         """The connection closed: a request in flight is a reset, unless its response was
         delimited by the close (headers seen, no length), then it completed."""
         if conn not in self.conns:
@@ -515,7 +516,7 @@ class FastEngine(RunState):
             self._settle(conn, status if status and exc is None else RESET_CODE)
         self._replace(conn)
 
-    def _replace(self, conn: _Conn) -> None:
+    def _replace(self, conn: _Conn | _RawConn) -> None:
         was_user = conn.user
         self._drop(conn)
         if was_user:
@@ -809,6 +810,7 @@ class RawUsersEngine(FastEngine):
         alive, records the result and sends its next request here; anything else (a partial
         response, a close, an error, the end of the schedule) goes to the shared bookkeeping.
         """
+        keep_alive: bool | None
         events = self.epoll.poll(0)
         watched, read, write, now_ns = self.watched, os.read, os.write, _now
         base, stop_ns, limit, warmup_n = (
@@ -850,7 +852,8 @@ class RawUsersEngine(FastEngine):
                     launched = self.launched
                     continue
                 if (len(data) == length and not conn.got and data.endswith(tail)
-                        and (data.startswith(last_seen) or shape.seen(data))):
+                        and (data.startswith(last_seen) or shape.seen(data))):  # type: ignore[union-attr]
+                    # (length is -1, which no data matches, when shape is None)
                     keep_alive, status = True, shape_status  # the repeated response (_Shape)
                 else:
                     parser = conn.parser

@@ -111,9 +111,9 @@ class Recorder:
         """Return the code of an outcome string (``status:503``, ``timeout``, ``error:X``...)."""
         if outcome.startswith("status:"):
             return endpoint * CODE_SPAN + int(outcome[7:])
-        for code, name in _FIXED_OUTCOMES.items():
+        for fixed, name in _FIXED_OUTCOMES.items():
             if name == outcome:
-                return endpoint * CODE_SPAN + code
+                return endpoint * CODE_SPAN + fixed
         code = self._interned.get(outcome)
         if code is None and len(self._interned) >= CODE_SPAN - _FIRST_INTERNED - 1:
             outcome = "error:other"  # codes must stay below CODE_SPAN; lump the rare rest

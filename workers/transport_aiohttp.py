@@ -51,7 +51,7 @@ class AiohttpSender:
         self._templates = list(templates)
         self._follow_redirects = follow_redirects
         connector = aiohttp.TCPConnector(
-            limit=max(1, connections), ssl=None if verify_tls else False, force_close=False,
+            limit=max(1, connections), ssl=verify_tls, force_close=False,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
