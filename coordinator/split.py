@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
 from typing import Literal
+from urllib.parse import urlencode, urlsplit
 
 from analysis.catalog import DEFAULT_OK_OUTCOMES, VERSION_SEPARATOR
 from coordinator.errors import SpecError

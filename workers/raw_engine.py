@@ -16,8 +16,7 @@ bench`` measures) run on :class:`RawUsersEngine`: non-blocking sockets in an epo
 engine's own, which uvloop watches as one file descriptor, so one Python call handles every
 ready user (read, parse, record, write) instead of two or three callbacks per response; and a
 response the target keeps repeating (the same bytes but for its ``Date``) is recognised in three
-C calls rather than parsed again (:class:`_Shape`). Measured against the protocol connections on
-the same nginx, at the same time, on the same core: +3-4 % and +3 % requests per CPU-second.
+C calls rather than parsed again (:class:`_Shape`). What each gave, measured: docs/performance.md.
 Think time and TLS stay on protocol connections.
 Open model: a pacer callback launches every due request on an idle connection, opens a new one
 while fewer than ``max_in_flight`` exist, or queues the request; a connection that finishes takes
