@@ -262,7 +262,8 @@ def error_lines(results: Results) -> tuple[Line, ...]:
              for i, outcome in enumerate(shown)]
     if len(shown) < len(ranked):
         lines.append(Line(label="other errors", colour=_ERROR_COLOURS[-1], dots=True, points=tuple(
-            (t, sum(v for o, v in c.items() if o not in shown)) for t, c in zip(mids, per_window, strict=True))))
+            (t, sum(v for o, v in c.items() if o not in shown))
+            for t, c in zip(mids, per_window, strict=True))))
     return tuple(lines)
 
 

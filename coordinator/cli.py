@@ -43,8 +43,9 @@ def _log(message: str) -> None:
 
 
 def _errors_to_exit_codes(func: F) -> F:
-    """Turn an expected error (any package's, :data:`~coordinator.errors.EXPECTED`) into a one-line message and its exit code (2, or 130 for an
-    interrupted start), and a Ctrl-C outside a run into 130; no traceback, no click "Aborted!"."""
+    """Turn an expected error (any package's, :data:`~coordinator.errors.EXPECTED`) into a one-line
+    message and its exit code (2, or 130 for an interrupted start), and a Ctrl-C outside a run into
+    130; no traceback, no click "Aborted!"."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

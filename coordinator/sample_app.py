@@ -73,7 +73,8 @@ def _stop(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
 
 
 @contextlib.contextmanager
-def start_hello(*args: str, env: Mapping[str, str] | None = None, timeout_s: float = 10) -> Iterator[HelloURL]:
+def start_hello(*args: str, env: Mapping[str, str] | None = None,
+                timeout_s: float = 10) -> Iterator[HelloURL]:
     """Run the hello app on 127.0.0.1 with a free port and yield its base URL "http://127.0.0.1:PORT".
 
     ``args`` are extra command-line options (they come last, so they win over the defaults
@@ -93,7 +94,8 @@ def start_hello(*args: str, env: Mapping[str, str] | None = None, timeout_s: flo
     with tempfile.TemporaryDirectory(prefix="hello-app-") as tmp:
         stderr_path = Path(tmp) / "stderr.txt"
         with open(stderr_path, "wb") as stderr_file:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_file, env=full_env, cwd=REPO_ROOT)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr_file, env=full_env,
+                                    cwd=REPO_ROOT)
         try:
             line, eof = _read_first_line(proc, time.monotonic() + timeout_s)
             if line is None or not line.startswith("READY "):
@@ -104,7 +106,8 @@ def start_hello(*args: str, env: Mapping[str, str] | None = None, timeout_s: flo
                 if exited is None:
                     proc.kill()
                     proc.wait()
-                why = f"exited with status {exited}" if exited is not None else f"did not print READY within {timeout_s}s"
+                why = (f"exited with status {exited}" if exited is not None
+                       else f"did not print READY within {timeout_s}s")
                 got = f"; stdout line: {line!r}" if line else ""
                 stderr = stderr_path.read_text(errors="replace").strip()
                 raise ExampleError(f"hello app {why}{got}\ncommand: {cmd}\nstderr:\n{stderr or '(empty)'}")

@@ -161,7 +161,8 @@ class Kube:
     # ---------------------------------------------------------------- apply and delete
 
     async def apply(self, docs: Sequence[Mapping[str, Any]], namespace: str) -> list[Applied]:
-        """Server-side apply each document (in ``metadata.namespace``, else ``namespace``); return what happened."""
+        """Server-side apply each document (in ``metadata.namespace``, else ``namespace``); return
+        what happened."""
         applied: list[Applied] = []
         for doc in docs:
             kind, meta = str(doc["kind"]), dict(doc["metadata"])
@@ -220,8 +221,9 @@ class Kube:
                      log: Callable[[str], None]) -> tuple[str, str | None] | None:
         """Return the summary and the pods' problem of a Deployment not ready yet, None once ready."""
         label = f"deployment {item.namespace}/{item.name}"
-        dep = self._json(await self._must(_op("get", "Deployment", item.namespace, item.name),
-                                          lambda: self._apps.read_namespaced_deployment(item.name, item.namespace)))
+        dep = self._json(await self._must(
+            _op("get", "Deployment", item.namespace, item.name),
+            lambda: self._apps.read_namespaced_deployment(item.name, item.namespace)))
         progress = rollout_progress(dep)
         if progress.summary != previous:
             log(f"{label}: {progress.summary}")

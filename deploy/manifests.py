@@ -266,7 +266,8 @@ def _container_problem(pod: str, container: Mapping[str, Any]) -> _Problem | Non
     if reason == "CrashLoopBackOff":
         restarts = int(container.get("restartCount", 0))
         last = ((container.get("lastState") or {}).get("terminated")) or {}
-        text = f"pod {pod}: CrashLoopBackOff: container {container.get('name', '?')} restarted {restarts} times"
+        text = (f"pod {pod}: CrashLoopBackOff: container {container.get('name', '?')} "
+                f"restarted {restarts} times")
         if "exitCode" in last:
             text += f", last exit code {last['exitCode']}"
             text += f" ({last['reason']})" if last.get("reason") else ""
@@ -277,7 +278,8 @@ def _container_problem(pod: str, container: Mapping[str, Any]) -> _Problem | Non
     return None
 
 
-def pods_of_template(deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def pods_of_template(deployment: Mapping[str, Any],
+                     pods: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Return the pods that run the Deployment's current images (old, replaced pods left out).
 
     The selector matches the pods of every revision; a pod of a broken revision that is being

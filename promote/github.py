@@ -343,7 +343,8 @@ class GitHubProvider:
     def _ref(self, branch: str, name: str) -> GitRef | None:
         repo = self._repository(name)
         try:
-            return self._call(f"reading branch {branch}", lambda: _completed(repo.get_git_ref(f"heads/{branch}")))
+            return self._call(f"reading branch {branch}",
+                              lambda: _completed(repo.get_git_ref(f"heads/{branch}")))
         except _NotFound:
             return None
 

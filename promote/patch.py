@@ -51,7 +51,8 @@ Scalar = str | int | float | bool
 # Kinds whose spec.selector is immutable and must match the pod template's labels.
 _WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 _MARKER = re.compile(r"---(?=[ \t\r\n]|$)")
-_STEP = re.compile(r"(?P<dot>\.)?(?P<key>[^.\[\]]+)|\[(?P<index>\d+)\]|\[(?P<field>[^\]=]+)=(?P<want>[^\]]*)\]")
+_STEP = re.compile(r"(?P<dot>\.)?(?P<key>[^.\[\]]+)|\[(?P<index>\d+)\]"
+                   r"|\[(?P<field>[^\]=]+)=(?P<want>[^\]]*)\]")
 _KEPT_STYLES = (DoubleQuotedScalarString, SingleQuotedScalarString, LiteralScalarString,
                 FoldedScalarString)
 
@@ -540,7 +541,8 @@ def _pair_by_kind(stable: list[_Doc], candidate: list[_Doc]) -> list[tuple[int, 
         c_ids = ", ".join(candidate[i].identity(i) for v in c_groups.values() for i in v) or "none"
         raise PromotionError(f"the candidate's documents do not match the stable ones by kind: "
                              f"stable has {s_ids}; candidate has {c_ids}")
-    return sorted(pair for kind, s_list in s_groups.items() for pair in zip(s_list, c_groups[kind], strict=True))
+    return sorted(pair for kind, s_list in s_groups.items()
+                  for pair in zip(s_list, c_groups[kind], strict=True))
 
 
 def _kept_paths(doc: Any) -> frozenset[tuple[Any, ...]]:

@@ -176,10 +176,13 @@ _OPTIONS: list[tuple[str, str, Callable[[str], object], object, str]] = [
     ),
     ("--error-rate", "HELLO_ERROR_RATE", parse_probability, 0.0, "probability of HTTP 500, e.g. 0.05 or 5%"),
     ("--seed", "HELLO_SEED", parse_int, None, "seed for reproducible random draws"),
-    ("--stall-after", "HELLO_STALL_AFTER", parse_duration, None, "start one global stall this long after startup"),
+    ("--stall-after", "HELLO_STALL_AFTER", parse_duration, None,
+     "start one global stall this long after startup"),
     ("--stall-for", "HELLO_STALL_FOR", parse_duration, None, "how long the stall lasts"),
-    ("--close-every", "HELLO_CLOSE_EVERY", parse_positive_int, None, "send Connection: close on every Nth /hello"),
-    ("--cpu-per-request", "HELLO_CPU_PER_REQUEST", parse_duration, 0.0, "CPU time burnt by each /hello, e.g. 5ms (default 0)"),
+    ("--close-every", "HELLO_CLOSE_EVERY", parse_positive_int, None,
+     "send Connection: close on every Nth /hello"),
+    ("--cpu-per-request", "HELLO_CPU_PER_REQUEST", parse_duration, 0.0,
+     "CPU time burnt by each /hello, e.g. 5ms (default 0)"),
 ]
 
 
@@ -205,7 +208,8 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
     )
     for flag, env, _parse, _default, help_text in _OPTIONS:
         # Keep the raw string: flags and env vars go through the same parser below.
-        parser.add_argument(flag, dest=flag[2:].replace("-", "_"), metavar=env, default=None, help=f"{help_text} [{env}]".replace("%", "%%"))
+        parser.add_argument(flag, dest=flag[2:].replace("-", "_"), metavar=env, default=None,
+                            help=f"{help_text} [{env}]".replace("%", "%%"))
     args = parser.parse_args(argv)
 
     values: dict[str, object] = {}

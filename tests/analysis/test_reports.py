@@ -7,6 +7,7 @@ reproducible; `pytest --update-golden` rewrites the golden files after a deliber
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _window(index: int, rng: np.random.Generator) -> Window:
                   cpu_s=0.25, in_flight_max=9)
 
 
-def synthetic_results(objectives: list[object]) -> Results:
+def synthetic_results(objectives: Sequence[object]) -> Results:
     """Return the results of a 5 s, 1000 req/s run with 1% of 503s and ~8 ms latency."""
     spec = parse_spec({"name": "golden", "target": "http://127.0.0.1:8080",
                        "load": {"rate": 1000, "duration": "5s", "workers": 1},

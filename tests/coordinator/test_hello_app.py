@@ -20,6 +20,7 @@ from tests.support.helpers import HELLO_APP, start_hello
 
 def _load_app_module():
     spec = importlib.util.spec_from_file_location("hello_app_under_test", HELLO_APP)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up while it executes
     spec.loader.exec_module(module)
@@ -34,7 +35,8 @@ def get(base_url: str, path: str = "/hello", conn: http.client.HTTPConnection | 
     own = conn is None
     if own:
         u = urllib.parse.urlsplit(base_url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn = http.client.HTTPConnection(str(u.hostname), u.port, timeout=10)
+    assert conn is not None
     try:
         t0 = time.perf_counter()
         conn.request("GET", path)
@@ -78,7 +80,7 @@ def test_fixed_latency_is_observed():
     """With --latency 30ms every /hello takes at least 30 ms while /healthz stays fast."""
     with start_hello("--latency", "30ms", "--distribution", "fixed") as url:
         u = urllib.parse.urlsplit(url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn = http.client.HTTPConnection(str(u.hostname), u.port, timeout=10)
         try:
             elapsed = [get(url, conn=conn)[3] for _ in range(5)]
             health = get(url, "/healthz", conn=conn)[3]
@@ -106,7 +108,7 @@ def test_close_every_sends_connection_close():
     """--close-every 2 marks every second /hello response with Connection: close."""
     with start_hello("--close-every", "2") as url:
         u = urllib.parse.urlsplit(url)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn = http.client.HTTPConnection(str(u.hostname), u.port, timeout=10)
         try:
             first = get(url, conn=conn)[1].get("Connection")
             second = get(url, conn=conn)[1].get("Connection")

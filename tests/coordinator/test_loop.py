@@ -10,7 +10,7 @@ from scipy.stats import binom
 from analysis.results import unseries
 from coordinator.ray_pool import RayPool
 from coordinator.run import build_results, run_experiment
-from coordinator.spec import parse_spec
+from coordinator.spec import ExperimentSpec, parse_spec
 from coordinator.split import worker_plans
 from tests.support.helpers import start_hello
 from workers.histogram import Histogram
@@ -18,7 +18,7 @@ from workers.histogram import Histogram
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
 
-def _spec(url: str, **load: object) -> object:
+def _spec(url: str, **load: object) -> ExperimentSpec:
     return parse_spec({"name": "t", "target": url, "load": load, "endpoints": [{"path": "/hello"}]})
 
 

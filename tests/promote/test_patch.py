@@ -6,6 +6,7 @@ import difflib
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -35,7 +36,7 @@ VALUES = (GOLDEN / "values.yaml").read_text()
 IMAGE_PATH = "spec.template.spec.containers[name=hello].image"
 
 
-def _load_all(text: str) -> list[object]:
+def _load_all(text: str) -> list[Any]:
     """Return every document of ``text`` as plain round-trip data."""
     return list(YAML(typ="rt").load_all(text))
 

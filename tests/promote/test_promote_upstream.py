@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def _block(gh: GitHubEmulator, **extra: object) -> dict[str, Any]:
             "manifests": [{"path": BASELINE, "strategy": "copy", "from": CANDIDATE}], **extra}
 
 
-def _results_file(tmp_path: Path, verdict_objectives: list[object], block: dict[str, Any],
+def _results_file(tmp_path: Path, verdict_objectives: Sequence[object], block: dict[str, Any],
                   name: str = "results.json") -> Path:
     data = json.loads(synthetic_results(verdict_objectives).to_json())
     data["spec"]["promotion"] = block

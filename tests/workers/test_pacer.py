@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from itertools import pairwise
 
@@ -134,7 +135,7 @@ def test_due_is_monotone(rate: float, workers: int, data: st.DataObject, ts: lis
 # --- WeightedPicker ---------------------------------------------------------------------------
 
 
-def picks(weights: list[float], n: int) -> list[int]:
+def picks(weights: Sequence[float], n: int) -> list[int]:
     """Returns the first n picks of a fresh picker over weights."""
     picker = WeightedPicker(weights)
     return [picker.pick() for _ in range(n)]
