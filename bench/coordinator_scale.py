@@ -223,7 +223,7 @@ class CannedWorkers:
         (all of them at once, re-indexed; ``windows`` a multiple of their number)."""
         from coordinator.ray_pool import RayLoadWorker
 
-        class Canned(RayLoadWorker):  # type: ignore[misc, valid-type]
+        class Canned(RayLoadWorker):
             def start(self, start_at: float) -> None:
                 self._start_at, self._next, self._stopped = start_at, 0, False
                 self._packed = pickle.loads(template)

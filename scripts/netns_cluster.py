@@ -183,7 +183,7 @@ class NetnsCluster:
         return path
 
     def popen(self, node: Node, argv: Sequence[str], *, env: dict[str, str] | None = None,
-              **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+              **kwargs) -> subprocess.Popen:
         """Start ``argv`` inside ``node``'s namespace, with the node's own host name (a UTS
         namespace, so that workers report where they run) and in a session of its own."""
         named = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname(node)]

@@ -45,7 +45,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 try:  # optional: faster event loop
     import uvloop
 except ImportError:  # pragma: no cover - depends on the environment
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]  # mypy's idiom for an optional import
 
 try:  # optional: GET /metrics
     import prometheus_client
@@ -198,7 +198,7 @@ def _usage_error(prog: str, message: str) -> NoReturn:
     sys.exit(2)
 
 
-def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the Config from flags, falling back to HELLO_* environment variables."""
     environ = os.environ if environ is None else environ
     parser = _OneLineParser(
@@ -314,6 +314,7 @@ class HelloApp:
 
     async def hello(self, request: web.Request) -> web.Response:
         task = asyncio.current_task()
+        assert task is not None  # a handler runs in a task
         self.inflight.add(task)
         started = time.monotonic()
         code = "500"

@@ -57,7 +57,7 @@ def whole(cluster: NetnsCluster) -> Iterator[NetnsCluster]:
         cluster.wait_for_nodes(1 + len(cluster.workers))
 
 
-def _link_down(cluster: NetnsCluster, node) -> bool:  # type: ignore[no-untyped-def]
+def _link_down(cluster: NetnsCluster, node) -> bool:
     done = subprocess.run(["ip", "-n", node.netns, "link", "show", "eth0"], capture_output=True,
                           text=True)
     return "state DOWN" in done.stdout or ",UP" not in done.stdout

@@ -17,7 +17,7 @@ from analysis.results import Results
 from coordinator.cli import main
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from promote.errors import PromotionError
-from promote.flow import branch_name, promote
+from promote.flow import PromotionOutcome, branch_name, promote
 from promote.local_git import LocalGitProvider
 from promote.spec import PromotionSpec
 from tests.analysis.test_reports import OBJECTIVES, synthetic_results
@@ -56,7 +56,7 @@ def test_pass_opens_a_branch_commit_and_pull_request_locally(tmp_path: Path) -> 
     assert "# the tag is the app version" in promoted  # comments kept
     assert _git(repo, "rev-list", "--count", f"main..{branch}").strip() == "1"
     assert _git(repo, "show", f"main:{BASELINE}") == (EXAMPLE_DIR / "baseline.yaml").read_text()
-    pull = Path(outcome.pull.url.removeprefix("file://")).read_text()
+    pull = Path(_pull_url(outcome).removeprefix("file://")).read_text()
     assert pull.startswith("# Promote hello to 2.0") and "**PASS**" in pull
 
 
@@ -94,7 +94,7 @@ def test_already_promoted_is_reported_not_committed(tmp_path: Path) -> None:
     first = promote(synthetic_results(OBJECTIVES), spec, LocalGitProvider(repo))
     _git(repo, "merge", "--quiet", "--ff-only", first.branch)  # the user merged it
     _git(repo, "branch", "-D", first.branch)
-    Path(first.pull.url.removeprefix("file://")).unlink()
+    Path(_pull_url(first).removeprefix("file://")).unlink()
     again = promote(synthetic_results(OBJECTIVES), spec, LocalGitProvider(repo))
     assert again.status == "already-promoted" and again.changes == ()
 
@@ -263,3 +263,9 @@ def test_malformed_yaml_in_a_patched_file_names_the_file_and_line(
     [line] = out.stderr.splitlines()
     assert line.startswith(f"slogate: error: {error}"), line
     assert _git(repo, "branch", "--list", "slogate/*") == ""
+
+
+def _pull_url(outcome: PromotionOutcome) -> str:
+    """Return the URL of the pull request a promotion opened (there must be one)."""
+    assert outcome.pull is not None
+    return outcome.pull.url

@@ -18,7 +18,7 @@ from analysis.results import Results
 from coordinator.cli import main, promote_after_run
 from coordinator.demo import EXAMPLE_DIR, make_gitops_repo
 from promote.errors import PromotionError
-from promote.flow import REVERT_HISTORY, act, promote, revert
+from promote.flow import REVERT_HISTORY, PromotionOutcome, act, promote, revert
 from promote.github import GitHubProvider
 from promote.local_git import LocalGitProvider, identity
 from promote.spec import PromotionSpec
@@ -62,7 +62,7 @@ def _stable_repo(tmp_path: Path) -> tuple[Path, str]:
     promoted = _git(repo, "rev-parse", first.branch).strip()
     _git(repo, "merge", "--quiet", "--no-ff", "-m", "Merge promotion", first.branch)
     _git(repo, "branch", "-D", first.branch)
-    Path(first.pull.url.removeprefix("file://")).unlink()
+    Path(_pull_url(first).removeprefix("file://")).unlink()
     return repo, promoted
 
 
@@ -86,7 +86,7 @@ def test_fail_of_the_stable_version_opens_a_revert_restoring_the_file_byte_for_b
     assert _git(repo, "show", f"{promoted}^:{BASELINE}") == ORIGINAL
     assert _git(repo, "rev-list", "--count", f"main..{REVERT}").strip() == "1"
     assert _git(repo, "rev-parse", "main") == main_before
-    pull = Path(outcome.pull.url.removeprefix("file://")).read_text()
+    pull = Path(_pull_url(outcome).removeprefix("file://")).read_text()
     assert pull.startswith("# Revert hello 2.0: SLOs failed\n")
     assert f"reverts {promoted[:12]} (Promote hello to 2.0)" in pull and "**FAIL**" in pull
     assert outcome.changes[0].reverts[-1].sha == promoted
@@ -316,3 +316,9 @@ def test_the_promotion_service_reverts_a_fail_and_refuses_an_inconclusive(tmp_pa
         assert answer.json["status"] == "opened" and answer.json["branch"] == REVERT
         assert gh.pull_text(2)[0] == "Revert hello 2.0: SLOs failed"
         assert git(gh.bare, "show", f"{REVERT}:{BASELINE}") + "\n" == ORIGINAL
+
+
+def _pull_url(outcome: PromotionOutcome) -> str:
+    """Return the URL of the pull request a promotion opened (there must be one)."""
+    assert outcome.pull is not None
+    return outcome.pull.url

@@ -26,7 +26,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,11 @@ class Served:
     wire: bytearray = field(default_factory=bytearray)  # wire_server: every byte received
 
 
-Stop = Callable[[], Awaitable[None]]
+Stop = Callable[[], Coroutine[Any, Any, None]]
 
 
 @contextlib.contextmanager
-def _in_thread(start: Callable[[Served], Awaitable[tuple[int, Stop]]],
+def _in_thread(start: Callable[[Served], Coroutine[Any, Any, tuple[int, Stop]]],
                scheme: str = "http") -> Iterator[Served]:
     """Run ``start`` on a fresh event loop in a daemon thread; yield once it listens."""
     served = Served(url="")
@@ -76,6 +76,7 @@ class _OneRequest(asyncio.Protocol):
         self.served, self.respond, self.buffer = served, respond, b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's transport
         self.transport = transport
         self.served.connections += 1
 
@@ -138,6 +139,7 @@ class _Wire(asyncio.Protocol):
         self.served, self.buffer = served, b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's transport
         self.transport = transport
         self.served.connections += 1
 
