@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bench import BenchError, grpc_bench, install, peers, report, scaling
 from bench.measure import Pinning, pinning, run_child, run_sampled, run_together
@@ -167,7 +168,7 @@ def closed_clients(args: argparse.Namespace, problems: dict[str, str]
         ("wrk", run_wrk), ("hey", run_hey), ("locust", run_locust)]
     for transport in args.transport:
         runners.append((f"slogate[{transport}]",
-                        lambda s, t=transport: run_slogate(s, t)))
+                        partial(_run_slogate_with, transport)))
     out = []
     for name, runner in runners:
         if name in problems:
@@ -175,6 +176,11 @@ def closed_clients(args: argparse.Namespace, problems: dict[str, str]
             runner = partial(_not_installed, name, problem)
         out.append((name, runner))
     return out
+
+
+def _run_slogate_with(transport: str, setup: Setup) -> report.ClientResult:
+    """Return slogate's result over ``transport`` (the runner for one ``--transport``)."""
+    return run_slogate(setup, transport)
 
 
 def _not_installed(name: str, problem: str, _setup: Setup) -> report.ClientResult:
@@ -284,7 +290,7 @@ def notes(results: list[report.ClientResult], pin: Pinning, *, paired: bool = Fa
     return out
 
 
-def print_report(data: dict[str, object], marks: tuple[int, ...], *, numerator: str,
+def print_report(data: dict[str, Any], marks: tuple[int, ...], *, numerator: str,
                  duration_s: int, connections: int) -> None:
     """Print the table, the ratios, the open-model figures, the soak and the notes."""
     closed = data["closed"]

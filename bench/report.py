@@ -73,7 +73,7 @@ class Ratio:
 
 def client_result(name: str, run: ChildRun, parse: Callable[[str], Count]) -> ClientResult:
     """Return the result of one client run, parsed from its stdout by ``parse``."""
-    base = dict(name=name, command=" ".join(run.command), wall_s=run.wall_s, cpu_s=run.cpu_s)
+    base: dict[str, Any] = dict(name=name, command=" ".join(run.command), wall_s=run.wall_s, cpu_s=run.cpu_s)
     if run.timed_out:
         return ClientResult(**base, error=f"killed after {run.wall_s:.0f} s (timeout)")
     try:
@@ -311,7 +311,7 @@ def _percent(result: OpenResult) -> float | None:
 
 def format_soak(soak: SoakResult, marks: Sequence[int]) -> str:
     """Return the soak's RSS at request marks, its peak, and whether it stayed flat."""
-    if soak.peak_bytes is None:
+    if soak.peak_bytes is None or soak.peak_early_bytes is None:  # set together
         return f"soak: FAILED: {soak.error}"
     lines = [f"soak: {num(soak.requests, 'd')} requests in {soak.wall_s:.0f} s"
              + (f" ({soak.error})" if soak.error else "")]

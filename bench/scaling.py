@@ -323,7 +323,7 @@ def scaling_run(actors: int, connections: int, outcomes: Sequence[Any], plans_us
     users = dict(enumerate(plans_users))
     per_actor = tuple(sorted((actor_result(o, users.get(_index(o), 0)) for o in outcomes),
                              key=lambda a: a.index))
-    base = dict(actors=actors, connections=connections, per_actor=per_actor,
+    base: dict[str, Any] = dict(actors=actors, connections=connections, per_actor=per_actor,
                 server_requests=server_requests, cpu=cpu)
     lost = [a for a in per_actor if a.lost is not None]
     if lost or len(per_actor) != actors:

@@ -19,6 +19,7 @@ import pytest
 from bench import cli, install, peers, report, scaling
 from bench.measure import ChildRun, Pinning, run_child, run_sampled, run_together
 from bench.nginx import nginx_target, parse_stub_status, render_config
+from tests.support.helpers import present
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -269,7 +270,7 @@ def test_run_sampled_samples_rss_and_kills_at_timeout() -> None:
     assert run.rss_samples and all(rss > 0 for _, rss in run.rss_samples)
 
 
-needs_nginx = pytest.mark.skipif(install.find_tool("nginx") is None, reason="no nginx installed")
+needs_nginx = pytest.mark.skipif(present(install.find_tool("nginx")) is None, reason="no nginx installed")
 
 
 @needs_nginx
@@ -277,7 +278,7 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
     """nginx -t accepts the rendered config."""
     conf = tmp_path / "nginx.conf"
     conf.write_text(render_config(prefix=tmp_path, port=1))
-    done = subprocess.run([install.find_tool("nginx"), "-t", "-e", str(tmp_path / "e.log"),
+    done = subprocess.run([present(install.find_tool("nginx")), "-t", "-e", str(tmp_path / "e.log"),
                            "-p", str(tmp_path), "-c", str(conf)],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
@@ -286,26 +287,26 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
 @needs_nginx
 def test_nginx_target_serves_hello_and_counts_requests() -> None:
     """/hello answers "hello"; stub_status counts 10 requests plus its own query."""
-    with nginx_target(install.find_tool("nginx")) as target:
+    with nginx_target(present(install.find_tool("nginx"))) as target:
         before = target.served()
         for _ in range(10):
             conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
             conn.request("GET", "/hello")
             assert conn.getresponse().read() == b"hello\n"
             conn.close()
-        assert target.served() - before == 11
+        assert present(target.served()) - before == 11
 
 
 @needs_nginx
 @pytest.mark.parametrize("transport", ["fast", "aiohttp"])
 def test_slogate_client_request_count_matches_nginx(transport: str) -> None:
     """slogate_client's closed run of 2000 requests is what nginx counts, all status 200."""
-    with nginx_target(install.find_tool("nginx")) as target:
+    with nginx_target(present(install.find_tool("nginx"))) as target:
         before = target.served()
         cmd = peers.slogate_command(target.url, model="closed", connections=8, requests=2000,
                                     transport=transport, max_duration_s=30)
         run = run_child(cmd, timeout_s=60, cwd=REPO)
-        served = target.served() - before - 1
+        served = present(target.served()) - before - 1
     count = peers.parse_slogate(run.stdout)
     assert (count.requests, count.errors, served) == (2000, 0, 2000), run.stderr
 
@@ -364,7 +365,7 @@ def _sample(at: float, procs: dict[int, tuple[int, int]], cpu: tuple[int, ...],
 def test_bracket_takes_the_samples_inside_the_phase() -> None:
     """The first sample at or after the start and the last at or before the end."""
     samples = [_sample(t, {}, (0, 0, 0, 0), ()) for t in (0.9, 1.1, 1.3, 2.0, 2.1)]
-    first, last = scaling.bracket(samples, 1.0, 2.0)
+    first, last = present(scaling.bracket(samples, 1.0, 2.0))
     assert (first.at, last.at) == (1.1, 2.0)
     assert scaling.bracket(samples, 1.4, 1.9) is None
 
@@ -441,7 +442,7 @@ def test_scaling_run_with_a_lost_actor_fails() -> None:
 
     lost = WorkerLost(worker_index=1, reason="actor died: boom")
     run = scaling.scaling_run(2, 50, [_report(0, 100, 0, (1.0,)), lost], [25, 25])
-    assert not run.ok and "actor died: boom" in run.error and run.rps is None
+    assert not run.ok and "actor died: boom" in present(run.error) and run.rps is None
     assert "FAILED: actor #1" in scaling.format_table([run])
 
 
@@ -481,7 +482,7 @@ def test_bound_note_names_busy_other_processes() -> None:
     run = scaling.ScalingRun(actors=1, connections=50, requests=1, measured_s=5.0,
                              load_cpu_s=2.0, cpu=_budget(1.96, 0.5, other=0.6))
     assert "other processes took 3.0 CPU-s: pytest [7] 3.0)" in scaling.bound_note(run)
-    gone = dataclasses.replace(run, cpu=dataclasses.replace(run.cpu, top_other=()))
+    gone = dataclasses.replace(run, cpu=dataclasses.replace(present(run.cpu), top_other=()))
     assert "the rest from processes that ended during the phase" in scaling.bound_note(gone)
 
 
@@ -493,7 +494,7 @@ def test_imbalance_note_only_when_actors_differ() -> None:
                           enumerate((a, b)))
         return scaling.ScalingRun(actors=2, connections=50, requests=a + b, per_actor=per_actor)
     assert scaling.imbalance_note(run(100, 115)) is None
-    note = scaling.imbalance_note(run(100, 150))
+    note = present(scaling.imbalance_note(run(100, 150)))
     assert "requests 100 vs 150" in note and "about the same work" in note
 
 
