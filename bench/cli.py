@@ -219,7 +219,7 @@ def prepare() -> tuple[str, dict[str, str]]:
 
 
 def measure_all(args: argparse.Namespace, nginx: str, problems: dict[str, str],
-                pin: Pinning) -> dict[str, object]:
+                pin: Pinning) -> dict[str, Any]:
     """Start nginx, run every step against it, stop it; return the results by step."""
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="slogate-bench-") as scratch, \

@@ -288,7 +288,7 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
 def test_nginx_target_serves_hello_and_counts_requests() -> None:
     """/hello answers "hello"; stub_status counts 10 requests plus its own query."""
     with nginx_target(present(install.find_tool("nginx"))) as target:
-        before = target.served()
+        before = present(target.served())
         for _ in range(10):
             conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
             conn.request("GET", "/hello")
@@ -302,7 +302,7 @@ def test_nginx_target_serves_hello_and_counts_requests() -> None:
 def test_slogate_client_request_count_matches_nginx(transport: str) -> None:
     """slogate_client's closed run of 2000 requests is what nginx counts, all status 200."""
     with nginx_target(present(install.find_tool("nginx"))) as target:
-        before = target.served()
+        before = present(target.served())
         cmd = peers.slogate_command(target.url, model="closed", connections=8, requests=2000,
                                     transport=transport, max_duration_s=30)
         run = run_child(cmd, timeout_s=60, cwd=REPO)
@@ -392,7 +392,8 @@ def test_cpu_budget_attributes_ticks_to_nginx_actors_ray_and_others() -> None:
     assert budget.irq == pytest.approx(0.2)
     assert budget.other == pytest.approx(2.0 - 0.76 - 0.7 - 0.15 - 0.2)
     assert budget.per_core == {"cpu0": pytest.approx(0.95), "cpu1": pytest.approx(1.0)}
-    assert budget.top_other == ((stranger, f"p{stranger}", pytest.approx(0.1)),)
+    [(pid, name, cpu_s)] = budget.top_other
+    assert (pid, name) == (stranger, f"p{stranger}") and cpu_s == pytest.approx(0.1)
 
 
 def test_scaling_spec_splits_connections_over_actors() -> None:
