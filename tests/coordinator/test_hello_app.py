@@ -50,7 +50,8 @@ def get(base_url: str, path: str = "/hello", conn: http.client.HTTPConnection | 
 
 
 def run_app(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(HELLO_APP), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, str(HELLO_APP), *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 # --- as a process -----------------------------------------------------------------------
@@ -119,7 +120,8 @@ def test_close_every_sends_connection_close():
 
 
 def test_stall_holds_requests_until_it_ends():
-    """A request arriving during the stall is held until it ends, /healthz is not, and later requests are fast."""
+    """A request arriving during the stall is held until it ends, /healthz is not, and later
+    requests are fast."""
     with start_hello("--stall-after", "0", "--stall-for", "600ms") as url:
         health = get(url, "/healthz")[3]
         status, _, _, held = get(url)
@@ -155,7 +157,8 @@ def test_help_lists_options_and_env_vars():
     """--help exits 0 and names every option together with its environment variable."""
     proc = run_app("--help")
     assert proc.returncode == 0 and proc.stderr == ""
-    for flag, env in [("--version", "HELLO_VERSION"), ("--error-rate", "HELLO_ERROR_RATE"), ("--close-every", "HELLO_CLOSE_EVERY")]:
+    for flag, env in [("--version", "HELLO_VERSION"), ("--error-rate", "HELLO_ERROR_RATE"),
+                      ("--close-every", "HELLO_CLOSE_EVERY")]:
         assert flag in proc.stdout and env in proc.stdout
 
 
@@ -232,7 +235,8 @@ def test_distributions_respect_their_bounds_and_seed():
 
 def test_env_and_defaults_resolve():
     """Env vars fill unset flags, flags win, and jitter without a distribution means uniform."""
-    cfg = app.parse_config(["--latency", "5ms"], {"HELLO_LATENCY": "1s", "HELLO_JITTER": "2ms", "HELLO_SEED": "3"})
+    cfg = app.parse_config(["--latency", "5ms"],
+                           {"HELLO_LATENCY": "1s", "HELLO_JITTER": "2ms", "HELLO_SEED": "3"})
     assert cfg.latency_s == pytest.approx(0.005) and cfg.jitter_s == pytest.approx(0.002)
     assert cfg.distribution == "uniform" and cfg.seed == 3
     assert app.parse_config([], {}) == app.Config()

@@ -76,9 +76,11 @@ def test_documents_of_several_files_keep_order_and_skip_empty_ones(tmp_path: Pat
 @pytest.mark.parametrize("text, expected", [
     pytest.param("a: [1\n", "invalid YAML at line 2", id="bad-yaml"),
     pytest.param("- 1\n", "document 1: expected a mapping, got list", id="not-a-mapping"),
-    pytest.param("kind: Service\nmetadata: {name: x}\n", "document 1: apiVersion is missing", id="no-apiversion"),
-    pytest.param("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Service\n"
-                 "metadata: {}\n", "document 3: metadata.name is missing", id="no-name-third-doc"),
+    pytest.param("kind: Service\nmetadata: {name: x}\n", "document 1: apiVersion is missing",
+                 id="no-apiversion"),
+    pytest.param("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\n"
+                 "apiVersion: v1\nkind: Service\nmetadata: {}\n", "document 3: metadata.name is missing",
+                 id="no-name-third-doc"),
     pytest.param("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: x}\n",
                  "document 1: kind Ingress is not handled", id="unknown-kind"),
     pytest.param("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: x}\n",
@@ -122,7 +124,8 @@ def test_service_port_picks_the_service_and_port(docs: list[dict[str, Any]], nam
                  id="two-unnamed"),
     pytest.param([service("a", 1)], "b", None, "service b is not in the manifests (Services there: a)",
                  id="named-missing"),
-    pytest.param([service("a", 8080)], None, 9090, "service a has no port 9090 (ports: 8080)", id="port-missing"),
+    pytest.param([service("a", 8080)], None, 9090, "service a has no port 9090 (ports: 8080)",
+                 id="port-missing"),
     pytest.param([service("a")], None, None, "service a has no ports", id="no-ports"),
 ])
 def test_service_port_errors_say_what_is_there(docs: list[dict[str, Any]], name: str | None,
@@ -192,7 +195,8 @@ def test_rollout_progress(dep: dict[str, Any], expected: Rollout) -> None:
                  'pod app-7d9f-x: ImagePullBackOff: Back-off pulling image "ghcr.io/x:9"', True,
                  id="image-pull-backoff"),
     pytest.param([waiting("InvalidImageName", 'couldn\'t parse image name "X:"')],
-                 'pod app-7d9f-x: InvalidImageName: couldn\'t parse image name "X:"', True, id="invalid-image"),
+                 'pod app-7d9f-x: InvalidImageName: couldn\'t parse image name "X:"', True,
+                 id="invalid-image"),
     pytest.param([waiting("CreateContainerConfigError", 'configmap "cfg" not found')],
                  'pod app-7d9f-x: CreateContainerConfigError: configmap "cfg" not found', True,
                  id="config-error"),
@@ -210,7 +214,8 @@ def test_rollout_progress(dep: dict[str, Any], expected: Rollout) -> None:
                  id="fatal-named-before-transient"),
 ])
 def test_explain_pods(pods: list[dict[str, Any]], explained: str | None, fatal: bool) -> None:
-    """explain_pods names the first problem (fatal first); fatal_pod_problem only the ones waiting won't cure."""
+    """explain_pods names the first problem (fatal first); fatal_pod_problem only the ones waiting
+    won't cure."""
     assert explain_pods(pods) == explained
     assert fatal_pod_problem(pods) == (explained if fatal else None)
 

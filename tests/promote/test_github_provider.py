@@ -161,7 +161,8 @@ def test_retries_are_bounded(gh: GitHubEmulator) -> None:
     sleeps = Sleeps()
     p = provider(gh, sleeps, retries=2)
     gh.fail_next("GET contents", 10, status=502)
-    with pytest.raises(PromotionError, match=r"kept failing while reading deploy/app.yaml at main .*HTTP 502"):
+    with pytest.raises(PromotionError,
+                       match=r"kept failing while reading deploy/app.yaml at main .*HTTP 502"):
         p.read_file(MANIFEST, "main")
     assert gh.calls("GET contents") == 3 and sleeps == [0.5, 1.0]
 
@@ -228,7 +229,8 @@ def test_only_the_adapter_imports_pygithub() -> None:
         for path in sorted((REPO_ROOT / package).rglob("*.py")):
             tree = ast.parse(path.read_text(), str(path))
             names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-            names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0]
+            names += [n.module or "" for n in ast.walk(tree)
+                      if isinstance(n, ast.ImportFrom) and n.level == 0]
             if any(name == "github" or name.startswith("github.") for name in names):
                 offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == ["promote/github.py"]

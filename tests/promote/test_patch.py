@@ -95,7 +95,8 @@ def test_copy_keeps_stable_identity_and_takes_candidate_content() -> None:
     for doc, old in zip(expected, stable, strict=True):
         doc["metadata"]["name"] = old["metadata"]["name"]
         doc["spec"]["selector"] = old["spec"]["selector"]
-    expected[0]["spec"]["template"]["metadata"]["labels"] = stable[0]["spec"]["template"]["metadata"]["labels"]
+    template_labels = stable[0]["spec"]["template"]["metadata"]["labels"]
+    expected[0]["spec"]["template"]["metadata"]["labels"] = template_labels
     assert out == expected
     assert out[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/slogate/hello:2.0"
     assert out[1]["spec"]["selector"] == {"app": "hello", "version": "1.0"}

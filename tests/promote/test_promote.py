@@ -151,7 +151,8 @@ def test_missing_token_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     path.write_text(json.dumps(data))
     out = CliRunner().invoke(main, ["promote", str(path)])
     assert out.exit_code == 2
-    assert out.stderr.strip() == "slogate: error: no GitHub token: set GITHUB_TOKEN, promotion.tokenFile or promotion.tokenSecret"
+    assert out.stderr.strip() == ("slogate: error: no GitHub token: set GITHUB_TOKEN, promotion.tokenFile "
+                                  "or promotion.tokenSecret")
 
 
 def _results_with_promotion(tmp_path: Path, results: Results, repo: Path) -> Path:

@@ -605,7 +605,8 @@ class GitHubEmulator:
         commit = self._commit_file(branch, path, base64.b64decode(data["content"]), str(data["message"]))
         blob = self._object_at(commit, path)
         assert blob is not None
-        return web.json_response({"content": self._content_json(path, blob[1], with_content=False, kind="file"),
+        content = self._content_json(path, blob[1], with_content=False, kind="file")
+        return web.json_response({"content": content,
                                   "commit": {**self._commit_json(commit), "message": data["message"]}},
                                  status=200 if found else 201)
 
@@ -673,7 +674,8 @@ class GitHubEmulator:
         return state == "all" or state == pull.state
 
     async def _list_pulls(self, request: web.Request, _: Any) -> web.Response:
-        found = [self._pull_json(p, full=False) for p in self._pulls.values() if self._matches(p, request.query)]
+        found = [self._pull_json(p, full=False) for p in self._pulls.values()
+                 if self._matches(p, request.query)]
         return web.json_response(found)
 
     async def _post_pull(self, request: web.Request, data: Any) -> web.Response:

@@ -487,7 +487,8 @@ def test_our_encoding_decodes_in_hdrh() -> None:
        st.lists(st.integers(min_value=0, max_value=10**10), max_size=300))
 @settings(max_examples=100, deadline=None)
 def test_compact_storage_reads_merges_and_writes_like_dense(a: list[int], b: list[int]) -> None:
-    """A compacted histogram equals its dense self in every statistic, merges alike, and densifies on write."""
+    """A compacted histogram equals its dense self in every statistic, merges alike, and densifies
+    on write."""
     dense = Histogram.from_values(a)
     compact = Histogram.from_values(a).compact()
     assert compact == dense
