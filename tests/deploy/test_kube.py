@@ -43,7 +43,8 @@ def k8s(tmp_path: Path) -> Iterator[K8sEmulator]:
 
 def candidate(*, image: str | None = None, replicas: int | None = None,
               cpu: str | None = None) -> list[dict[str, Any]]:
-    """Return the example candidate's documents, with the Deployment's image, replicas or cpu request changed."""
+    """Return the example candidate's documents, with the Deployment's image, replicas or cpu
+    request changed."""
     docs = copy.deepcopy(load_manifests([CANDIDATE]))
     spec = docs[0]["spec"]
     container = spec["template"]["spec"]["containers"][0]
@@ -168,7 +169,8 @@ def test_server_error_names_verb_object_and_status(k8s: K8sEmulator) -> None:
 
 
 def test_rollout_logs_each_change_of_progress_until_ready(tmp_path: Path) -> None:
-    """Waiting for two replicas logs each new summary once, in the controller's order, until all are available."""
+    """Waiting for two replicas logs each new summary once, in the controller's order, until all
+    are available."""
     steps = ["spec change not yet observed (0/2 updated, 0/2 available)", "0/2 updated, 0/2 available",
              "1/2 updated, 0/2 available", "1/2 updated, 1/2 available", "2/2 updated, 1/2 available",
              "2/2 updated, 2/2 available"]
@@ -212,7 +214,8 @@ def test_timeout_names_the_pods_reason_when_there_is_one(tmp_path: Path) -> None
             walltime.sleep(0.01)
         k8s.paused = True
         message = fails(k8s, rollout(candidate(), lambda _: None, timeout_s=3.0), time=FakeTime())
-    assert re.fullmatch(r"deployment default/hello-candidate not ready after 3 s: 1/1 updated, 0/1 available; "
+    assert re.fullmatch(r"deployment default/hello-candidate not ready after 3 s: "
+                        r"1/1 updated, 0/1 available; "
                         r"pod hello-candidate-\w+-\w+: CrashLoopBackOff: container hello restarted 1 times, "
                         r"last exit code 1 \(Error\)", message), message
 
@@ -222,14 +225,14 @@ def test_timeout_names_the_pods_reason_when_there_is_one(tmp_path: Path) -> None
                  r'pod hello-candidate-\w+-\w+: ImagePullBackOff: Back-off pulling image '
                  r'"ghcr.io/slogate/hello:does-not-exist"', id="image-pull-backoff"),
     pytest.param(candidate(image="ghcr.io/slogate/hello:crash"), None,
-                 r"pod hello-candidate-\w+-\w+: CrashLoopBackOff: container hello restarted ([2-9]|\d\d+) times, "
-                 r"last exit code 1 \(Error\)", id="crash-loop"),
+                 r"pod hello-candidate-\w+-\w+: CrashLoopBackOff: container hello restarted "
+                 r"([2-9]|\d\d+) times, last exit code 1 \(Error\)", id="crash-loop"),
     pytest.param(candidate(cpu="64"), None,
                  r"pod hello-candidate-\w+-\w+: Unschedulable: 0/3 nodes are available: 3 Insufficient cpu\.",
                  id="unschedulable"),
     pytest.param(candidate(), "CreateContainerConfigError",
-                 r'pod hello-candidate-\w+-\w+: CreateContainerConfigError: configmap "hello-config" not found',
-                 id="config-error-injected"),
+                 r"pod hello-candidate-\w+-\w+: CreateContainerConfigError: "
+                 r'configmap "hello-config" not found', id="config-error-injected"),
 ])
 def test_fatal_pod_states_fail_at_once(k8s: K8sEmulator, docs: list[dict[str, Any]], inject: str | None,
                                        expected: str) -> None:
@@ -259,7 +262,8 @@ def test_progress_deadline_exceeded_fails_at_once(k8s: K8sEmulator) -> None:
 # ---------------------------------------------------------------- RBAC, credentials, reachability
 
 
-APPLY_SERVICES = {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list", "create", "patch"]}
+APPLY_SERVICES = {"apiGroups": [""], "resources": ["services", "pods"],
+                  "verbs": ["get", "list", "create", "patch"]}
 
 
 def test_rbac_denial_names_verb_resource_and_namespace(tmp_path: Path) -> None:
@@ -284,8 +288,10 @@ def test_apply_that_creates_needs_create_too(tmp_path: Path) -> None:
 
 
 def test_rules_that_allow_enough_let_the_launch_through(tmp_path: Path) -> None:
-    """The verbs the adapter uses (get, list, patch, delete, and create for an apply that creates) are enough."""
-    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch", "delete"]},
+    """The verbs the adapter uses (get, list, patch, delete, and create for an apply that creates)
+    are enough."""
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments"],
+              "verbs": ["get", "create", "patch", "delete"]},
              {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch", "delete"]},
              {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
     with k8s_emulator(tmp_path, rules=rules, step_s=0.02) as k8s:
@@ -356,11 +362,13 @@ def test_kubeconfig_from_the_environment_and_a_named_context(k8s: K8sEmulator, t
     pytest.param("ghtoken", "nope", None, "secret default/ghtoken has no key nope (keys: binary, token)",
                  id="missing-key"),
     pytest.param("other", "token", None, "secret default/other not found", id="missing-secret"),
-    pytest.param("ghtoken", "binary", None, "secret default/ghtoken key binary is not UTF-8 text", id="not-text"),
+    pytest.param("ghtoken", "binary", None, "secret default/ghtoken key binary is not UTF-8 text",
+                 id="not-text"),
     pytest.param("ghtoken", "token", [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
                                        "resourceNames": ["other"]}],
-                 f'forbidden: secrets "ghtoken" is forbidden: {USER} cannot get resource "secrets" in API group '
-                 '"" in the namespace "default" (needs get on secrets in namespace default)', id="forbidden"),
+                 f'forbidden: secrets "ghtoken" is forbidden: {USER} cannot get resource "secrets" '
+                 'in API group "" in the namespace "default" (needs get on secrets in namespace default)',
+                 id="forbidden"),
 ])
 def test_read_secret_errors_never_show_the_value(tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str,
                                                  key: str, rules: list[dict[str, Any]] | None,
@@ -368,7 +376,8 @@ def test_read_secret_errors_never_show_the_value(tmp_path: Path, caplog: pytest.
     """Secret errors name the Secret, the key or the permission, and the value is in no message or log."""
     caplog.set_level(logging.DEBUG)
     with k8s_emulator(tmp_path, rules=rules) as k8s:
-        k8s.add_secret("default", "ghtoken", {"token": SECRET_VALUE, "binary": b"\xff\xfe" + SECRET_VALUE.encode()})
+        k8s.add_secret("default", "ghtoken",
+                       {"token": SECRET_VALUE, "binary": b"\xff\xfe" + SECRET_VALUE.encode()})
         message = fails(k8s, lambda kube: kube.read_secret(name, key, "default"))
     assert message == expected
     assert SECRET_VALUE not in message and SECRET_VALUE not in caplog.text
@@ -378,7 +387,8 @@ def test_read_secret_through_the_facade(k8s: K8sEmulator, caplog: pytest.LogCapt
     """The sync read_kubernetes_secret returns the decoded value and logs nothing of it."""
     caplog.set_level(logging.DEBUG)
     k8s.add_secret("default", "ghtoken", {"token": SECRET_VALUE})
-    assert read_kubernetes_secret("ghtoken", "token", "default", kubeconfig=str(k8s.kubeconfig)) == SECRET_VALUE
+    read = read_kubernetes_secret("ghtoken", "token", "default", kubeconfig=str(k8s.kubeconfig))
+    assert read == SECRET_VALUE
     assert SECRET_VALUE not in caplog.text
 
 
@@ -388,7 +398,8 @@ def test_read_secret_through_the_facade(k8s: K8sEmulator, caplog: pytest.LogCapt
 def test_delete_removes_what_was_applied_and_ignores_absent_objects(k8s: K8sEmulator) -> None:
     """Delete removes the Deployment (its pods with it) and the Service, foreground; twice is fine."""
     with_kube(k8s, rollout(candidate(), lambda _: None), time=FakeTime())
-    applied = [DEPLOYMENT, Applied(kind="Service", name="hello-candidate", namespace="default", action="created")]
+    applied = [DEPLOYMENT,
+               Applied(kind="Service", name="hello-candidate", namespace="default", action="created")]
     with_kube(k8s, lambda kube: kube.delete(applied))
     with_kube(k8s, lambda kube: kube.delete(applied))
     assert not k8s.objects("deployments") and not k8s.objects("services") and not k8s.objects("pods")
@@ -405,12 +416,14 @@ def test_launch_and_cleanup_through_the_sync_facade(k8s: K8sEmulator) -> None:
     launched = launch(plan, lines.append, poll_s=0.02)
     assert launched.url == "http://hello-candidate.default.svc:8080"
     assert [a.kind for a in launched.applied] == ["Deployment", "Service"]
-    assert lines[:2] == ["deployment default/hello-candidate created", "service default/hello-candidate created"]
+    assert lines[:2] == ["deployment default/hello-candidate created",
+                         "service default/hello-candidate created"]
     assert "deployment default/hello-candidate: 1/1 updated, 1/1 available" in lines
     assert lines[-1] == "candidate ready at http://hello-candidate.default.svc:8080"
     cleanup(launched, plan, lines.append)
     assert not k8s.objects("deployments") and not k8s.objects("services")
-    assert lines[-2:] == ["service default/hello-candidate deleted", "deployment default/hello-candidate deleted"]
+    assert lines[-2:] == ["service default/hello-candidate deleted",
+                          "deployment default/hello-candidate deleted"]
 
 
 def test_launch_checks_the_service_before_touching_the_cluster(k8s: K8sEmulator) -> None:
@@ -423,7 +436,8 @@ def test_launch_checks_the_service_before_touching_the_cluster(k8s: K8sEmulator)
 
 
 def test_emulator_create_replace_merge_patch_and_list_as_the_api_does(k8s: K8sEmulator) -> None:
-    """POST twice is 409 AlreadyExists, a stale PUT is 409 Conflict, a merge patch merges, lists filter by label."""
+    """POST twice is 409 AlreadyExists, a stale PUT is 409 Conflict, a merge patch merges, lists
+    filter by label."""
     async def main() -> tuple[list[int], str, list[str]]:
         async with await config.new_client_from_config(str(k8s.kubeconfig), persist_config=False) as api:
             return await calls(client.CoreV1Api(api))
@@ -443,7 +457,8 @@ def test_emulator_create_replace_merge_patch_and_list_as_the_api_does(k8s: K8sEm
                 assert json.loads(exc.body)["kind"] == "Status"
         merged = await core.patch_namespaced_config_map("cfg", "default", {"data": {"two": "2"}})
         assert merged.metadata.resource_version != created.metadata.resource_version
-        await core.create_namespaced_config_map("default", {**body, "metadata": {"name": "b", "labels": {"app": "b"}}})
+        await core.create_namespaced_config_map(
+            "default", {**body, "metadata": {"name": "b", "labels": {"app": "b"}}})
         listed = await core.list_namespaced_config_map("default", label_selector="app in (a, c)")
         return codes, ",".join(sorted(merged.data)), [c.metadata.name for c in listed.items]
 
@@ -451,10 +466,12 @@ def test_emulator_create_replace_merge_patch_and_list_as_the_api_does(k8s: K8sEm
     assert [r.verb for r in k8s.requests] == ["create", "create", "update", "patch", "create", "list"]
 
 
-@pytest.mark.parametrize("cleanup_on_failure", [pytest.param(True, id="deleted"), pytest.param(False, id="kept")])
+@pytest.mark.parametrize("cleanup_on_failure",
+                         [pytest.param(True, id="deleted"), pytest.param(False, id="kept")])
 def test_failed_launch_deletes_what_it_applied_only_when_asked(k8s: K8sEmulator, tmp_path: Path,
                                                                cleanup_on_failure: bool) -> None:
-    """A launch whose rollout fails raises its reason; the candidate is deleted first if the policy says so."""
+    """A launch whose rollout fails raises its reason; the candidate is deleted first if the policy
+    says so."""
     broken = tmp_path / "broken.yaml"
     broken.write_text(CANDIDATE.read_text().replace("hello:2.0", "hello:does-not-exist"))
     plan = LaunchPlan(namespace="default", manifests=(broken,), service=None, port=None,

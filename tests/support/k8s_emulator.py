@@ -122,12 +122,14 @@ class _Failure:
 class _StatusError(Exception):
     """A request refused with a ``Status`` body."""
 
-    def __init__(self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, code: int, reason: str, message: str,
+                 details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, dict(details or {})
 
 
-def status_body(code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def status_body(code: int, reason: str, message: str,
+                details: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return a failure ``Status`` object as the API server writes it."""
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                             "message": message, "reason": reason, "code": code}
@@ -289,7 +291,8 @@ class K8sEmulator:
                     if namespace in (None, ns)]
 
     def inject(self, namespace: str, deployment: str, fault: str) -> None:
-        """Make the pods the controller creates for ``deployment`` from now on fail with ``fault`` (see FAULTS)."""
+        """Make the pods the controller creates for ``deployment`` from now on fail with ``fault``
+        (see FAULTS)."""
         assert fault in FAULTS, fault
         with self._lock:
             self._faults[(namespace, deployment)] = fault
@@ -344,12 +347,14 @@ class K8sEmulator:
         if resource != "namespaces" and (known is None or (known.group, known.version) != (group, version)):
             return None
         if name is None:
-            verb = {"GET": "watch" if query.get("watch") in ("true", "1") else "list", "POST": "create"}.get(method)
+            listing = "watch" if query.get("watch") in ("true", "1") else "list"
+            verb = {"GET": listing, "POST": "create"}.get(method)
         else:
             verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
         if verb is None:
             return None
-        return _Route(verb=verb, group=group, version=version, resource=resource, namespace=namespace, name=name)
+        return _Route(verb=verb, group=group, version=version, resource=resource, namespace=namespace,
+                      name=name)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -456,8 +461,8 @@ class K8sEmulator:
         try:
             desired = json.loads(body)
         except ValueError as exc:
-            raise _StatusError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") \
-                from exc
+            raise _StatusError(400, "BadRequest",
+                               f"the body of the request was in an unknown format: {exc}") from exc
         store = self._objects[route.resource]
         if route.verb == "create":
             name = str((desired.get("metadata") or {}).get("name", ""))
@@ -600,9 +605,10 @@ class K8sEmulator:
         causes: list[tuple[str, str, str]] = []  # (reason, field, message)
         name = obj["metadata"]["name"]
         if not _DNS1123.fullmatch(name) or len(name) > 253:
-            causes.append(("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 '
-                           "subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
-                           "start and end with an alphanumeric character"))
+            causes.append(("FieldValueInvalid", "metadata.name",
+                           f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
+                           "lower case alphanumeric characters, '-' or '.', and must start and end with "
+                           "an alphanumeric character"))
         spec = obj.get("spec") or {}
         if res.kind == "Deployment":
             causes += self._deployment_causes(spec)
@@ -753,7 +759,8 @@ class K8sEmulator:
         pod_name = f"{name}-{current}-{_encode(hashlib.sha256(str(self._names).encode()).digest(), 5)}"
         meta = self._new_meta(pod_name, namespace)
         meta["labels"] = {**(template.get("metadata") or {}).get("labels", {}), "pod-template-hash": current}
-        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{name}-{current}",
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                    "name": f"{name}-{current}",
                                     "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}-{current}")),
                                     "controller": True, "blockOwnerDeletion": True}]
         fault = self._fault_for(dep)
@@ -792,7 +799,8 @@ class K8sEmulator:
         containers, status = pod["spec"].get("containers") or [], pod["status"]
         name = pod["metadata"]["name"]
         if fault == "ImagePullBackOff":
-            pulled = any(s["state"]["waiting"]["reason"] == "ErrImagePull" for s in status["containerStatuses"])
+            pulled = any(s["state"]["waiting"]["reason"] == "ErrImagePull"
+                         for s in status["containerStatuses"])
             status["containerStatuses"] = [
                 self._waiting(c, "ImagePullBackOff", f'Back-off pulling image "{c.get("image")}"') if pulled
                 else self._waiting(c, "ErrImagePull", f'rpc error: code = NotFound desc = failed to pull and '
@@ -806,8 +814,9 @@ class K8sEmulator:
                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": _now(),
                                              "finishedAt": _now()}}} for c in containers]
         elif fault == "CreateContainerConfigError":
-            status["containerStatuses"] = [self._waiting(c, "CreateContainerConfigError",
-                                                         'configmap "hello-config" not found') for c in containers]
+            status["containerStatuses"] = [
+                self._waiting(c, "CreateContainerConfigError", 'configmap "hello-config" not found')
+                for c in containers]
         pod["metadata"]["resourceVersion"] = self._next_rv()
 
     @staticmethod
@@ -836,8 +845,8 @@ class K8sEmulator:
         status = dep["status"]
         status.update({"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
                        "unavailableReplicas": max(int(dep["spec"].get("replicas", 1)) - ready, 0),
-                       "updatedReplicas": sum(1 for p in pods
-                                              if p["metadata"]["labels"].get("pod-template-hash") == current)})
+                       "updatedReplicas": sum(
+                           1 for p in pods if p["metadata"]["labels"].get("pod-template-hash") == current)})
         dep["metadata"]["resourceVersion"] = self._next_rv()
 
     def _condition(self, dep: dict[str, Any], kind: str, status: str, reason: str, message: str) -> None:
