@@ -76,7 +76,7 @@ def test_a_concurrent_writer_loses_no_commit(repo: Path, monkeypatch: pytest.Mon
     archive, other = GitArchive(repo), GitArchive(repo)
     archive.store(document(day=1))
     real = GitArchive._commit_onto
-    raced = []
+    raced: list[str] = []
 
     def commit_then_race(self: GitArchive, *args: object) -> str:
         commit = real(self, *args)

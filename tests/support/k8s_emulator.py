@@ -47,7 +47,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -862,7 +862,7 @@ def k8s_emulator(root: Path, *, rules: Sequence[Mapping[str, Any]] | None = None
     """Serve a :class:`K8sEmulator` on 127.0.0.1 and write its kubeconfig; yield it once it listens."""
     emulator = K8sEmulator(root, rules=rules, **kwargs)
 
-    async def start(_: Served) -> tuple[int, Callable[[], Awaitable[None]]]:
+    async def start(_: Served) -> tuple[int, Callable[[], Coroutine[Any, Any, None]]]:
         runner = web.AppRunner(emulator.app(), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -219,8 +219,8 @@ def test_windows_hold_exactly_the_histograms_of_their_rows(
         for (label, outcome), hist in window.latency.items():
             code = LABELS.index(label) * CODE_SPAN + int(outcome.removeprefix("status:"))
             assert hist == Histogram.from_values(values[f"latency{code}"])
-            service = window.service[(label, outcome)]
-            assert service == Histogram.from_values(values[f"service{code}"])
+            service_hist = window.service[(label, outcome)]
+            assert service_hist == Histogram.from_values(values[f"service{code}"])
         assert sum(h.total for h in window.latency.values()) == len(values["lag"])
     assert not expected
 
