@@ -213,9 +213,9 @@ class Killer:
             return
         alive = list_actors(address=self.state_api, detail=True, filters=[
             ("class_name", "=", "RayLoadWorker"), ("state", "=", "ALIVE")])
-        victim = min(alive, key=lambda actor: actor.pid)
-        os.kill(victim.pid, signal.SIGKILL)
-        self.killed_pid, self.killed_at_s = victim.pid, time.time() - self.start_at
+        victim = min(present(actor.pid) for actor in alive)  # an alive actor has its process
+        os.kill(victim, signal.SIGKILL)
+        self.killed_pid, self.killed_at_s = victim, time.time() - self.start_at
 
     def join(self) -> None:
         assert self._thread is not None
@@ -301,12 +301,12 @@ class TestOneNode:
         with start_hello() as url:
             spec = _spec(url, rate=100, duration="2s", workers=2, window="0.5s", timeout="0.5s")
             _, results, _ = _run(spec, run_name=run_name)
-        url = f"http://127.0.0.1:{local_ray.metrics_port}/metrics"
+        metrics_url = f"http://127.0.0.1:{local_ray.metrics_port}/metrics"
         line = re.compile(r'^(ray_slogate_\w+)\{([^}]*)\} (\S+)$')
         found: dict[tuple[str, str], float] = {}
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:
-            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            body = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
             found = {}
             for match in map(line.match, body.splitlines()):
                 if match and f'run="{run_name}"' in match.group(2):

@@ -39,7 +39,14 @@ def _start_run(tmp_path: Path, url: str, workers: int = 1,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    stderr = proc.stderr
+    assert stderr is not None  # stderr=PIPE
+
+    def forward() -> None:
+        for line in stderr:
+            lines.put(line)
+
+    threading.Thread(target=forward, daemon=True).start()
     return proc, lines
 
 

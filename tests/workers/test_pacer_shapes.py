@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from workers.pacer import PoissonPacer, RampPacer, make_pacer
+from workers.pacer import Pacer, PoissonPacer, RampPacer, make_pacer
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -138,7 +138,7 @@ def test_make_pacer_ramps_to_the_rate_by_default() -> None:
 # --- PoissonPacer -------------------------------------------------------------------------------
 
 
-def arrivals(pacer: PoissonPacer, n: int) -> np.ndarray:
+def arrivals(pacer: Pacer, n: int) -> np.ndarray:
     """Return the first n intended times of a pacer."""
     return np.array([pacer.intended_s(k) for k in range(n)])
 
