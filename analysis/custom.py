@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 Reduce = Literal["last", "max", "mean"]
@@ -195,7 +196,8 @@ def judge_custom(*, name: str, upper: float | None, lower: float | None, vs: str
     if candidate.value is None:
         return CustomJudgement(value=None, outcome="INCONCLUSIVE",
                                reason=f"no data for {name}: {candidate.note or 'no value'}")
-    value, show = candidate.value, (lambda v: format_custom(v, candidate.unit))
+    value = candidate.value
+    show: Callable[[float], str] = partial(format_custom, unit=candidate.unit)
     if vs is not None:
         base = readings.get((name, vs))
         if base is None or base.error or base.value is None:

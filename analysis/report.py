@@ -282,7 +282,7 @@ def _md_custom(results: Results) -> list[str]:
     problems = [f"- {md_text(line)}" for line in custom_problems(results)]
     return ["### Custom metrics", "", md_text(CUSTOM_NOTE), "",
             *md_table(CUSTOM_HEADER, CUSTOM_ALIGN, custom_rows(results)),
-            *([""] + problems if problems else []), ""]
+            *(["", *problems] if problems else []), ""]
 
 
 def render_markdown(results: Results) -> str:

@@ -26,12 +26,12 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as in a Ray worker (see bench.slogate_client)
 
-import grpc  # noqa: E402
-import uvloop  # noqa: E402
-from grpc import aio  # noqa: E402
+import grpc
+import uvloop
+from grpc import aio
 
-from workers.load_worker import LoadWorker  # noqa: E402
-from workers.plan import GRPC_METHOD, GrpcChannels, RequestTemplate, WorkerPlan  # noqa: E402
+from workers.load_worker import LoadWorker
+from workers.plan import GRPC_METHOD, GrpcChannels, RequestTemplate, WorkerPlan
 
 PATH = "/hello.Greeter/SayHello"
 BODY = b"\n\x07slogate"  # HelloRequest{name: "slogate"}

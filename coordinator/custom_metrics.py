@@ -153,7 +153,7 @@ def check_metrics(spec: ExperimentSpec, *, base_dir: Path = Path("."),
     checked = 0
     for provider, triples in _plan(spec, end - CHECK_INTERVAL_S, end, check=True):
         answers = runner(connection_for(provider, base_dir), [q for _, _, q in triples])
-        for (metric, version, query), answer in zip(triples, answers):
+        for (metric, version, query), answer in zip(triples, answers, strict=True):
             if isinstance(answer, MetricsError):
                 raise MetricsError(f"{answer} (checked before the load, for the {version}; "
                                    "no load was sent)")
@@ -181,7 +181,7 @@ def read_metrics(spec: ExperimentSpec, start_s: float, end_s: float, *,
             answers = runner(connection_for(provider, base_dir), [q for _, _, q in triples])
         except EXPECTED as exc:  # a credential (variable, file, Secret) gone during the run
             answers = [MetricsError(str(exc))] * len(triples)
-        for (metric, version, query), answer in zip(triples, answers):
+        for (metric, version, query), answer in zip(triples, answers, strict=True):
             readings.append(_reading(metric, version, query, answer))
     return readings
 

@@ -102,21 +102,23 @@ class RayLoadWorker(LoadWorker):
 
         tags = {"run": run_name, "worker": str(plan.worker_index)}
         keys = tuple(tags)
-        self._metrics = {
+        self._counters = {
             "requests": metrics.Counter("slogate_requests", "Requests finished", tag_keys=keys),
             "errors": metrics.Counter("slogate_errors", "Requests that were errors",
                                       tag_keys=keys),
+            # Counters per bucket add up across workers (coordinator/run_metrics.py).
+            "buckets": metrics.Counter("slogate_latency_ms_bucket", "Measured requests at or "
+                                       "below le ms", tag_keys=(*keys, "le")),
+        }
+        self._gauges = {
             "in_flight": metrics.Gauge("slogate_in_flight", "Requests outstanding",
                                        tag_keys=keys),
             "rate": metrics.Gauge("slogate_achieved_rps", "Requests finished per second",
                                   tag_keys=keys),
             "p50": metrics.Gauge("slogate_latency_p50_ms", "Running latency p50", tag_keys=keys),
             "p99": metrics.Gauge("slogate_latency_p99_ms", "Running latency p99", tag_keys=keys),
-            # Counters per bucket add up across workers (coordinator/run_metrics.py).
-            "buckets": metrics.Counter("slogate_latency_ms_bucket", "Measured requests at or "
-                                       "below le ms", tag_keys=(*keys, "le")),
         }
-        for metric in self._metrics.values():
+        for metric in (*self._counters.values(), *self._gauges.values()):
             metric.set_default_tags(tags)
         self._last = (0.0, 0, 0)  # elapsed, requests, errors at the last export
         self._buckets: list[tuple[str, int]] = []  # cumulative counts at the last export
@@ -138,21 +140,21 @@ class RayLoadWorker(LoadWorker):
 
     def _export(self, progress: Progress) -> None:
         elapsed, requests, errors = self._last
-        m = self._metrics
+        count, gauge = self._counters, self._gauges
         if progress.requests > requests:
-            m["requests"].inc(progress.requests - requests)
+            count["requests"].inc(progress.requests - requests)
         if progress.errors > errors:
-            m["errors"].inc(progress.errors - errors)
-        m["in_flight"].set(progress.in_flight)
+            count["errors"].inc(progress.errors - errors)
+        gauge["in_flight"].set(progress.in_flight)
         if progress.elapsed_s > elapsed:
-            m["rate"].set((progress.requests - requests) / (progress.elapsed_s - elapsed))
+            gauge["rate"].set((progress.requests - requests) / (progress.elapsed_s - elapsed))
         for name, q in (("p50", 50), ("p99", 99)):
             value = progress.latency.percentile_ns(q)
             if value is not None:
-                m[name].set(value / 1e6)
+                gauge[name].set(value / 1e6)
         buckets = cumulative_buckets(progress.latency)
         for le, increase in bucket_increments(self._buckets, buckets):
-            m["buckets"].inc(increase, tags={"le": le})
+            count["buckets"].inc(increase, tags={"le": le})
         self._buckets = buckets
         self._last = (progress.elapsed_s, progress.requests, progress.errors)
 
@@ -445,7 +447,7 @@ class RayPool:
         for ref in done:
             slots[pending[ref]].poll_ref = None
         try:
-            answers = [unpack(packed) for packed in ray.get(done)]
+            answers: list[Snapshot | str] = [unpack(packed) for packed in ray.get(done)]
         except RayError:
             answers = [self._answer(ref) for ref in done]
         for ref, answer in zip(done, answers, strict=True):
@@ -661,7 +663,7 @@ def _lean_head(dashboard: bool) -> Any:
     def no_api_server(node: Any, **_kwargs: Any) -> None:
         node._webui_url = None
 
-    Node.start_api_server = no_api_server  # type: ignore[method-assign]
+    Node.start_api_server = no_api_server  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

@@ -20,8 +20,15 @@ from analysis.judging import WindowHealth, judge_measured, objective_results, ru
 from analysis.merge import FinalWindow
 from analysis.metrics import Measured, metrics_table
 from analysis.results import (
-    CustomMetricResult, GapResult, Histograms, Results, Series, WindowResult, WorkerResult,
-    clean_metrics, series,
+    CustomMetricResult,
+    GapResult,
+    Histograms,
+    Results,
+    Series,
+    WindowResult,
+    WorkerResult,
+    clean_metrics,
+    series,
 )
 from coordinator.grpc_spec import ResolvedGrpc
 from coordinator.spec import ExperimentSpec

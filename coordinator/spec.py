@@ -44,7 +44,12 @@ from pydantic import (
 from ruamel.yaml.error import YAMLError
 
 from analysis.catalog import (
-    ALL_ENDPOINTS, DEFAULT_ERROR_RANGES, MetricKind, canonical_metric, kind_of, known_metric_names,
+    ALL_ENDPOINTS,
+    DEFAULT_ERROR_RANGES,
+    MetricKind,
+    canonical_metric,
+    kind_of,
+    known_metric_names,
 )
 from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml

@@ -90,14 +90,14 @@ def _labelled(template: RequestTemplate, version: str | None) -> RequestTemplate
     return dataclasses.replace(template, label=f"{version}{VERSION_SEPARATOR}{template.label}")
 
 
-def choose_transport(spec: ExperimentSpec) -> str:
+def choose_transport(spec: ExperimentSpec) -> Literal["fast", "aiohttp", "grpc"]:
     """Return ``grpc`` when an endpoint is a gRPC call, else :func:`http_transport`."""
     if any(e.call is not None for e in spec.endpoints):
         return "grpc"
     return http_transport(spec)
 
 
-def http_transport(spec: ExperimentSpec) -> str:
+def http_transport(spec: ExperimentSpec) -> Literal["fast", "aiohttp"]:
     """Return ``fast`` or ``aiohttp``: the spec's choice, or for ``auto`` fast unless a request
     needs aiohttp (redirects, HEAD responses, which the fast path's parser cannot frame)."""
     origins = {urlsplit(url)[:2] for _, url in spec.versions()}

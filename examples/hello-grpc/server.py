@@ -65,8 +65,8 @@ async def serve(options: argparse.Namespace) -> None:
     protos, services = grpc.protos_and_services("hello.proto")
     draw = random.Random(options.seed)
 
-    class Greeter(services.GreeterServicer):  # type: ignore[name-defined,misc]
-        async def SayHello(self, request: object, context: aio.ServicerContext) -> object:  # noqa: N802
+    class Greeter(services.GreeterServicer):  # type: ignore[name-defined]
+        async def SayHello(self, request: object, context: aio.ServicerContext) -> object:
             await asyncio.sleep(options.latency)
             if options.error_rate and draw.random() < options.error_rate:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "injected failure")

@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -62,7 +62,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 try:  # optional: GET /metrics
     import prometheus_client
 except ImportError:  # pragma: no cover - depends on the environment
-    prometheus_client = None
+    prometheus_client = None  # type: ignore[assignment]  # mypy's idiom for an optional import
 
 # Seconds; fine around the latencies the tests inject (1-50 ms), coarse beyond.
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
@@ -370,7 +370,7 @@ class HelloApp:
         return app
 
 
-def _metrics(version: str) -> tuple[object, object, object]:
+def _metrics(version: str) -> tuple[Any, Any, Any]:  # prometheus_client's types, optional here
     """Return (registry, requests counter, duration histogram), or Nones without
     prometheus_client. A registry of the app's own: the process collector gives CPU seconds
     and memory of this process."""

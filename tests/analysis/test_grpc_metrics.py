@@ -83,7 +83,7 @@ def test_a_saved_runs_error_codes_are_read_back() -> None:
     assert saved_spec({"grpc": None}).ok_outcomes == saved_spec({}).ok_outcomes == ("grpc:OK",)
     assert "grpc:UNAVAILABLE" not in ok_outcomes(["UNAVAILABLE"])
     assert len(ok_outcomes(["UNAVAILABLE"])) == 16
-    with pytest.raises(SavedSpecError, match="grpc.errorCodes"):
+    with pytest.raises(SavedSpecError, match=r"grpc\.errorCodes"):
         saved_spec({"grpc": {"errorCodes": ["OOPS"]}})
 
 

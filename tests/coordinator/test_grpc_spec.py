@@ -168,9 +168,8 @@ def test_reflection_gives_the_schema_and_checks_the_call() -> None:
 
 def test_reflection_against_a_server_without_it_is_one_line() -> None:
     """A server that does not serve reflection: grpc.reflection says so, naming the address."""
-    with grpc_server() as served:
-        with pytest.raises(SpecError) as caught:
-            _resolve(_doc(target=served.url, grpc={"reflection": True}))
+    with grpc_server() as served, pytest.raises(SpecError) as caught:
+        _resolve(_doc(target=served.url, grpc={"reflection": True}))
     assert str(caught.value) == (f"grpc.reflection: server reflection at "
                                  f"{served.url.removeprefix('grpc://')} failed: UNIMPLEMENTED")
 

@@ -143,7 +143,7 @@ def ca_and_server_cert(directory: Path, server_name: str = "hello.test"
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def build(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
               signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
