@@ -8,6 +8,7 @@ here with the file and line, so the seams stay where STYLE.md draws them.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,18 @@ def test_no_two_modules_of_a_package_import_each_other() -> None:
     assert {"workers.raw_engine", "workers.run_state"} <= set(graph)
     assert "workers.run_state" in graph["workers.raw_engine"]  # the graph sees real imports
     assert cycles(graph) == []
+
+
+def _strict_modules() -> set[str]:
+    """Return the modules pyproject.toml's mypy override with the strict flags names."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    [strict] = [o for o in config["tool"]["mypy"]["overrides"] if o.get("disallow_untyped_defs")]
+    return set(strict["module"])
+
+
+def test_mypy_is_strict_on_exactly_the_pure_core() -> None:
+    """The modules mypy checks strictly are the pure core listed here, no more and no fewer."""
+    pure = {p.removesuffix("/").removesuffix(".py").replace("/", ".") for p in PURE}
+    expected = {f"{name}.*" if not (ROOT / f"{name.replace('.', '/')}.py").exists() else name
+                for name in pure}
+    assert _strict_modules() == expected
