@@ -582,7 +582,8 @@ def _verify_after(results: Any, spec: Any, where: dict[str, Any], *, spec_dir: P
     from analysis.results import load_results
     from analysis.verdict import Verdict
     from coordinator.pr_evidence import check_report_url
-    from coordinator.verify_wiring import VerifyOptions, verify as verify_promotion
+    from coordinator.verify_wiring import VerifyOptions
+    from coordinator.verify_wiring import verify as verify_promotion
     from deploy.sync_wait import StableDeployment
 
     _check_where(where)

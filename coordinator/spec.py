@@ -68,7 +68,7 @@ from coordinator.grpc_spec import (
 )
 from coordinator.metrics_spec import MetricsSpec, custom_units, parse_custom_limit
 from coordinator.notify_spec import NotifyTarget
-from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
+from promote.spec import PromotionSpec
 from promote.spec import SpecModel as _Model
 
 SCHEMA_ID = "https://slogate.dev/schemas/experiment/v1"

@@ -39,7 +39,8 @@ def deployment_yaml(version: str) -> str:
 
 
 @pytest.fixture
-def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GitHubEmulator, K8sEmulator, GitOpsController]]:
+def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+         ) -> Iterator[tuple[GitHubEmulator, K8sEmulator, GitOpsController]]:
     """The GitHub emulator (hello 1.0 on main), the Kubernetes emulator and the controller that
     keeps the cluster in sync with main; the cluster runs 1.0 when the test starts."""
     with github_emulator(tmp_path, {MANIFEST: deployment_yaml("1.0")}) as gh, \
