@@ -50,6 +50,12 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Request data and response checks against a fixed request (bench/request_data.py): requests per
+# CPU-second of one LoadWorker against nginx, in turns; about 30 s with the defaults
+.PHONY: bench-data
+bench-data: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.request_data $(BENCH_DATA_ARGS)
+
 # The coordinator at scale (bench/coordinator_scale.py): 64x600, 1024x600 and 64x3600 worker-windows
 # through the supervisor; BENCH_SCALE_ARGS=--full adds 1024x3600 (3.7 M, about 10 minutes here).
 .PHONY: bench-scale

@@ -21,6 +21,8 @@ Modules, roughly from the bottom up (no two import each other):
 - :mod:`analysis.verdict`: ``Slo`` (an objective in canonical units), each objective's verdict
   and the run's (PASS, FAIL, INCONCLUSIVE, INVALID);
 - :mod:`analysis.judging`: the one path from a measured run to its verdicts;
+- :mod:`analysis.stages`: a run judged stage by stage (``load.stages``) and window by window
+  (``window: worst``), from the windows of its results;
 - :mod:`analysis.results`: the ``results.json`` document, written atomically, read strictly;
   :mod:`analysis.saved_spec`: the typed view of the spec a saved run echoes
   (``Results.saved``), parsed once when the document is loaded: objectives, limits, error

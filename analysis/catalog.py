@@ -65,6 +65,8 @@ _FIXED: dict[str, MetricKind] = {
     "request-count": MetricKind.COUNT,
     "error-count": MetricKind.COUNT,
     "error-rate": MetricKind.RATIO,
+    "check-count": MetricKind.COUNT,
+    "check-rate": MetricKind.RATIO,
     "latency-mean": MetricKind.LATENCY,
     "latency-stddev": MetricKind.LATENCY,
     "latency-min": MetricKind.LATENCY,
@@ -138,7 +140,7 @@ def format_value(metric: str, value: float | int | None) -> str:
     kind = kind_of(metric)
     if kind is None or metric.endswith("-count"):
         return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
-    if metric == "error-rate":
+    if metric in ("error-rate", "check-rate"):
         return f"{value * 100:.3g}%"
     unit = UNITS[kind]
     return f"{value:.4g} {unit}".strip() if unit == "ms" else f"{value:.1f} {unit}"

@@ -5,7 +5,7 @@ requests that got a response, the request and error counts and the measured dura
 :func:`evidence_for` computes, for any built-in metric, the value and an interval in the metric's
 unit (ms, fraction, req/s, count):
 
-- ``error-rate``: Clopper-Pearson interval;
+- ``error-rate``, ``check-rate``: Clopper-Pearson interval;
 - ``latency-pXX``: distribution-free order-statistic interval (None when n is too small);
 - ``latency-mean``: bootstrap interval over the histogram's buckets (None under 30 samples);
 - every other metric describes the run itself (counts, min, max, stddev, throughput): its
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from analysis import stats
 from analysis.catalog import ALL_ENDPOINTS, percentile_of
-from analysis.metrics import Measured
+from analysis.metrics import Measured, is_check
 from analysis.metrics import responded as has_response
 from workers.histogram import Histogram
 
@@ -33,6 +33,7 @@ class Scope:
     errors: int
     duration_s: float
     error_outcomes: tuple[tuple[str, int], ...] = ()  # (outcome, count), most frequent first
+    checks: int = 0  # responses that failed a check (check:<name>)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +66,7 @@ def scopes(measured: Measured) -> dict[str, Scope]:
         out[name] = Scope(
             responded=responded, requests=sum(h.total for _, h in items),
             errors=sum(errors.values()), duration_s=measured.duration_s,
+            checks=sum(h.total for o, h in items if is_check(o)),
             error_outcomes=tuple(sorted(errors.items(), key=lambda item: (-item[1], item[0]))))
     return out
 
@@ -76,6 +78,8 @@ def _ms(ns: float | None) -> float | None:
 def evidence_for(metric: str, scope: Scope | None, point: Mapping[str, float | None],
                  confidence: float = 0.95) -> Evidence:
     """Return the evidence for ``metric`` in ``scope``; ``point`` is the scope's metrics row."""
+    if metric in ("check-count", "check-rate") and scope is not None and scope.requests:
+        return _checks(metric, scope, confidence)  # shown in tables only when a check failed
     value = point.get(metric)
     if scope is None or value is None:
         return Evidence(value=None, interval=None, n=0, confidence=confidence, inferential=False)
@@ -93,6 +97,18 @@ def evidence_for(metric: str, scope: Scope | None, point: Mapping[str, float | N
         else scope.responded.total
     return Evidence(value=value, interval=(value, value), n=n, confidence=confidence,
                     inferential=False)
+
+
+def _checks(metric: str, scope: Scope, confidence: float) -> Evidence:
+    """Return check-count (a plain count) or check-rate (Clopper-Pearson, as error-rate)."""
+    if metric == "check-count":
+        return Evidence(value=scope.checks, interval=(scope.checks, scope.checks),
+                        n=scope.requests, confidence=confidence, inferential=False)
+    interval = stats.proportion_interval(scope.checks, scope.requests, confidence)
+    return Evidence(value=scope.checks / scope.requests,
+                    interval=(interval.low, interval.high) if interval else None,
+                    n=scope.requests, confidence=confidence, inferential=True,
+                    counts=((scope.checks, scope.requests),))
 
 
 def _percentile(value: float, q: float, hist: Histogram, confidence: float) -> Evidence:

@@ -40,6 +40,7 @@ from analysis.formatting import comparison_value_text, limits_text, objective_va
 from analysis.metrics import responded as has_response
 from analysis.outcomes import OUTCOME_COLUMNS, judge_of, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
+from analysis.stages import STAGE_COLUMNS, stage_rows
 from workers.histogram import Histogram
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
@@ -603,6 +604,15 @@ def _metric_names(rows: dict[str, dict[str, float | int | None]]) -> list[str]:
     return [n for n in _SHOWN if n in names] + [n for n in names if n not in _SHOWN]
 
 
+def stages_section(results: Results) -> str:
+    """Return the stages table of a run with ``load.stages`` (each stage judged on its own),
+    else nothing."""
+    if not results.stages:
+        return ""
+    table = _table(STAGE_COLUMNS, stage_rows(results.stages), align="lrrrrrll")
+    return _Html(f"<h2>Stages</h2>{table}")
+
+
 def metrics_section(results: Results) -> str:
     """Return the metrics table: one row per metric, one column per endpoint (all first)."""
     endpoints = list(results.metrics)
@@ -858,6 +868,8 @@ def render_html(results: Results) -> str:
     sections = [header_section(results), objectives_section(results),
                 comparison_section(results), outcomes_section(results), tables,
                 charts_section(results), run_section(results), footer_section(results)]
+    if results.stages:
+        sections.insert(2, stages_section(results))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'

@@ -9,7 +9,7 @@ objectives gives the verdict it had.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -20,7 +20,9 @@ from analysis.custom import Reading, reading_errors
 from analysis.evidence import scopes
 from analysis.metrics import Measured, metrics_table
 from analysis.results import ComparisonResult, ObjectiveResult
-from analysis.verdict import Limits, RunHealth, RunVerdict, Side, Slo, judge_run
+from analysis.verdict import (
+    Limits, ObjectiveVerdict, RunHealth, RunVerdict, Side, Slo, judge_run,
+)
 from workers.histogram import Histogram
 
 
@@ -78,6 +80,7 @@ def _rows(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 def judge_measured(
     objectives: Sequence[Slo], measured: Measured, health: RunHealth, limits: Limits,
     custom: Sequence[Reading] = (),
+    prejudged: Mapping[int, ObjectiveVerdict] | None = None,
 ) -> Judgement:
     """Return the judged run. In a two-version run, absolute objectives and the metrics table
     are the candidate's; objectives with ``vs`` compare it with the baseline. ``custom``: the
@@ -96,7 +99,8 @@ def judge_measured(
         base_side = (scopes(versions["baseline"]), _rows(baseline_table))
         comparison = _comparison(side, base_side, limits.confidence)
     verdict = judge_run(objectives, side[0], side[1], health, limits, baseline=base_side,
-                        custom={(r.name, r.version): r for r in custom})
+                        custom={(r.name, r.version): r for r in custom},
+                        prejudged=prejudged)
     return Judgement(table=table, verdict=verdict, baseline_table=baseline_table,
                      comparison=comparison)
 

@@ -14,8 +14,11 @@ Which requests count where (the same rule for every endpoint and for the ``*`` r
 - ``throughput``: successful requests (those not in ``error-count``) per second of the measured
   duration, so an objective on throughput is met by answers, never by failures: a run whose every
   request failed has throughput 0;
-- latency metrics: requests that got an HTTP response, of any status. A transport failure has no
-  response time, so it counts as an error but never shortens or lengthens the latency distribution.
+- latency metrics: requests that got an HTTP response, of any status (a failed check included).
+  A transport failure has no response time, so it counts as an error but never shortens or
+  lengthens the latency distribution;
+- ``check-count``, ``check-rate``: responses that failed one of their endpoint's checks
+  (outcome ``check:<name>``); each is an error as well.
 
 gRPC calls (outcomes ``grpc:<CODE>``) follow the same rules: an error is a code outside
 ``ok_outcomes`` (default: every code but OK); latency counts every call the service answered,
@@ -71,12 +74,18 @@ class Measured:
         return any(lo <= status <= hi for lo, hi in self.error_ranges)
 
 
+def is_check(outcome: str) -> bool:
+    """Return True for a response that failed one of its endpoint's checks (``check:<name>``)."""
+    return outcome.startswith("check:")
+
+
 def responded(outcome: str) -> bool:
-    """Return True when the outcome has a response time: an HTTP response of any status, or a
-    gRPC call the service answered (any code but UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED)."""
+    """Return True when the outcome has a response time: an HTTP response of any status (a
+    failed check included), or a gRPC call the service answered (any code but UNAVAILABLE,
+    DEADLINE_EXCEEDED, CANCELLED)."""
     if outcome.startswith("grpc:"):
         return outcome not in GRPC_NO_ANSWER
-    return outcome.startswith("status:")
+    return outcome.startswith("status:") or is_check(outcome)
 
 
 def status_of(outcome: str) -> int | None:
@@ -91,12 +100,14 @@ def _scope_stats(
 ) -> dict[str, float | int | None]:
     """Return every built-in metric for one scope (an endpoint, or all of them)."""
     requests = 0
-    error_count = 0
+    error_count = check_count = 0
     answered = Histogram()
     for outcome, hist in hists:
         requests += hist.total
         if measured.is_error(outcome):
             error_count += hist.total
+        if is_check(outcome):
+            check_count += hist.total
         if responded(outcome):
             answered.add(hist)
     duration_s = measured.duration_s
@@ -104,6 +115,8 @@ def _scope_stats(
         "request-count": requests,
         "error-count": error_count,
         "error-rate": (error_count / requests) if requests else None,
+        "check-count": check_count,
+        "check-rate": (check_count / requests) if requests else None,
         "throughput": ((requests - error_count) / duration_s) if duration_s > 0 and requests
         else None,
         "latency-mean": _ms(answered.mean_ns),
@@ -137,6 +150,10 @@ def metrics_table(measured: Measured, extra_percentiles: Iterable[float] = ()) -
         )
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "endpoint"
+    if not any(is_check(outcome) for _, outcome in measured.latency):
+        # no response failed a check: tables stay as they were (objectives still get 0, from
+        # the scope: analysis.evidence)
+        table = table.drop(columns=["check-count", "check-rate"])
     return table
 
 

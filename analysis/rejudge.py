@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
+from analysis.judging import WindowHealth, objective_results, run_health
 from analysis.metrics import Measured
 from analysis.results import Results, clean_metrics, unseries
+from analysis.stages import judge_all
 from analysis.verdict import Limits, Slo
 from workers.histogram import Histogram
 
@@ -33,12 +34,13 @@ def rejudge(results: Results, objectives: Sequence[Slo], limits: Limits) -> Resu
         windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=Histogram.decode(w.lag),
                               cpu_s=w.cpu_s) for w in results.windows),
         window_s=window_s)
-    judged = judge_measured(objectives, measured, health, limits,
-                            custom=[c.reading() for c in results.custom_metrics])
+    judged, stages = judge_all(objectives, measured, health, limits, results.windows,
+                               results.spec, custom=[c.reading() for c in results.custom_metrics])
     return results.model_copy(update={
         "metrics": clean_metrics(judged.table.to_dict(orient="index")),
         "comparison": judged.comparison,
         "objectives": objective_results(judged.verdict),
         "verdict": judged.verdict.verdict.value,
         "reasons": list(judged.verdict.reasons),
+        "stages": stages,
     })

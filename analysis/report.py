@@ -34,6 +34,7 @@ from analysis.custom_report import custom_problems, custom_rows
 from analysis.formatting import comparison_value_text, limits_text, objective_value_text
 from analysis.outcomes import OUTCOME_COLUMNS, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results
+from analysis.stages import STAGE_COLUMNS, stage_rows
 
 FORMATS = ("text", "markdown", "json", "junit", "html")
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -129,6 +130,8 @@ def render_text(results: Results, *, width: int | None = None, color: bool = Fal
         objectives.add_row(name, value, interval, limit, Text(verdict, style=style),
                            "" if verdict == "PASS" else reason)
     console.print(objectives)
+    if results.stages:
+        console.print(_stages_table(results))
     metrics = titled_table("Metrics")
     metrics.add_column("metric", no_wrap=True)
     endpoints = list(results.metrics)
@@ -285,6 +288,22 @@ def _md_custom(results: Results) -> list[str]:
             *(["", *problems] if problems else []), ""]
 
 
+def _stages_table(results: Results) -> Table:
+    table = titled_table("Stages")
+    for column in STAGE_COLUMNS:
+        table.add_column(column, no_wrap=column != "reason")
+    for row in stage_rows(results.stages or []):
+        table.add_row(*row[:-2], Text(row[-2], style=_COLOURS.get(row[-2], "")), row[-1])
+    return table
+
+
+def _md_stages(results: Results) -> list[str]:
+    if not results.stages:
+        return []
+    rows = stage_rows(results.stages)
+    return ["### Stages", "", *md_table(STAGE_COLUMNS, "lrrrrrll", rows), ""]
+
+
 def render_markdown(results: Results) -> str:
     """Return the report as GitHub-flavoured markdown (verdict, objectives, metrics, outcomes,
     config); text from the document is escaped so it renders as written."""
@@ -297,6 +316,7 @@ def render_markdown(results: Results) -> str:
         "",
         *objectives_markdown(results),
         "",
+        *_md_stages(results),
         *_md_metrics(results),
         "",
         *_md_custom(results),

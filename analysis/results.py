@@ -34,6 +34,8 @@ milliseconds in ``metrics``)::
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
     reasons     [one line each]
     slogateVersion, specFile  the slogate that ran it and the spec file it ran (null: unknown)
+    stages      load.stages only: [{index, name, rate, startS, durationS, requests, metrics,
+                 objectives, verdict, reasons}], each stage judged on its own windows
 
     Series = {endpoint, outcome, count, hdr}
 
@@ -173,6 +175,21 @@ class CustomMetricResult(_Doc):
                        error=self.error, note=self.note)
 
 
+class StageResult(_Doc):
+    """One load stage judged on its own windows (see :mod:`analysis.stages`)."""
+
+    index: int
+    name: str
+    rate: float
+    start_s: float
+    duration_s: float
+    requests: int = 0
+    metrics: dict[str, float | int | None] = Field(default_factory=dict)  # all endpoints ("*")
+    objectives: list[ObjectiveResult]
+    verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
+    reasons: list[str]
+
+
 class Results(_Doc):
     """A whole run, as saved in results.json (see the module docstring for the schema)."""
 
@@ -198,6 +215,7 @@ class Results(_Doc):
     reasons: list[str]
     slogate_version: str | None = None
     spec_file: str | None = None
+    stages: list[StageResult] | None = None  # load.stages: each stage judged on its own
 
     _saved: tuple[dict[str, Any], SavedSpec] | None = PrivateAttr(default=None)
 
@@ -233,9 +251,10 @@ class Results(_Doc):
 
     def to_json(self) -> str:
         """Return the document as indented JSON text (without ``customMetrics`` when the run
-        read none, so a run without them is written as before)."""
-        skip = None if self.custom_metrics else {"custom_metrics"}
-        return self.model_dump_json(by_alias=True, indent=2, exclude=skip) + "\n"
+        read none, and ``stages`` only for a staged run, so other runs are written as before)."""
+        skip = ({"custom_metrics"} if not self.custom_metrics else set()) | (
+            {"stages"} if self.stages is None else set())
+        return self.model_dump_json(by_alias=True, indent=2, exclude=skip or None) + "\n"
 
 
 def series(hists: dict[Key, Histogram]) -> list[Series]:

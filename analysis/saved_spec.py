@@ -149,8 +149,11 @@ def _objective(item: Any, where: str, custom: frozenset[str] = frozenset()) -> S
         raise SavedSpecError(f"{where}.endpoint: expected a string")
     if vs not in (None, "baseline"):
         raise SavedSpecError(f"{where}.vs: expected baseline, got {vs!r}")
+    window = item.get("window")
+    if window not in (None, "worst"):
+        raise SavedSpecError(f"{where}.window: expected worst, got {window!r}")
     return Slo(metric=metric, upper_limit=upper, lower_limit=lower, endpoint=endpoint,
-                     dry_run=item.get("dryRun") is True, vs=vs)
+               dry_run=item.get("dryRun") is True, vs=vs, window=window)
 
 
 def _ok_outcomes(grpc: Mapping[str, Any]) -> tuple[str, ...]:

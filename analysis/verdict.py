@@ -57,6 +57,7 @@ class Slo:
     endpoint: str | None = None
     dry_run: bool = False
     vs: str | None = None  # "baseline": limits are candidate/baseline ratios (rate: differences)
+    window: str | None = None  # "worst": judged in every window, the worst counts (stages.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,7 +184,7 @@ def _needed(objective: Slo, evidence: Evidence) -> int | None:
         (c_errors, c_n), (b_errors, b_n) = evidence.counts
         return stats.samples_to_separate_difference(c_errors / c_n, b_errors / b_n, limit,
                                                     evidence.confidence)
-    if objective.metric == "error-rate":
+    if objective.metric in ("error-rate", "check-rate"):
         return stats.samples_to_separate_proportion(value, limit, evidence.confidence)
     # An interval's half-width shrinks like 1/sqrt(n): scale n until it fits in |value - limit|.
     half = max(high - value, value - low)
@@ -235,19 +236,24 @@ def judge_run(
     table: Mapping[str, Mapping[str, float | None]], health: RunHealth,
     limits: Limits = Limits(), baseline: Side | None = None,
     custom: Mapping[tuple[str, str], Reading] | None = None,
+    prejudged: Mapping[int, ObjectiveVerdict] | None = None,
 ) -> RunVerdict:
     """Return the run's verdict from its objectives' evidence and its health (see module doc).
 
     ``scopes`` and ``table`` are the candidate's; ``baseline`` the baseline's, for objectives
-    judged relative to it; ``custom`` the custom metrics' readings by (name, version).
+    judged relative to it; ``custom`` the custom metrics' readings by (name, version);
+    ``prejudged``: verdicts of objectives judged elsewhere (``window: worst``, by
+    :mod:`analysis.stages`), by index.
     """
     custom = custom or {}
     names = {name for name, _ in custom}
+    prejudged = prejudged or {}
     judged = tuple(
+        prejudged[i] if i in prejudged else
         _judge_custom(o, custom, limits.confidence) if o.metric in names else
         _with_causes(judge_objective(o, _evidence(o, (scopes, table), baseline,
                                                   limits.confidence)), scopes)
-        for o in objectives)
+        for i, o in enumerate(objectives))
     counted = [j for j in judged if not j.objective.dry_run]
     reasons: list[str] = []
     if health.aborted:

@@ -17,6 +17,7 @@ On failure it prints ``{"error": ...}`` and exits 1; bad arguments exit 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -30,10 +31,15 @@ from typing import Any
 # numpy's BLAS starts no thread pool of its own here either (~0.07 CPU-s at import otherwise).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from workers.checks import Check, ResponseChecks  # noqa: E402
 from workers.histogram import Histogram
+from workers.histogram import Histogram  # noqa: E402
 from workers.load_worker import LoadWorker, WorkerReport
+from workers.load_worker import LoadWorker, WorkerReport  # noqa: E402  (after OMP_NUM_THREADS)
 from workers.plan import RequestTemplate, WorkerPlan
+from workers.plan import RequestTemplate, WorkerPlan  # noqa: E402
 from workers.recorder import Window
+from workers.recorder import Window  # noqa: E402
 
 START_DELAY_S = 0.2
 STOP_SLACK_S = 5.0
@@ -43,6 +49,12 @@ UNBOUNDED_MAX_S = 3600.0
 def build_plan(args: argparse.Namespace) -> WorkerPlan:
     """Return the one-worker plan the arguments describe."""
     template = RequestTemplate(label="GET /hello", method="GET", url=args.url)
+    if args.rows:  # request data: one request per row, as the coordinator renders a data file
+        template = dataclasses.replace(template, order="shuffle", stream="0/0/0", rows=tuple(
+            dataclasses.replace(template, url=f"{args.url}?id={k}") for k in range(args.rows)))
+    if args.check:  # a response check on every response (the body nginx sends: "hello")
+        template = dataclasses.replace(template, checks=ResponseChecks(
+            checks=(Check(name="body", contains=args.check.encode()),)))
     limit_s = (args.duration if args.duration is not None else UNBOUNDED_MAX_S) + args.warmup
     max_s = args.max_duration if args.max_duration is not None else limit_s + STOP_SLACK_S
     common: dict[str, Any] = dict(
@@ -134,6 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout, s")
     parser.add_argument("--max-duration", type=float, help="hard stop, s (default duration + 5)")
     parser.add_argument("--transport", choices=("fast", "aiohttp"), default="fast")
+    parser.add_argument("--rows", type=int, default=0,
+                        help="request data: this many rows, each its own ?id=N (shuffled)")
+    parser.add_argument("--check", default="", help="a body-contains check on every response")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="seconds sent first and excluded from the figures")
     args = parser.parse_args(argv)

@@ -39,6 +39,10 @@ Modules:
   pure); :mod:`coordinator.grpc_schema` resolves its schema (protoc, protoset, reflection) and
   serializes each call's request, the one importer of protobuf;
 - :mod:`coordinator.split`: an experiment split into exact per-worker plans (pure);
+  request data for them: :mod:`coordinator.placeholders` (the ``{{ column }}`` grammar, pure),
+  :mod:`coordinator.data_files` (a data file read once), :mod:`coordinator.request_data` (one
+  request rendered per row);
+- :mod:`coordinator.max_rate`: ``--find-max-rate``, the search for the highest passing rate;
 - :mod:`coordinator.run`: one experiment from spec to results (plan, load, merge, judge);
 - :mod:`coordinator.ray_pool`: the Ray pool, the one module that imports ray;
   :mod:`coordinator.reaper` kills what an embedded Ray left behind a dead process;

@@ -213,6 +213,40 @@ def _run_on(pool: Any, spec: Any, spec_dir: Path, out_dir: Path, launch: Any, *,
     return results, path, page
 
 
+def _find_max_rate(spec: Any, *, spec_dir: Path, out: Path | None, address: str | None,
+                   fmt_name: str) -> int:
+    """Run the max-rate search on one Ray pool (coordinator.max_rate), write the results of the
+    run at the rate found (the evidence) and print its report and the search; return 0 when a
+    rate passed, else 3."""
+    from analysis.results import write_atomic
+    from coordinator.ray_pool import RayPool
+    from coordinator.max_rate import at_rate, find_max_rate, summary_lines
+    from coordinator.run import run_experiment
+
+    at_rate(spec, spec.load.rate or 0.0)  # a spec the search cannot start from fails first
+    load = spec.load
+    pool = RayPool(address, log=_log, num_cpus=int(max(load.workers * load.cpus_per_worker, 1)
+                                                   + 0.999),
+                   cpus_per_worker=load.cpus_per_worker, placement=load.placement,
+                   on_worker_loss=load.on_worker_loss, run_name=spec.name, workers=load.workers)
+    try:
+        with _stop_on_signals(pool) as take_signals, pool:
+            take_signals()
+            found = find_max_rate(spec, lambda at: run_experiment(at, pool, base_dir=spec_dir,
+                                                                  log=_log), log=_log)
+    finally:
+        pool.wait_closed()
+    for line in summary_lines(found):
+        _log(line)
+    if found.evidence is None:
+        return 3  # no rate passed: inconclusive, as a run without a verdict to act on
+    path = write_atomic((out or _default_out(spec.name)) / "results.json",
+                        found.evidence.model_copy(update={"slogate_version": _version()}).to_json())
+    _emit_report(found.evidence, fmt_name, f"the results are in {path}")
+    _log(f"results of the run at {found.rate_rps:g} req/s written to {path}")
+    return 0
+
+
 def _version() -> str | None:
     """Return the installed slogate's version, or None when it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
@@ -387,10 +421,14 @@ def _verify_options(func: F) -> F:
                    "and the sync and verify the stable version, as slogate verify does (needs "
                    "--deployment and --target); the exit code is then the verification's.")
 @_verify_options
+@click.option("--find-max-rate", "find_rate", is_flag=True, help="Search for the highest "
+              "load.rate at which every objective PASSes (from load.rate: double, halve, then "
+              "bisect to within 5 %); results.json holds the run at the rate found.")
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
         one_version_as_both: bool, archive_to: str | None, github_url: str | None,
-        dashboard: bool, report_url: str | None, then_verify: bool, **where: Any) -> None:
+        dashboard: bool, report_url: str | None, then_verify: bool, find_rate: bool,
+        **where: Any) -> None:
     """Run the experiment in SPEC, judge its objectives and write results.json."""
     from coordinator.errors import SpecError
     from coordinator.spec import load_spec
@@ -404,6 +442,9 @@ def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
             grpc_schema_of(spec, spec_path.parent)
         except SpecError as exc:
             raise SpecError(f"{spec_path}: {exc}") from None
+    if find_rate:
+        sys.exit(_find_max_rate(spec, spec_dir=spec_path.parent, out=out, address=address,
+                                fmt_name=fmt_name))
     if spec.promotion is not None:  # a promotion name outside the grammar fails before the load
         from coordinator.pr_evidence import check_report_url
         from promote.flow import check_names

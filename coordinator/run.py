@@ -17,6 +17,7 @@ from analysis.catalog import DEFAULT_OK_OUTCOMES, percentile_of
 from analysis.compare import split_versions
 from analysis.custom import Reading
 from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
+from analysis.judging import WindowHealth, objective_results, run_health
 from analysis.merge import FinalWindow
 from analysis.metrics import Measured, metrics_table
 from analysis.results import (
@@ -30,6 +31,7 @@ from analysis.results import (
     clean_metrics,
     series,
 )
+from analysis.stages import judge_all
 from coordinator.grpc_spec import ResolvedGrpc
 from coordinator.spec import ExperimentSpec
 from coordinator.split import worker_plans
@@ -142,8 +144,10 @@ def build_results(
         windows=(WindowHealth(scheduled=w.scheduled, sent=w.sent, lag=w.lag, cpu_s=w.cpu_s)
                  for w in run.windows), window_s=spec.load.window)
     objectives = [o.to_core() for o in spec.objectives]
-    judged = judge_measured(objectives, measured, health, spec.analysis.to_core(),
-                            custom=custom)
+    windows = [_window_result(w) for w in run.windows]
+    spec_doc = spec.model_dump(mode="json", by_alias=True)
+    judged, stages = judge_all(objectives, measured, health, spec.analysis.to_core(), windows,
+                               spec_doc, custom=custom)
     table, verdict = judged.table, judged.verdict
     service_versions = split_versions(Measured(latency=run.service, duration_s=run.measured_s,
                                                error_ranges=spec.error_ranges, ok_outcomes=ok))
@@ -154,7 +158,7 @@ def build_results(
         [q for q in (percentile_of(o.metric) for o in objectives) if q is not None])
     return Results(
         name=spec.name,
-        spec=spec.model_dump(mode="json", by_alias=True),
+        spec=spec_doc,
         start_time=_iso(started),
         end_time=_iso(ended),
         duration_s=run.measured_s,
@@ -164,7 +168,7 @@ def build_results(
         workers=[_worker_result(w, measured) for w in run.workers],
         histograms=Histograms(latency=series(dict(run.latency)),
                               service=series(dict(run.service))),
-        windows=[_window_result(w) for w in run.windows],
+        windows=windows,
         metrics=clean_metrics(table.to_dict(orient="index")),
         service_metrics=clean_metrics(
             service_table[[c for c in service_table.columns if c.startswith("latency-")]]
@@ -177,6 +181,7 @@ def build_results(
         custom_metrics=_custom_results(spec, custom),
         verdict=verdict.verdict.value,
         reasons=[f"stopped early: {reason}" for reason in early] + list(verdict.reasons),
+        stages=stages,
     )
 
 

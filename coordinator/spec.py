@@ -36,6 +36,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
+    SerializerFunctionWrapHandler,
     field_serializer,
     field_validator,
     model_serializer,
@@ -55,7 +56,10 @@ from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml
 from analysis.verdict import Limits as CoreLimits
 from analysis.verdict import Slo
+from workers.checks import Check as CoreCheck
+from workers.checks import parse_json_path
 from coordinator import units
+from coordinator.data_files import check_columns
 from coordinator.errors import SpecError
 from coordinator.grpc_spec import (
     GrpcCallFields,
@@ -68,6 +72,8 @@ from coordinator.grpc_spec import (
 )
 from coordinator.metrics_spec import MetricsSpec, custom_units, parse_custom_limit
 from coordinator.notify_spec import NotifyTarget
+from coordinator.placeholders import encode_around, names_in
+from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
 from promote.spec import PromotionSpec
 from promote.spec import SpecModel as _Model
 
@@ -171,6 +177,105 @@ class Method(str, enum.Enum):
     OPTIONS = "OPTIONS"
 
 
+def _without_empty(dumped: Any, keys: tuple[str, ...]) -> Any:
+    """Return a dumped model without ``keys`` left empty (null, []): specs saved in results
+    read as before the fields existed (request data, checks, stages, window)."""
+    if isinstance(dumped, dict):
+        for key in keys:
+            if not dumped.get(key):
+                dumped.pop(key, None)
+    return dumped
+
+
+class DataSpec(_Model):
+    """Request data: rows of a CSV (with a header line) or JSON-lines file fill the endpoint's
+    ``{{ column }}`` placeholders, one request per row (see README, "Request data").
+
+    Example: ``data: {file: users.csv, order: shuffle, seed: 7}``
+    """
+
+    file: str = Field(min_length=1, description="CSV (.csv) or JSON-lines (.jsonl, .ndjson) "
+                      "file, relative to the spec file.")
+    order: Literal["sequential", "random", "shuffle"] = Field(
+        "sequential", description="sequential: file order, looping; shuffle: each pass in a new "
+        "seeded order; random: seeded draws with replacement.")
+    seed: int | None = Field(None, description="Seed of shuffle and random; default load.seed "
+                             "or 0.")
+
+
+_CHECK_KINDS = {"status": "status", "body_contains": "body-contains",
+                "body_matches": "body-matches", "json_path": "json", "header": "header",
+                "min_bytes": "size", "max_bytes": "size"}
+
+
+class CheckSpec(_Model):
+    """One response check (see README, "Response checks"); one kind per check. A response
+    that fails it has the outcome ``check:<name>``, counted as an error.
+
+    Example: ``{json: $.user.id, equals: 7}``, ``{bodyContains: '"ok"'}``, ``{status: [200]}``
+    """
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64,
+                             description="Outcome check:<name>; default the kind (status, "
+                             "body-contains, body-matches, json, size, header).")
+    status: list[int | str] | None = Field(None, description="Statuses accepted: 200, "
+                                           "'200-204'.")
+    body_contains: str | None = Field(None, min_length=1)
+    body_matches: str | None = Field(None, min_length=1, description="A regular expression "
+                                     "searched in the body.")
+    json_path: str | None = Field(None, alias="json", description="A JSON path: $.key[0].key")
+    equals: Any = Field(None, description="json: the value the path must hold.")
+    exists: bool | None = Field(None, description="json: whether the path must exist "
+                                "(default true).")
+    min_bytes: int | None = Field(None, ge=0, description="Least body size in bytes.")
+    max_bytes: int | None = Field(None, ge=0, description="Greatest body size in bytes.")
+    header: str | None = Field(None, pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$",
+                               description="A header the response must have.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CheckSpec:
+        kinds = sorted({kind for field, kind in _CHECK_KINDS.items()
+                        if getattr(self, field) is not None})
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of status, bodyContains, bodyMatches, json, "
+                             f"minBytes/maxBytes, header (got {', '.join(kinds) or 'none'})")
+        if self.json_path is None and ("equals" in self.model_fields_set
+                                       or self.exists is not None):
+            raise ValueError("equals and exists go with json: a JSON path")
+        if "equals" in self.model_fields_set and self.exists is not None:
+            raise ValueError("set equals or exists, not both")
+        if (self.min_bytes is not None and self.max_bytes is not None
+                and self.min_bytes > self.max_bytes):
+            raise ValueError("minBytes is greater than maxBytes")
+        try:
+            self.to_core(())
+        except (ValueError, re.error) as exc:
+            field = "bodyMatches" if isinstance(exc, re.error) else "json"
+            raise ValueError(f"{field}: {exc}") from None
+        return self
+
+    @property
+    def label(self) -> str:
+        """Return the check's name: its ``name`` or its kind."""
+        return self.name or next(kind for field, kind in _CHECK_KINDS.items()
+                                 if getattr(self, field) is not None)
+
+    def to_core(self, error_ranges: tuple[tuple[int, int], ...]) -> CoreCheck:
+        """Return the check as the workers' plain value."""
+        if self.body_matches is not None:
+            re.compile(self.body_matches.encode())
+        return CoreCheck(
+            name=self.label,
+            statuses=None if self.status is None else tuple(_parse_error_range(s)
+                                                            for s in self.status),
+            contains=None if self.body_contains is None else self.body_contains.encode(),
+            matches=self.body_matches,
+            json_path=None if self.json_path is None else parse_json_path(self.json_path),
+            json_equals=json.dumps(self.equals) if "equals" in self.model_fields_set else None,
+            json_exists=self.exists is not False, min_bytes=self.min_bytes,
+            max_bytes=self.max_bytes, header=self.header)
+
+
 class EndpointSpec(_Model, GrpcCallFields):
     """One request to send. ``path`` is appended to the target URL.
 
@@ -189,13 +294,17 @@ class EndpointSpec(_Model, GrpcCallFields):
     content_type: str | None = None
     weight: float = Field(1.0, gt=0, le=1e9,
                           description="Share of requests relative to other endpoints.")
+    data: DataSpec | None = Field(default=None, description="Rows filling {{ column }} "
+                                  "placeholders in path, query, headers and body.")
+    checks: list[CheckSpec] = Field(default_factory=list, max_length=100,
+                                    description="What every response must hold.")
 
     @field_validator("path")
     @classmethod
     def _path_starts_with_slash(cls, path: str) -> str:
         if path and not path.startswith("/"):
             raise ValueError(f"{path!r} must start with '/'")
-        return request_target(path)
+        return encode_around(path, request_target)  # {{ column }} placeholders kept as such
 
     @field_validator("headers")
     @classmethod
@@ -225,6 +334,27 @@ class EndpointSpec(_Model, GrpcCallFields):
         return self
 
     @model_validator(mode="after")
+    def _placeholders_need_data(self) -> EndpointSpec:
+        if self.data is None:
+            for field, text in _templated_text(self):
+                if names_in(text):
+                    raise ValueError(f"{field}: {{{{ {names_in(text)[0]} }}}} is a placeholder, "
+                                     "but the endpoint has no data file (add data: {file: ...})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_empty(handler(self), ("data", "checks"))
+
+    @model_validator(mode="after")
+    def _unique_check_names(self) -> EndpointSpec:
+        names = [c.label for c in self.checks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"checks: names must be unique; name the checks called {twice}")
+        return self
+
+    @model_validator(mode="after")
     def _label_is_not_all_endpoints(self) -> EndpointSpec:
         if self.label == ALL_ENDPOINTS:  # the metrics' key of the whole run: rows would merge
             field = "name" if self.name is not None else "path"
@@ -236,6 +366,18 @@ class EndpointSpec(_Model, GrpcCallFields):
     def label(self) -> str:
         """Return the endpoint's name in reports: its ``name`` or ``METHOD path``."""
         return self.name or self.call or f"{self.method.value} {self.path or '/'}"
+
+
+def _templated_text(endpoint: EndpointSpec) -> list[tuple[str, str]]:
+    """Return (field, text) of every string of ``endpoint`` that placeholders may fill."""
+    out = [("path", endpoint.path)]
+    out += [("query", f"{k}={v}") for k, v in endpoint.query.items()]
+    out += [("headers", v) for v in endpoint.headers.values()]
+    if endpoint.body is not None:
+        out.append(("body", endpoint.body))
+    if endpoint.json_body is not None:
+        out.append(("json", json.dumps(endpoint.json_body)))
+    return out
 
 
 class RampSpec(_Model):
@@ -288,6 +430,37 @@ class AnalysisSpec(_Model):
                           max_unsent=self.max_unsent)
 
 
+class StageSpec(_Model):
+    """One load stage (a k6-style step): a constant rate for a duration, judged on its own.
+
+    Example: ``{rate: 200, duration: 30s, name: peak}``
+    """
+
+    rate: float = Field(gt=0, le=MAX_RATE_RPS, description="Requests per second.")
+    duration: Duration = Field(le=MAX_DURATION_S)
+    name: str | None = Field(None, max_length=64, description="Label in reports; default "
+                             "'stage N'.")
+
+
+def _stages_set_rate_and_duration(data: Any) -> Any:
+    """With ``stages``, ``rate`` (the peak, for sizing) and ``duration`` (the sum) follow from
+    them; written out they must agree (a saved spec validates again to itself)."""
+    if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
+        return data
+    try:
+        rates = [float(stage["rate"]) for stage in data["stages"]]
+        total = sum(units.parse_duration_s(stage["duration"]) for stage in data["stages"])
+    except (TypeError, KeyError, ValueError):
+        return data  # the stages' own validation says what is wrong
+    derived = {"rate": max(rates, default=None), "duration": total}
+    for key, value in derived.items():
+        given = data.get(key)
+        if given is not None and value is not None and \
+                abs(units.parse_duration_s(given) - value) > 1e-9 * max(1.0, value):
+            raise ValueError(f"{key}: set by stages ({value:g}); remove it")
+    return {**data, **derived} if rates else data
+
+
 class LoadSpec(_Model):
     """How much load, for how long, from how many workers.
 
@@ -330,6 +503,27 @@ class LoadSpec(_Model):
         "worker for its share and record the gap.")
     max_duration: Duration = Field(3600.0, le=MAX_DURATION_S,
                                    description="Hard stop, whatever the stop condition.")
+    stages: list[StageSpec] | None = Field(
+        None, min_length=1, max_length=1000, description="Open model: steps of rates, each "
+        "judged on its own (sets rate and duration; see README, \"Load stages\").")
+
+    _from_stages = model_validator(mode="before")(_stages_set_rate_and_duration)
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_empty(handler(self), ("stages",))
+
+    @model_validator(mode="after")
+    def _stages_fit(self) -> LoadSpec:
+        for index, stage in enumerate(self.stages or ()):
+            windows = stage.duration / self.window
+            if abs(windows - round(windows)) > 1e-6:
+                raise ValueError(f"stages[{index}].duration: {stage.duration:g} s is not a whole "
+                                 f"number of windows (window: {self.window:g} s)")
+        if self.stages and (self.ramp is not None or self.arrival != "constant"
+                            or self.requests is not None):
+            raise ValueError("stages: not with ramp, Poisson arrivals or requests")
+        return self
 
     @model_validator(mode="after")
     def _one_model_one_stop(self) -> LoadSpec:
@@ -410,6 +604,9 @@ class Objective(_Model):
         None, description="Judge the candidate relative to the baseline: limits are ratios "
         "(candidate / baseline, e.g. 1.1) for latency and throughput, and differences "
         "(candidate - baseline, e.g. 0.5%) for error-rate.")
+    window: Literal["worst"] | None = Field(
+        None, description="worst: judge the metric in every window (load.window long) and "
+        "keep the worst window's verdict, e.g. p99 of every 10 s window.")
 
     @model_validator(mode="before")
     @classmethod
@@ -459,10 +656,16 @@ class Objective(_Model):
         """Return the objective as the analysis' plain value."""
         return Slo(metric=self.metric, upper_limit=self.upper_limit,
                              lower_limit=self.lower_limit, endpoint=self.endpoint,
-                             dry_run=self.dry_run, vs=self.vs)
+                             dry_run=self.dry_run, vs=self.vs, window=self.window)
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_empty(handler(self), ("window",))
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> Objective:
+        if self.window is not None and self.vs is not None:
+            raise ValueError("window: worst judges the candidate alone; not with vs")
         if self.upper_limit is None and self.lower_limit is None:
             raise ValueError("set upperLimit, lowerLimit or both")
         if (self.upper_limit is not None and self.lower_limit is not None
@@ -777,6 +980,7 @@ def load_spec(path: str | Path, *, one_version_as_both: bool = False) -> Experim
         data["target"] = data["baseline"] = url
     spec = parse_spec(data, source=str(path))
     _check_body_files(spec, path.parent, str(path))
+    _check_data_files(spec, path.parent, data, str(path))
     return spec
 
 
@@ -787,6 +991,7 @@ def load_spec_document(path: str | Path) -> tuple[ExperimentSpec, Any]:
     data = _read_yaml(path)
     spec = parse_spec(data, source=str(path))
     _check_body_files(spec, path.parent, str(path))
+    _check_data_files(spec, path.parent, data, str(path))
     return spec, data
 
 
@@ -891,6 +1096,12 @@ def _check_body_files(spec: ExperimentSpec, base: Path, source: str) -> None:
         if not (base / manifest).is_file():
             raise SpecError(f"{source}: target.kubernetes.manifests[{index}]: file not found: "
                             f"{base / manifest}")
+
+
+def _check_data_files(spec: ExperimentSpec, base: Path, document: Any, source: str) -> None:
+    """Read each endpoint's data file (once: the plan reuses what is read here) and refuse a
+    placeholder that names no column, at the spec line where it is written."""
+    check_columns(spec, base, lambda loc: where_in(document, loc, source))
 
 
 def _describe(exc: ValidationError, data: Any, source: str) -> str:

@@ -18,7 +18,14 @@ from urllib.parse import urlencode, urlsplit
 from analysis.catalog import DEFAULT_OK_OUTCOMES, VERSION_SEPARATOR
 from coordinator.errors import SpecError
 from coordinator.grpc_spec import ResolvedGrpc, grpc_url_of
-from coordinator.spec import EndpointSpec, ExperimentSpec
+from coordinator.request_data import (
+    MAX_RENDERED_BYTES,
+    rendered_bytes,
+    rendered_endpoints,
+    with_rows,
+)
+from coordinator.spec import EndpointSpec, ExperimentSpec, LoadSpec
+from workers.checks import ResponseChecks
 from workers.plan import GRPC_METHOD, GrpcChannels, RequestTemplate, WorkerPlan
 
 
@@ -114,6 +121,67 @@ def http_transport(spec: ExperimentSpec) -> Literal["fast", "aiohttp"]:
     return spec.http.transport
 
 
+def _worker_templates(spec: ExperimentSpec, base_dir: Path, grpc: ResolvedGrpc | None
+                      ) -> list[tuple[RequestTemplate, ...]]:
+    """Return each worker's templates (:func:`_templates`, with each endpoint's response
+    checks): the same for all, but an endpoint with request data carries worker ``i``'s slice
+    of its rows, rows ``i, i + W, ...`` (workers.rows)."""
+    workers, versions, count = spec.load.workers, spec.versions(), len(spec.endpoints)
+    rows = _rendered_rows(spec, base_dir)
+    out: list[list[RequestTemplate]] = [[] for _ in range(workers)]
+    for position, template in enumerate(_templates(spec, base_dir, grpc)):
+        version_index, index = divmod(position, count)
+        endpoint = spec.endpoints[index]
+        if endpoint.checks:
+            template = dataclasses.replace(template, checks=ResponseChecks(
+                checks=tuple(c.to_core(spec.error_ranges) for c in endpoint.checks),
+                error_ranges=spec.error_ranges))
+        if index not in rows:
+            for templates in out:
+                templates.append(template)
+            continue
+        version, url = versions[version_index]
+        shown = version if len(versions) > 1 else None
+        rendered = [_labelled(request_template(r, url, base_dir), shown) for r in rows[index]]
+        if rendered_bytes(rendered) > MAX_RENDERED_BYTES:
+            raise SpecError(f"endpoints[{index}].data: the rendered requests take "
+                            f"{rendered_bytes(rendered) / 2**20:.0f} MiB, over the "
+                            f"{MAX_RENDERED_BYTES // 2**20} MiB a plan may carry")
+        data = endpoint.data
+        assert data is not None
+        seed = data.seed if data.seed is not None else (spec.load.seed or 0)
+        for i, templates in enumerate(out):
+            templates.append(with_rows(template, rendered[i::workers], data.order,
+                                       f"{seed}/{i}/{index}"))
+    return [tuple(templates) for templates in out]
+
+
+def _rendered_rows(spec: ExperimentSpec, base_dir: Path) -> dict[int, list[EndpointSpec]]:
+    """Return each data endpoint's rows, rendered (by endpoint index)."""
+    rows: dict[int, list[EndpointSpec]] = {}
+    for index, endpoint in enumerate(spec.endpoints):
+        if endpoint.call is not None and (endpoint.data is not None or endpoint.checks):
+            raise SpecError(f"endpoints[{index}]: data and checks are for HTTP endpoints, not "
+                            "gRPC calls")
+        if endpoint.data is not None:
+            rows[index] = rendered_endpoints(endpoint, base_dir, index)
+            if len(rows[index]) < spec.load.workers:
+                raise SpecError(f"endpoints[{index}].data: {len(rows[index])} rows of "
+                                f"{endpoint.data.file} cannot be split over "
+                                f"{spec.load.workers} workers (each worker needs at least one "
+                                "row)")
+    return rows
+
+
+def _stages(load: LoadSpec, per_version: int) -> tuple[tuple[float, float], ...]:
+    """Return the global (rate, duration) steps from the start: the warm-up runs at the first
+    stage's rate, its requests excluded as always."""
+    stages = load.stages or []
+    return tuple((stage.rate * per_version,
+                  stage.duration + (load.warmup or 0.0 if index == 0 else 0.0))
+                 for index, stage in enumerate(stages))
+
+
 def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
                  grpc: ResolvedGrpc | None = None) -> list[WorkerPlan]:
     """Return one plan per worker; together they send exactly the spec's load. ``grpc``: the
@@ -125,7 +193,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
     # chooses an endpoint by weight and sends it to each version in turn, so baseline and
     # candidate strictly alternate with the same endpoint sequence. Rates and counts are per
     # version.
-    templates = _templates(spec, base_dir, grpc)
+    per_worker = _worker_templates(spec, base_dir, grpc)
     per_version = len(versions)
     requests = None if load.requests is None else load.requests * per_version
     rate = None if load.rate is None else load.rate * per_version
@@ -144,7 +212,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
         plans.append(WorkerPlan(
             worker_index=i,
             worker_count=workers,
-            requests=templates,
+            requests=per_worker[i],
             model=load.model,
             rate_rps=None if rate is None else rate / workers,
             phase_s=0.0 if rate is None else i / rate,
@@ -171,5 +239,6 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
             versions=per_version,
             grpc=grpc.channels if grpc else GrpcChannels(),
             ok_outcomes=grpc.ok_outcomes if grpc else DEFAULT_OK_OUTCOMES,
+            stages=_stages(load, per_version),
         ))
     return plans

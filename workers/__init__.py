@@ -10,6 +10,8 @@ Modules (imports point down this list's dependencies; no two import each other):
 - :mod:`workers.pacer`: when requests are due and which endpoint each goes to (pure);
 - :mod:`workers.histogram`: the mergeable latency histogram (HdrHistogram layout, encode/decode);
 - :mod:`workers.recorder`: results into windows of histograms, no I/O and no clock;
+- :mod:`workers.rows`: request data, the order each endpoint sends its rows in (pure);
+- :mod:`workers.checks`: response checks, which check a response fails first (pure);
 - :mod:`workers.run_state`: what every engine shares: ``RunState`` (stop times, counters,
   recording one result) and ``pacer_for`` (an open-model plan's pacer);
 - :mod:`workers.load_worker`: ``LoadWorker`` (runs a plan on its own event loop, hands over

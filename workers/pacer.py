@@ -1,7 +1,8 @@
 """Pacing without I/O: when requests are due, and which endpoint each one goes to.
 
-Three schedules share one interface, ``intended_s(k)`` and ``due(elapsed_s)``: constant rate,
-a linear ramp followed by a constant rate, and Poisson arrivals.
+Four schedules share one interface, ``intended_s(k)`` and ``due(elapsed_s)``: constant rate,
+a linear ramp followed by a constant rate, steps of constant rates (load stages), and Poisson
+arrivals.
 
 ``ConstantPacer`` answers "how many requests are due by ``elapsed_s``" and "when is request ``k``
 intended", for worker ``i`` of ``W`` on the global schedule ``t_n = n / rate``: this worker owns
@@ -22,9 +23,11 @@ B, C, B, B, C, C, B, C, and the candidate's ``list`` always follows the baseline
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,8 +68,34 @@ class ConstantPacer:
                           self.worker_count)
 
 
+class _ByArrivals:
+    """A schedule given by its expected arrivals (``_cumulative``) and their inverse
+    (``_time_of_slot``); worker ``i`` of ``W`` owns global slots ``i + kW``."""
+
+    __slots__ = ()
+    worker_index: int
+    worker_count: int
+
+    def _cumulative(self, t: float) -> float:
+        raise NotImplementedError
+
+    def _time_of_slot(self, n: int) -> float:
+        raise NotImplementedError
+
+    def intended_s(self, k: int) -> float:
+        """Return the intended send time (s from start) of this worker's k-th request."""
+        return self._time_of_slot(self.worker_index + k * self.worker_count)
+
+    def due(self, elapsed_s: float) -> int:
+        """Return how many of this worker's requests are intended at or before ``elapsed_s``."""
+        if elapsed_s < 0:
+            return 0
+        return _owned_due(_floor_slots(self._cumulative(elapsed_s)), self.worker_index,
+                          self.worker_count)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RampPacer:
+class RampPacer(_ByArrivals):
     """A linear ramp of the global rate from ``from_rps`` to ``to_rps`` over ``ramp_s``, then
     ``rate_rps`` for ever; worker ``i`` of ``W`` owns global slots ``i + kW``.
 
@@ -101,16 +130,41 @@ class RampPacer:
         # cancellation: (-from + sqrt(D)) / slope loses digits when the ramp is nearly flat.
         return 2 * n / (self.from_rps + math.sqrt(self.from_rps ** 2 + 2 * slope * n))
 
-    def intended_s(self, k: int) -> float:
-        """Return the intended send time (s from start) of this worker's k-th request."""
-        return self._time_of_slot(self.worker_index + k * self.worker_count)
 
-    def due(self, elapsed_s: float) -> int:
-        """Return how many of this worker's requests are intended at or before ``elapsed_s``."""
-        if elapsed_s < 0:
-            return 0
-        return _owned_due(_floor_slots(self._cumulative(elapsed_s)), self.worker_index,
-                          self.worker_count)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepPacer(_ByArrivals):
+    """Load stages: the global rate holds ``rates_rps[j]`` for ``durations_s[j]``, stage after
+    stage, then the last rate for ever; worker ``i`` of ``W`` owns global slots ``i + kW``.
+
+    Slot ``n`` is intended when the expected number of arrivals (the integral of the rate)
+    reaches ``n``, as in :class:`RampPacer`, so a stage's share of the schedule is exactly
+    ``rate * duration`` slots and no slot is lost or doubled at a step.
+
+    Example: ``StepPacer(rates_rps=(100, 200), durations_s=(1, 1))`` intends slot 150 at 1.25 s.
+    """
+
+    rates_rps: tuple[float, ...]
+    durations_s: tuple[float, ...]
+    worker_index: int = 0
+    worker_count: int = 1
+    _starts_s: tuple[float, ...] = field(init=False, repr=False)  # each stage's start time
+    _slots_before: tuple[float, ...] = field(init=False, repr=False)  # slots before it
+
+    def __post_init__(self) -> None:
+        times, slots = [0.0], [0.0]
+        for rate, duration in zip(self.rates_rps[:-1], self.durations_s[:-1]):
+            times.append(times[-1] + duration)
+            slots.append(slots[-1] + rate * duration)
+        object.__setattr__(self, "_starts_s", tuple(times))
+        object.__setattr__(self, "_slots_before", tuple(slots))
+
+    def _time_of_slot(self, n: int) -> float:
+        stage = bisect.bisect_right(self._slots_before, n) - 1
+        return self._starts_s[stage] + (n - self._slots_before[stage]) / self.rates_rps[stage]
+
+    def _cumulative(self, t: float) -> float:
+        stage = bisect.bisect_right(self._starts_s, t) - 1
+        return self._slots_before[stage] + (t - self._starts_s[stage]) * self.rates_rps[stage]
 
 
 class PoissonPacer:
@@ -157,13 +211,19 @@ class PoissonPacer:
         return self._offset + int(np.searchsorted(self._times, elapsed_s, side="right"))
 
 
-Pacer = ConstantPacer | RampPacer | PoissonPacer
+Pacer = ConstantPacer | RampPacer | StepPacer | PoissonPacer
 
 
 def make_pacer(*, rate_rps: float, worker_index: int, worker_count: int,
                arrival: str = "constant", seed: int | None = None, ramp_s: float = 0.0,
-               ramp_from_rps: float = 0.0, ramp_to_rps: float | None = None) -> Pacer:
-    """Return the pacer for one worker's share of a global schedule (see the classes)."""
+               ramp_from_rps: float = 0.0, ramp_to_rps: float | None = None,
+               stages: tuple[tuple[float, float], ...] = ()) -> Pacer:
+    """Return the pacer for one worker's share of a global schedule (see the classes);
+    ``stages``: (global rate, duration) steps (:class:`StepPacer`)."""
+    if stages:
+        return StepPacer(rates_rps=tuple(r for r, _ in stages),
+                         durations_s=tuple(d for _, d in stages), worker_index=worker_index,
+                         worker_count=worker_count)
     if arrival == "poisson":
         return PoissonPacer(rate_rps=rate_rps / worker_count, seed=seed, worker_index=worker_index)
     if ramp_s > 0:
@@ -232,7 +292,20 @@ class InterleavedPicker:
         return index
 
 
-def make_picker(weights: Sequence[float], versions: int = 1) -> WeightedPicker | InterleavedPicker:
+class OnePicker:
+    """The picker of a single endpoint: ``pick`` is a C call that returns 0 (the engines' hot
+    path calls it for every request of an endpoint with request data)."""
+
+    __slots__ = ("pick",)
+
+    def __init__(self) -> None:
+        self.pick = itertools.repeat(0).__next__
+
+
+def make_picker(weights: Sequence[float], versions: int = 1
+                ) -> WeightedPicker | InterleavedPicker | OnePicker:
     """Return the picker of one worker: weighted round-robin, interleaved when there are
     several versions (see the module docstring)."""
+    if versions == 1 and len(weights) == 1 and weights[0] > 0:
+        return OnePicker()
     return WeightedPicker(weights) if versions == 1 else InterleavedPicker(weights, versions)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from workers.checks import ResponseChecks
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestTemplate:
@@ -25,6 +27,12 @@ class RequestTemplate:
     # the request messages already serialized, sent in turn; the call's deadline
     bodies: tuple[bytes, ...] = ()
     deadline_s: float | None = None
+    # Request data (workers.rows): this worker's rows, each rendered as a template of its own
+    # (same label, method and weight); sent in ``order``, seeded by ``stream``.
+    rows: tuple[RequestTemplate, ...] = ()
+    order: Literal["sequential", "random", "shuffle"] = "sequential"
+    stream: str = ""
+    checks: ResponseChecks | None = None  # what a response must hold (workers.checks)
 
 
 GRPC_METHOD = "GRPC"
@@ -78,6 +86,8 @@ class WorkerPlan:
     verify_tls: bool = True
     follow_redirects: bool = False
     versions: int = 1  # baseline and candidate: 2, each version's endpoints strictly alternating
+    # load stages: (global rate, duration) steps from the start; the first includes warm-up
+    stages: tuple[tuple[float, float], ...] = ()
 
     @property
     def excluded_s(self) -> float:

@@ -52,9 +52,12 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from workers.checks import Checker
 from workers.plan import RequestTemplate, WorkerPlan
 from workers.recorder import CODE_SPAN, CONNECT_CODE, RESET_CODE, TIMEOUT_CODE, TLS_CODE, Recorder
+from workers.rows import per_endpoint
 from workers.run_state import RunState, pacer_for
+from workers.transport import check_outcome
 
 _now = time.monotonic_ns
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a header name
@@ -175,7 +178,7 @@ class _Conn(asyncio.Protocol):
             else:
                 endpoint = engine.picker.pick()
                 self.code = endpoint * CODE_SPAN
-                self.write(engine.payloads[endpoint])
+                self.write(engine.payloads[endpoint]())
             return
         self.busy = False
         engine.in_flight -= 1
@@ -186,6 +189,41 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.engine.lost(self, exc)
+
+
+class _KeepsResponse:
+    """httptools callbacks that keep a response's header names and body, for response checks
+    (:meth:`FastEngine.checked`); mixed into the connections of an engine with checks."""
+
+    __slots__ = ()
+    names: list[bytes]
+    body: list[bytes]
+
+    def on_message_begin(self) -> None:
+        self.names.clear()
+        self.body.clear()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.names.append(name)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+
+class _CheckedConn(_KeepsResponse, _Conn):
+    """A protocol connection whose every response goes through :meth:`FastEngine.checked`
+    (no back-to-back shortcut: it reads only the status)."""
+
+    __slots__ = ("body", "names")
+
+    def __init__(self, engine: FastEngine) -> None:
+        super().__init__(engine)
+        self.names, self.body = [], []
+
+    def on_message_complete(self) -> None:
+        parser, engine = self.parser, self.engine
+        engine.completed(self, engine.checked(self, parser.get_status_code()),
+                         parser.should_keep_alive())
 
 
 class FastEngine(RunState):
@@ -199,12 +237,14 @@ class FastEngine(RunState):
                  "queue", "connecting", "launched", "stopping", "users_left", "done", "backstop",
                  "warmup_n", "single", "back_to_back", "users_limit", "users_stop_ns",
                  "append_code", "append_intended", "append_sent", "append_done", "next_due_ns",
-                 "timer", "loop", "pacer")
+                 "timer", "loop", "pacer", "checkers", "check_codes", "checking")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
         self.origin = _Origin(plan.requests, plan.verify_tls)
-        self.payloads = [encode_request(t, self.origin.host_header) for t in plan.requests]
+        host = self.origin.host_header
+        # per endpoint: its next request's bytes (request data: the next row's), encoded once
+        self.payloads = per_endpoint(plan.requests, lambda t: encode_request(t, host))
         self.timeout_ns = int(plan.timeout_s * 1e9)
         self.think_s = plan.think_s
         self.conns: set[_Conn | _RawConn] = set()
@@ -218,8 +258,8 @@ class FastEngine(RunState):
         self.in_flight = 0
         self.backstop = False  # the pacer's timer is the 1 ms backstop, completions pump it
         self.warmup_n = plan.warmup_requests
-        self.single = len(plan.requests) == 1
-        self.payload = self.payloads[0]
+        self.single = len(plan.requests) == 1 and not plan.requests[0].rows
+        self.payload = self.payloads[0]() if self.single else b""
         self.back_to_back = plan.model == "closed" and not plan.think_s  # users' hot path
         self.users_limit = 1 << 62 if self.limit is None else self.limit
         self.users_stop_ns = min(self.schedule_end_ns, self.hard_stop_ns)
@@ -231,6 +271,10 @@ class FastEngine(RunState):
         self.timer: asyncio.Handle | None = None
         # None until the engine starts (stop() checks); every callback that uses it runs after
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        # response checks (workers.checks): connections that keep headers and body for them
+        self.checkers = [None if t.checks is None else Checker(t.checks) for t in plan.requests]
+        self.check_codes: dict[str, int] = {}
+        self.checking = any(self.checkers)
 
     # --- running -----------------------------------------------------------------------------
 
@@ -265,7 +309,8 @@ class FastEngine(RunState):
         """Open one connection to the origin (TLS included) and return it."""
         origin = self.origin
         _, conn = await self.loop.create_connection(
-            lambda: _Conn(self), origin.host, origin.port, ssl=origin.ssl,
+            lambda: (_CheckedConn if self.checking else _Conn)(self), origin.host, origin.port,
+            ssl=origin.ssl,
             server_hostname=origin.host if origin.tls else None)
         return conn
 
@@ -456,7 +501,7 @@ class FastEngine(RunState):
         self.in_flight += 1
         conn.seq, conn.intended, conn.code = seq, intended, endpoint * CODE_SPAN
         conn.sent = _now()
-        conn.write(self.payloads[endpoint])
+        conn.write(self.payloads[endpoint]())
 
     def _drop(self, conn: _Conn | _RawConn) -> None:
         self.conns.discard(conn)
@@ -485,6 +530,22 @@ class FastEngine(RunState):
         else:
             self._replace(conn)
 
+    def checked(self, conn: _Conn | _RawConn, status: int) -> int:
+        """Return ``status``, or the outcome code of the first check of ``conn``'s endpoint that
+        the response ``conn`` kept (:class:`_KeepsResponse`) fails (``check:<name>``)."""
+        checker = self.checkers[conn.code // CODE_SPAN]
+        if checker is None:
+            return status
+        failed = checker.first_failure(status, conn.names, b"".join(conn.body))  # type: ignore[union-attr]
+        return status if failed is None else self.check_code(failed)
+
+    def check_code(self, failed: str) -> int:
+        """Return the outcome code of ``check:<failed>``."""
+        code = self.check_codes.get(failed)
+        if code is None:
+            code = self.check_codes[failed] = self.recorder.code_of(0, check_outcome(failed))
+        return code
+
     def unexpected(self, exc: BaseException) -> int:
         """Return the outcome code of what parsing a response raised: ``reset`` for a response
         llhttp cannot parse, ``error:<Name>`` for anything else (say ``HttpParserUpgrade``,
@@ -512,6 +573,8 @@ class FastEngine(RunState):
             return
         if conn.busy:
             status = conn.parser.get_status_code() if conn.got else 0
+            if status and exc is None and self.checking:
+                status = self.checked(conn, status)
             self._settle(conn, status if status and exc is None else RESET_CODE)
         self._replace(conn)
 
@@ -573,6 +636,11 @@ class _Shape:
     tail, and the head with the last stretch seen (:attr:`last`; a new ``Date`` goes through
     :meth:`seen` once). ``tests/workers/test_engine.py`` checks the claim against llhttp on random
     variations.
+
+    Response checks (:mod:`workers.checks`) read the status, the header names, the body and its
+    size, all outside the stretch: a response that matches the shape passes or fails every
+    check exactly as the sample does, so the engine checks the sample once per shape and
+    endpoint (:meth:`RawUsersEngine.shape_outcome`) and every other response in full.
     """
 
     __slots__ = ("sample", "status", "start", "end", "head", "tail", "last")
@@ -720,6 +788,16 @@ class _RawConn:
     abort = close
 
 
+class _CheckedRawConn(_KeepsResponse, _RawConn):
+    """A raw connection of an engine with response checks: it keeps what httptools parses."""
+
+    __slots__ = ("body", "names")
+
+    def __init__(self, engine: RawUsersEngine, sock: socket.socket) -> None:
+        super().__init__(engine, sock)
+        self.names, self.body = [], []
+
+
 class RawUsersEngine(FastEngine):
     """The closed model with back-to-back users over plain HTTP: the same engine, but each user's
     connection is a non-blocking socket in an epoll set of its own, and uvloop watches that one
@@ -734,7 +812,7 @@ class RawUsersEngine(FastEngine):
     bookkeeping fields. TLS and users with think time stay on :class:`_Conn` connections.
     """
 
-    __slots__ = ("epoll", "watched", "addresses", "shape", "learning")
+    __slots__ = ("epoll", "watched", "addresses", "shape", "learning", "shape_outcomes")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
@@ -745,6 +823,7 @@ class RawUsersEngine(FastEngine):
         self.addresses: list[tuple[int, tuple[object, ...]]] | None = None
         self.shape: _Shape | None = None  # the response the target keeps repeating, if any
         self.learning = _LEARNING_TRIES  # tries left to find (or widen) it; 0: stop trying
+        self.shape_outcomes: dict[int, int] = {}  # checks: request code -> the shape's outcome
 
     async def prepare(self, within_s: float) -> None:
         self._watch()
@@ -781,7 +860,7 @@ class RawUsersEngine(FastEngine):
             if self.addresses[0] != address:  # the next connections try this one first
                 self.addresses.remove(address)
                 self.addresses.insert(0, address)
-            conn = _RawConn(self, sock)
+            conn = (_CheckedRawConn if self.checking else _RawConn)(self, sock)
             if conn.fd >= len(self.watched):
                 self.watched.extend([None] * (conn.fd + 1 - len(self.watched)))
             self.watched[conn.fd] = conn
@@ -816,7 +895,7 @@ class RawUsersEngine(FastEngine):
             self.start_ns, self.users_stop_ns, self.users_limit, self.warmup_n)
         append_code, append_sent, append_done = self.append_code, self.append_sent, self.append_done
         single, payload, epollin = self.single, self.payload, _EPOLLIN
-        shape = self.shape
+        shape, checking, shape_outcomes = self.shape, self.checking, self.shape_outcomes
         if shape is None:
             length, tail, last_seen, shape_status = -1, b"", b"", 0
         else:
@@ -854,6 +933,8 @@ class RawUsersEngine(FastEngine):
                         and (data.startswith(last_seen) or shape.seen(data))):  # type: ignore[union-attr]
                     # (length is -1, which no data matches, when shape is None)
                     keep_alive, status = True, shape_status  # the repeated response (_Shape)
+                    if checking:  # what the checks said of the shape's sample: see _Shape
+                        status = shape_outcomes.get(conn.code) or self.shape_outcome(conn.code)
                 else:
                     parser = conn.parser
                     try:
@@ -873,6 +954,8 @@ class RawUsersEngine(FastEngine):
                         conn.got = False
                     elif self.learning and keep_alive:
                         self._learn(data, status)
+                    if checking:
+                        status = self.checked(conn, status)
                 now = now_ns()
                 if not (keep_alive and launched < limit and now < stop_ns):
                     self.launched = launched
@@ -893,7 +976,7 @@ class RawUsersEngine(FastEngine):
                 else:
                     endpoint = self.picker.pick()
                     conn.code = endpoint * CODE_SPAN
-                    request = self.payloads[endpoint]
+                    request = self.payloads[endpoint]()
                 try:
                     sent = write(fd, request)
                 except BlockingIOError:
@@ -913,6 +996,7 @@ class RawUsersEngine(FastEngine):
         as the shape the target repeats, or widen the shape to cover it (see :class:`_Shape`).
         Responses that fit neither use up a try; the shape found so far stays."""
         shape = self.shape
+        self.shape_outcomes.clear()  # checks: found again for the new shape
         if shape is None:
             if one_keep_alive_response(data) == status:
                 self.shape = _Shape.exact(data, status)
@@ -964,7 +1048,37 @@ class RawUsersEngine(FastEngine):
         if keep_alive is None:
             conn.got = True
             return
-        self.completed(conn, parser.get_status_code(), keep_alive)
+        status = parser.get_status_code()
+        self.completed(conn, self.checked(conn, status) if self.checking else status, keep_alive)
+
+    def shape_outcome(self, code: int) -> int:
+        """Return the outcome of a response matching the shape, for the endpoint of request
+        ``code``: what that endpoint's checks say of the shape's sample, found once per shape."""
+        endpoint = code // CODE_SPAN
+        outcome = self.shape_outcomes.get(code)
+        if outcome is None:
+            shape = self.shape
+            assert shape is not None
+            checker = self.checkers[endpoint]
+            failed = None if checker is None else checker.first_failure(
+                shape.status, *response_parts(shape.sample))
+            outcome = shape.status if failed is None else self.check_code(failed)
+            self.shape_outcomes[code] = outcome
+        return outcome
+
+
+def response_parts(data: bytes) -> tuple[list[bytes], bytes]:
+    """Return the header names and the body of the one response in ``data``."""
+    class Keep(_KeepsResponse):
+        __slots__ = ("body", "names")
+
+        def __init__(self) -> None:
+            self.names: list[bytes] = []
+            self.body: list[bytes] = []
+
+    keep = Keep()
+    httptools.HttpResponseParser(keep).feed_data(data)
+    return keep.names, b"".join(keep.body)
 
 
 def fast_engine(plan: WorkerPlan, recorder: Recorder, start_ns: int) -> FastEngine:

@@ -21,7 +21,7 @@ def pacer_for(plan: WorkerPlan) -> Pacer:
     return make_pacer(rate_rps=rate, worker_index=plan.worker_index,
                       worker_count=plan.worker_count, arrival=plan.arrival, seed=plan.seed,
                       ramp_s=plan.ramp_s, ramp_from_rps=plan.ramp_from_rps,
-                      ramp_to_rps=plan.ramp_to_rps)
+                      ramp_to_rps=plan.ramp_to_rps, stages=plan.stages)
 
 
 class RunState:

@@ -3,7 +3,8 @@
 Outcomes are strings, never exceptions: ``"status:200"`` for any HTTP response, or a transport
 failure kind: ``connect`` (refused, unreachable, DNS), ``timeout`` (no full response within the
 request timeout), ``reset`` (the peer closed or reset the connection mid-request), ``tls``
-(handshake or certificate failure), ``error:<Name>`` for anything else.
+(handshake or certificate failure), ``error:<Name>`` for anything else; ``check:<name>`` for a
+response that failed one of its endpoint's checks (:mod:`workers.checks`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ CONNECT = "connect"
 TIMEOUT = "timeout"
 RESET = "reset"
 TLS = "tls"
+
+
+def check_outcome(name: str) -> str:
+    """Return the outcome string of a response that failed the check ``name``."""
+    return f"check:{name}"
 
 
 def status_outcome(status: int) -> str:

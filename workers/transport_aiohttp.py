@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from workers.checks import Checker
 from workers.plan import RequestTemplate
-from workers.transport import CONNECT, RESET, TIMEOUT, TLS, status_outcome
+from workers.rows import per_endpoint
+from workers.transport import CONNECT, RESET, TIMEOUT, TLS, check_outcome, status_outcome
 
 
 def classify(exc: BaseException) -> str:
@@ -48,7 +50,8 @@ class AiohttpSender:
         self, templates: Sequence[RequestTemplate], *, timeout_s: float, connections: int,
         verify_tls: bool = True, follow_redirects: bool = False,
     ) -> None:
-        self._templates = list(templates)
+        self._templates = per_endpoint(templates, lambda t: t)  # request data: the next row's
+        self._checkers = [None if t.checks is None else Checker(t.checks) for t in templates]
         self._follow_redirects = follow_redirects
         connector = aiohttp.TCPConnector(
             limit=max(1, connections), ssl=verify_tls, force_close=False,
@@ -67,14 +70,19 @@ class AiohttpSender:
 
     async def send(self, endpoint: int) -> tuple[str, int]:
         """Send one request and read the whole body; return (outcome, send time in ns)."""
-        template = self._templates[endpoint]
+        template = self._templates[endpoint]()
         sent_ns = time.monotonic_ns()
         try:
             async with self._session.request(
                 template.method, template.url, headers=template.headers, data=template.body,
                 allow_redirects=self._follow_redirects,
             ) as response:
-                await response.read()
+                body = await response.read()
+                checker = self._checkers[endpoint]
+                if checker is not None:
+                    failed = checker.first_failure(response.status, response.headers, body)
+                    if failed is not None:
+                        return check_outcome(failed), sent_ns
                 return status_outcome(response.status), sent_ns
         except Exception as exc:  # noqa: BLE001 - every request ends as one outcome
             # ClientError, TimeoutError and OSError are classified; anything else aiohttp

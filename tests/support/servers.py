@@ -335,5 +335,30 @@ def webhook_receiver(statuses: tuple[int, ...] = (), headers: dict[str, str] | N
 
         return await _aiohttp(served, [web.post("/{tail:.*}", receive)])
 
+
+Answer = Callable[[int, str], tuple[int, bytes, dict[str, str]]]
+
+
+@contextlib.contextmanager
+def scripted_server(answer: Answer, *, workers: int | None = None,
+                    service_s: float = 0.0) -> Iterator[Served]:
+    """Serve any path: the n-th request (from 0) with its path gets ``answer(n, path)`` =
+    (status, body, headers). ``workers`` and ``service_s``: at most that many requests are
+    served at once, each taking ``service_s`` (the rest wait), so the server's capacity is
+    ``workers / service_s`` requests per second."""
+    async def start(served: Served) -> tuple[int, Stop]:
+        busy = asyncio.Semaphore(workers) if workers else None
+
+        async def respond(request: web.Request) -> web.Response:
+            n = len(served.requests)
+            served.requests.append({"target": request.path_qs})
+            if busy is not None:
+                async with busy:
+                    await asyncio.sleep(service_s)
+            status, body, headers = answer(n, request.path_qs)
+            return web.Response(status=status, body=body, headers=headers)
+
+        return await _aiohttp(served, [web.route("*", "/{tail:.*}", respond)])
+
     with _in_thread(start) as served:
         yield served
