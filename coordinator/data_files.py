@@ -145,17 +145,17 @@ def check_columns(spec: Any, base_dir: Path, where: Callable[[list[Any]], str]) 
     """Read each data file and refuse a placeholder naming no column: SpecError starting with
     ``where(location)`` (the spec's file, line and field)."""
     for index, endpoint in enumerate(spec.endpoints):
-        if endpoint.data is None:
+        if endpoint.dataset is None:
             continue
-        loc: list[Any] = ["endpoints", index, "data", "file"]
+        loc: list[Any] = ["endpoints", index, "dataset", "file"]
         try:
-            table = read_table(base_dir / endpoint.data.file)
+            table = read_table(base_dir / endpoint.dataset.file)
         except SpecError as exc:
             raise SpecError(f"{where(loc)}: {exc}") from None
         for field, name in placeholders(endpoint):
             if name not in table.columns:
                 raise SpecError(f"{where(['endpoints', index, *field])}: {{{{ {name} }}}} "
-                                f"names no column of {endpoint.data.file} (columns: "
+                                f"names no column of {endpoint.dataset.file} (columns: "
                                 f"{', '.join(table.columns)})")
 
 

@@ -37,12 +37,12 @@ _QUERY_VALUE_SAFE = "/:@!$'()*,;-._~"  # after the '?': '&', '=', '+' too
 
 def rendered_endpoints(endpoint: EndpointSpec, base_dir: Path, index: int) -> list[EndpointSpec]:
     """Return ``endpoint`` once per row of its data file, placeholders filled (see module)."""
-    assert endpoint.data is not None
-    table = read_table(base_dir / endpoint.data.file)
+    assert endpoint.dataset is not None
+    table = read_table(base_dir / endpoint.dataset.file)
     for field, name in placeholders(endpoint):
         if name not in table.columns:
             raise SpecError(f"endpoints[{index}].{'.'.join(map(str, field))}: {{{{ {name} }}}} "
-                            f"names no column of {endpoint.data.file}")
+                            f"names no column of {endpoint.dataset.file}")
     return [_render(endpoint, row, f"{table.source}:{line}")
             for row, line in zip(table.rows, table.lines)]
 
@@ -75,7 +75,7 @@ def _render(endpoint: EndpointSpec, row: Mapping[str, Any], where: str) -> Endpo
             raise SpecError(f"{where}: {exc}") from None
     return endpoint.model_copy(update={  # the label stays the endpoint's, not the row's path
         "name": endpoint.label, "path": path, "query": query, "headers": headers, "body": body,
-        "json_body": json_body, "data": None})
+        "json_body": json_body, "dataset": None})
 
 
 def _fill_json(node: Any, row: Mapping[str, Any], values: Mapping[str, str]) -> Any:

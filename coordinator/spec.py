@@ -179,7 +179,7 @@ class Method(str, enum.Enum):
 
 def _without_empty(dumped: Any, keys: tuple[str, ...]) -> Any:
     """Return a dumped model without ``keys`` left empty (null, []): specs saved in results
-    read as before the fields existed (request data, checks, stages, window)."""
+    read as before the fields existed (dataset, checks, stages, window)."""
     if isinstance(dumped, dict):
         for key in keys:
             if not dumped.get(key):
@@ -191,7 +191,7 @@ class DataSpec(_Model):
     """Request data: rows of a CSV (with a header line) or JSON-lines file fill the endpoint's
     ``{{ column }}`` placeholders, one request per row (see README, "Request data").
 
-    Example: ``data: {file: users.csv, order: shuffle, seed: 7}``
+    Example: ``dataset: {file: users.csv, order: shuffle, seed: 7}``
     """
 
     file: str = Field(min_length=1, description="CSV (.csv) or JSON-lines (.jsonl, .ndjson) "
@@ -294,7 +294,7 @@ class EndpointSpec(_Model, GrpcCallFields):
     content_type: str | None = None
     weight: float = Field(1.0, gt=0, le=1e9,
                           description="Share of requests relative to other endpoints.")
-    data: DataSpec | None = Field(default=None, description="Rows filling {{ column }} "
+    dataset: DataSpec | None = Field(default=None, description="Rows filling {{ column }} "
                                   "placeholders in path, query, headers and body.")
     checks: list[CheckSpec] = Field(default_factory=list, max_length=100,
                                     description="What every response must hold.")
@@ -335,16 +335,16 @@ class EndpointSpec(_Model, GrpcCallFields):
 
     @model_validator(mode="after")
     def _placeholders_need_data(self) -> EndpointSpec:
-        if self.data is None:
+        if self.dataset is None:
             for field, text in _templated_text(self):
                 if names_in(text):
                     raise ValueError(f"{field}: {{{{ {names_in(text)[0]} }}}} is a placeholder, "
-                                     "but the endpoint has no data file (add data: {file: ...})")
+                                     "but the endpoint has no data file (add dataset: {file: ...})")
         return self
 
     @model_serializer(mode="wrap")
     def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without_empty(handler(self), ("data", "checks"))
+        return _without_empty(handler(self), ("dataset", "checks"))
 
     @model_validator(mode="after")
     def _unique_check_names(self) -> EndpointSpec:

@@ -144,10 +144,10 @@ def _worker_templates(spec: ExperimentSpec, base_dir: Path, grpc: ResolvedGrpc |
         shown = version if len(versions) > 1 else None
         rendered = [_labelled(request_template(r, url, base_dir), shown) for r in rows[index]]
         if rendered_bytes(rendered) > MAX_RENDERED_BYTES:
-            raise SpecError(f"endpoints[{index}].data: the rendered requests take "
+            raise SpecError(f"endpoints[{index}].dataset: the rendered requests take "
                             f"{rendered_bytes(rendered) / 2**20:.0f} MiB, over the "
                             f"{MAX_RENDERED_BYTES // 2**20} MiB a plan may carry")
-        data = endpoint.data
+        data = endpoint.dataset
         assert data is not None
         seed = data.seed if data.seed is not None else (spec.load.seed or 0)
         for i, templates in enumerate(out):
@@ -160,14 +160,14 @@ def _rendered_rows(spec: ExperimentSpec, base_dir: Path) -> dict[int, list[Endpo
     """Return each data endpoint's rows, rendered (by endpoint index)."""
     rows: dict[int, list[EndpointSpec]] = {}
     for index, endpoint in enumerate(spec.endpoints):
-        if endpoint.call is not None and (endpoint.data is not None or endpoint.checks):
-            raise SpecError(f"endpoints[{index}]: data and checks are for HTTP endpoints, not "
+        if endpoint.call is not None and (endpoint.dataset is not None or endpoint.checks):
+            raise SpecError(f"endpoints[{index}]: dataset and checks are for HTTP endpoints, not "
                             "gRPC calls")
-        if endpoint.data is not None:
+        if endpoint.dataset is not None:
             rows[index] = rendered_endpoints(endpoint, base_dir, index)
             if len(rows[index]) < spec.load.workers:
-                raise SpecError(f"endpoints[{index}].data: {len(rows[index])} rows of "
-                                f"{endpoint.data.file} cannot be split over "
+                raise SpecError(f"endpoints[{index}].dataset: {len(rows[index])} rows of "
+                                f"{endpoint.dataset.file} cannot be split over "
                                 f"{spec.load.workers} workers (each worker needs at least one "
                                 "row)")
     return rows

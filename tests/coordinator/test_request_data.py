@@ -23,7 +23,7 @@ def write_spec(tmp_path: Path, endpoint: dict[str, Any], rows: str, *, name: str
     (tmp_path / name).write_text(rows)
     spec = {"name": "t", "target": "http://127.0.0.1:9",
             "load": load or {"concurrency": 1, "requests": 4},
-            "endpoints": [{**endpoint, "data": {"file": name, **endpoint.pop("data", {})}}]}
+            "endpoints": [{**endpoint, "dataset": {"file": name, **endpoint.pop("dataset", {})}}]}
     path = tmp_path / "spec.yaml"
     with path.open("w") as out:
         YAML().dump(spec, out)
@@ -65,7 +65,7 @@ def test_a_json_body_takes_typed_values_from_json_lines(tmp_path: Path) -> None:
                  r"spec.yaml:\d+: endpoints\[0\].headers.X-A: \{\{ nope \}\}", id="header"),
     pytest.param({"path": "/u", "method": "POST", "json": {"a": ["{{ zz }}"]}}, "id\n1\n",
                  r"spec.yaml:\d+: endpoints\[0\].json.a\[0\]: \{\{ zz \}\}", id="json"),
-    pytest.param({"path": "/u"}, "", r"endpoints\[0\].data.file: .*rows.csv:1: the first line "
+    pytest.param({"path": "/u"}, "", r"endpoints\[0\].dataset.file: .*rows.csv:1: the first line "
                  "must name the columns", id="empty"),
     pytest.param({"path": "/u"}, "id,name\n1\n", r"rows.csv:2: 1 fields, but the header names 2",
                  id="short-row"),
@@ -85,7 +85,7 @@ def test_the_line_named_is_the_placeholder_line(tmp_path: Path) -> None:
     """The spec line in the error is the line where the bad placeholder is written."""
     (tmp_path / "rows.csv").write_text("id\n1\n")
     text = ("name: t\ntarget: http://127.0.0.1:9\nload: {concurrency: 1, requests: 2}\n"
-            "endpoints:\n  - path: /a\n    data: {file: rows.csv}\n    headers:\n"
+            "endpoints:\n  - path: /a\n    dataset: {file: rows.csv}\n    headers:\n"
             "      X-Ok: '{{ id }}'\n      X-Bad: '{{ idd }}'\n")
     (tmp_path / "spec.yaml").write_text(text)
     with pytest.raises(SpecError, match=r"spec.yaml:9: endpoints\[0\].headers.X-Bad"):
@@ -93,7 +93,7 @@ def test_the_line_named_is_the_placeholder_line(tmp_path: Path) -> None:
 
 
 def test_a_placeholder_without_a_data_file_is_refused_at_its_line() -> None:
-    """Without ``data`` a placeholder has no column at all: a spec error, not a literal."""
+    """Without ``dataset`` a placeholder has no column at all: a spec error, not a literal."""
     with pytest.raises(SpecError, match=r"endpoints\[0\].path: \{\{ id \}\} is a placeholder, "
                        "but the endpoint has no data file"):
         parse_spec({"name": "t", "target": "http://127.0.0.1:9",
@@ -105,7 +105,7 @@ def test_an_oversized_data_file_is_refused_before_it_is_read(
     """A data file over the bound is one line saying so, naming the spec field."""
     monkeypatch.setattr(data_files, "MAX_DATA_BYTES", 100)
     path = write_spec(tmp_path, {"path": "/u/{{ id }}"}, "id\n" + "1234567890\n" * 20)
-    with pytest.raises(SpecError, match=r"endpoints\[0\].data.file: .*over the 0 MiB allowed"):
+    with pytest.raises(SpecError, match=r"endpoints\[0\].dataset.file: .*over the 0 MiB allowed"):
         load_spec(path)
 
 
@@ -138,14 +138,14 @@ def test_fewer_rows_than_workers_is_refused(tmp_path: Path) -> None:
     """Each worker needs a row of its own: three rows over four workers is a spec error."""
     path = write_spec(tmp_path, {"path": "/u/{{ id }}"}, "id\n1\n2\n3\n",
                       load={"concurrency": 4, "requests": 8, "workers": 4})
-    with pytest.raises(SpecError, match=r"endpoints\[0\].data: 3 rows of rows.csv cannot be "
+    with pytest.raises(SpecError, match=r"endpoints\[0\].dataset: 3 rows of rows.csv cannot be "
                        "split over 4 workers"):
         worker_plans(load_spec(path), tmp_path)
 
 
 def test_baseline_and_candidate_get_the_same_rows(tmp_path: Path) -> None:
     """In a two-version run both versions' templates carry the same rows and stream key."""
-    path = write_spec(tmp_path, {"path": "/u/{{ id }}", "data": {"order": "shuffle"}},
+    path = write_spec(tmp_path, {"path": "/u/{{ id }}", "dataset": {"order": "shuffle"}},
                       "id\n1\n2\n3\n")
     spec = load_spec(path).model_copy(update={"baseline": "http://127.0.0.1:8"})
     [plan] = worker_plans(spec, tmp_path)

@@ -26,7 +26,7 @@ def run_all(tmp_path: Path, target: str, rows: int, load: dict[str, Any], transp
     (tmp_path / "spec.yaml").write_text(
         f"name: t\ntarget: {target}\nload: {load}\nhttp: {{transport: {transport}}}\n"
         "endpoints:\n  - {path: '/item/{{ id }}', headers: {X-Id: '{{ id }}'}, "
-        f"data: {{file: ids.csv, order: {order}, seed: 3}}}}\n")
+        f"dataset: {{file: ids.csv, order: {order}, seed: 3}}}}\n")
     plans = worker_plans(load_spec(tmp_path / "spec.yaml"), tmp_path)
     workers = [LoadWorker(plan) for plan in plans]
     start = time.time() + 0.3
