@@ -344,7 +344,14 @@ class EndpointSpec(_Model, GrpcCallFields):
 
     @model_serializer(mode="wrap")
     def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without_empty(handler(self), ("dataset", "checks"))
+        # one serializer per model: this one also does GrpcCallFields' (an HTTP endpoint is
+        # saved without the gRPC fields, as before they existed)
+        dumped = handler(self)
+        if self.call is None and isinstance(dumped, dict):
+            for name, field in GrpcCallFields.model_fields.items():
+                dumped.pop(field.alias or name, None)
+                dumped.pop(name, None)
+        return _without_empty(dumped, ("dataset", "checks"))
 
     @model_validator(mode="after")
     def _unique_check_names(self) -> EndpointSpec:
