@@ -21,7 +21,13 @@ from analysis.evidence import scopes
 from analysis.metrics import Measured, metrics_table
 from analysis.results import ComparisonResult, ObjectiveResult
 from analysis.verdict import (
-    Limits, ObjectiveVerdict, RunHealth, RunVerdict, Side, Slo, judge_run,
+    Limits,
+    ObjectiveVerdict,
+    RunHealth,
+    RunVerdict,
+    Side,
+    Slo,
+    judge_run,
 )
 from workers.histogram import Histogram
 

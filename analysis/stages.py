@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from analysis.catalog import ALL_ENDPOINTS, DEFAULT_OK_OUTCOMES, format_value, higher_is_worse
+from analysis.custom import Reading
 from analysis.judging import (
     Judgement,
     WindowHealth,
@@ -25,18 +26,18 @@ from analysis.judging import (
     judge_measured,
     objective_results,
 )
-from analysis.merge import Key
 from analysis.metrics import Measured
 from analysis.results import StageResult, WindowResult, clean_metrics, unseries
 from analysis.verdict import (
     Limits,
-    Slo,
     ObjectiveVerdict,
     RunHealth,
     RunVerdict,
+    Slo,
     Verdict,
 )
 from workers.histogram import Histogram
+from workers.recorder import Key
 
 _ORDER = {Verdict.PASS: 0, Verdict.INCONCLUSIVE: 1, Verdict.FAIL: 2, Verdict.INVALID: 3}
 
@@ -123,7 +124,7 @@ def judge_stages(stages: Sequence[Stage], objectives: Sequence[Slo],
         judged = judge_measured(objectives, measured, health, limits, prejudged=prejudge(
             objectives, mine, error_ranges=error_ranges, window_s=window_s, limits=limits,
             ok_outcomes=ok_outcomes))
-        table = clean_metrics(judged.table.to_dict(orient="index"))  # type: ignore[arg-type]
+        table = clean_metrics(judged.table.to_dict(orient="index"))
         out.append(StageResult(
             index=index, name=stage.name, rate=stage.rate, start_s=start_s,
             duration_s=stage.duration_s, requests=sum(h.total for h in measured.latency.values()),

@@ -34,8 +34,8 @@ from bench.measure import run_child
 from bench.nginx import nginx_target
 from bench.peers import parse_slogate, slogate_command
 from workers.plan import RequestTemplate
-from workers.rows import per_endpoint
 from workers.raw_engine import encode_request
+from workers.rows import per_endpoint
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"fixed": [], "rows": ["--rows", "{rows}"],
@@ -89,7 +89,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
                        "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "requests_per_cpu_s": runs, "median": medians,
         "ratio_to_fixed": {v: medians[v] / medians["fixed"] for v in VARIANTS},
-        "ratio_per_round": {v: [a / b for a, b in zip(runs[v], runs["fixed"])] for v in VARIANTS},
+        "ratio_per_round": {v: [a / b for a, b in zip(runs[v], runs["fixed"], strict=True)]
+                            for v in VARIANTS},
         "goal": {"rows_ratio_at_least": GOAL,
                  "met": medians["rows"] / medians["fixed"] >= GOAL},
     }

@@ -31,15 +31,11 @@ from typing import Any
 # numpy's BLAS starts no thread pool of its own here either (~0.07 CPU-s at import otherwise).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from workers.checks import Check, ResponseChecks  # noqa: E402
+from workers.checks import Check, ResponseChecks
 from workers.histogram import Histogram
-from workers.histogram import Histogram  # noqa: E402
 from workers.load_worker import LoadWorker, WorkerReport
-from workers.load_worker import LoadWorker, WorkerReport  # noqa: E402  (after OMP_NUM_THREADS)
 from workers.plan import RequestTemplate, WorkerPlan
-from workers.plan import RequestTemplate, WorkerPlan  # noqa: E402
 from workers.recorder import Window
-from workers.recorder import Window  # noqa: E402
 
 START_DELAY_S = 0.2
 STOP_SLACK_S = 5.0

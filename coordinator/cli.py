@@ -219,8 +219,8 @@ def _find_max_rate(spec: Any, *, spec_dir: Path, out: Path | None, address: str 
     run at the rate found (the evidence) and print its report and the search; return 0 when a
     rate passed, else 3."""
     from analysis.results import write_atomic
-    from coordinator.ray_pool import RayPool
     from coordinator.max_rate import at_rate, find_max_rate, summary_lines
+    from coordinator.ray_pool import RayPool
     from coordinator.run import run_experiment
 
     at_rate(spec, spec.load.rate or 0.0)  # a spec the search cannot start from fails first

@@ -90,7 +90,7 @@ def _parse_csv(text: str, source: str) -> Table:
                 if len(fields) != len(header):
                     raise SpecError(f"{source}:{line + 1}: {len(fields)} fields, but the header "
                                     f"names {len(header)} columns")
-                rows.append(dict(zip(header, fields)))
+                rows.append(dict(zip(header, fields, strict=True)))
                 lines.append(line + 1)
             line = reader.line_num
     except csv.Error as exc:

@@ -44,7 +44,7 @@ def rendered_endpoints(endpoint: EndpointSpec, base_dir: Path, index: int) -> li
             raise SpecError(f"endpoints[{index}].{'.'.join(map(str, field))}: {{{{ {name} }}}} "
                             f"names no column of {endpoint.dataset.file}")
     return [_render(endpoint, row, f"{table.source}:{line}")
-            for row, line in zip(table.rows, table.lines)]
+            for row, line in zip(table.rows, table.lines, strict=True)]
 
 
 def _text(value: Any) -> str:

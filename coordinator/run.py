@@ -16,7 +16,6 @@ from typing import Protocol
 from analysis.catalog import DEFAULT_OK_OUTCOMES, percentile_of
 from analysis.compare import split_versions
 from analysis.custom import Reading
-from analysis.judging import WindowHealth, judge_measured, objective_results, run_health
 from analysis.judging import WindowHealth, objective_results, run_health
 from analysis.merge import FinalWindow
 from analysis.metrics import Measured, metrics_table

@@ -36,7 +36,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
-    SerializerFunctionWrapHandler,
     field_serializer,
     field_validator,
     model_serializer,
@@ -56,8 +55,6 @@ from analysis.results import NotARegularFile, read_regular_text
 from analysis.safe_yaml import bounded_yaml
 from analysis.verdict import Limits as CoreLimits
 from analysis.verdict import Slo
-from workers.checks import Check as CoreCheck
-from workers.checks import parse_json_path
 from coordinator import units
 from coordinator.data_files import check_columns
 from coordinator.errors import SpecError
@@ -73,9 +70,10 @@ from coordinator.grpc_spec import (
 from coordinator.metrics_spec import MetricsSpec, custom_units, parse_custom_limit
 from coordinator.notify_spec import NotifyTarget
 from coordinator.placeholders import encode_around, names_in
-from promote.spec import ManifestEdit, ManifestPatch, PromotionSpec, TokenSecret
 from promote.spec import PromotionSpec
 from promote.spec import SpecModel as _Model
+from workers.checks import Check as CoreCheck
+from workers.checks import parse_json_path
 
 SCHEMA_ID = "https://slogate.dev/schemas/experiment/v1"
 

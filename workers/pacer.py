@@ -152,7 +152,7 @@ class StepPacer(_ByArrivals):
 
     def __post_init__(self) -> None:
         times, slots = [0.0], [0.0]
-        for rate, duration in zip(self.rates_rps[:-1], self.durations_s[:-1]):
+        for rate, duration in zip(self.rates_rps[:-1], self.durations_s[:-1], strict=True):
             times.append(times[-1] + duration)
             slots.append(slots[-1] + rate * duration)
         object.__setattr__(self, "_starts_s", tuple(times))

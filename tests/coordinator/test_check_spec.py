@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from coordinator.errors import SpecError
-from coordinator.split import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from workers.checks import Check
 
 

@@ -13,8 +13,8 @@ from ruamel.yaml import YAML
 
 from coordinator import data_files
 from coordinator.errors import SpecError
-from coordinator.split import worker_plans
 from coordinator.spec import load_spec, parse_spec
+from coordinator.split import worker_plans
 
 
 def write_spec(tmp_path: Path, endpoint: dict[str, Any], rows: str, *, name: str = "rows.csv",

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from coordinator.supervisor import MergedRun, merge_outcomes
 from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import WorkerPlan
+from workers.recorder import Window
 
 
 class InProcessPool:
@@ -25,7 +26,7 @@ class InProcessPool:
 
 
 def _report(worker: LoadWorker) -> WorkerReport:
-    windows = []
+    windows: list[Window] = []
     while True:
         snapshot = worker.poll(timeout_s=60.0)
         windows.extend(snapshot.windows)

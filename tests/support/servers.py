@@ -335,6 +335,9 @@ def webhook_receiver(statuses: tuple[int, ...] = (), headers: dict[str, str] | N
 
         return await _aiohttp(served, [web.post("/{tail:.*}", receive)])
 
+    with _in_thread(start) as served:
+        yield served
+
 
 Answer = Callable[[int, str], tuple[int, bytes, dict[str, str]]]
 

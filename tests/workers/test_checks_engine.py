@@ -16,12 +16,12 @@ import uvloop
 from analysis.evidence import evidence_for, scopes
 from analysis.merge import totals
 from analysis.metrics import Measured, metrics_table
-from coordinator.split import worker_plans
 from coordinator.spec import parse_spec
+from coordinator.split import worker_plans
 from tests.support import servers
 from workers.load_worker import LoadWorker, WorkerReport
-from workers.recorder import Recorder
 from workers.raw_engine import RawUsersEngine, fast_engine
+from workers.recorder import Recorder
 
 TRANSPORTS = [pytest.param("fast", id="fast"), pytest.param("aiohttp", id="aiohttp")]
 GOOD = json.dumps({"status": "ok", "items": [1, 2]}).encode()
@@ -47,7 +47,7 @@ def outcomes(report: WorkerReport) -> dict[str, int]:
     return counts
 
 
-CHECKS = [{"name": "ok", "json": "$.status", "equals": "ok"},
+CHECKS: list[dict[str, Any]] = [{"name": "ok", "json": "$.status", "equals": "ok"},
           {"name": "items", "json": "$.items[0]"},
           {"name": "traced", "header": "X-Trace"},
           {"name": "small", "maxBytes": 100}]
@@ -163,7 +163,7 @@ def test_a_check_failing_on_3_percent_gives_a_check_rate_in_its_interval(transpo
     assert outcomes(report) == {"status:200": requests - sent_wrong, "check:ok": sent_wrong}
     measured = Measured(latency=totals(report.windows), duration_s=report.measured_s)
     table = metrics_table(measured)
-    point = table.loc["*"].to_dict()
+    point: dict[str, Any] = {str(k): v for k, v in table.loc["*"].to_dict().items()}
     evidence = evidence_for("check-rate", scopes(measured)["*"], point, 0.95)
     assert evidence.value == pytest.approx(sent_wrong / requests)
     assert evidence.interval is not None

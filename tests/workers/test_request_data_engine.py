@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from coordinator.split import worker_plans
 from coordinator.spec import load_spec
+from coordinator.split import worker_plans
 from tests.support import servers
 from workers.load_worker import LoadWorker, WorkerReport
+from workers.recorder import Window
 
 TRANSPORTS = [pytest.param("fast", id="fast"), pytest.param("aiohttp", id="aiohttp")]
 
@@ -34,7 +35,7 @@ def run_all(tmp_path: Path, target: str, rows: int, load: dict[str, Any], transp
         worker.start(start)
     reports = []
     for worker in workers:
-        windows = []
+        windows: list[Window] = []
         while True:
             snapshot = worker.poll(timeout_s=30.0)
             windows.extend(snapshot.windows)
