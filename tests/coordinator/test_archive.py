@@ -226,4 +226,4 @@ def test_run_with_archive_commits_the_results(tmp_path: Path, repo: Path, ray_lo
     assert "archived as git:" in result.stderr, result.stderr
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     [run] = open_archive(f"git:{repo}").scan().runs
-    assert run.results.model_dump(by_alias=True) == written
+    assert json.loads(run.results.to_json()) == written
