@@ -54,6 +54,7 @@ import httptools
 
 from workers.checks import Checker
 from workers.plan import RequestTemplate, WorkerPlan
+from workers.pump import compiled_pump
 from workers.recorder import CODE_SPAN, CONNECT_CODE, RESET_CODE, TIMEOUT_CODE, TLS_CODE, Recorder
 from workers.rows import per_endpoint
 from workers.run_state import RunState, pacer_for
@@ -812,7 +813,8 @@ class RawUsersEngine(FastEngine):
     bookkeeping fields. TLS and users with think time stay on :class:`_Conn` connections.
     """
 
-    __slots__ = ("epoll", "watched", "addresses", "shape", "learning", "shape_outcomes")
+    __slots__ = ("epoll", "watched", "addresses", "shape", "learning", "shape_outcomes",
+                 "compiled")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
@@ -824,6 +826,7 @@ class RawUsersEngine(FastEngine):
         self.shape: _Shape | None = None  # the response the target keeps repeating, if any
         self.learning = _LEARNING_TRIES  # tries left to find (or widen) it; 0: stop trying
         self.shape_outcomes: dict[int, int] = {}  # checks: request code -> the shape's outcome
+        self.compiled = compiled_pump(self)  # workers/_pump.pyx in place of _pump, if built
 
     async def prepare(self, within_s: float) -> None:
         self._watch()
@@ -840,7 +843,8 @@ class RawUsersEngine(FastEngine):
     def _watch(self) -> None:
         """Have the event loop call :meth:`_pump` whenever a socket in the epoll set is ready."""
         self.loop = asyncio.get_running_loop()
-        self.loop.add_reader(self.epoll.fileno(), self._pump)  # replaces an earlier watch
+        pump = self._pump if self.compiled is None else self.compiled
+        self.loop.add_reader(self.epoll.fileno(), pump)  # replaces an earlier watch
 
     async def _dial(self) -> _RawConn:  # type: ignore[override]
         """Connect a non-blocking socket to the origin and watch it; as ``create_connection``
@@ -1038,18 +1042,28 @@ class RawUsersEngine(FastEngine):
         if not data:
             self.lost(conn, None)
             return
+        outcome = self._parse(conn, data)
+        if outcome is not None:
+            status, keep_alive = outcome
+            self.completed(conn, self.checked(conn, status) if self.checking else status,
+                           keep_alive)
+
+    def _parse(self, conn: _RawConn, data: bytes) -> tuple[int, bool] | None:
+        """Feed ``data`` to ``conn``'s httptools parser: return the status and keep-alive of the
+        response it completed, or None (more to come, or the request failed and was settled).
+        The compiled pump calls this for every read it does not parse itself."""
         parser = conn.parser
         try:
             parser.feed_data(data)
         except Exception as exc:  # noqa: BLE001 - see _Conn.data_received
             self._unparsed(conn, exc)
-            return
+            return None
         keep_alive, conn.done = conn.done, None
         if keep_alive is None:
             conn.got = True
-            return
-        status = parser.get_status_code()
-        self.completed(conn, self.checked(conn, status) if self.checking else status, keep_alive)
+            return None
+        conn.got = False
+        return parser.get_status_code(), keep_alive
 
     def shape_outcome(self, code: int) -> int:
         """Return the outcome of a response matching the shape, for the endpoint of request

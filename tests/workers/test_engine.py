@@ -26,9 +26,11 @@ from coordinator.spec import parse_spec
 from coordinator.split import worker_plans
 from tests.support import servers
 from tests.support.helpers import present, start_hello
+from tests.workers.conftest import PURE, spec_transport
 from workers.histogram import HIGHEST_NS, Histogram, index_of, lowest_equivalent
 from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import WorkerPlan
+from workers.pump import PUMP_ENV
 from workers.raw_engine import (
     FastEngine,
     RawUsersEngine,
@@ -43,7 +45,8 @@ from workers.transport_aiohttp import AiohttpSender
 MS = 1_000_000
 S = 1_000_000_000
 
-TRANSPORTS = [pytest.param("fast", id="fast"), pytest.param("aiohttp", id="aiohttp")]
+TRANSPORTS = [pytest.param("fast", id="fast"), pytest.param(PURE, id=PURE),
+              pytest.param("aiohttp", id="aiohttp")]
 MODELS = [
     pytest.param({"rate": 400}, id="open"),
     pytest.param({"concurrency": 4}, id="closed"),
@@ -55,9 +58,9 @@ def plan_for(target: str, load: dict[str, Any], *, transport: str,
     """Return the one worker plan of a spec, built as the coordinator builds it."""
     spec = parse_spec({"name": "t", "target": target, "load": load,
                        "endpoints": endpoints or [{"path": "/hello"}],
-                       "http": {"transport": transport, **http}})
+                       "http": {"transport": spec_transport(transport), **http}})
     [plan] = worker_plans(spec)
-    assert plan.transport == transport
+    assert plan.transport == spec_transport(transport)
     return plan
 
 
@@ -292,6 +295,7 @@ def hello_2s() -> Iterator[str]:
     ("transport", "early_ns"),
     [
         pytest.param("fast", 0, id="fast"),
+        pytest.param(PURE, 0, id=PURE),
         pytest.param("aiohttp", 5 * MS, id="aiohttp"),
     ],
 )
@@ -520,12 +524,13 @@ def test_the_closed_model_runs_on_raw_sockets_where_it_can() -> None:
     assert engine("http://127.0.0.1:9", {"rate": 10, "requests": 1}) is FastEngine
 
 
-def test_raw_users_try_each_address_of_the_host(hello: str) -> None:
+@pytest.mark.parametrize("transport", ["fast", PURE])
+def test_raw_users_try_each_address_of_the_host(hello: str, transport: str) -> None:
     """The closed model's raw sockets connect as ``create_connection`` does: an address that
     refuses (::1 on the app's port, held unlistened here) is skipped for the next (127.0.0.1),
     which the next connections then try first. Every request gets its 200."""
     port = int(hello.rsplit(":", 1)[1])
-    plan = plan_for(hello, {"concurrency": 2, "requests": 20}, transport="fast")
+    plan = plan_for(hello, {"concurrency": 2, "requests": 20}, transport=transport)
     recorder = Recorder(labels=["GET /hello"], window_s=1.0)
     with socket.socket(socket.AF_INET6) as held:
         held.bind(("::1", port))  # bound, not listening: a connect there is refused
@@ -641,9 +646,11 @@ def test_a_recognised_response_parses_as_the_sample_did(
             assert one_keep_alive_response(data) == status
 
 
-def test_raw_users_recognise_the_apps_repeated_response(hello: str) -> None:
-    """Against the sample app (aiohttp: a Date header) the engine learns the response's shape,
-    and the run still records every request as the 200 it was."""
+def test_raw_users_recognise_the_apps_repeated_response(hello: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against the sample app (aiohttp: a Date header) the pure-Python pump learns the
+    response's shape, and the run still records every request as the 200 it was."""
+    monkeypatch.setenv(PUMP_ENV, "python")  # the compiled pump parses every response instead
     plan = plan_for(hello, {"concurrency": 2, "requests": 300}, transport="fast")
     recorder = Recorder(labels=["GET /hello"], window_s=1.0)
 

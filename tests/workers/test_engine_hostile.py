@@ -17,6 +17,7 @@ from coordinator.errors import SpecError
 from coordinator.spec import parse_spec
 from coordinator.split import worker_plans
 from tests.support import servers
+from tests.workers.conftest import spec_transport
 from tests.workers.test_engine import MODELS, TRANSPORTS, outcomes, plan_for
 from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import WorkerPlan
@@ -184,7 +185,8 @@ def test_nothing_smuggled_reaches_the_wire(transport: str) -> None:
     with servers.wire_server() as server:
         spec = parse_spec({**BASE, "target": server.url,
                            "load": {"concurrency": 2, "requests": 6},
-                           "endpoints": [endpoint], "http": {"transport": transport}})
+                           "endpoints": [endpoint],
+                           "http": {"transport": spec_transport(transport)}})
         [plan] = worker_plans(spec)
         report = run_plan(plan)
     assert outcomes(report) == {"status:200": 6}

@@ -1,0 +1,227 @@
+"""The compiled pump (workers/_pump.pyx) against the pure-Python one and against llhttp: its
+parser accepts only what llhttp reads the same way, and both pumps, fed the same byte streams
+split at random points by a real server on 127.0.0.1, record the same rows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+import uvloop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.workers.conftest import PURE
+from tests.workers.test_engine import plan_for
+from workers.pump import PUMP_ENV, compiled_available
+from workers.recorder import Recorder
+from workers.transport_fast import RawUsersEngine, one_keep_alive_response
+
+if compiled_available():
+    from workers._pump import parse_one
+else:  # the fixture in conftest fails every test of the compiled pump in that case
+    def parse_one(data: bytes) -> int:
+        """Stand-in where the extension is not built."""
+        raise RuntimeError("the compiled pump is not built")
+
+
+# --- the parser: what it accepts, llhttp reads the same way ------------------------------------
+
+STATUSES = st.sampled_from([200, 201, 204, 301, 304, 404, 500, 599, 100, 101, 600, 99])
+NAMES = st.sampled_from(["Server", "Date", "X-Id", "Content-Type", "Connection", "Keep-Alive",
+                         "Upgrade", "Proxy-Connection", "content-length", "TRANSFER-ENCODING",
+                         "X Bad", "X:Odd", ""])
+VALUES = st.sampled_from(["nginx", "keep-alive", "close", "chunked", "gzip, chunked", " 5 ",
+                          "05", "1 2", "a\tb", "é", "\x7f", "-1", "Keep-Alive", ""])
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> bytes:
+    """A response: a status line, headers, a body framed right or wrongly, maybe a byte
+    changed, dropped or added, maybe cut short or with something after it."""
+    status = draw(STATUSES)
+    version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0"]))
+    reason = draw(st.sampled_from([b" OK", b" ", b"", b" Not\tFound", b" \x01"]))
+    headers = [f"{n}: {v}".encode() for n, v in draw(st.lists(st.tuples(NAMES, VALUES),
+                                                              max_size=3))]
+    body = draw(st.binary(max_size=40))
+    framing = draw(st.sampled_from(["length", "length", "chunked", "chunked", "none",
+                                    "both", "wrong"]))
+    if framing in ("length", "both", "wrong"):
+        headers.append(b"Content-Length: %d" % (len(body) + (framing == "wrong")))
+    if framing in ("chunked", "both"):
+        headers.append(b"Transfer-Encoding: chunked")
+        cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=3)))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)]) if b > a]
+        ext = draw(st.sampled_from([b"", b"", b";x=1", b"  "]))
+        body = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces) + b"0\r\n\r\n"
+    head = version + b" %03d" % status + reason + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
+    data = bytearray(head + b"\r\n" + body)
+    edit = draw(st.sampled_from(["none", "none", "change", "drop", "add", "cut", "extra"]))
+    if edit != "none" and data:
+        at = draw(st.integers(0, len(data) - 1))
+        byte = draw(st.sampled_from([b"\r", b"\n", b" ", b":", b"0", b"a", b"\x00", b"\x80"]))
+        if edit == "change":
+            data[at:at + 1] = byte
+        elif edit == "drop":
+            del data[at]
+        elif edit == "add":
+            data[at:at] = byte
+        elif edit == "cut":
+            del data[at:]
+        else:
+            data += b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    return bytes(data)
+
+
+@pytest.mark.parametrize("transport", ["fast"])  # the compiled pump must be built
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=responses())
+def test_what_the_parser_accepts_llhttp_reads_the_same_way(transport: str, data: bytes) -> None:
+    """A response the compiled parser takes (status > 0) is, for llhttp, exactly one whole
+    keep-alive response with that status and nothing after it."""
+    status = parse_one(data)
+    if status:
+        assert one_keep_alive_response(data) == status
+
+
+@pytest.mark.parametrize("transport", ["fast"])
+@pytest.mark.parametrize("data", [
+    pytest.param(b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\nhello", id="len"),
+    pytest.param(b"HTTP/1.1 404 Not Found\r\ncontent-length:0\r\n\r\n", id="empty"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n", id="chunked"),
+    pytest.param(b"HTTP/1.1 503 \r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nno",
+                 id="keep-alive"),
+])
+def test_the_parser_takes_what_servers_send(transport: str, data: bytes) -> None:
+    """Plain keep-alive responses (nginx's, aiohttp's, chunked) take the compiled path: the
+    parser returns the status llhttp reads."""
+    assert parse_one(data) == one_keep_alive_response(data) > 0
+
+
+# --- both pumps on the same byte streams --------------------------------------------------------
+
+SCRIPT_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    b"HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy",
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-Body: " + b"x" * 3000 + b"\r\nContent-Length: 3\r\n\r\nbig",
+    b"HTTP/1.1 500 Oops\r\n\r\nclose-delimited body",  # ends with the connection
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 2x0 Bad\r\nContent-Length: 0\r\n\r\n",  # llhttp refuses: a reset
+]
+CLOSES = {2, 5, 6, 7}  # the server closes after these (the client drops an unparsed one)
+
+
+@contextlib.contextmanager
+def scripted_server(script: Sequence[tuple[int, tuple[int, ...]]]) -> Iterator[str]:
+    """Answer the n-th request (over all connections) with ``SCRIPT_RESPONSES[script[n][0]]``,
+    written in pieces cut at ``script[n][1]`` a millisecond apart, so they arrive in as many
+    reads; close the connection after a response in :data:`CLOSES`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    answered = [0]
+    lock = threading.Lock()
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:  # the client may drop a response it refused
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pending = b""
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    pending += chunk
+                pending = pending.split(b"\r\n\r\n", 1)[1]
+                with lock:
+                    n = answered[0]
+                    answered[0] += 1
+                which, cuts = script[n % len(script)]
+                data = SCRIPT_RESPONSES[which]
+                bounds = sorted({c % len(data) for c in cuts} - {0})
+                for a, b in zip([0, *bounds], [*bounds, len(data)]):
+                    conn.sendall(data[a:b])
+                    time.sleep(0.001)
+                if which in CLOSES:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def recorded_rows(url: str, requests: int, pure: bool,
+                  monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Run one back-to-back user for ``requests`` requests on the compiled or the pure-Python
+    pump and return the recorded outcome codes in order, checking each row's times."""
+    if pure:
+        monkeypatch.setenv(PUMP_ENV, "python")
+    else:
+        monkeypatch.delenv(PUMP_ENV, raising=False)
+    plan = plan_for(url, {"concurrency": 1, "requests": requests, "timeout": "5s"},
+                    transport="fast")
+    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
+
+    async def run_engine() -> bool:
+        engine = RawUsersEngine(plan, recorder, time.monotonic_ns())
+        await engine.prepare(2.0)
+        await engine.go()
+        return engine.compiled is None
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(run_engine()) is pure
+    assert not len(recorder.intended)
+    assert all(0 <= s <= d for s, d in zip(recorder.sent, recorder.done))
+    return list(recorder.codes)
+
+
+SCRIPTS = st.lists(st.tuples(st.integers(0, len(SCRIPT_RESPONSES) - 1),
+                             st.lists(st.integers(1, 4000), max_size=3).map(tuple)),
+                   min_size=1, max_size=6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transport", ["fast"])
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(script=SCRIPTS)
+def test_both_pumps_record_the_same_rows(transport: str, script: list[tuple[int, tuple[int, ...]]],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fed the same responses split at the same points (each piece its own read), the compiled
+    and the pure-Python pump record the same outcome for every request, in the same order."""
+    with scripted_server(script) as url:
+        compiled = recorded_rows(url, len(script), False, monkeypatch)
+    with scripted_server(script) as url:
+        pure = recorded_rows(url, len(script), True, monkeypatch)
+    assert compiled == pure
+    assert len(compiled) == len(script)
+
+
+@pytest.mark.parametrize("transport", ["fast", PURE])
+def test_the_engine_logs_which_pump_runs(transport: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Building the raw-socket engine logs one line naming the pump it runs."""
+    plan = plan_for("http://127.0.0.1:9", {"concurrency": 1, "requests": 1}, transport="fast")
+    with caplog.at_level(logging.INFO, logger="workers.pump"):
+        engine = RawUsersEngine(plan, Recorder(labels=["GET /hello"], window_s=1.0), 0)
+    engine.epoll.close()
+    expected = ("load engine: compiled pump (workers._pump)" if transport == "fast"
+                else "load engine: pure-Python pump (SLOGATE_PUMP=python)")
+    assert [r.getMessage() for r in caplog.records] == [expected]

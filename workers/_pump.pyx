@@ -1,0 +1,301 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled pump of :class:`workers.transport_fast.RawUsersEngine` (Cython).
+
+One call handles every ready virtual user, as the engine's pure-Python ``_pump`` does: wait on
+the engine's epoll set without blocking, read each ready socket into one C buffer, and when the
+read holds exactly one whole keep-alive response that :func:`parse_whole` accepts (HTTP/1.1, a
+status 200-599 but 204 and 304, ``Content-Length`` or ``chunked`` framing, nothing unusual),
+record the three integers into the recorder's arrays and write the next request: no Python
+object per response. Anything else (a response split over reads, a close, a reset, an error, a
+framing :func:`parse_whole` does not take, the end of the schedule) goes to the engine's Python
+bookkeeping exactly as the pure-Python pump sends it there, httptools included, so both pumps
+record the same rows; ``tests/workers`` runs every engine test against both.
+"""
+
+from cpython.array cimport array, resize_smart
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport EAGAIN, EINTR, errno  # EWOULDBLOCK is EAGAIN on Linux
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, strerror
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.unistd cimport read, write
+
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        int fd
+        unsigned long long u64
+
+    struct epoll_event:
+        unsigned int events
+        epoll_data_t data
+
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+    enum: EPOLLIN
+
+
+cdef enum:
+    MAX_EVENTS = 512  # ready connections handled per call (more: the next call, at once)
+    READ_BYTES = 65536  # as the pure-Python pump reads
+    CODE_SPAN = 1024  # workers.recorder.CODE_SPAN
+
+# Bytes llhttp takes in a header name (an RFC 9110 token) and in a value or reason phrase (HTAB,
+# SP, VCHAR, obs-text).
+cdef unsigned char TOKEN[256]
+cdef unsigned char VALUE[256]
+cdef unsigned char HEX[256]
+
+
+cdef void _tables() noexcept:
+    cdef int c
+    for c in range(256):
+        TOKEN[c] = 0
+        VALUE[c] = 1 if c == 9 or 0x20 <= c <= 0x7e or c >= 0x80 else 0
+        HEX[c] = 0
+    for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        TOKEN[c] = 1
+    for c in range(16):
+        HEX[<unsigned char>b"0123456789abcdef"[c]] = c + 1
+        HEX[<unsigned char>b"0123456789ABCDEF"[c]] = c + 1
+
+
+_tables()
+
+
+cdef inline bint _named(const unsigned char *p, Py_ssize_t n, const char *lower,
+                        Py_ssize_t size) noexcept nogil:
+    """Return whether ``p[:n]`` is ``lower`` (lower case, ``size`` bytes) in any case."""
+    cdef Py_ssize_t j
+    cdef unsigned char c
+    if n != size:
+        return False
+    for j in range(n):
+        c = p[j]
+        if 65 <= c <= 90:
+            c += 32
+        if c != <unsigned char>lower[j]:
+            return False
+    return True
+
+
+cdef inline bint _crlf(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    return i + 1 < n and p[i] == 13 and p[i + 1] == 10
+
+
+cdef Py_ssize_t _chunked_end(const unsigned char *p, Py_ssize_t i,
+                             Py_ssize_t n) noexcept nogil:
+    """Return where a chunked body starting at ``p[i]`` ends (no extensions, no trailers), or
+    -1 when it does not end within ``n`` bytes or has anything this parser leaves to llhttp."""
+    cdef Py_ssize_t start, size
+    while True:
+        start, size = i, 0
+        while i < n and HEX[p[i]]:
+            size = size * 16 + HEX[p[i]] - 1
+            i += 1
+            if i - start > 12:
+                return -1
+        if i == start or not _crlf(p, i, n):
+            return -1
+        i += 2
+        if size == 0:
+            return i + 2 if _crlf(p, i, n) else -1
+        if size > n - i - 2 or not _crlf(p, i + size, n):
+            return -1
+        i += size + 2
+
+
+cdef int parse_whole(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """Return the status of ``p[:n]`` when it is exactly one whole keep-alive HTTP/1.1 response
+    framed by ``Content-Length`` or ``chunked``, with nothing before or after it; 0 for anything
+    else (a partial response, a close, an upgrade, an unusual byte), which llhttp then parses.
+
+    Strict where llhttp is lenient: a response this accepts, llhttp reads the same way (the
+    Hypothesis test in ``tests/workers/test_pump.py`` checks the claim on random responses).
+    """
+    cdef Py_ssize_t i, start, vstart, vend, length = -1, j
+    cdef int status
+    cdef bint chunked = False
+    if n < 17 or memcmp(p, b"HTTP/1.1 ", 9) != 0 or p[12] != 32:
+        return 0
+    if not (48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57):
+        return 0
+    status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + p[11] - 48
+    if status < 200 or status > 599 or status == 204 or status == 304:
+        return 0
+    i = 13
+    while i < n and VALUE[p[i]]:
+        i += 1
+    if not _crlf(p, i, n):
+        return 0
+    i += 2
+    while not _crlf(p, i, n):  # header lines until the empty one
+        start = i
+        while i < n and TOKEN[p[i]]:
+            i += 1
+        if i == start or i >= n or p[i] != 58:  # ':'
+            return 0
+        j = i  # the name is p[start:j]
+        i += 1
+        while i < n and (p[i] == 32 or p[i] == 9):
+            i += 1
+        vstart = i
+        while i < n and VALUE[p[i]]:
+            i += 1
+        if not _crlf(p, i, n):
+            return 0
+        vend = i
+        while vend > vstart and (p[vend - 1] == 32 or p[vend - 1] == 9):
+            vend -= 1
+        i += 2
+        if _named(p + start, j - start, "content-length", 14):
+            if length >= 0 or vend == vstart or vend - vstart > 15:
+                return 0
+            length = 0
+            while vstart < vend:
+                if not 48 <= p[vstart] <= 57:
+                    return 0
+                length = length * 10 + p[vstart] - 48
+                vstart += 1
+        elif _named(p + start, j - start, "transfer-encoding", 17):
+            if chunked or not _named(p + vstart, vend - vstart, "chunked", 7):
+                return 0
+            chunked = True
+        elif _named(p + start, j - start, "connection", 10):
+            if not _named(p + vstart, vend - vstart, "keep-alive", 10):
+                return 0
+        elif (_named(p + start, j - start, "proxy-connection", 16)
+              or _named(p + start, j - start, "keep-alive", 10)
+              or _named(p + start, j - start, "upgrade", 7)):
+            return 0
+    i += 2
+    if chunked:
+        return status if length < 0 and _chunked_end(p, i, n) == n else 0
+    return status if length == n - i else 0
+
+
+def parse_one(data: bytes) -> int:
+    """Return :func:`parse_whole` of ``data`` (for tests): its status, or 0 when it defers."""
+    return parse_whole(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef inline long long _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <long long>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline void _append(array buffer, long value) noexcept:
+    cdef Py_ssize_t size = len(buffer)
+    resize_smart(buffer, size + 1)
+    buffer.data.as_longs[size] = value
+
+
+cdef class Pump:
+    """The compiled ``_pump`` of one :class:`RawUsersEngine` (see the module docstring)."""
+
+    cdef object engine
+    cdef int epoll_fd
+    cdef unsigned char *buffer
+    cdef epoll_event events[MAX_EVENTS]
+
+    def __cinit__(self, engine: object) -> None:
+        recorder = engine.recorder
+        for column in (recorder.codes, recorder.sent, recorder.done):
+            if not isinstance(column, array) or column.typecode != "l" or column.itemsize != 8:
+                raise TypeError("the recorder's buffers are not arrays of 64-bit C longs")
+        self.engine = engine
+        self.epoll_fd = engine.epoll.fileno()
+        self.buffer = <unsigned char *>malloc(READ_BYTES)
+        if self.buffer is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self) -> None:
+        free(self.buffer)
+
+    def pump(self) -> None:
+        """Handle every ready connection (the engine's epoll set is readable)."""
+        cdef object engine = self.engine
+        cdef int count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, 0)
+        if count < 0:
+            if errno == EINTR:
+                return
+            raise OSError(errno, strerror(errno).decode())
+        recorder = engine.recorder
+        cdef array codes = recorder.codes, sents = recorder.sent, dones = recorder.done
+        cdef list watched = engine.watched
+        cdef long long base = engine.start_ns, stop_ns = engine.users_stop_ns
+        cdef long long limit = engine.users_limit, warmup_n = engine.warmup_n
+        cdef long long launched = engine.launched, last = 0, now, seq
+        cdef bint single = engine.single
+        cdef bytes payload = engine.payload, request
+        cdef int k, fd, status
+        cdef unsigned int mask
+        cdef Py_ssize_t got, size, sent
+        cdef bint keep_alive
+        try:
+            for k in range(count):
+                fd, mask = self.events[k].data.fd, self.events[k].events
+                if fd >= len(watched):
+                    continue
+                conn = watched[fd]
+                if conn is None:
+                    continue
+                if mask != EPOLLIN:
+                    engine.launched = launched
+                    engine._event(conn, mask)
+                    launched = engine.launched
+                    continue
+                got = read(fd, self.buffer, READ_BYTES)
+                if got <= 0:
+                    if got < 0 and (errno == EAGAIN or errno == EINTR):
+                        continue
+                    engine.launched = launched
+                    engine.lost(conn, OSError(errno, strerror(errno).decode()) if got else None)
+                    launched = engine.launched
+                    continue
+                status = 0 if conn.got else parse_whole(self.buffer, got)
+                keep_alive = True
+                if not status:  # httptools takes it, as in the pure-Python pump
+                    engine.launched = launched
+                    outcome = engine._parse(conn, PyBytes_FromStringAndSize(
+                        <char *>self.buffer, got))
+                    launched = engine.launched
+                    if outcome is None:
+                        continue
+                    status, keep_alive = outcome
+                now = _now_ns()
+                if not (keep_alive and launched < limit and now < stop_ns):
+                    engine.launched = launched
+                    engine.completed(conn, status, keep_alive)
+                    launched = engine.launched
+                    continue
+                seq = conn.seq
+                if seq >= warmup_n:
+                    _append(codes, conn.code + status)
+                    _append(sents, conn.sent - base)
+                    _append(dones, now - base)
+                    last = now
+                else:
+                    recorder.warmup_count += 1
+                conn.seq, conn.sent = launched, now  # intended: the sent time; got is False
+                launched += 1
+                if single:
+                    request = payload
+                else:
+                    endpoint = engine.picker.pick()
+                    conn.code = endpoint * CODE_SPAN
+                    request = engine.payloads[endpoint]
+                size = PyBytes_GET_SIZE(request)
+                sent = write(fd, PyBytes_AS_STRING(request), size)
+                if sent < 0:
+                    if errno != EAGAIN and errno != EINTR:
+                        engine.loop.call_soon(engine.lost, conn,
+                                              OSError(errno, strerror(errno).decode()))
+                        continue
+                    sent = 0
+                if sent < size:
+                    conn.write(request[sent:])  # the rest goes out when the socket is writable
+        finally:
+            engine.launched = launched
+        if last:
+            engine.measured_end_ns = last

@@ -1,0 +1,43 @@
+"""Which pump drives the closed model's raw-socket users: the compiled one or the pure-Python one.
+
+The compiled pump (``workers._pump``, Cython, built by ``pip install`` from ``setup.py``) does
+the per-response work of :class:`workers.transport_fast.RawUsersEngine` without a Python call
+per response: read, parse, record, write the next request. Where it is not built (no C
+compiler) or ``SLOGATE_PUMP=python`` is set (tests, bisecting), the engine's pure-Python
+``_pump`` runs. Each engine logs which one at INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+PUMP_ENV = "SLOGATE_PUMP"  # "python": force the pure-Python pump
+
+log = logging.getLogger(__name__)
+
+
+def compiled_available() -> bool:
+    """Return whether the compiled pump is built and importable."""
+    try:
+        import workers._pump  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def compiled_pump(engine: Any) -> Callable[[], None] | None:
+    """Return the compiled pump of ``engine`` (a :class:`RawUsersEngine`), or None where the
+    pure-Python one runs; say which in the log."""
+    if os.environ.get(PUMP_ENV, "").strip().lower() == "python":
+        log.info("load engine: pure-Python pump (%s=python)", PUMP_ENV)
+        return None
+    try:
+        from workers._pump import Pump
+    except ImportError as exc:
+        log.info("load engine: pure-Python pump (compiled pump not built: %s)", exc)
+        return None
+    log.info("load engine: compiled pump (workers._pump)")
+    return Pump(engine).pump  # type: ignore[no-any-return]
