@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import subprocess
 import sys
@@ -126,39 +127,43 @@ def run_soak(setup: Setup, transport: str, requests: int, max_s: float) -> repor
 PEERS = {"wrk": peers.parse_wrk, "hey": peers.parse_hey, "locust": peers.parse_locust_json}
 
 
+BODIES = ("fixed", "dynamic")  # nginx's /hello and /dynamic ($request_id), see bench.nginx
+
+
 def run_paired(setup: Setup, transport: str, rounds: int, problems: dict[str, str]
                ) -> list[report.PairedResult]:
-    """Run slogate together with each installed peer, ``rounds`` times; return the ratios."""
+    """Run slogate together with each installed peer, ``rounds`` times, against the fixed body
+    and then the dynamic one; return the ratios."""
     mine = f"slogate[{transport}]"
-    slogate_cmd = peers.slogate_command(setup.target.url, model="closed",
-                                        connections=setup.connections,
-                                        duration_s=setup.duration_s, transport=transport)
     out = []
-    for peer, parse in PEERS.items():
-        if peer in problems:
-            continue
-        pairs = []
-        for k in range(rounds):
-            log(f"same-time pair {k + 1}/{rounds}: {mine} with {peer}")
-            runs = run_together([[*setup.pin.client, *slogate_cmd],
-                                 [*setup.pin.client, *_peer_command(peer, setup)]],
-                                timeout_s=setup.duration_s + 2 * SLACK_S, cwd=REPO)
-            pairs.append((report.client_result(mine, runs[0], peers.parse_slogate),
-                          report.client_result(peer, runs[1], parse)))
-        out.append(report.paired_result(peer, pairs))
+    for body in BODIES:
+        url = setup.target.url if body == "fixed" else setup.target.dynamic_url
+        slogate_cmd = peers.slogate_command(url, model="closed", connections=setup.connections,
+                                            duration_s=setup.duration_s, transport=transport)
+        for peer, parse in PEERS.items():
+            if peer in problems:
+                continue
+            pairs = []
+            for k in range(rounds):
+                log(f"same-time pair {k + 1}/{rounds}, {body} body: {mine} with {peer}")
+                runs = run_together([[*setup.pin.client, *slogate_cmd],
+                                     [*setup.pin.client, *_peer_command(peer, setup, url)]],
+                                    timeout_s=setup.duration_s + 2 * SLACK_S, cwd=REPO)
+                pairs.append((report.client_result(mine, runs[0], peers.parse_slogate),
+                              report.client_result(peer, runs[1], parse)))
+            out.append(report.paired_result(peer, pairs, body))
     return out
 
 
-def _peer_command(peer: str, setup: Setup) -> list[str]:
+def _peer_command(peer: str, setup: Setup, url: str) -> list[str]:
     if peer == "wrk":
-        return peers.wrk_command(setup.target.url, connections=setup.connections,
-                                 duration_s=setup.duration_s)
+        return peers.wrk_command(url, connections=setup.connections, duration_s=setup.duration_s)
     if peer == "hey":
-        return peers.hey_command(setup.target.url, connections=setup.connections,
-                                 duration_s=setup.duration_s)
+        return peers.hey_command(url, connections=setup.connections, duration_s=setup.duration_s)
+    path = url.removeprefix(setup.target.host)
     return peers.locust_command(setup.target.host, users=setup.connections,
                                 duration_s=setup.duration_s,
-                                csv_prefix=str(setup.scratch / "locust-paired"))
+                                csv_prefix=str(setup.scratch / "locust-paired"), path=path)
 
 
 def closed_clients(args: argparse.Namespace, problems: dict[str, str]
@@ -285,6 +290,8 @@ def notes(results: list[report.ClientResult], pin: Pinning, *, paired: bool = Fa
         if csv_requests is not None and csv_requests != r.requests:
             out.append(f"{r.name}: its stats CSV says {csv_requests} requests, its final JSON "
                        f"{r.requests}: the CSV is rewritten once a second, not at exit")
+        if r.ok and r.extra.get("pump"):
+            out.append(f"{r.name}: the {r.extra['pump']} pump ran (workers.pump)")
         if r.ok and r.extra.get("exit_status"):
             out.append(f"{r.name}: exited with status {r.extra['exit_status']}")
     return out
@@ -364,11 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     command = f"{shlex.quote(sys.executable)} -m bench {shlex.join(argv)}".strip()
     data["ratios"] = report.ratios(data["closed"])
     data["notes"] = notes(data["closed"], pin, paired=bool(data.get("paired")))
+    load = os.getloadavg()
+    data["notes"].append("load average at the end (1, 5, 15 min): "
+                         + ", ".join(f"{v:.2f}" for v in load)
+                         + " on this machine's " + str(os.cpu_count()) + " CPUs")
     print_report(data, SOAK_MARKS, numerator=f"slogate[{args.transport[0]}]",
                  duration_s=args.duration, connections=args.connections)
     settings = {"duration_s": args.duration, "connections": args.connections,
                 "open_rate_rps": args.rate, "transports": args.transport, "pinning": pin.note,
-                "target": "nginx, 1 worker, GET /hello", "versions": versions}
+                "target": "nginx, 1 worker, GET /hello (fixed body) and GET /dynamic "
+                "($request_id) for the same-time pairs", "versions": versions,
+                "load_average": load}
     document = {"command": command, "cwd": str(Path.cwd()), "started_at": started.isoformat(),
                 "finished_at": datetime.now(UTC).isoformat(), "settings": settings,
                 **report.as_json(data)}

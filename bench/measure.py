@@ -34,6 +34,8 @@ class ChildRun:
     stderr: str
     wall_s: float
     cpu_s: float
+    user_s: float = 0.0  # cpu_s split: user time
+    sys_s: float = 0.0  # and system (kernel) time
     rss_samples: tuple[tuple[float, int], ...] = field(default=())  # (seconds, VmRSS bytes)
 
     @property
@@ -67,17 +69,24 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _children_user_sys_s() -> tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime, usage.ru_stime
+
+
 def run_child(command: list[str], *, timeout_s: float, cwd: Path | None = None) -> ChildRun:
     """Run ``command`` to completion (or kill it at ``timeout_s``); return what it did."""
-    cpu0, wall0 = _children_cpu_s(), time.perf_counter()
+    (user0, sys0), wall0 = _children_user_sys_s(), time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                               cwd=cwd, check=False)
         returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
     except subprocess.TimeoutExpired as exc:  # run() killed and reaped the child
         returncode, stdout, stderr = None, _text(exc.stdout), _text(exc.stderr)
+    user1, sys1 = _children_user_sys_s()
     return ChildRun(command=tuple(command), returncode=returncode, stdout=stdout, stderr=stderr,
-                    wall_s=time.perf_counter() - wall0, cpu_s=_children_cpu_s() - cpu0)
+                    wall_s=time.perf_counter() - wall0, cpu_s=user1 - user0 + sys1 - sys0,
+                    user_s=user1 - user0, sys_s=sys1 - sys0)
 
 
 def run_sampled(command: list[str], *, timeout_s: float, cwd: Path | None = None,
@@ -123,7 +132,7 @@ def run_together(commands: Sequence[list[str]], *, timeout_s: float,
                   for _ in commands]
         procs = [subprocess.Popen(cmd, stdout=out.file, stderr=err.file, cwd=cwd, text=True)
                  for cmd, (out, err) in zip(commands, spools, strict=True)]
-        finished: dict[int, tuple[int | None, float, float]] = {}  # pid: (code, wall, cpu)
+        finished: dict[int, tuple[int | None, float, float, float]] = {}  # (code, wall, us, sy)
         while len(finished) < len(procs):
             for proc in procs:
                 if proc.pid in finished:
@@ -136,13 +145,14 @@ def run_together(commands: Sequence[list[str]], *, timeout_s: float,
                     continue
                 proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
                 finished[pid] = (None if killed else proc.returncode,
-                                 time.perf_counter() - wall0, usage.ru_utime + usage.ru_stime)
+                                 time.perf_counter() - wall0, usage.ru_utime, usage.ru_stime)
             time.sleep(0.02)
         runs = []
         for cmd, proc, (out, err) in zip(commands, procs, spools, strict=True):
-            returncode, wall_s, cpu_s = finished[proc.pid]
+            returncode, wall_s, user_s, sys_s = finished[proc.pid]
             runs.append(ChildRun(command=tuple(cmd), returncode=returncode, stdout=out.read(),
-                                 stderr=err.read(), wall_s=wall_s, cpu_s=cpu_s))
+                                 stderr=err.read(), wall_s=wall_s, cpu_s=user_s + sys_s,
+                                 user_s=user_s, sys_s=sys_s))
     return runs
 
 

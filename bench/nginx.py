@@ -1,4 +1,6 @@
-"""The benchmark's target: Debian's nginx on 127.0.0.1:<free port>, serving ``GET /hello``.
+"""The benchmark's target: Debian's nginx on 127.0.0.1:<free port>, serving ``GET /hello`` (a
+fixed body) and ``GET /dynamic`` (``$request_id``: 32 hex digits that differ on every request,
+as a real service's bodies do, so no client can lean on responses repeating byte for byte).
 
 nginx runs in the foreground (``daemon off``) as a child of this process, with its own config,
 pid file, error log and temp folders in a temporary directory, one worker process, no access log,
@@ -35,8 +37,13 @@ class Target:
 
     @property
     def url(self) -> str:
-        """Return the URL of the benchmark's endpoint."""
+        """Return the URL of the benchmark's endpoint with the fixed body."""
         return f"{self.host}/hello"
+
+    @property
+    def dynamic_url(self) -> str:
+        """Return the URL of the endpoint whose body differs on every request."""
+        return f"{self.host}/dynamic"
 
     def served(self) -> int | None:
         """Return how many requests nginx has read so far (stub_status), this query included."""
@@ -87,6 +94,10 @@ http {{
         location = /hello {{
             default_type text/plain;
             return 200 "hello\\n";
+        }}
+        location = /dynamic {{
+            default_type text/plain;
+            return 200 $request_id;
         }}
         location = /nginx_status {{
             stub_status;

@@ -41,9 +41,12 @@ def hey_command(url: str, *, connections: int, duration_s: int) -> list[str]:
     return ["hey", "-c", str(connections), "-z", f"{duration_s}s", "-cpus", "1", url]
 
 
-def locust_command(host: str, *, users: int, duration_s: int, csv_prefix: str) -> list[str]:
-    """Return a headless one-process Locust run of ``bench/locustfile.py`` (FastHttpUser)."""
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+def locust_command(host: str, *, users: int, duration_s: int, csv_prefix: str,
+                   path: str = "/hello") -> list[str]:
+    """Return a headless one-process Locust run of ``bench/locustfile.py`` (FastHttpUser) on
+    ``path`` (given through ``BENCH_PATH``: ``env`` exec's Locust, so the child is still it)."""
+    return ["env", f"BENCH_PATH={path}", sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+            "--headless",
             "-u", str(users), "-r", str(users), "-t", f"{duration_s}s", "--host", host,
             "--only-summary", "--json", "--csv", csv_prefix, "--loglevel", "WARNING"]
 

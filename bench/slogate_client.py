@@ -10,7 +10,9 @@ The JSON line has: ``requests`` (every finished request, any outcome), ``errors`
 than ``status:200``), ``elapsed_s`` (the engine's measured phase), ``achieved_rps``, ``lag_p99_ms``
 (schedule lag, open model; also ``lag_max_ms`` and ``lag_p99_ms_by_window``, one per 1 s window),
 latency ``p50_ms``/``p99_ms``, ``outcomes``, ``scheduled``/``sent``/``unsent``, ``transport`` and
-``run_cpu_s`` (this process's CPU time during the run, interpreter start-up and imports excluded).
+``run_cpu_s`` (this process's CPU time during the run, interpreter start-up and imports excluded;
+``run_user_s`` and ``run_sys_s`` split it), and ``pump`` (closed model over plain HTTP: the
+``compiled`` or the ``python`` pump, see :mod:`workers.pump`).
 On failure it prints ``{"error": ...}`` and exits 1; bad arguments exit 2.
 """
 
@@ -35,6 +37,7 @@ from workers.checks import Check, ResponseChecks
 from workers.histogram import Histogram
 from workers.load_worker import LoadWorker, WorkerReport
 from workers.plan import RequestTemplate, WorkerPlan
+from workers.pump import pump_name
 from workers.recorder import Window
 
 START_DELAY_S = 0.2
@@ -122,9 +125,10 @@ def _ms(ns: int | None) -> float | None:
     return None if ns is None else ns / 1e6
 
 
-def _cpu_s() -> float:
+def _cpu_s() -> tuple[float, float]:
+    """Return this process's (user, system) CPU seconds so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,14 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         worker = LoadWorker(build_plan(args))  # the engine picks the transport from the plan
-        cpu0 = _cpu_s()
+        user0, sys0 = _cpu_s()
         totals, report = run_streaming(worker, start_at=time.time() + START_DELAY_S)
-        run_cpu_s = _cpu_s() - cpu0
+        user1, sys1 = _cpu_s()
     except Exception as exc:  # noqa: BLE001 -- reported as data; the harness keeps going with other clients
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "transport": args.transport}))
         return 1
     summary = summarize(totals, report)
-    summary.update(transport=args.transport, run_cpu_s=run_cpu_s)
+    summary.update(transport=args.transport, run_cpu_s=user1 - user0 + sys1 - sys0,
+                   run_user_s=user1 - user0, run_sys_s=sys1 - sys0, pump=pump_name())
     print(json.dumps(summary))
     return 0
 

@@ -177,10 +177,10 @@ def _result(name: str, per_cpu: float | None) -> report.ClientResult:
 
 def test_ratios_hold_slogate_to_each_goal() -> None:
     """Each peer's goal is checked against slogate's figure; a failed peer is "not measured"."""
-    results = [_result("wrk", 100.0), _result("hey", 25.0), _result("locust", None),
-               _result("slogate[fast]", 100.0)]
+    results = [_result("wrk", 100.0), _result("hey", 27.5), _result("locust", None),
+               _result("slogate[fast]", 110.0)]
     verdicts = {(r.metric, r.denominator): (r.value, r.verdict) for r in report.ratios(results)}
-    assert verdicts[("req_per_cpu_s", "wrk")] == (1.0, "met")
+    assert verdicts[("req_per_cpu_s", "wrk")] == (pytest.approx(1.1), "met")
     assert verdicts[("req_per_cpu_s", "hey")] == (4.0, "met")
     assert verdicts[("req_per_cpu_s", "locust")] == (None, "not measured")
     assert verdicts[("rps", "hey")] == (4.0, "")
@@ -238,12 +238,13 @@ def test_run_together_charges_each_child_its_own_cpu_time() -> None:
     assert (short.returncode, long.returncode, stuck.returncode) == (0, 0, None)
     assert short.stdout == long.stdout == "done\n"
     assert 0.3 <= short.cpu_s < 0.6 and 0.8 <= long.cpu_s < 1.1
+    assert short.user_s > 0 and short.sys_s >= 0 and short.user_s + short.sys_s == short.cpu_s
     assert stuck.timed_out and stuck.cpu_s < 0.3
 
 
 def test_paired_result_takes_the_median_round_and_keeps_failed_rounds() -> None:
-    """Three rounds with ratios 0.8, 1.1, 0.9 give 0.9 (not met against wrk's 1.0); a round where
-    one side failed gives no ratio but is listed with its reason."""
+    """Three rounds with ratios 0.8, 1.1, 0.9 give 0.9 (not met against wrk's 1.10); a round
+    where one side failed gives no ratio but is listed with its reason."""
     def pair(mine: float | None, theirs: float) -> tuple[report.ClientResult, report.ClientResult]:
         ours = report.ClientResult(name="slogate[fast]", command="", wall_s=1, cpu_s=1,
                                    req_per_cpu_s=mine, error=None if mine else "exit 1: boom")
@@ -260,6 +261,24 @@ def test_paired_result_takes_the_median_round_and_keeps_failed_rounds() -> None:
     assert "slogate[fast]/wrk" in text and "0.90x (0.80-1.10)" in text and "not met" in text
     assert "round failed: slogate[fast]: exit 1: boom" in text
     assert report.as_json(result)["median"] == pytest.approx(0.9)
+
+
+def test_paired_result_says_where_the_time_goes_per_body() -> None:
+    """Two rounds against the dynamic body give the median user and system microseconds per
+    request of each side, printed beside the ratio under the body's name."""
+    def side(name: str, requests: int, user_s: float, sys_s: float) -> report.ClientResult:
+        return report.ClientResult(name=name, command="", wall_s=1, cpu_s=user_s + sys_s,
+                                   requests=requests, req_per_cpu_s=requests / (user_s + sys_s),
+                                   user_s=user_s, sys_s=sys_s)
+
+    rounds = [(side("slogate[fast]", 100_000, 0.10, 0.60), side("wrk", 100_000, 0.07, 0.66)),
+              (side("slogate[fast]", 200_000, 0.30, 1.20), side("wrk", 200_000, 0.14, 1.30))]
+    result = report.paired_result("wrk", rounds, "dynamic")
+    assert result.body == "dynamic"
+    assert result.mine_us == pytest.approx((1.25, 6.0)) and result.peer_us == pytest.approx((0.7, 6.55))
+    text = report.format_paired([result], numerator="slogate[fast]", duration_s=8, connections=50)
+    assert "body dynamic" in text and "slogate[fast]/wrk [dynamic]" in text
+    assert "slogate 1.25 + 6.00 = 7.25, wrk 0.70 + 6.55 = 7.25" in text
 
 
 def test_run_sampled_samples_rss_and_kills_at_timeout() -> None:
@@ -295,6 +314,37 @@ def test_nginx_target_serves_hello_and_counts_requests() -> None:
             assert conn.getresponse().read() == b"hello\n"
             conn.close()
         assert present(target.served()) - before == 11
+
+
+@needs_nginx
+def test_nginx_dynamic_body_differs_on_every_request() -> None:
+    """/dynamic answers $request_id: 32 hex digits, a different one each time."""
+    bodies = []
+    with nginx_target(install.find_tool("nginx")) as target:
+        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
+        for _ in range(5):
+            conn.request("GET", "/dynamic")
+            bodies.append(conn.getresponse().read())
+        conn.close()
+    assert len(set(bodies)) == 5
+    assert all(len(b) == 32 and int(b, 16) >= 0 for b in bodies)
+
+
+@needs_nginx
+def test_slogate_client_on_the_dynamic_body_says_its_pump_and_cpu_split() -> None:
+    """Against /dynamic, 3000 closed-model requests are what nginx counts, on the compiled
+    pump, with the run's user and system seconds adding up to its CPU seconds."""
+    with nginx_target(install.find_tool("nginx")) as target:
+        before = target.served()
+        cmd = peers.slogate_command(target.dynamic_url, model="closed", connections=8,
+                                    requests=3000, max_duration_s=30)
+        run = run_child(cmd, timeout_s=60, cwd=REPO)
+        served = target.served() - before - 1
+    count = peers.parse_slogate(run.stdout)
+    assert (count.requests, count.errors, served) == (3000, 0, 3000), run.stderr
+    assert count.extra["pump"] == "compiled"
+    assert count.extra["run_user_s"] + count.extra["run_sys_s"] == pytest.approx(
+        count.extra["run_cpu_s"])
 
 
 @needs_nginx

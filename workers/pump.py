@@ -28,10 +28,20 @@ def compiled_available() -> bool:
     return True
 
 
+def forced_python() -> bool:
+    """Return whether ``SLOGATE_PUMP=python`` asks for the pure-Python pump."""
+    return os.environ.get(PUMP_ENV, "").strip().lower() == "python"
+
+
+def pump_name() -> str:
+    """Return which pump a raw-socket engine built now runs: ``compiled`` or ``python``."""
+    return "compiled" if compiled_available() and not forced_python() else "python"
+
+
 def compiled_pump(engine: Any) -> Callable[[], None] | None:
     """Return the compiled pump of ``engine`` (a :class:`RawUsersEngine`), or None where the
     pure-Python one runs; say which in the log."""
-    if os.environ.get(PUMP_ENV, "").strip().lower() == "python":
+    if forced_python():
         log.info("load engine: pure-Python pump (%s=python)", PUMP_ENV)
         return None
     try:
