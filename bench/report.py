@@ -13,6 +13,7 @@ import os
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,16 @@ class PairedResult:
     # included, for slogate and for the peer
     mine_us: tuple[float, float] | None = None
     peer_us: tuple[float, float] | None = None
+    # slogate without its interpreter start-up and imports (its own run_user_s/run_sys_s): on a
+    # machine so loaded that a round serves few requests, the fixed ~0.25 CPU-s of start-up
+    # outweighs the per-request cost; the ratios then compare the run with the whole peer
+    mine_run_us: tuple[float, float] | None = None
+    run_ratios: tuple[float, ...] = ()
+
+    @property
+    def run_median(self) -> float | None:
+        """Return the median run-only ratio over the rounds, or None with none."""
+        return statistics.median(self.run_ratios) if self.run_ratios else None
 
     @property
     def median(self) -> float | None:
@@ -237,10 +248,16 @@ def paired_result(peer: str, rounds: Sequence[tuple[ClientResult, ClientResult]]
         else:
             ratios.append(value)
     both = [(m, t) for m, t in rounds if m.ok and t.ok and m.requests and t.requests]
+    runs = [(m, t) for m, t in both if m.extra.get("run_user_s") is not None]
+    run_only = [dataclasses.replace(m, user_s=float(m.extra["run_user_s"]),
+                                    sys_s=float(m.extra["run_sys_s"])) for m, _ in runs]
+    run_ratios = tuple(_divide(m.requests / (m.user_s + m.sys_s), t.req_per_cpu_s) or 0.0
+                       for m, (_, t) in zip(run_only, runs) if m.user_s + m.sys_s > 0)
     return PairedResult(peer=peer, ratios=tuple(ratios), goal=CPU_GOALS.get(peer),
                         errors=tuple(errors), body=body,
                         mine_us=_us_per_request([m for m, _ in both]),
-                        peer_us=_us_per_request([t for _, t in both]))
+                        peer_us=_us_per_request([t for _, t in both]),
+                        mine_run_us=_us_per_request(run_only), run_ratios=run_ratios)
 
 
 def _us_per_request(results: Sequence[ClientResult]) -> tuple[float, float] | None:
@@ -322,6 +339,10 @@ def format_paired(results: Sequence[PairedResult], *, numerator: str, duration_s
         if r.mine_us is not None and r.peer_us is not None:
             lines.append(f"    us per request (user + system): slogate {_us(r.mine_us)}, "
                          f"{r.peer} {_us(r.peer_us)}")
+        if r.mine_run_us is not None and r.run_ratios:
+            lines.append(f"    without slogate's start-up: slogate {_us(r.mine_run_us)}; ratio "
+                         f"{num(r.run_median, '.2f')}x ({min(r.run_ratios):.2f}-"
+                         f"{max(r.run_ratios):.2f})")
         lines.extend(f"    round failed: {e}" for e in r.errors)
     return "\n".join(lines)
 

@@ -265,7 +265,8 @@ def test_paired_result_takes_the_median_round_and_keeps_failed_rounds() -> None:
 
 def test_paired_result_says_where_the_time_goes_per_body() -> None:
     """Two rounds against the dynamic body give the median user and system microseconds per
-    request of each side, printed beside the ratio under the body's name."""
+    request of each side, printed beside the ratio under the body's name, and slogate's figures
+    without its start-up (its own run_user_s and run_sys_s)."""
     def side(name: str, requests: int, user_s: float, sys_s: float) -> report.ClientResult:
         return report.ClientResult(name=name, command="", wall_s=1, cpu_s=user_s + sys_s,
                                    requests=requests, req_per_cpu_s=requests / (user_s + sys_s),
@@ -273,12 +274,17 @@ def test_paired_result_says_where_the_time_goes_per_body() -> None:
 
     rounds = [(side("slogate[fast]", 100_000, 0.10, 0.60), side("wrk", 100_000, 0.07, 0.66)),
               (side("slogate[fast]", 200_000, 0.30, 1.20), side("wrk", 200_000, 0.14, 1.30))]
+    rounds[0][0].extra.update(run_user_s=0.05, run_sys_s=0.55)  # start-up: 0.1 CPU-s
+    rounds[1][0].extra.update(run_user_s=0.16, run_sys_s=1.14)
     result = report.paired_result("wrk", rounds, "dynamic")
+    assert result.mine_run_us == pytest.approx((0.65, 5.6))
+    assert result.run_ratios == pytest.approx((0.73 / 0.60, 1.44 / 1.30))
     assert result.body == "dynamic"
     assert result.mine_us == pytest.approx((1.25, 6.0)) and result.peer_us == pytest.approx((0.7, 6.55))
     text = report.format_paired([result], numerator="slogate[fast]", duration_s=8, connections=50)
     assert "body dynamic" in text and "slogate[fast]/wrk [dynamic]" in text
     assert "slogate 1.25 + 6.00 = 7.25, wrk 0.70 + 6.55 = 7.25" in text
+    assert "without slogate's start-up: slogate 0.65 + 5.60 = 6.25; ratio 1.16x (1.11-1.22)" in text
 
 
 def test_run_sampled_samples_rss_and_kills_at_timeout() -> None:
