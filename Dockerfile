@@ -18,7 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY coordinator/ coordinator/
 COPY workers/ workers/
 COPY analysis/ analysis/
@@ -27,7 +27,12 @@ COPY deploy/ deploy/
 # Editable, unlike a plain `pip install .`: coordinator/ray_pool.py sends the folder above its own
 # package as Ray's runtime_env working_dir. Installed from /app that folder is /app (this tree);
 # installed into site-packages it would be site-packages, hundreds of MB uploaded every run.
-RUN pip install -e . "ray[default]==${RAY_VERSION}" \
+# gcc only for the install: it builds the load engine's compiled pump (workers/_pump.pyx).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install -e . "ray[default]==${RAY_VERSION}" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && python -m compileall -q /app
 
 # A numeric user, so that Kubernetes' runAsNonRoot can verify it (the manifests' runAsUser).
