@@ -2,6 +2,16 @@
 
 def parse_one(data: bytes) -> int: ...
 
+class ConnFields:
+    busy: bool
+    got: bool
+    user: bool
+    code: int
+    seq: int
+    intended: int
+    sent: int
+    fd: int
+
 class Pump:
     def __init__(self, engine: object) -> None: ...
     def pump(self) -> None: ...

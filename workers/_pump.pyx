@@ -190,6 +190,16 @@ cdef inline void _append(array buffer, long value) noexcept:
     buffer.data.as_longs[size] = value
 
 
+cdef class ConnFields:
+    """The numeric fields of a raw-socket connection as C members: the base of the engine's
+    ``_RawConn``, so this pump reads and sets them without a Python attribute lookup or an
+    integer object; Python code sees them as plain attributes."""
+
+    cdef public bint busy, got, user
+    cdef public long long code, seq, intended, sent
+    cdef public int fd
+
+
 cdef class Pump:
     """The compiled ``_pump`` of one :class:`RawUsersEngine` (see the module docstring)."""
 
@@ -225,13 +235,14 @@ cdef class Pump:
         cdef list watched = engine.watched
         cdef long long base = engine.start_ns, stop_ns = engine.users_stop_ns
         cdef long long limit = engine.users_limit, warmup_n = engine.warmup_n
-        cdef long long launched = engine.launched, last = 0, now, seq
+        cdef long long launched = engine.launched, last = 0, now
         cdef bint single = engine.single
         cdef bytes payload = engine.payload, request
         cdef int k, fd, status
         cdef unsigned int mask
         cdef Py_ssize_t got, size, sent
         cdef bint keep_alive
+        cdef ConnFields fields
         try:
             for k in range(count):
                 fd, mask = self.events[k].data.fd, self.events[k].events
@@ -240,6 +251,7 @@ cdef class Pump:
                 conn = watched[fd]
                 if conn is None:
                     continue
+                fields = <ConnFields>conn  # every _RawConn is one (see workers.pump)
                 if mask != EPOLLIN:
                     engine.launched = launched
                     engine._event(conn, mask)
@@ -253,7 +265,7 @@ cdef class Pump:
                     engine.lost(conn, OSError(errno, strerror(errno).decode()) if got else None)
                     launched = engine.launched
                     continue
-                status = 0 if conn.got else parse_whole(self.buffer, got)
+                status = 0 if fields.got else parse_whole(self.buffer, got)
                 keep_alive = True
                 if not status:  # httptools takes it, as in the pure-Python pump
                     engine.launched = launched
@@ -269,21 +281,20 @@ cdef class Pump:
                     engine.completed(conn, status, keep_alive)
                     launched = engine.launched
                     continue
-                seq = conn.seq
-                if seq >= warmup_n:
-                    _append(codes, conn.code + status)
-                    _append(sents, conn.sent - base)
+                if fields.seq >= warmup_n:
+                    _append(codes, fields.code + status)
+                    _append(sents, fields.sent - base)
                     _append(dones, now - base)
                     last = now
                 else:
                     recorder.warmup_count += 1
-                conn.seq, conn.sent = launched, now  # intended: the sent time; got is False
+                fields.seq, fields.sent = launched, now  # intended: the sent time; got is False
                 launched += 1
                 if single:
                     request = payload
                 else:
                     endpoint = engine.picker.pick()
-                    conn.code = endpoint * CODE_SPAN
+                    fields.code = endpoint * CODE_SPAN
                     request = engine.payloads[endpoint]
                 size = PyBytes_GET_SIZE(request)
                 sent = write(fd, PyBytes_AS_STRING(request), size)

@@ -28,6 +28,18 @@ def compiled_available() -> bool:
     return True
 
 
+class _PyConnFields:
+    """The numeric fields of a raw-socket connection, where the compiled pump is not built."""
+
+    __slots__ = ("busy", "code", "fd", "got", "intended", "sent", "seq", "user")
+
+
+try:  # C members the compiled pump reads without a Python lookup, where it is built
+    from workers._pump import ConnFields
+except ImportError:
+    ConnFields = _PyConnFields  # type: ignore[misc, assignment]
+
+
 def forced_python() -> bool:
     """Return whether ``SLOGATE_PUMP=python`` asks for the pure-Python pump."""
     return os.environ.get(PUMP_ENV, "").strip().lower() == "python"

@@ -54,7 +54,7 @@ import httptools
 
 from workers.checks import Checker
 from workers.plan import RequestTemplate, WorkerPlan
-from workers.pump import compiled_pump
+from workers.pump import ConnFields, compiled_pump
 from workers.recorder import CODE_SPAN, CONNECT_CODE, RESET_CODE, TIMEOUT_CODE, TLS_CODE, Recorder
 from workers.rows import per_endpoint
 from workers.run_state import RunState, pacer_for
@@ -732,13 +732,13 @@ def raw_users_apply(plan: WorkerPlan) -> bool:
             and urlsplit(plan.requests[0].url).scheme == "http")
 
 
-class _RawConn:
+class _RawConn(ConnFields):
     """A virtual user's keep-alive connection on a non-blocking socket, read by
     :meth:`RawUsersEngine._pump`. Same fields as :class:`_Conn`, so the engine's bookkeeping
-    (send, settle, replace, sweep) serves both."""
+    (send, settle, replace, sweep) serves both; the numeric ones come from
+    :class:`workers.pump.ConnFields` (C members where the compiled pump is built)."""
 
-    __slots__ = ("engine", "sock", "fd", "parser", "busy", "code", "seq", "intended", "sent",
-                 "got", "user", "pending", "done")
+    __slots__ = ("engine", "sock", "parser", "pending", "done")
 
     def __init__(self, engine: RawUsersEngine, sock: socket.socket) -> None:
         self.engine = engine
