@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.workers.conftest import PURE
 from tests.workers.test_engine import plan_for
-from workers.pump import PUMP_ENV, compiled_available
+from workers.pump import PUMP_ENV, compiled_available, compiled_pump
 from workers.recorder import Recorder
 from workers.transport_fast import RawUsersEngine, one_keep_alive_response
 
@@ -233,3 +233,17 @@ def test_the_engine_logs_which_pump_runs(transport: str, caplog: pytest.LogCaptu
     expected = ("load engine: compiled pump (workers._pump)" if transport == "fast"
                 else "load engine: pure-Python pump (SLOGATE_PUMP=python)")
     assert [r.getMessage() for r in caplog.records] == [expected]
+
+
+@pytest.mark.parametrize("transport", ["fast"])
+def test_an_engine_that_checks_responses_keeps_the_python_pump(
+        transport: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Response checks read the header names and body httptools keeps, which the C parser does
+    not: an engine that checks (``checking``) gets no compiled pump, and the log says why."""
+    class Checking:
+        checking = True
+
+    with caplog.at_level(logging.INFO, logger="workers.pump"):
+        assert compiled_pump(Checking()) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "load engine: pure-Python pump (response checks need the headers and body)"]
