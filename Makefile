@@ -9,12 +9,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamp files so a second `make` does not reinstall; they depend on pyproject.toml.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Stamp files so a second `make` does not reinstall; they depend on pyproject.toml and on what
+# the install compiles (setup.py builds workers/_pump.pyx, the load engine's compiled pump).
+BUILT := pyproject.toml setup.py workers/_pump.pyx
+$(VENV)/.installed: $(BUILT) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: $(BUILT) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
@@ -42,7 +44,7 @@ test-tools: $(VENV)/.installed-test
 	[print(f'make test: {n} missing ({p}): its tests will be skipped') \
 	 for n, p in ensure(['prometheus'], print).items()]"
 
-$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+$(VENV)/.installed-bench: $(BUILT) $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
