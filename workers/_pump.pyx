@@ -205,6 +205,15 @@ cdef class Pump:
 
     cdef object engine
     cdef int epoll_fd
+    # What stays put for the engine's life, read once here rather than once per call: a call
+    # often handles one or two responses, and a dozen attribute lookups cost ~0.5 us. The
+    # recorder's arrays are emptied in place (its flush), the watched list extended in place.
+    cdef object recorder
+    cdef array codes, sents, dones
+    cdef list watched
+    cdef long long base, limit, warmup_n
+    cdef bint single
+    cdef bytes payload
     cdef unsigned char *buffer
     cdef epoll_event events[MAX_EVENTS]
 
@@ -215,6 +224,12 @@ cdef class Pump:
                 raise TypeError("the recorder's buffers are not arrays of 64-bit C longs")
         self.engine = engine
         self.epoll_fd = engine.epoll.fileno()
+        self.recorder = recorder
+        self.codes, self.sents, self.dones = recorder.codes, recorder.sent, recorder.done
+        self.watched = engine.watched
+        self.base, self.limit, self.warmup_n = (engine.start_ns, engine.users_limit,
+                                                engine.warmup_n)
+        self.single, self.payload = engine.single, engine.payload
         self.buffer = <unsigned char *>malloc(READ_BYTES)
         if self.buffer is NULL:
             raise MemoryError()
@@ -230,14 +245,14 @@ cdef class Pump:
             if errno == EINTR:
                 return
             raise OSError(errno, strerror(errno).decode())
-        recorder = engine.recorder
-        cdef array codes = recorder.codes, sents = recorder.sent, dones = recorder.done
-        cdef list watched = engine.watched
-        cdef long long base = engine.start_ns, stop_ns = engine.users_stop_ns
-        cdef long long limit = engine.users_limit, warmup_n = engine.warmup_n
+        recorder = self.recorder
+        cdef array codes = self.codes, sents = self.sents, dones = self.dones
+        cdef list watched = self.watched
+        cdef long long base = self.base, stop_ns = engine.users_stop_ns  # stop() moves it
+        cdef long long limit = self.limit, warmup_n = self.warmup_n
         cdef long long launched = engine.launched, last = 0, now
-        cdef bint single = engine.single
-        cdef bytes payload = engine.payload, request
+        cdef bint single = self.single
+        cdef bytes payload = self.payload, request
         cdef int k, fd, status
         cdef unsigned int mask
         cdef Py_ssize_t got, size, sent
