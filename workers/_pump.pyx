@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The compiled pump of :class:`workers.transport_fast.RawUsersEngine` (Cython).
+"""The compiled pump of :class:`workers.raw_engine.RawUsersEngine` (Cython).
 
 One call handles every ready virtual user, as the engine's pure-Python ``_pump`` does: wait on
 the engine's epoll set without blocking, read each ready socket into one C buffer, and when the
