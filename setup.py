@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from setuptools import Extension, setup
-from setuptools.command.build_ext import build_ext
+from setuptools import Extension, setup  # type: ignore[import-untyped]
+from setuptools.command.build_ext import build_ext  # type: ignore[import-untyped]
 
 
 class OptionalBuildExt(build_ext):
@@ -33,7 +33,7 @@ def extensions() -> list[Extension]:
     if not sys.platform.startswith("linux"):
         return []
     try:
-        from Cython.Build import cythonize
+        from Cython.Build import cythonize  # type: ignore[import-untyped]
     except ImportError:
         print("slogate: Cython missing; the pure-Python pump runs", file=sys.stderr)
         return []

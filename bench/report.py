@@ -251,7 +251,7 @@ def paired_result(peer: str, rounds: Sequence[tuple[ClientResult, ClientResult]]
     runs = [(m, t) for m, t in both if m.extra.get("run_user_s") is not None]
     run_only = [dataclasses.replace(m, user_s=float(m.extra["run_user_s"]),
                                     sys_s=float(m.extra["run_sys_s"])) for m, _ in runs]
-    run_ratios = tuple(_divide(m.requests / (m.user_s + m.sys_s), t.req_per_cpu_s) or 0.0
+    run_ratios = tuple(_divide((m.requests or 0) / (m.user_s + m.sys_s), t.req_per_cpu_s) or 0.0
                        for m, (_, t) in zip(run_only, runs) if m.user_s + m.sys_s > 0)
     return PairedResult(peer=peer, ratios=tuple(ratios), goal=CPU_GOALS.get(peer),
                         errors=tuple(errors), body=body,

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from tests.workers.conftest import PURE
 from tests.workers.test_engine import plan_for
 from workers.pump import PUMP_ENV, compiled_available, compiled_pump
-from workers.recorder import Recorder
 from workers.raw_engine import RawUsersEngine, one_keep_alive_response
+from workers.recorder import Recorder
 
 if compiled_available():
     from workers._pump import parse_one
