@@ -310,7 +310,8 @@ cdef class Pump:
                 else:
                     endpoint = engine.picker.pick()
                     fields.code = endpoint * CODE_SPAN
-                    request = engine.payloads[endpoint]
+                    item = engine.payloads[endpoint]  # its bytes, or what gives its next row
+                    request = item if type(item) is bytes else item()
                 size = PyBytes_GET_SIZE(request)
                 sent = write(fd, PyBytes_AS_STRING(request), size)
                 if sent < 0:
