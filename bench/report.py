@@ -8,12 +8,12 @@ client's throughput depends on what else runs, its CPU cost per request much les
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,7 +252,7 @@ def paired_result(peer: str, rounds: Sequence[tuple[ClientResult, ClientResult]]
     run_only = [dataclasses.replace(m, user_s=float(m.extra["run_user_s"]),
                                     sys_s=float(m.extra["run_sys_s"])) for m, _ in runs]
     run_ratios = tuple(_divide((m.requests or 0) / (m.user_s + m.sys_s), t.req_per_cpu_s) or 0.0
-                       for m, (_, t) in zip(run_only, runs) if m.user_s + m.sys_s > 0)
+                       for m, (_, t) in zip(run_only, runs, strict=True) if m.user_s + m.sys_s > 0)
     return PairedResult(peer=peer, ratios=tuple(ratios), goal=CPU_GOALS.get(peer),
                         errors=tuple(errors), body=body,
                         mine_us=_us_per_request([m for m, _ in both]),

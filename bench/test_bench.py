@@ -180,7 +180,8 @@ def test_ratios_hold_slogate_to_each_goal() -> None:
     results = [_result("wrk", 100.0), _result("hey", 27.5), _result("locust", None),
                _result("slogate[fast]", 110.0)]
     verdicts = {(r.metric, r.denominator): (r.value, r.verdict) for r in report.ratios(results)}
-    assert verdicts[("req_per_cpu_s", "wrk")] == (pytest.approx(1.1), "met")
+    wrk_value, wrk_verdict = verdicts[("req_per_cpu_s", "wrk")]
+    assert wrk_value == pytest.approx(1.1) and wrk_verdict == "met"
     assert verdicts[("req_per_cpu_s", "hey")] == (4.0, "met")
     assert verdicts[("req_per_cpu_s", "locust")] == (None, "not measured")
     assert verdicts[("rps", "hey")] == (4.0, "")
@@ -326,7 +327,7 @@ def test_nginx_target_serves_hello_and_counts_requests() -> None:
 def test_nginx_dynamic_body_differs_on_every_request() -> None:
     """/dynamic answers $request_id: 32 hex digits, a different one each time."""
     bodies = []
-    with nginx_target(install.find_tool("nginx")) as target:
+    with nginx_target(present(install.find_tool("nginx"))) as target:
         conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
         for _ in range(5):
             conn.request("GET", "/dynamic")
@@ -340,17 +341,18 @@ def test_nginx_dynamic_body_differs_on_every_request() -> None:
 def test_slogate_client_on_the_dynamic_body_says_its_pump_and_cpu_split() -> None:
     """Against /dynamic, 3000 closed-model requests are what nginx counts, on the compiled
     pump, with the run's user and system seconds adding up to its CPU seconds."""
-    with nginx_target(install.find_tool("nginx")) as target:
-        before = target.served()
+    with nginx_target(present(install.find_tool("nginx"))) as target:
+        before = present(target.served())
         cmd = peers.slogate_command(target.dynamic_url, model="closed", connections=8,
                                     requests=3000, max_duration_s=30)
         run = run_child(cmd, timeout_s=60, cwd=REPO)
-        served = target.served() - before - 1
+        served = present(target.served()) - before - 1
     count = peers.parse_slogate(run.stdout)
     assert (count.requests, count.errors, served) == (3000, 0, 3000), run.stderr
     assert count.extra["pump"] == "compiled"
-    assert count.extra["run_user_s"] + count.extra["run_sys_s"] == pytest.approx(
-        count.extra["run_cpu_s"])
+    user_s, sys_s, cpu_s = (count.extra[k] for k in ("run_user_s", "run_sys_s", "run_cpu_s"))
+    assert isinstance(user_s, float) and isinstance(sys_s, float) and isinstance(cpu_s, float)
+    assert user_s + sys_s == pytest.approx(cpu_s)
 
 
 @needs_nginx

@@ -65,4 +65,4 @@ def compiled_pump(engine: Any) -> Callable[[], None] | None:
         log.info("load engine: pure-Python pump (compiled pump not built: %s)", exc)
         return None
     log.info("load engine: compiled pump (workers._pump)")
-    return Pump(engine).pump  # type: ignore[no-any-return]
+    return Pump(engine).pump

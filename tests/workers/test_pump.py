@@ -65,7 +65,7 @@ def responses(draw: st.DrawFn) -> bytes:
     if framing in ("chunked", "both"):
         headers.append(b"Transfer-Encoding: chunked")
         cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=3)))
-        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)]) if b > a]
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
         ext = draw(st.sampled_from([b"", b"", b";x=1", b"  "]))
         body = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces) + b"0\r\n\r\n"
     head = version + b" %03d" % status + reason + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
@@ -155,7 +155,7 @@ def scripted_server(script: Sequence[tuple[int, tuple[int, ...]]]) -> Iterator[s
                 which, cuts = script[n % len(script)]
                 data = SCRIPT_RESPONSES[which]
                 bounds = sorted({c % len(data) for c in cuts} - {0})
-                for a, b in zip([0, *bounds], [*bounds, len(data)]):
+                for a, b in zip([0, *bounds], [*bounds, len(data)], strict=True):
                     conn.sendall(data[a:b])
                     time.sleep(0.001)
                 if which in CLOSES:
@@ -197,7 +197,7 @@ def recorded_rows(url: str, requests: int, pure: bool,
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(run_engine()) is pure
     assert not len(recorder.intended)
-    assert all(0 <= s <= d for s, d in zip(recorder.sent, recorder.done))
+    assert all(0 <= s <= d for s, d in zip(recorder.sent, recorder.done, strict=True))
     return list(recorder.codes)
 
 
