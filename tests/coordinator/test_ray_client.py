@@ -74,7 +74,7 @@ def ray_client_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=5)  # `ray start --block` lingers ~30 s on SIGTERM
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
