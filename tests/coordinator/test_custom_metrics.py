@@ -29,14 +29,13 @@ from coordinator.prometheus import MetricsError
 from coordinator.run import build_results
 from coordinator.spec import ExperimentSpec, parse_spec
 from tests.support.helpers import REPO_ROOT, free_port, start_hello
-from tests.support.prometheus import auth_proxy, prometheus_binary, start_prometheus
+from tests.support.prometheus import auth_proxy, needs_prometheus, start_prometheus
 from tests.support.servers import recording_server, self_signed_cert
 from workers.histogram import Histogram
 from workers.load_worker import WorkerReport
 from workers.recorder import Window
 
-_BINARY, _MISSING = prometheus_binary()
-pytestmark = pytest.mark.skipif(_BINARY is None, reason=_MISSING)
+pytestmark = needs_prometheus
 
 SERVER_MEAN = ("1000 * sum(rate(hello_request_duration_seconds_sum{ {{ labels }} }[{{ interval }}]))"
                " / sum(rate(hello_request_duration_seconds_count{ {{ labels }} }[{{ interval }}]))")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.sample_prometheus import MISSING, prometheus_binary
 from tests.support.helpers import REPO_ROOT
+from tests.support.prometheus import needs_prometheus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def test_demo_runs_the_whole_loop_in_under_a_minute(tmp_path: Path) -> None:
     assert printed and not missing
 
 
-@pytest.mark.skipif(prometheus_binary() is None, reason=MISSING)
+@needs_prometheus
 def test_demo_with_prometheus_judges_the_apps_own_p99(tmp_path: Path) -> None:
     """slogate demo --prometheus also judges the app's server-side p99 from what a real
     Prometheus scraped of its histogram, shown beside the built-in metrics, and still passes."""

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.helpers import REPO_ROOT, free_port, start_hello
-from tests.support.prometheus import prometheus_binary, query, start_prometheus
+from tests.support.prometheus import needs_prometheus, query, start_prometheus
 
-_BINARY, _MISSING = prometheus_binary()
-pytestmark = pytest.mark.skipif(_BINARY is None, reason=_MISSING)
+pytestmark = needs_prometheus
 MONITORING = REPO_ROOT / "deploy" / "monitoring"
 
 

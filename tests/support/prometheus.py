@@ -1,8 +1,8 @@
 """A real Prometheus (Debian's ``prometheus`` package) on 127.0.0.1 for the custom-metrics tests.
 
 ``start_prometheus`` and ``query`` are :mod:`coordinator.sample_prometheus`'s (the demo's);
-``prometheus_binary()`` also says why there is none when it is missing (``make test`` installs
-it as root, as the bench installs nginx); ``auth_proxy`` puts a credential check (and TLS) in
+``needs_prometheus`` skips a test, with the demo's own reason, where there is none (``make test``
+installs it as root, as the bench installs nginx); ``auth_proxy`` puts a credential check (and TLS) in
 front of it, since Prometheus itself checks no token.
 """
 
@@ -13,19 +13,16 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientSession, web
 
-from coordinator import sample_prometheus
-from coordinator.sample_prometheus import query, start_prometheus
+from coordinator.sample_prometheus import MISSING, prometheus_binary, query, start_prometheus
 from tests.support.servers import Served, Stop, _aiohttp, _in_thread
 
-__all__ = ["auth_proxy", "prometheus_binary", "query", "start_prometheus"]
+__all__ = ["auth_proxy", "needs_prometheus", "query", "start_prometheus"]
 
-
-def prometheus_binary() -> tuple[str | None, str]:
-    """Return (path of the prometheus binary, "") or (None, why it is missing)."""
-    found = sample_prometheus.prometheus_binary()
-    return (found, "") if found else (None, sample_prometheus.MISSING)
+# Only where Debian's prometheus cannot be installed (no root, no package registry).
+needs_prometheus = pytest.mark.skipif(prometheus_binary() is None, reason=MISSING)
 
 
 @contextlib.contextmanager
