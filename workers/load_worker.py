@@ -20,7 +20,9 @@ schedule ends, outstanding requests get at most ``timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import importlib
 import os
 import queue
 import socket
@@ -110,8 +112,28 @@ class LoadWorker:
         self._stopped_early: str | None = None
 
     def ready(self) -> dict[str, object]:
-        """Return where this worker runs (host and pid); the coordinator waits on it."""
+        """Return where this worker runs (host and pid); the coordinator waits on it.
+
+        Before answering, pay what the run would otherwise pay after its start time: importing
+        the plan's transport and numpy's first calls. On a busy 2-core host that is a second,
+        and every request of that second would be sent late (and counted as lag).
+        """
+        self._warm_up()
         return {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def _warm_up(self) -> None:
+        plan = self.plan
+        Recorder(labels=[t.label for t in plan.requests], window_s=plan.window_s)
+        modules = ["uvloop"]
+        if self._sender_factory is None:
+            modules += (["workers.raw_engine", "workers._pump"] if plan.transport == "fast" else
+                        ["workers.transport_aiohttp", "workers.grpc_engine", "workers.transport_grpc"]
+                        if plan.transport == "grpc" else ["workers.transport_aiohttp"])
+        for name in modules:
+            # One that is missing (the compiled pump where it is not built) is met again, and
+            # handled, where the run needs it.
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
     def run(self, start_at: float) -> WorkerReport:
         """Run the plan from unix time ``start_at``; return the report when it is done."""
@@ -195,7 +217,6 @@ class LoadWorker:
         # the common start, and it begins sending at resume_s.
         start_ns = time.monotonic_ns() + int((start_at - time.time()) * 1e9)
         begin_ns = start_ns + int(plan.resume_s * 1e9)
-        delay = max(0.0, (begin_ns - time.monotonic_ns()) / 1e9)
         recorder = Recorder(labels=[t.label for t in plan.requests], window_s=plan.window_s,
                             excluded_ns=int(plan.excluded_s * 1e9), error_ranges=plan.error_ranges,
                             ok_outcomes=plan.ok_outcomes)
@@ -206,8 +227,8 @@ class LoadWorker:
         publisher = asyncio.ensure_future(self._publish_forever(recorder, start_ns, engine))
         try:
             prepare = getattr(engine, "prepare", None)
-            if prepare is not None:
-                await prepare(delay - 0.05)
+            if prepare is not None:  # connections, within what is left before the start
+                await prepare((begin_ns - time.monotonic_ns()) / 1e9 - 0.05)
             # uvloop timers can fire up to a tick early: never start before start_ns, or the
             # closed model's first requests are intended before the start and count as warm-up.
             while (wait_ns := begin_ns - time.monotonic_ns()) > 0 and not self._stop_asked:

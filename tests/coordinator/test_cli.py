@@ -43,7 +43,7 @@ def test_pass_exits_0_writes_results_and_report_rerenders(tmp_path: Path) -> Non
                                            {"metric": "latency-p99", "upperLimit": "500ms"}],
                            rate=400, duration="2s")
         code, out, err = _run("run", str(spec), "--out", str(tmp_path / "out"))
-    assert code == 0, err
+    assert code == 0, (err, out)
     assert "Verdict: PASS" in out
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["schema"] == "slogate/results/v1"
