@@ -646,28 +646,36 @@ def _loopback_node() -> Any:
 
 @contextlib.contextmanager
 def _lean_head(dashboard: bool) -> Any:
-    """Within, unless ``dashboard``: the embedded Ray's head starts no API server process.
+    """Within, unless ``dashboard``: the embedded Ray's head starts neither an API server nor
+    the autoscaler's monitor.
 
     ``include_dashboard=False`` still starts Ray's dashboard process (only its usage-stats
     module) and ``ray.init`` waits for it to publish its address: about 1.8 s of a 4 to 6 s
     start on the 2-core development machine (issue #14, measured with cProfile). slogate uses
     none of what it serves (the job and state APIs); the per-node agents that export the
-    workers' metrics are the raylet's and still start."""
+    workers' metrics are the raylet's and still start. The monitor autoscales a cluster; an
+    embedded one-node Ray has nothing to scale, and at ``ray.shutdown`` the monitor ignores
+    SIGTERM until Ray's one-second grace runs out (1.0 of 1.4 s of the shutdown, measured).
+    With the dashboard asked for, both start (its cluster page shows the monitor's view)."""
     from ray._private.node import Node
 
     if dashboard:
         yield
         return
-    before = Node.start_api_server
+    before = Node.start_api_server, Node.start_monitor
 
     def no_api_server(node: Any, **_kwargs: Any) -> None:
         node._webui_url = None
 
+    def no_monitor(_node: Any) -> None:
+        pass
+
     Node.start_api_server = no_api_server  # type: ignore[method-assign,assignment]
+    Node.start_monitor = no_monitor  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Node.start_api_server = before  # type: ignore[method-assign]
+        Node.start_api_server, Node.start_monitor = before  # type: ignore[method-assign]
 
 
 def start_slack_s(workers: int) -> float:
