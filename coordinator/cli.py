@@ -23,12 +23,15 @@ from typing import Any, TypeVar
 import click
 
 from coordinator.errors import EXPECTED, exit_code
+from coordinator.out_dir import writable_out
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ["text", "markdown", "json", "junit", "html"]
 EXIT_USAGE = 2
 EXIT_REPORT = 4  # a report could not be rendered: not a verdict
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
+EXIT_INTERNAL = 5  # a bug: never 1, which would read as a FAIL verdict
+DEBUG_ENV = "SLOGATE_DEBUG"  # set (to anything but 0): an internal error shows its traceback
 
 
 def _log(message: str) -> None:
@@ -45,7 +48,11 @@ def _log(message: str) -> None:
 def _errors_to_exit_codes(func: F) -> F:
     """Turn an expected error (any package's, :data:`~coordinator.errors.EXPECTED`) into a one-line
     message and its exit code (2, or 130 for an interrupted start), and a Ctrl-C outside a run into
-    130; no traceback, no click "Aborted!"."""
+    130; no traceback, no click "Aborted!".
+
+    What no check foresaw still ends in one line and never in exit 1, which a pipeline reads as
+    a FAIL verdict: a file the system refuses (a full disk, a path under /proc) exits 2 naming
+    it, anything else is a bug and exits 5 (its traceback with SLOGATE_DEBUG=1)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,6 +64,21 @@ def _errors_to_exit_codes(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("slogate: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except OSError as exc:
+            if os.environ.get(DEBUG_ENV, "0") != "0":
+                raise
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            click.echo(f"slogate: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except Exception as exc:  # the last line of defence of the exit code
+            if os.environ.get(DEBUG_ENV, "0") != "0":
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            click.echo(f"slogate: internal error (a bug; {DEBUG_ENV}=1 shows the traceback): "
+                       f"{type(exc).__name__}: {first}", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
 
@@ -73,6 +95,23 @@ def _default_out(name: str) -> Path:
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path("results") / f"{safe_segment(name)}-{stamp}"
+
+
+def _save_results(out_dir: Path, text: str) -> Path:
+    """Write results.json in ``out_dir``; when that fails after all (a disk that filled up
+    during the run), write it in a new directory under the system's temporary one and say so:
+    the run's evidence is never lost."""
+    import tempfile
+
+    from analysis.results import write_atomic
+
+    try:
+        return write_atomic(out_dir / "results.json", text)
+    except OSError as exc:
+        spare = Path(tempfile.mkdtemp(prefix="slogate-results-"))
+        _log(f"warning: cannot write {out_dir / 'results.json'} ({exc.strerror or exc}); "
+             f"writing the results to {spare} instead")
+        return write_atomic(spare / "results.json", text)
 
 
 def _rendered(render: Callable[[], str], what: str, saved: str) -> str | None:
@@ -124,36 +163,36 @@ def execute_spec(spec: Any, *, spec_dir: Path, out: Path | None, address: str | 
     from coordinator.ray_pool import RayPool
 
     load = spec.load
-    out_dir = out or _default_out(spec.name)
-    local_cpus = int(max(load.workers * load.cpus_per_worker, 1) + 0.999)
-    total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
-    excluded_s = (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
-    launch = LaunchOutcome()
-    pool = RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
-                   placement=load.placement, on_worker_loss=load.on_worker_loss,
-                   run_name=spec.name, dashboard=dashboard, workers=load.workers, linger=True)
-    try:
-        # The embedded Ray starts (seconds) while the target is launched and checked; its
-        # shutdown (about a second) runs while the results and reports are written.
-        # A Ctrl-C meanwhile asks the pool to stop rather than raising KeyboardInterrupt in the
-        # middle of an import while Ray's thread starts it (a run hung so once).
-        with _stop_on_signals(pool):
-            pool.start()
-            from analysis.stats import warm_up
+    with writable_out(out or _default_out(spec.name)) as out_dir:
+        local_cpus = int(max(load.workers * load.cpus_per_worker, 1) + 0.999)
+        total_s = (load.duration or 0) + (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
+        excluded_s = (load.warmup or 0) + (load.ramp.duration if load.ramp else 0)
+        launch = LaunchOutcome()
+        pool = RayPool(address, log=_log, num_cpus=local_cpus, cpus_per_worker=load.cpus_per_worker,
+                       placement=load.placement, on_worker_loss=load.on_worker_loss,
+                       run_name=spec.name, dashboard=dashboard, workers=load.workers, linger=True)
+        try:
+            # The embedded Ray starts (seconds) while the target is launched and checked; its
+            # shutdown (about a second) runs while the results and reports are written.
+            # A Ctrl-C meanwhile asks the pool to stop rather than raising KeyboardInterrupt in the
+            # middle of an import while Ray's thread starts it (a run hung so once).
+            with _stop_on_signals(pool):
+                pool.start()
+                from analysis.stats import warm_up
 
-            warm_up()
-        if pool.stopping:
-            raise Interrupted("interrupted while Ray was starting; Ray is shut down")
-        results, path, page = _run_on(pool, spec, spec_dir, out_dir, launch,
-                                      one_version_as_both=one_version_as_both,
-                                      spec_file=spec_file, total_s=total_s,
-                                      excluded_s=excluded_s)
-        shown = _emit_report(results, fmt_name, f"the results are in {path}")
-    finally:
-        pool.wait_closed()
-    _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
-    return _after_run(results, spec, rendered=page is not None and shown, archive=archive,
-                      notifier=notifier, show_pull_body=show_pull_body, report_url=report_url)
+                warm_up()
+            if pool.stopping:
+                raise Interrupted("interrupted while Ray was starting; Ray is shut down")
+            results, path, page = _run_on(pool, spec, spec_dir, out_dir, launch,
+                                          one_version_as_both=one_version_as_both,
+                                          spec_file=spec_file, total_s=total_s,
+                                          excluded_s=excluded_s)
+            shown = _emit_report(results, fmt_name, f"the results are in {path}")
+        finally:
+            pool.wait_closed()
+        _log(f"results written to {path}" + (" (and report.html beside it)" if page else ""))
+        return _after_run(results, spec, rendered=page is not None and shown, archive=archive,
+                          notifier=notifier, show_pull_body=show_pull_body, report_url=report_url)
 
 
 def _after_run(results: Any, spec: Any, *, rendered: bool, archive: Any, notifier: Any,
@@ -203,13 +242,13 @@ def _run_on(pool: Any, spec: Any, spec_dir: Path, out_dir: Path, launch: Any, *,
         results = results.model_copy(update={"slogate_version": _version(), "spec_file": (
             str(spec_file) if spec_file is not None else None)})
         # Written before any cleanup, so a cluster that refuses the delete loses nothing.
-        path = write_atomic(out_dir / "results.json", results.to_json())
+        path = _save_results(out_dir, results.to_json())
         from analysis.html import render_html
 
         page = _rendered(lambda: render_html(results), "HTML report",
                          f"the results are in {path}")
         if page is not None:
-            write_atomic(out_dir / "report.html", page)
+            write_atomic(path.parent / "report.html", page)
     return results, path, page
 
 
@@ -218,33 +257,33 @@ def _find_max_rate(spec: Any, *, spec_dir: Path, out: Path | None, address: str 
     """Run the max-rate search on one Ray pool (coordinator.max_rate), write the results of the
     run at the rate found (the evidence) and print its report and the search; return 0 when a
     rate passed, else 3."""
-    from analysis.results import write_atomic
     from coordinator.max_rate import at_rate, find_max_rate, summary_lines
     from coordinator.ray_pool import RayPool
     from coordinator.run import run_experiment
 
     at_rate(spec, spec.load.rate or 0.0)  # a spec the search cannot start from fails first
-    load = spec.load
-    pool = RayPool(address, log=_log, num_cpus=int(max(load.workers * load.cpus_per_worker, 1)
-                                                   + 0.999),
-                   cpus_per_worker=load.cpus_per_worker, placement=load.placement,
-                   on_worker_loss=load.on_worker_loss, run_name=spec.name, workers=load.workers)
-    try:
-        with _stop_on_signals(pool) as take_signals, pool:
-            take_signals()
-            found = find_max_rate(spec, lambda at: run_experiment(at, pool, base_dir=spec_dir,
-                                                                  log=_log), log=_log)
-    finally:
-        pool.wait_closed()
-    for line in summary_lines(found):
-        _log(line)
-    if found.evidence is None:
-        return 3  # no rate passed: inconclusive, as a run without a verdict to act on
-    path = write_atomic((out or _default_out(spec.name)) / "results.json",
-                        found.evidence.model_copy(update={"slogate_version": _version()}).to_json())
-    _emit_report(found.evidence, fmt_name, f"the results are in {path}")
-    _log(f"results of the run at {found.rate_rps:g} req/s written to {path}")
-    return 0
+    with writable_out(out or _default_out(spec.name)) as out_dir:
+        load = spec.load
+        pool = RayPool(address, log=_log, num_cpus=int(max(load.workers * load.cpus_per_worker, 1)
+                                                       + 0.999),
+                       cpus_per_worker=load.cpus_per_worker, placement=load.placement,
+                       on_worker_loss=load.on_worker_loss, run_name=spec.name, workers=load.workers)
+        try:
+            with _stop_on_signals(pool) as take_signals, pool:
+                take_signals()
+                found = find_max_rate(spec, lambda at: run_experiment(at, pool, base_dir=spec_dir,
+                                                                      log=_log), log=_log)
+        finally:
+            pool.wait_closed()
+        for line in summary_lines(found):
+            _log(line)
+        if found.evidence is None:
+            return 3  # no rate passed: inconclusive, as a run without a verdict to act on
+        path = _save_results(out_dir, found.evidence.model_copy(
+            update={"slogate_version": _version()}).to_json())
+        _emit_report(found.evidence, fmt_name, f"the results are in {path}")
+        _log(f"results of the run at {found.rate_rps:g} req/s written to {path}")
+        return 0
 
 
 def _version() -> str | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coordinator.errors import SpecError
+from coordinator.out_dir import writable_out
 from coordinator.sample_app import REPO_ROOT, start_hello
 from coordinator.spec import ExperimentSpec, load_spec, parse_spec
 from promote.local_git import identity
@@ -39,7 +40,12 @@ def run_demo(*, out: Path | None, log: Callable[[str], None], execute: Callable[
     too, from a Prometheus started for the demo (:func:`with_prometheus`)."""
     spec_path = EXAMPLE_DIR / "experiment.yaml"
     spec = load_spec(spec_path)
-    out_dir = out or default_out(spec.name)
+    with writable_out(out or default_out(spec.name)) as out_dir:
+        return _demo_in(out_dir, spec, spec_path, log=log, execute=execute, prometheus=prometheus)
+
+
+def _demo_in(out_dir: Path, spec: ExperimentSpec, spec_path: Path, *, log: Callable[[str], None],
+             execute: Callable[..., int], prometheus: bool) -> int:
     gitops_dir = (out_dir / "gitops").resolve()
     if gitops_dir.exists():
         raise SpecError(f"{gitops_dir} already exists: give the demo a new --out directory")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
@@ -17,8 +19,9 @@ from hypothesis import strategies as st
 from analysis.errors import ResultsError
 from analysis.results import MAX_JSON_DEPTH, load_results
 from coordinator.archive import DirectoryArchive, open_archive
-from coordinator.cli import _default_out, main
+from coordinator.cli import _default_out, _errors_to_exit_codes, _save_results, main
 from coordinator.errors import SpecError
+from coordinator.out_dir import writable_out
 from coordinator.spec import MAX_ENDPOINTS, MAX_SPEC_BYTES, load_spec, parse_spec
 from tests.support.runs import document, write_run
 
@@ -224,3 +227,72 @@ def test_cli_refuses_credentials_and_prints_no_password(tmp_path: Path) -> None:
         f"slogate: error: {path}:2: target: credentials in the URL (user:password@) are refused: "
         "they would be shown and saved with the results; send an Authorization header "
         "(endpoints[].headers) instead"]
+
+
+@pytest.mark.parametrize(("out", "reason"), [
+    pytest.param("a-file", "not a directory", id="a-file"),
+    pytest.param("/proc/slogate-none/out", "No such file or directory", id="under-proc"),
+])
+def test_an_out_directory_that_cannot_be_written_is_refused_before_any_load(
+        tmp_path: Path, out: str, reason: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run --out` where nothing can be written exits 2 in one line naming --out, before Ray
+    starts (the target, port 9, is never loaded); it used to run the whole load and end in a
+    traceback and exit 1, which a pipeline reads as FAIL."""
+    (tmp_path / "a-file").write_text("kept\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(HEAD + "endpoints: [{path: /}]\nobjectives: ['p(99)<1s']\n")
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = cli("run", str(spec), "--out", out)
+    assert (code, err) == (2, f"slogate: error: --out {out}: cannot write results there ({reason})\n")
+    assert (tmp_path / "a-file").read_text() == "kept\n"
+    assert "starting" not in err
+
+
+def test_an_out_directory_made_for_a_run_that_failed_first_is_removed(tmp_path: Path) -> None:
+    """A run that fails before writing anything leaves no empty directory behind; one it made
+    and wrote to stays."""
+    with writable_out(tmp_path / "made" / "deep") as out_dir:
+        (out_dir / "results.json").write_text("{}")
+    assert (tmp_path / "made" / "deep" / "results.json").exists()
+    with pytest.raises(SpecError), writable_out(tmp_path / "empty") as out_dir:
+        raise SpecError("failed before writing")
+    assert not (tmp_path / "empty").exists()
+
+
+def test_results_that_cannot_be_written_at_the_end_go_to_a_spare_directory(tmp_path: Path) -> None:
+    """If the --out directory became unwritable during the run (here replaced by a file), the
+    results are written in a new temporary directory, and a warning says where: never lost."""
+    out_dir = tmp_path / "out"
+    out_dir.write_text("not a directory any more")
+    path = _save_results(out_dir, '{"verdict": "PASS"}')
+    assert path.parent != out_dir and path.read_text() == '{"verdict": "PASS"}'
+    shutil.rmtree(path.parent)
+
+
+def test_a_file_the_system_refuses_after_the_checks_is_one_line_exit_2(tmp_path: Path) -> None:
+    """`report --out` into /proc (no check foresees every path) exits 2 naming the path, after
+    the re-judged verdict was computed; not a traceback and exit 1."""
+    saved = write_run(tmp_path, document(day=1))
+    objectives = tmp_path / "objectives.yaml"
+    objectives.write_text("objectives: ['p(99)<1s']\n")
+    code, _out, err = cli("report", str(saved), "--objectives", str(objectives),
+                          "--out", "/proc/slogate-none/results.json")
+    assert code == 2
+    assert err.splitlines()[-1] == "slogate: error: /proc/slogate-none: No such file or directory"
+
+
+def test_an_unforeseen_error_exits_5_in_one_line_never_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug (any exception no check names) ends in one line and exit 5, since exit 1 is the
+    FAIL verdict a pipeline acts on; SLOGATE_DEBUG=1 lets the traceback through."""
+    @click.command()
+    @_errors_to_exit_codes
+    def broken() -> None:
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    result = CliRunner().invoke(broken, [], catch_exceptions=False)
+    assert result.exit_code == 5
+    assert result.stderr == ("slogate: internal error (a bug; SLOGATE_DEBUG=1 shows the traceback): "
+                             "ZeroDivisionError: division by zero\n")
+    monkeypatch.setenv("SLOGATE_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        CliRunner().invoke(broken, [], catch_exceptions=False)
