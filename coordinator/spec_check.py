@@ -12,7 +12,8 @@ each pointing at a field:
   where ``1%`` was likely meant);
 - a throughput floor the load can never reach (above the rate sent to that endpoint);
 - a latency limit at or above ``load.timeout``: slower requests are timeouts (errors), never
-  latencies, so the limit can never be exceeded.
+  latencies, so the limit can never be exceeded;
+- no objectives at all: nothing is judged, so every run is INCONCLUSIVE (exit 3).
 
 Nothing here sends a request, starts Ray or reads a file.
 """
@@ -48,7 +49,15 @@ class Finding:
 def check_spec(spec: ExperimentSpec, document: Any) -> list[Finding]:
     """Return the likely mistakes in a validated spec; ``document`` is the spec as written
     (parsed YAML), which tells a bare number from a number with a unit."""
-    return [*_bare_durations(document), *_objective_findings(spec, document)]
+    return [*_bare_durations(document), *_objective_findings(spec, document),
+            *_no_objectives(spec)]
+
+
+def _no_objectives(spec: ExperimentSpec) -> Iterator[Finding]:
+    if not spec.objectives:
+        yield Finding(loc=("objectives",), message=(
+            "none given: the run measures but judges nothing, so its verdict is INCONCLUSIVE "
+            "(exit 3); add one such as 'p(95)<200ms' or 'rate<1%'"))
 
 
 def _is_bare(value: Any) -> bool:

@@ -16,6 +16,7 @@ from tests.support.helpers import REPO_ROOT
 
 HEAD = "name: t\ntarget: http://127.0.0.1:8080\n"  # lines 1 and 2
 LOAD = "load: {rate: 100, duration: 10s}\n"  # line 3
+ONE = "objectives: [rate<1%]\n"
 TWO = "endpoints:\n  - {name: read, path: /a, weight: 3}\n  - {name: write, path: /b}\n"
 
 
@@ -35,10 +36,10 @@ def findings_of(tmp_path: Path, text: str) -> list[tuple[tuple[str | int, ...], 
                  "0.3 ms is under 1 ms", id="k6-latency-under-1ms"),
     pytest.param(HEAD + LOAD + "objectives:\n  - {metric: latency-p50, upperLimit: 200us}\n",
                  ("objectives", 0, "upperLimit"), "0.2 ms is under 1 ms", id="microseconds"),
-    pytest.param(HEAD + "load: {rate: 100, duration: 10s, timeout: 60}\n", ("load", "timeout"),
+    pytest.param(HEAD + "load: {rate: 100, duration: 10s, timeout: 60}\n" + ONE, ("load", "timeout"),
                  "60 without a unit is 60 s (1 min); write 60ms if you meant milliseconds",
                  id="bare-timeout"),
-    pytest.param(HEAD + "load: {rate: 100, duration: 5000}\n", ("load", "duration"),
+    pytest.param(HEAD + "load: {rate: 100, duration: 5000}\n" + ONE, ("load", "duration"),
                  "5000 without a unit is 5000 s (1.39 h)", id="bare-long-duration"),
     pytest.param(HEAD + LOAD + "objectives:\n  - {metric: error-rate, upperLimit: 1}\n",
                  ("objectives", 0, "upperLimit"), "1 is 100 % of requests; a bare number is a "
@@ -50,6 +51,8 @@ def findings_of(tmp_path: Path, text: str) -> list[tuple[tuple[str | int, ...], 
     pytest.param(HEAD + LOAD + "objectives:\n  - {metric: latency-max, upperLimit: 10s}\n",
                  ("objectives", 0, "upperLimit"), "10000 ms is not under load.timeout (10 s)",
                  id="latency-limit-at-the-timeout"),
+    pytest.param(HEAD + LOAD, ("objectives",), "none given: the run measures but judges nothing, "
+                 "so its verdict is INCONCLUSIVE (exit 3)", id="no-objectives"),
 ])
 def test_likely_unit_mistakes_are_warned_about(tmp_path: Path, text: str,
                                                loc: tuple[str | int, ...], fragment: str) -> None:
