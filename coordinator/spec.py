@@ -436,34 +436,66 @@ class AnalysisSpec(_Model):
 
 
 class StageSpec(_Model):
-    """One load stage (a k6-style step): a constant rate for a duration, judged on its own.
+    """One load stage (a k6-style step): a constant rate (open model) or a number of virtual
+    users (closed model) for a duration, judged on its own. All stages of a spec are one kind.
 
-    Example: ``{rate: 200, duration: 30s, name: peak}``
+    Example: ``{rate: 200, duration: 30s, name: peak}`` or ``{users: 50, duration: 30s}``
     """
 
-    rate: float = Field(gt=0, le=MAX_RATE_RPS, description="Requests per second.")
+    rate: float | None = Field(None, gt=0, le=MAX_RATE_RPS,
+                               description="Open model: requests per second.")
+    users: int | None = Field(None, gt=0, le=MAX_CONNECTIONS,
+                              description="Closed model: virtual users sending back to back.")
     duration: Duration = Field(le=MAX_DURATION_S)
     name: str | None = Field(None, max_length=64, description="Label in reports; default "
                              "'stage N'.")
 
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_empty(handler(self), ("rate", "users"))
+
+    @model_validator(mode="after")
+    def _rate_or_users(self) -> StageSpec:
+        if (self.rate is None) == (self.users is None):
+            raise ValueError("set rate (requests/s) or users (virtual users), not both"
+                             if self.rate is not None else
+                             "set rate (requests/s) or users (virtual users)")
+        return self
+
+
+def _stage_kind(stages: list[Any]) -> str | None:
+    """Return ``"rate"`` or ``"users"`` when every stage gives that one (None otherwise)."""
+    kinds = {"rate" if s.get("users") is None else "users"
+             for s in stages if isinstance(s, dict)}
+    return kinds.pop() if len(kinds) == 1 and len(stages) else None
+
 
 def _stages_set_rate_and_duration(data: Any) -> Any:
-    """With ``stages``, ``rate`` (the peak, for sizing) and ``duration`` (the sum) follow from
-    them; written out they must agree (a saved spec validates again to itself)."""
+    """With ``stages``, ``rate`` or ``concurrency`` (the peak, for sizing; stages of users run
+    the closed model) and ``duration`` (the sum) follow from them; written out they must agree
+    (a saved spec validates again to itself)."""
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
         return data
+    kind = _stage_kind(data["stages"])
     try:
-        rates = [float(stage["rate"]) for stage in data["stages"]]
+        peaks = [float(stage[kind]) for stage in data["stages"]] if kind else []
         total = sum(units.parse_duration_s(stage["duration"]) for stage in data["stages"])
     except (TypeError, KeyError, ValueError):
         return data  # the stages' own validation says what is wrong
-    derived = {"rate": max(rates, default=None), "duration": total}
-    for key, value in derived.items():
-        given = data.get(key)
-        if given is not None and value is not None and \
+    if not peaks or min(peaks) <= 0:
+        return data
+    key, other = ("rate", "concurrency") if kind == "rate" else ("concurrency", "rate")
+    if data.get(other) is not None:
+        model = "open model (the rates set rate)" if kind == "rate" else \
+            "closed model (the users set concurrency)"
+        raise ValueError(f"{other}: stages of {kind.rstrip('s')}s run the {model}; remove {other}")
+    derived = {key: max(peaks) if kind == "rate" else int(max(peaks)), "duration": total}
+    for name, value in derived.items():
+        given = data.get(name)
+        if given is not None and \
                 abs(units.parse_duration_s(given) - value) > 1e-9 * max(1.0, value):
-            raise ValueError(f"{key}: set by stages ({value:g}); remove it")
-    return {**data, **derived} if rates else data
+            raise ValueError(f"{name}: set by stages ({value:g}); remove it")
+    return {**data, **derived}
 
 
 class LoadSpec(_Model):
@@ -509,8 +541,9 @@ class LoadSpec(_Model):
     max_duration: Duration = Field(3600.0, le=MAX_DURATION_S,
                                    description="Hard stop, whatever the stop condition.")
     stages: list[StageSpec] | None = Field(
-        None, min_length=1, max_length=1000, description="Open model: steps of rates, each "
-        "judged on its own (sets rate and duration; see README, \"Load stages\").")
+        None, min_length=1, max_length=1000, description="Steps of rates (open model) or of "
+        "users (closed model), each judged on its own (sets rate or concurrency, and duration; "
+        "see README, \"Load stages\").")
 
     _from_stages = model_validator(mode="before")(_stages_set_rate_and_duration)
 
@@ -520,7 +553,12 @@ class LoadSpec(_Model):
 
     @model_validator(mode="after")
     def _stages_fit(self) -> LoadSpec:
-        for index, stage in enumerate(self.stages or ()):
+        stages = self.stages or []
+        for index, stage in enumerate(stages):
+            if (stage.users is None) != (stages[0].users is None):
+                first, this = ("users", "rate") if stages[0].users is not None else ("rate", "users")
+                raise ValueError(f"stages[{index}]: {this} in stages of {first}; give every "
+                                 f"stage {first} (one model per spec)")
             windows = stage.duration / self.window
             if abs(windows - round(windows)) > 1e-6:
                 raise ValueError(f"stages[{index}].duration: {stage.duration:g} s is not a whole "

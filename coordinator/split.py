@@ -4,7 +4,8 @@ Splitting rules (the sums always equal what the user asked for):
 - rate: every worker gets ``rate / W`` and the phase ``i / rate``, so worker ``i`` owns slots
   ``i, i + W, ...`` of the single global schedule ``n / rate``;
 - requests, warm-up requests and concurrency: ``N // W`` each, and the first ``N % W`` workers one
-  more (for requests this is the same as counting the slots ``n < N`` that worker ``i`` owns).
+  more (for requests this is the same as counting the slots ``n < N`` that worker ``i`` owns);
+- stages of users: each stage's users as concurrency, stage by stage.
 """
 
 from __future__ import annotations
@@ -174,12 +175,29 @@ def _rendered_rows(spec: ExperimentSpec, base_dir: Path) -> dict[int, list[Endpo
 
 
 def _stages(load: LoadSpec, per_version: int) -> tuple[tuple[float, float], ...]:
-    """Return the global (rate, duration) steps from the start: the warm-up runs at the first
-    stage's rate, its requests excluded as always."""
+    """Return the global (rate, duration) steps from the start of stages of rates: the warm-up
+    runs at the first stage's rate, its requests excluded as always."""
     stages = load.stages or []
-    return tuple((stage.rate * per_version,
-                  stage.duration + (load.warmup or 0.0 if index == 0 else 0.0))
-                 for index, stage in enumerate(stages))
+    return tuple((stage.rate * per_version, _stage_s(load, index))
+                 for index, stage in enumerate(stages) if stage.rate is not None)
+
+
+def _user_stages(load: LoadSpec, workers: int) -> list[tuple[tuple[int, float], ...]]:
+    """Return each worker's (users, duration) steps of stages of users: a stage's users split as
+    concurrency is (:func:`split_count`, so the shares sum to the stage's users and worker
+    ``i``'s share never exceeds its share of the peak); the warm-up runs the first stage's."""
+    out: list[list[tuple[int, float]]] = [[] for _ in range(workers)]
+    for index, stage in enumerate(load.stages or []):
+        if stage.users is not None:
+            for i, users in enumerate(split_count(stage.users, workers)):
+                out[i].append((users, _stage_s(load, index)))
+    return [tuple(steps) for steps in out]
+
+
+def _stage_s(load: LoadSpec, index: int) -> float:
+    """Return stage ``index``'s length from the start (the first includes the warm-up)."""
+    assert load.stages is not None
+    return load.stages[index].duration + (load.warmup or 0.0 if index == 0 else 0.0)
 
 
 def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
@@ -207,6 +225,7 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
         raise SpecError(f"load.requests: {load.requests} requests cannot be split over "
                         f"{workers} workers (give at least one request per worker)")
     in_flight = split_count(max(load.max_in_flight, workers), workers)
+    user_stages = _user_stages(load, workers)
     plans = []
     for i in range(workers):
         plans.append(WorkerPlan(
@@ -240,5 +259,6 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
             grpc=grpc.channels if grpc else GrpcChannels(),
             ok_outcomes=grpc.ok_outcomes if grpc else DEFAULT_OK_OUTCOMES,
             stages=_stages(load, per_version),
+            user_stages=user_stages[i],
         ))
     return plans

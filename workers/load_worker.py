@@ -336,7 +336,7 @@ class AiohttpLoop(RunState):
                 await self._open()
             else:
                 self.seq = 0
-                await asyncio.gather(*(self._user() for _ in range(self.plan.concurrency)))
+                await asyncio.gather(*(self._user(k) for k in range(self.plan.concurrency)))
         finally:
             await self.sender.aclose()
 
@@ -401,11 +401,22 @@ class AiohttpLoop(RunState):
             await asyncio.gather(*pending, return_exceptions=True)
         self.count_unsent(pacer, launched)
 
-    async def _user(self) -> None:
+    async def _user(self, user: int) -> None:
+        """Virtual user ``user`` (from 0): request after request until the schedule ends; with
+        stages of users it waits (parks) while its stage has no room for it."""
+        stages = self.user_stages
         while True:
             now_ns = time.monotonic_ns()
-            if now_ns >= self.schedule_end_ns or now_ns >= self.hard_stop_ns:
+            end_ns = min(self.schedule_end_ns, self.hard_stop_ns)
+            if now_ns >= end_ns:
                 return
+            if stages is not None:
+                elapsed_s = (now_ns - self.start_ns) / 1e9
+                resume_s = stages.resume_s(user, elapsed_s)
+                if resume_s > elapsed_s:  # parked: look again at least every 0.1 s (stop())
+                    wait_s = min(resume_s - elapsed_s, (end_ns - now_ns) / 1e9, 0.1)
+                    await asyncio.sleep(wait_s)
+                    continue
             if self.limit is not None and self.seq >= self.limit:
                 return
             seq = self.seq

@@ -88,6 +88,9 @@ class WorkerPlan:
     versions: int = 1  # baseline and candidate: 2, each version's endpoints strictly alternating
     # load stages: (global rate, duration) steps from the start; the first includes warm-up
     stages: tuple[tuple[float, float], ...] = ()
+    # closed model, stages of users: (this worker's users, duration) steps from the start, the
+    # first including warm-up; ``concurrency`` is the peak (workers.user_stages)
+    user_stages: tuple[tuple[int, float], ...] = ()
 
     @property
     def excluded_s(self) -> float:

@@ -233,12 +233,13 @@ class FastEngine(RunState):
     # Slots keep attribute access on the hot path cheap: past 30 instance attributes CPython
     # (3.11) stops sharing dict keys between instances and looks attributes up in a plain dict.
     __slots__ = ("plan", "recorder", "start_ns", "picker", "hard_stop_ns", "schedule_end_ns",
-                 "limit", "unsent", "in_flight", "measured_end_ns",  # RunState's
+                 "limit", "unsent", "in_flight", "measured_end_ns", "user_stages",  # RunState's
                  "origin", "payloads", "payload", "timeout_ns", "think_s", "conns", "idle",
                  "queue", "connecting", "launched", "stopping", "users_left", "done", "backstop",
                  "warmup_n", "single", "back_to_back", "users_limit", "users_stop_ns",
                  "append_code", "append_intended", "append_sent", "append_done", "next_due_ns",
-                 "timer", "loop", "pacer", "checkers", "check_codes", "checking")
+                 "timer", "loop", "pacer", "checkers", "check_codes", "checking", "parked",
+                 "stage_timer")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
@@ -276,6 +277,10 @@ class FastEngine(RunState):
         self.checkers = [None if t.checks is None else Checker(t.checks) for t in plan.requests]
         self.check_codes: dict[str, int] = {}
         self.checking = any(self.checkers)
+        # stages of users: users beyond the stage's count, parked on their idle connection (None:
+        # one whose connection closed while parked, reconnected when it runs again)
+        self.parked: list[_Conn | _RawConn | None] = []
+        self.stage_timer: asyncio.TimerHandle | None = None
 
     # --- running -----------------------------------------------------------------------------
 
@@ -334,11 +339,13 @@ class FastEngine(RunState):
                     self._next(conn)
                 for _ in range(self.plan.concurrency - len(ready)):
                     self._open_connection(user=True)
+                self._stage_change()
             await self.done
         finally:
             sweeper.cancel()
-            if self.timer is not None:
-                self.timer.cancel()
+            for timer in (self.timer, self.stage_timer):
+                if timer is not None:
+                    timer.cancel()
             for conn in list(self.conns):
                 conn.abort()
         if self.plan.model == "open":
@@ -353,6 +360,7 @@ class FastEngine(RunState):
         if self.plan.model == "open":
             self._tick()
         else:
+            self._leave_parked()
             for conn in [c for c in self.conns if not c.busy]:
                 self._drop(conn)
                 self._user_gone()
@@ -476,6 +484,8 @@ class FastEngine(RunState):
             if self._schedule_over(now):
                 self._drop(conn)
                 self._user_gone()
+            elif self.user_stages is not None and self._parks(conn, now):
+                return
             elif self.think_s:
                 self.loop.call_later(self.think_s, self._user_send, conn)
             else:
@@ -493,8 +503,69 @@ class FastEngine(RunState):
             if self._schedule_over(now):
                 self._drop(conn)
                 self._user_gone()
-            else:
+            elif self.user_stages is None or not self._parks(conn, now):
                 self._send(conn, self._take_seq(), now)
+
+    # --- closed model: stages of users ----------------------------------------------------------
+    # A worker runs its peak of users; beyond the stage's count a user parks on its idle
+    # connection instead of sending. The hot paths (the pumps) send a user's next request
+    # themselves only before ``users_stop_ns``, which is kept at the next change of the count:
+    # from then on every completion comes here through completed() -> _next(), and the pumps
+    # need no stage logic of their own.
+
+    def _parks(self, conn: _Conn | _RawConn, now: int) -> bool:
+        """Park ``conn``'s user when more users run than its stage allows; return whether it did."""
+        stages = self.user_stages
+        assert stages is not None
+        elapsed_s = (now - self.start_ns) / 1e9
+        parks = self._running() > stages.users_at(elapsed_s)
+        if parks:
+            self.parked.append(conn)
+        self._hot_until_the_next_change(elapsed_s)
+        return parks
+
+    def _running(self) -> int:
+        return self.users_left - len(self.parked)
+
+    def _hot_until_the_next_change(self, elapsed_s: float) -> None:
+        """Let the pumps send users' next requests themselves until the count next changes, once
+        no more users run than the count at ``elapsed_s`` (until then they come to _parks)."""
+        assert self.user_stages is not None
+        if self._running() > self.user_stages.users_at(elapsed_s):
+            return
+        change_ns = self.start_ns + self.user_stages.next_change_s(elapsed_s) * 1e9
+        self.users_stop_ns = int(min(self.schedule_end_ns, self.hard_stop_ns, change_ns))
+
+    def _stage_change(self) -> None:
+        """At each change of the count (and at the schedule's end): wake parked users the stage
+        has room for, or let them all leave once the schedule is over; then wait for the next."""
+        self.stage_timer = None
+        stages = self.user_stages
+        if stages is None:
+            return
+        now = _now()
+        if self._schedule_over(now):
+            self._leave_parked()
+            return
+        elapsed_s = (now - self.start_ns) / 1e9
+        while self.parked and self._running() < stages.users_at(elapsed_s):
+            conn = self.parked.pop()
+            if conn is None:
+                self._open_connection(user=True)
+            else:
+                self._user_send(conn)
+        self._hot_until_the_next_change(elapsed_s)
+        at_ns = min(self.start_ns + stages.next_change_s(elapsed_s) * 1e9, self.schedule_end_ns)
+        self.stage_timer = self.loop.call_later(max(0.0, (at_ns - _now()) / 1e9),
+                                                self._stage_change)
+
+    def _leave_parked(self) -> None:
+        """The schedule is over: every parked user leaves (its connection closed)."""
+        while self.parked:
+            conn = self.parked.pop()
+            if conn is not None:
+                self._drop(conn)
+            self._user_gone()
 
     def _send(self, conn: _Conn | _RawConn, seq: int, intended: int) -> None:
         endpoint = self.picker.pick()
@@ -508,6 +579,8 @@ class FastEngine(RunState):
         self.conns.discard(conn)
         if conn in self.idle:
             self.idle.remove(conn)
+        if self.parked and conn in self.parked:
+            self.parked.remove(conn)
         if conn.busy:
             conn.busy = False
             self.in_flight -= 1
@@ -581,6 +654,10 @@ class FastEngine(RunState):
 
     def _replace(self, conn: _Conn | _RawConn) -> None:
         was_user = conn.user
+        if self.parked and conn in self.parked:  # it reconnects when its stage lets it run
+            self.parked[self.parked.index(conn)] = None
+            self._drop(conn)
+            return
         self._drop(conn)
         if was_user:
             # With a request limit, users already connecting take the last requests: a user

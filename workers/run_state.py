@@ -13,6 +13,7 @@ import time
 from workers.pacer import Pacer, make_pacer, make_picker
 from workers.plan import WorkerPlan
 from workers.recorder import Recorder
+from workers.user_stages import UserStages
 
 
 def pacer_for(plan: WorkerPlan) -> Pacer:
@@ -42,6 +43,7 @@ class RunState:
         self.unsent = 0
         self.in_flight = 0
         self.measured_end_ns = start_ns
+        self.user_stages = UserStages.of(plan.user_stages)  # closed model: users per stage
 
     def stop(self) -> None:
         """End the schedule now: nothing new is sent; requests in flight finish or time out."""

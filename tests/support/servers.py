@@ -10,7 +10,8 @@ speaks real HTTP/1.1 over real sockets, so both transports run unchanged against
 - :func:`recording_server`: records method, target, headers and body of every request;
 - :func:`tls_server`: answers 200 over TLS with a certificate from :func:`self_signed_cert`;
 - :func:`wire_server`: keeps every byte it receives and answers each request head it finds;
-- :func:`upgrade_server`: answers every request with ``101 Switching Protocols``.
+- :func:`upgrade_server`: answers every request with ``101 Switching Protocols``;
+- :func:`concurrency_server`: answers after a fixed time, recording how many requests it held.
 
 Each is a context manager yielding a :class:`Served`: the base URL and what the server saw.
 """
@@ -26,6 +27,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,6 +362,29 @@ def scripted_server(answer: Answer, *, workers: int | None = None,
                     await asyncio.sleep(service_s)
             status, body, headers = answer(n, request.path_qs)
             return web.Response(status=status, body=body, headers=headers)
+
+        return await _aiohttp(served, [web.route("*", "/{tail:.*}", respond)])
+
+    with _in_thread(start) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def concurrency_server(service_s: float) -> Iterator[Served]:
+    """Serve any path with 200 after ``service_s``; record for every request its arrival
+    (``at``: ``time.time()``) and how many requests the server held then, itself included
+    (``in_flight``): what a closed model's users look like from the server."""
+    async def start(served: Served) -> tuple[int, Stop]:
+        held = [0]
+
+        async def respond(request: web.Request) -> web.Response:
+            held[0] += 1
+            served.requests.append({"at": time.time(), "in_flight": held[0]})
+            try:
+                await asyncio.sleep(service_s)
+            finally:
+                held[0] -= 1
+            return web.Response(body=b"ok")
 
         return await _aiohttp(served, [web.route("*", "/{tail:.*}", respond)])
 
