@@ -40,7 +40,7 @@ from analysis.formatting import comparison_value_text, limits_text, objective_va
 from analysis.metrics import responded as has_response
 from analysis.outcomes import OUTCOME_COLUMNS, judge_of, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results, Series, WindowResult
-from analysis.stages import STAGE_COLUMNS, stage_rows
+from analysis.stages import stage_columns, stage_rows
 from workers.histogram import Histogram
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
@@ -609,7 +609,7 @@ def stages_section(results: Results) -> str:
     else nothing."""
     if not results.stages:
         return ""
-    table = _table(STAGE_COLUMNS, stage_rows(results.stages), align="lrrrrrll")
+    table = _table(stage_columns(results.stages), stage_rows(results.stages), align="lrrrrrll")
     return _Html(f"<h2>Stages</h2>{table}")
 
 

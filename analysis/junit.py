@@ -1,7 +1,9 @@
 """JUnit XML report: each objective a test case, so CI systems show SLOs as tests.
 
 PASS is a passing case; FAIL a ``<failure>``; INCONCLUSIVE an ``<error type="inconclusive">``
-(not a pass, and not a measured violation); a dry-run objective is ``<skipped>``. One more case,
+(not a pass, and not a measured violation); a dry-run objective is ``<skipped>``. A run with
+load stages has each stage's objectives as cases of their own, named after the stage
+(``stage 2 (peak, 6 users): latency-p99``), so CI shows which stage failed. One more case,
 ``run``, carries the run's own verdict (INVALID runs, generator bottlenecks), so a run without
 objectives still shows up. The suite's ``<system-out>`` holds the outcomes by endpoint
 (``GET /a: 1,000 requests, 13 errors (status:500 ×10, connect ×3), other outcomes:
@@ -18,7 +20,8 @@ import xml.etree.ElementTree as ET
 
 from analysis.custom_report import custom_text
 from analysis.outcomes import outcome_rows
-from analysis.results import Results
+from analysis.results import ObjectiveResult, Results
+from analysis.stages import stage_load
 from analysis.verdict import counts_text
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -52,14 +55,21 @@ def _case(suite: ET.Element, name: str, classname: str, verdict: str, message: s
         ET.SubElement(case, "error", type=verdict.lower(), message=message).text = message
 
 
+def _name(objective: ObjectiveResult) -> str:
+    return objective.metric + (f" [{objective.endpoint}]" if objective.endpoint else "")
+
+
 def render_junit(results: Results) -> str:
     """Return the run as a JUnit XML document (one testsuite)."""
     classname = f"slogate.{results.name}"
     suite = ET.Element("testsuite", name=_xml(f"slogate {results.name}"),
                        timestamp=results.start_time, time=f"{results.duration_s:.3f}")
     for o in results.objectives:
-        name = o.metric + (f" [{o.endpoint}]" if o.endpoint else "")
-        _case(suite, name, classname, o.verdict, o.reason, o.dry_run)
+        _case(suite, _name(o), classname, o.verdict, o.reason, o.dry_run)
+    for stage in results.stages or []:
+        prefix = f"stage {stage.index + 1} ({stage.name}, {stage_load(stage)}): "
+        for o in stage.objectives:
+            _case(suite, prefix + _name(o), classname, o.verdict, o.reason, o.dry_run)
     _case(suite, "run", classname, results.verdict, "; ".join(results.reasons))
     ET.SubElement(suite, "system-out").text = _xml(_outcomes_text(results) + custom_text(results))
     cases = suite.findall("testcase")

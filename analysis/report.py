@@ -34,7 +34,7 @@ from analysis.custom_report import custom_problems, custom_rows
 from analysis.formatting import comparison_value_text, limits_text, objective_value_text
 from analysis.outcomes import OUTCOME_COLUMNS, outcome_cells, outcome_rows
 from analysis.results import ObjectiveResult, Results
-from analysis.stages import STAGE_COLUMNS, stage_rows
+from analysis.stages import stage_columns, stage_rows
 
 FORMATS = ("text", "markdown", "json", "junit", "html")
 _COLOURS = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -290,7 +290,7 @@ def _md_custom(results: Results) -> list[str]:
 
 def _stages_table(results: Results) -> Table:
     table = titled_table("Stages")
-    for column in STAGE_COLUMNS:
+    for column in stage_columns(results.stages or []):
         table.add_column(column, no_wrap=column != "reason")
     for row in stage_rows(results.stages or []):
         table.add_row(*row[:-2], Text(row[-2], style=_COLOURS.get(row[-2], "")), row[-1])
@@ -301,7 +301,7 @@ def _md_stages(results: Results) -> list[str]:
     if not results.stages:
         return []
     rows = stage_rows(results.stages)
-    return ["### Stages", "", *md_table(STAGE_COLUMNS, "lrrrrrll", rows), ""]
+    return ["### Stages", "", *md_table(stage_columns(results.stages), "lrrrrrll", rows), ""]
 
 
 def render_markdown(results: Results) -> str:

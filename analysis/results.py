@@ -34,8 +34,9 @@ milliseconds in ``metrics``)::
     verdict     PASS | FAIL | INCONCLUSIVE | INVALID
     reasons     [one line each]
     slogateVersion, specFile  the slogate that ran it and the spec file it ran (null: unknown)
-    stages      load.stages only: [{index, name, rate, startS, durationS, requests, metrics,
-                 objectives, verdict, reasons}], each stage judged on its own windows
+    stages      load.stages only: [{index, name, rate, users, startS, durationS, requests,
+                 metrics, objectives, verdict, reasons}], each stage judged on its own windows
+                 (rate: stages of rates, the global rate; users: stages of users)
 
     Series = {endpoint, outcome, count, hdr}
 
@@ -59,7 +60,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -180,7 +183,8 @@ class StageResult(_Doc):
 
     index: int
     name: str
-    rate: float
+    rate: float | None = None  # stages of rates: the global rate
+    users: int | None = None  # stages of users (closed model): the users of all workers
     start_s: float
     duration_s: float
     requests: int = 0
@@ -188,6 +192,15 @@ class StageResult(_Doc):
     objectives: list[ObjectiveResult]
     verdict: Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
     reasons: list[str]
+
+    @model_serializer(mode="wrap")
+    def _one_kind(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Write ``rate`` or ``users``, whichever the stage has (rate stages as before)."""
+        dumped = handler(self)
+        for key in ("rate", "users"):
+            if isinstance(dumped, dict) and dumped.get(key) is None:
+                dumped.pop(key, None)
+        return dumped
 
 
 class Results(_Doc):

@@ -1,9 +1,10 @@
 """Judging by load stage and by window: objectives over a slice of a run's windows (pure).
 
-A run with ``load.stages`` is judged as a whole and stage by stage: each stage's windows (a
-stage is a whole number of windows, from the end of the warm-up) are merged and every objective
-judged on them, with its interval, so a stage that overloads the target fails alone. The run's
-verdict is then the worst: FAIL when any stage fails, INCONCLUSIVE when a stage is undecided.
+A run with ``load.stages`` (steps of rates, or of users in the closed model) is judged as a whole
+and stage by stage: each stage's windows (a stage is a whole number of windows, from the end of
+the warm-up) are merged and every objective judged on them, with its interval, so a stage that
+overloads the target fails alone. The run's verdict is then the worst: FAIL when any stage
+fails, INCONCLUSIVE when a stage is undecided.
 
 An objective with ``window: worst`` is judged in every window (of ``load.window``) instead of
 over the whole run or stage: FAIL when any window fails, INCONCLUSIVE when none fails but one
@@ -44,10 +45,11 @@ _ORDER = {Verdict.PASS: 0, Verdict.INCONCLUSIVE: 1, Verdict.FAIL: 2, Verdict.INV
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
-    """One load stage: its label, global rate and length (s)."""
+    """One load stage: its label, global rate (open model) or users (closed model), length (s)."""
 
     name: str
-    rate: float
+    rate: float | None = None
+    users: int | None = None
     duration_s: float
 
 
@@ -126,7 +128,7 @@ def judge_stages(stages: Sequence[Stage], objectives: Sequence[Slo],
             ok_outcomes=ok_outcomes))
         table = clean_metrics(judged.table.to_dict(orient="index"))
         out.append(StageResult(
-            index=index, name=stage.name, rate=stage.rate, start_s=start_s,
+            index=index, name=stage.name, rate=stage.rate, users=stage.users, start_s=start_s,
             duration_s=stage.duration_s, requests=sum(h.total for h in measured.latency.values()),
             metrics=table.get(ALL_ENDPOINTS, {}), objectives=objective_results(judged.verdict),
             verdict=judged.verdict.verdict.value, reasons=list(judged.verdict.reasons)))
@@ -144,7 +146,7 @@ def with_stages(run: RunVerdict, stages: Sequence[StageResult]) -> RunVerdict:
     if worst in (Verdict.PASS, Verdict.INVALID):
         return run
     verdict = run.verdict if _ORDER[run.verdict] >= _ORDER[worst] else worst
-    lines = [f"stage {s.index + 1} ({s.name}, {s.rate:g} req/s): {reason}"
+    lines = [f"stage {s.index + 1} ({s.name}, {stage_load(s)}): {reason}"
              for s in stages if s.verdict == worst.value for reason in s.reasons]
     own = list(run.reasons) if run.verdict is verdict else []
     return RunVerdict(verdict=verdict, objectives=run.objectives, reasons=tuple(lines + own))
@@ -154,7 +156,9 @@ def stages_of(spec: Mapping[str, object]) -> list[Stage]:
     """Return the stages of a spec document (``load.stages``), named ``stage N`` by default."""
     load = spec.get("load")
     raw = load.get("stages") if isinstance(load, dict) else None
-    return [Stage(name=s.get("name") or f"stage {i + 1}", rate=float(s["rate"]),
+    return [Stage(name=s.get("name") or f"stage {i + 1}",
+                  rate=None if s.get("rate") is None else float(s["rate"]),
+                  users=None if s.get("users") is None else int(s["users"]),
                   duration_s=float(s["duration"])) for i, s in enumerate(raw or [])]
 
 
@@ -182,6 +186,21 @@ STAGE_COLUMNS = ("stage", "rate", "requests", "throughput", "latency-p99", "erro
                  "verdict", "reason")
 
 
+def stage_columns(stages: Sequence[StageResult]) -> tuple[str, ...]:
+    """Return the stages table's columns: :data:`STAGE_COLUMNS`, with ``users`` in place of
+    ``rate`` for stages of users."""
+    if stages and stages[0].users is not None:
+        return tuple("users" if c == "rate" else c for c in STAGE_COLUMNS)
+    return STAGE_COLUMNS
+
+
+def stage_load(stage: StageResult) -> str:
+    """Return a stage's load as shown: ``200 req/s`` or ``6 users``."""
+    if stage.users is not None:
+        return f"{stage.users:,} users"
+    return f"{stage.rate or 0.0:g} req/s"
+
+
 def stage_rows(stages: Sequence[StageResult]) -> list[tuple[str, ...]]:
     """Return one report row per stage (see :data:`STAGE_COLUMNS`); the reason of a stage that
     did not pass is its first."""
@@ -189,7 +208,7 @@ def stage_rows(stages: Sequence[StageResult]) -> list[tuple[str, ...]]:
     for s in stages:
         m = s.metrics
         rows.append((f"{s.index + 1}. {s.name} ({s.start_s:g}-{s.start_s + s.duration_s:g} s)",
-                     f"{s.rate:g} req/s", f"{s.requests:,}",
+                     stage_load(s), f"{s.requests:,}",
                      format_value("throughput", m.get("throughput")),
                      format_value("latency-p99", m.get("latency-p99")),
                      format_value("error-rate", m.get("error-rate")), s.verdict,

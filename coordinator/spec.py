@@ -484,11 +484,12 @@ def _stages_set_rate_and_duration(data: Any) -> Any:
         return data  # the stages' own validation says what is wrong
     if not peaks or min(peaks) <= 0:
         return data
-    key, other = ("rate", "concurrency") if kind == "rate" else ("concurrency", "rate")
+    key, other, model = (("rate", "concurrency", "rates run the open model (they set rate)")
+                         if kind == "rate" else
+                         ("concurrency", "rate", "users run the closed model (they set "
+                          "concurrency)"))
     if data.get(other) is not None:
-        model = "open model (the rates set rate)" if kind == "rate" else \
-            "closed model (the users set concurrency)"
-        raise ValueError(f"{other}: stages of {kind.rstrip('s')}s run the {model}; remove {other}")
+        raise ValueError(f"{other}: stages of {model}; remove {other}")
     derived = {key: max(peaks) if kind == "rate" else int(max(peaks)), "duration": total}
     for name, value in derived.items():
         given = data.get(name)

@@ -219,7 +219,8 @@ def worker_plans(spec: ExperimentSpec, base_dir: Path = Path("."),
     warmups = split_count((load.warmup_requests or 0) * per_version, workers)
     users = split_count(load.concurrency or 0, workers)
     if load.concurrency is not None and load.concurrency < workers:
-        raise SpecError(f"load.concurrency: {load.concurrency} users cannot be split over "
+        field = "load.stages: the peak of" if load.stages else "load.concurrency:"
+        raise SpecError(f"{field} {load.concurrency} users cannot be split over "
                         f"{workers} workers (give at least one user per worker)")
     if requests is not None and requests < workers:
         raise SpecError(f"load.requests: {load.requests} requests cannot be split over "

@@ -3,19 +3,29 @@ on its own, the worst window, and the run's verdict made the worst of its stages
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 
-from analysis.results import Series, WindowResult
+from analysis.junit import render_junit
+from analysis.results import Results, Series, WindowResult
 from analysis.stages import (
     Stage,
     _measured,
     judge_all,
     judge_stages,
+    stage_columns,
     stage_rows,
     worst_window,
 )
 from analysis.verdict import Limits, RunHealth, Slo, Verdict
+from coordinator.run import build_results
+from coordinator.spec import parse_spec
 from workers.histogram import Histogram
+from workers.load_worker import WorkerReport
+from workers.recorder import Window
 
 MS = 1_000_000
 RANGES = ((400, 599),)
@@ -93,3 +103,55 @@ def test_worst_window_error_rate_uses_each_windows_interval() -> None:
     judged = worst_window(objective, windows, error_ranges=RANGES, window_s=1.0,
                           limits=Limits())
     assert judged.verdict is Verdict.FAIL and judged.value == 0.1
+
+
+def staged_users_run() -> Results:
+    """Return a results document of stages of 2 then 6 users (two 1 s windows each, 1,000
+    requests in each of the first, 100 in each of the second) whose last window is slow
+    (100 ms against a 50 ms p90 limit): the second stage fails, the whole run's p90 passes."""
+    spec = parse_spec({"name": "users", "target": "http://127.0.0.1:8080",
+                       "load": {"stages": [{"users": 2, "duration": 2},
+                                           {"users": 6, "duration": 2, "name": "peak"}]},
+                       "objectives": ["p(90)<50ms"]})
+    windows = []
+    for index, (n, latency_ms) in enumerate([(1000, 10), (1000, 10), (100, 10), (100, 100)]):
+        latency = {("GET /", "status:200"): Histogram.from_values(
+            np.full(n, latency_ms * MS, dtype=np.int64))}
+        windows.append(Window(index=index, start_s=float(index), latency=latency,
+                              service=latency, lag=Histogram.from_values(np.full(n, 50_000)),
+                              scheduled=n, sent=n))
+    report = WorkerReport(worker_index=0, host="h", pid=1, started_at=0.0, measured_s=4.0,
+                          windows=tuple(windows), warmup_requests=0, unsent=0)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    return build_results(spec, [report], started=start, ended=start + timedelta(seconds=4))
+
+
+def test_stages_of_users_are_judged_and_shown_by_their_users() -> None:
+    """Stages of users are judged one by one like stages of rates; the run FAILs naming the
+    stage by its users, the table has a users column, and the document keeps them."""
+    results = staged_users_run()
+    assert results.stages is not None
+    assert [(s.users, s.rate, s.verdict) for s in results.stages] == [
+        (2, None, "PASS"), (6, None, "FAIL")]
+    assert results.verdict == "FAIL"
+    assert results.reasons[0].startswith("stage 2 (peak, 6 users): latency-p90")
+    assert [s.requests for s in results.stages] == [2000, 200]
+    assert stage_columns(results.stages)[1] == "users"
+    assert [row[1] for row in stage_rows(results.stages)] == ["2 users", "6 users"]
+    again = Results.model_validate_json(results.to_json())
+    assert again.stages == results.stages
+    assert '"rate"' not in json.dumps(json.loads(results.to_json())["stages"])
+
+
+def test_junit_has_each_stages_objectives_as_cases_of_their_own() -> None:
+    """The JUnit report shows which stage failed: each stage's objectives are test cases named
+    after the stage, besides the whole run's."""
+    suite = ET.fromstring(render_junit(staged_users_run()))
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert list(cases) == ["latency-p90", "stage 1 (stage 1, 2 users): latency-p90",
+                           "stage 2 (peak, 6 users): latency-p90", "run"]
+    assert cases["stage 1 (stage 1, 2 users): latency-p90"].find("failure") is None
+    failure = cases["stage 2 (peak, 6 users): latency-p90"].find("failure")
+    assert failure is not None and (failure.get("message") or "").endswith("is not <= 50 ms")
+    assert cases["latency-p90"].find("failure") is None  # the whole run's p90 passes
+    assert suite.get("failures") == "2"  # the slow stage, and the run it fails

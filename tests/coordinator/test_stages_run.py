@@ -95,3 +95,18 @@ def test_every_report_format_has_a_section_per_stage(tmp_path: Any) -> None:
         assert "Stages" in page and "second" in page, fmt
     again = rejudge(saved, list(saved.saved.objectives), saved.saved.limits)
     assert [s.verdict for s in again.stages or []] == [s.verdict for s in saved.stages]
+
+
+def test_stages_of_users_are_judged_one_by_one() -> None:
+    """Two workers run 4 then 24 users against the 8-worker server: 4 users are served at once
+    (80 ms, PASS), 24 queue three deep (about 240 ms, FAIL on p90 <= 200 ms); the first stage
+    cannot have sent more than its 4 users can (one request per user per 80 ms)."""
+    with fixed_capacity_server() as url:
+        spec = spec_for(url, {"workers": 2, "stages": [{"users": 4, "duration": 2},
+                                                       {"users": 24, "duration": 2}]})
+        results = run_experiment(spec, InProcessPool())
+    assert results.stages is not None
+    assert [(s.users, s.verdict) for s in results.stages] == [(4, "PASS"), (24, "FAIL")]
+    assert results.stages[0].requests <= 4 * 2 / SERVICE_S + 4
+    assert results.verdict == "FAIL"
+    assert results.reasons[0].startswith("stage 2 (stage 2, 24 users): latency-p90")
