@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from analysis.junit import render_junit
+from analysis.report import render
 from analysis.results import Results, Series, WindowResult
 from analysis.stages import (
     Stage,
@@ -138,6 +139,9 @@ def test_stages_of_users_are_judged_and_shown_by_their_users() -> None:
     assert [s.requests for s in results.stages] == [2000, 200]
     assert stage_columns(results.stages)[1] == "users"
     assert [row[1] for row in stage_rows(results.stages)] == ["2 users", "6 users"]
+    assert "| stage | users | requests |" in render(results, "markdown")
+    for fmt in ("text", "html"):
+        assert "6 users" in render(results, fmt, width=200), fmt
     again = Results.model_validate_json(results.to_json())
     assert again.stages == results.stages
     assert '"rate"' not in json.dumps(json.loads(results.to_json())["stages"])
