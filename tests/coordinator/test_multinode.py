@@ -139,6 +139,29 @@ def test_strict_spread_puts_each_worker_on_its_own_node(whole: NetnsCluster,
     assert saved["metrics"]["*"]["request-count"] == RATE_RPS * 4
 
 
+# Before the faults: a node cut off (the last test) leaves orphaned TCP sockets that the
+# kernel retransmits once its link is up again, requests the target answers seconds later.
+def test_more_workers_than_the_cluster_holds_are_refused_before_any_actor(
+        cluster: NetnsCluster, tmp_path: Path) -> None:
+    """workers: 1024 (85 MB each) on this cluster, whose nodes report far less memory for them:
+    refused in one line with exit 2 once joined, before any placement or actor."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(json.dumps({
+        "name": "big", "target": cluster.target_url,
+        "load": {"rate": 1024, "duration": "1s", "workers": 1024, "cpusPerWorker": 0.001},
+        "endpoints": [{"path": "/hello"}], "objectives": ["p(99)<1s"]}))
+    before = cluster.peers() or {}
+    done = cluster.run_driver([sys.executable, "-m", "coordinator.cli", "run", str(spec),
+                               "--address", cluster.address, "--out", str(tmp_path / "out")],
+                              timeout_s=120)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(
+        "slogate: error: load.workers: 1024 workers need about 85.0 GB (85 MB each) but the Ray "
+        "cluster has "), errors
+    assert (cluster.peers() or {}) == before
+
+
 def test_node_killed_mid_run_makes_the_run_invalid(whole: NetnsCluster, tmp_path: Path) -> None:
     """Every process of a worker node killed 2 s into the load (onWorkerLoss: fail): the run
     stops, exit 3, INVALID, and the worker of that node is recorded as lost on that node."""
@@ -201,24 +224,3 @@ def test_partitioned_node_is_noticed_and_never_passes(whole: NetnsCluster,
     assert saved["verdict"] == "INVALID"
     [lost] = [w for w in saved["workers"] if w.get("status") == "lost"]
     assert lost["host"] == whole.hostname(victim)
-
-
-def test_more_workers_than_the_cluster_holds_are_refused_before_any_actor(
-        cluster: NetnsCluster, tmp_path: Path) -> None:
-    """workers: 1024 (85 MB each) on this cluster, whose nodes report far less memory for them:
-    refused in one line with exit 2 once joined, before any placement or actor."""
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(json.dumps({
-        "name": "big", "target": cluster.target_url,
-        "load": {"rate": 1024, "duration": "1s", "workers": 1024, "cpusPerWorker": 0.001},
-        "endpoints": [{"path": "/hello"}], "objectives": ["p(99)<1s"]}))
-    before = cluster.peers() or {}
-    done = cluster.run_driver([sys.executable, "-m", "coordinator.cli", "run", str(spec),
-                               "--address", cluster.address, "--out", str(tmp_path / "out")],
-                              timeout_s=120)
-    assert done.returncode == 2, done.stderr
-    errors = [line for line in done.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and errors[0].startswith(
-        "slogate: error: load.workers: 1024 workers need about 85.0 GB (85 MB each) but the Ray "
-        "cluster has "), errors
-    assert (cluster.peers() or {}) == before
