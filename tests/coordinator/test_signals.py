@@ -179,7 +179,8 @@ def _command_lines(pids: set[int]) -> list[str]:
 
 def test_a_finished_run_started_no_api_server_and_leaves_nothing(tmp_path: Path) -> None:
     """Without --dashboard the embedded Ray runs no API server process (ray.init waited about
-    1.8 s for it) and no autoscaler monitor (it held ray.shutdown a second), but still its
+    1.8 s for it), no autoscaler monitor (it held ray.shutdown a second) and no log monitor (the
+    workers' output is not sent to the driver), but still its
     per-node agent (the workers' metrics); Ray, started in a thread
     of its own (without Ray's notice about it on stderr) and shut down in it while the results
     are written, is gone once the run exits."""
@@ -200,6 +201,7 @@ def test_a_finished_run_started_no_api_server_and_leaves_nothing(tmp_path: Path)
     assert any("dashboard/agent.py" in c for c in commands), commands
     assert not any("dashboard/dashboard.py" in c for c in commands), commands
     assert not any("autoscaler/_private/monitor.py" in c for c in commands), commands
+    assert not any("_private/log_monitor.py" in c for c in commands), commands
     assert left == {}, left
 
 
