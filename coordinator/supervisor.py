@@ -37,6 +37,8 @@ from workers.recorder import Key, Progress, Window
 
 POLL_S = 1.0  # a worker answers a poll within this
 SILENCE_S = POLL_S + 2.0  # no answer to a poll for this long: the worker is lost
+SILENT_REASON = (f"no answer to polls for {SILENCE_S:g} s (its node lost, or a CPU too busy to "
+                 "answer: give each worker more of one with load.cpusPerWorker)")
 START_SLACK_S = 1.0  # between "all actors ready" and the common start time
 # Up to this many workers each is polled again as soon as it answers (an answer a window); more
 # share the coordinator's fixed cost per Ray call (about 0.5 ms of CPU, measured) by being polled
@@ -251,7 +253,7 @@ class Supervisor:
             if share.state != "running":
                 continue
             if now - share.polled_at > SILENCE_S:
-                commands += self._lost(share, worker, "no answer to polls (node lost?)", now)
+                commands += self._lost(share, worker, SILENT_REASON, now)
             elif now > self._deadline:
                 commands += self._lost(share, worker, "still running at the deadline", now)
         if self._abort and self._stop_at is None:

@@ -318,7 +318,9 @@ def test_a_worker_silent_past_the_limit_is_lost(after_s: float, lost: bool) -> N
     assert commands == ([Stop((0,))] if lost else [])
     assert pool.sup.view(T0 + 1.0 + after_s).lost == int(lost)
     if lost:
-        assert pool.sup.result().workers[1].reason == "no answer to polls (node lost?)"
+        assert pool.sup.result().workers[1].reason == (
+            "no answer to polls for 3 s (its node lost, or a CPU too busy to answer: give each "
+            "worker more of one with load.cpusPerWorker)")
 
 
 def test_a_worker_still_running_at_the_deadline_is_lost() -> None:
