@@ -209,24 +209,27 @@ cdef class Pump:
     # often handles one or two responses, and a dozen attribute lookups cost ~0.5 us. The
     # recorder's arrays are emptied in place (its flush), the watched list extended in place.
     cdef object recorder
-    cdef array codes, sents, dones
-    cdef list watched
+    cdef array codes, intendeds, sents, dones
+    cdef list watched, idle
+    cdef object queue  # the open model's queued (seq, intended) pairs, a deque
     cdef long long base, limit, warmup_n
-    cdef bint single
+    cdef bint single, users
     cdef bytes payload
     cdef unsigned char *buffer
     cdef epoll_event events[MAX_EVENTS]
 
     def __cinit__(self, engine: object) -> None:
         recorder = engine.recorder
-        for column in (recorder.codes, recorder.sent, recorder.done):
+        for column in (recorder.codes, recorder.intended, recorder.sent, recorder.done):
             if not isinstance(column, array) or column.typecode != "l" or column.itemsize != 8:
                 raise TypeError("the recorder's buffers are not arrays of 64-bit C longs")
         self.engine = engine
         self.epoll_fd = engine.epoll.fileno()
         self.recorder = recorder
         self.codes, self.sents, self.dones = recorder.codes, recorder.sent, recorder.done
-        self.watched = engine.watched
+        self.intendeds = recorder.intended
+        self.watched, self.idle, self.queue = engine.watched, engine.idle, engine.queue
+        self.users = engine.plan.model == "closed"
         self.base, self.limit, self.warmup_n = (engine.start_ns, engine.users_limit,
                                                 engine.warmup_n)
         self.single, self.payload = engine.single, engine.payload
@@ -251,11 +254,9 @@ cdef class Pump:
         cdef long long base = self.base, stop_ns = engine.users_stop_ns  # stop() moves it
         cdef long long limit = self.limit, warmup_n = self.warmup_n
         cdef long long launched = engine.launched, last = 0, now
-        cdef bint single = self.single
-        cdef bytes payload = self.payload, request
         cdef int k, fd, status
         cdef unsigned int mask
-        cdef Py_ssize_t got, size, sent
+        cdef Py_ssize_t got
         cdef bint keep_alive
         cdef ConnFields fields
         try:
@@ -291,6 +292,15 @@ cdef class Pump:
                         continue
                     status, keep_alive = outcome
                 now = _now_ns()
+                if not self.users:
+                    if keep_alive and fields.busy:
+                        if self._freed(fields, status, now):
+                            last = now
+                    else:  # a close, or nothing in flight: the shared bookkeeping
+                        engine.launched = launched
+                        engine.completed(conn, status, keep_alive)
+                        launched = engine.launched
+                    continue
                 if not (keep_alive and launched < limit and now < stop_ns):
                     engine.launched = launched
                     engine.completed(conn, status, keep_alive)
@@ -303,26 +313,67 @@ cdef class Pump:
                     last = now
                 else:
                     recorder.warmup_count += 1
-                fields.seq, fields.sent = launched, now  # intended: the sent time; got is False
+                fields.seq = launched  # intended: the sent time; got is False
                 launched += 1
-                if single:
-                    request = payload
-                else:
-                    endpoint = engine.picker.pick()
-                    fields.code = endpoint * CODE_SPAN
-                    item = engine.payloads[endpoint]  # its bytes, or what gives its next row
-                    request = item if type(item) is bytes else item()
-                size = PyBytes_GET_SIZE(request)
-                sent = write(fd, PyBytes_AS_STRING(request), size)
-                if sent < 0:
-                    if errno != EAGAIN and errno != EINTR:
-                        engine.loop.call_soon(engine.lost, conn,
-                                              OSError(errno, strerror(errno).decode()))
-                        continue
-                    sent = 0
-                if sent < size:
-                    conn.write(request[sent:])  # the rest goes out when the socket is writable
+                self._send(fields, now)
         finally:
             engine.launched = launched
         if last:
             engine.measured_end_ns = last
+        if not self.users:
+            if engine.stopping:
+                engine._maybe_done()
+            elif (_now_ns() >= <long long>engine.next_due_ns
+                  or (engine.backstop and engine.in_flight == 0)):
+                engine._tick()
+
+    cdef bint _freed(self, ConnFields fields, int status, long long now) except -1:
+        """The open model's ``RawUsersEngine.freed`` for a keep-alive response on a busy
+        connection, written out: record it, then send the oldest queued request on the
+        connection or park it. Return whether the row counts (not warm-up)."""
+        cdef object engine = self.engine
+        cdef long long base = self.base
+        cdef bint recorded = False
+        if fields.seq >= self.warmup_n:
+            _append(self.codes, fields.code + status)
+            _append(self.intendeds, fields.intended - base)
+            _append(self.sents, fields.sent - base)
+            _append(self.dones, now - base)
+            recorded = True
+        else:
+            self.recorder.warmup_count += 1
+        if not self.queue:
+            fields.busy = False
+            engine.in_flight -= 1
+            self.idle.append(fields)
+            return recorded
+        seq, intended = self.queue.popleft()
+        fields.seq, fields.intended, fields.got = seq, intended, False
+        self._send(fields, now)
+        return recorded
+
+    cdef int _send(self, ConnFields fields, long long now) except -1:
+        """Write the next request on ``fields``' connection (sent at ``now``): the picked
+        endpoint's bytes; what the socket does not take goes out when it is writable."""
+        cdef bytes request
+        cdef Py_ssize_t size, sent
+        cdef object engine = self.engine
+        if self.single:
+            request = self.payload
+        else:
+            endpoint = engine.picker.pick()
+            fields.code = endpoint * CODE_SPAN
+            item = engine.payloads[endpoint]  # its bytes, or what gives its next row
+            request = item if type(item) is bytes else item()
+        fields.sent = now
+        size = PyBytes_GET_SIZE(request)
+        sent = write(fields.fd, PyBytes_AS_STRING(request), size)
+        if sent < 0:
+            if errno != EAGAIN and errno != EINTR:
+                engine.loop.call_soon(engine.lost, fields,
+                                      OSError(errno, strerror(errno).decode()))
+                return 0
+            sent = 0
+        if sent < size:
+            (<object>fields).write(request[sent:])  # the rest: when the socket is writable
+        return 0

@@ -805,7 +805,7 @@ def one_keep_alive_response(data: bytes) -> int | None:
 def raw_users_apply(plan: WorkerPlan) -> bool:
     """Return whether ``plan`` runs on :class:`RawUsersEngine`: closed model, back to back (no
     think time), plain HTTP, on a platform with epoll (Linux)."""
-    return (plan.model == "closed" and not plan.think_s and hasattr(select, "epoll")
+    return ((plan.model == "open" or not plan.think_s) and hasattr(select, "epoll")
             and urlsplit(plan.requests[0].url).scheme == "http")
 
 
@@ -895,7 +895,8 @@ class RawUsersEngine(FastEngine):
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
-        recorder.sent_when_intended()  # back-to-back users: the pump appends no intended time
+        if plan.model == "closed":  # back-to-back users: the pump appends no intended time
+            recorder.sent_when_intended()
         self.epoll = select.epoll()
         self.watched: list[_RawConn | None] = []  # by file descriptor (a list indexes fastest)
         # (family, sockaddr) of the origin's host, the one that last connected first
@@ -986,6 +987,7 @@ class RawUsersEngine(FastEngine):
         # The next sequence number, kept in a local and handed back to self.launched around
         # every call into the shared bookkeeping (which takes numbers from it too).
         launched = self.launched
+        users = self.plan.model == "closed"  # open model: every response goes to completed()
         try:
             for fd, mask in events:
                 conn = watched[fd]
@@ -1038,6 +1040,11 @@ class RawUsersEngine(FastEngine):
                     if checking:
                         status = self.checked(conn, status)
                 now = now_ns()
+                if not users:
+                    self.launched = launched
+                    self.freed(conn, status, keep_alive, now)
+                    launched = self.launched
+                    continue
                 if not (keep_alive and launched < limit and now < stop_ns):
                     self.launched = launched
                     self.completed(conn, status, keep_alive)
@@ -1071,6 +1078,34 @@ class RawUsersEngine(FastEngine):
             self.launched = launched
         if last:
             self.measured_end_ns = last
+        if not users:
+            self.paced()
+
+    def freed(self, conn: _RawConn, status: int, keep_alive: bool, now: int) -> None:
+        """Open model: a whole response arrived on ``conn`` at ``now``. Record it, then give the
+        connection the oldest queued request (its intended time kept: its latency counts from
+        then) or park it; the pacer is pumped once per batch, after (:meth:`paced`). A close,
+        or a response on a connection with nothing in flight, goes to :meth:`completed`.
+        The compiled pump does the same inline."""
+        if not (keep_alive and conn.busy):
+            self.completed(conn, status, keep_alive)
+            return
+        self.finish(conn.seq, conn.code + status, conn.intended, conn.sent, now)
+        self.in_flight -= 1
+        if self.queue:
+            seq, intended = self.queue.popleft()
+            self._send(conn, seq, intended)
+        else:
+            conn.busy = False
+            self.idle.append(conn)
+
+    def paced(self) -> None:
+        """Open model, after a batch of responses: launch what is due (on the connections just
+        parked), or, once the schedule is over, end the run when nothing is left in flight."""
+        if self.stopping:
+            self._maybe_done()
+        elif _now() >= self.next_due_ns or (self.backstop and self.in_flight == 0):
+            self._tick()
 
     def _learn(self, data: bytes, status: int) -> None:
         """A whole keep-alive response arrived in one read and went through httptools: take it
