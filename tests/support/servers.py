@@ -11,7 +11,8 @@ speaks real HTTP/1.1 over real sockets, so both transports run unchanged against
 - :func:`tls_server`: answers 200 over TLS with a certificate from :func:`self_signed_cert`;
 - :func:`wire_server`: keeps every byte it receives and answers each request head it finds;
 - :func:`upgrade_server`: answers every request with ``101 Switching Protocols``;
-- :func:`concurrency_server`: answers after a fixed time, recording how many requests it held.
+- :func:`concurrency_server`: answers after a fixed time, recording how many requests it held;
+- :func:`outcome_server`: answers the n-th request with a status, a reset, silence or a close.
 
 Each is a context manager yielding a :class:`Served`: the base URL and what the server saw.
 """
@@ -181,6 +182,32 @@ def upgrade_server() -> Iterator[Served]:
     """Answer every request head with 101 Switching Protocols (httptools then raises
     HttpParserUpgrade, which is no HttpParserError)."""
     with _in_thread(lambda served: _raw(served, _upgrade)) as served:
+        yield served
+
+
+Action = int | str  # a status to answer with, or "reset", "hang", "close"
+
+
+def _act(action: Action, transport: asyncio.Transport) -> None:
+    if action == "reset":
+        _reset(transport)
+    elif action == "close":
+        transport.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        transport.close()
+    elif action != "hang":  # hang: never answer (the client's timeout ends the request)
+        transport.write(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok" % int(action))
+
+
+@contextlib.contextmanager
+def outcome_server(actions: tuple[Action, ...]) -> Iterator[Served]:
+    """Answer the n-th request head (from 0, over all connections, in arrival order) as
+    ``actions[n % len(actions)]`` says: a status (keep-alive, body ``ok``), ``"reset"`` (RST),
+    ``"hang"`` (no answer ever) or ``"close"`` (200, then the connection closes). As long as
+    every request arrives once, how many get each action is fixed, whatever their order."""
+    def start(served: Served) -> Coroutine[Any, Any, tuple[int, Stop]]:
+        return _raw(served, lambda t: _act(actions[(len(served.requests) - 1) % len(actions)], t))
+
+    with _in_thread(start) as served:
         yield served
 
 

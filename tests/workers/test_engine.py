@@ -511,20 +511,29 @@ def test_stop_ends_a_long_run_early_and_keeps_what_finished(hello: str, transpor
     assert set(counts) == {"status:200"} and counts["status:200"] > 0
 
 
-def test_the_closed_model_runs_on_raw_sockets_where_it_can() -> None:
-    """Back-to-back users over plain HTTP get the raw-socket engine; think time, TLS and the open
-    model keep protocol connections (the raw engine handles none of them)."""
-    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
-
-    def engine(url: str, load: dict[str, Any]) -> type:
-        plan = plan_for(url, load, transport="fast")
-        return type(fast_engine(plan, recorder, time.monotonic_ns()))
-
-    assert engine("http://127.0.0.1:9", {"concurrency": 2, "requests": 1}) is RawUsersEngine
-    assert engine("https://127.0.0.1:9", {"concurrency": 2, "requests": 1}) is FastEngine
-    assert engine("http://127.0.0.1:9", {"concurrency": 2, "requests": 1,
-                                          "thinkTime": "1ms"}) is FastEngine
-    assert engine("http://127.0.0.1:9", {"rate": 10, "requests": 1}) is FastEngine
+@pytest.mark.parametrize(("url", "load", "engine"), [
+    pytest.param("http", {"concurrency": 2, "requests": 1}, RawUsersEngine, id="closed"),
+    pytest.param("https", {"concurrency": 2, "requests": 1}, FastEngine, id="closed-tls"),
+    pytest.param("http", {"concurrency": 2, "requests": 1, "thinkTime": "1ms"}, FastEngine,
+                 id="closed-think"),
+    pytest.param("http", {"rate": 10, "requests": 1}, RawUsersEngine, id="open"),
+    pytest.param("http", {"rate": 10, "requests": 1, "arrival": "poisson"},
+                 RawUsersEngine, id="open-poisson"),
+    pytest.param("http", {"rate": 10, "duration": "1s", "ramp": {"duration": "1s"}},
+                 RawUsersEngine, id="open-ramp"),
+    pytest.param("http", {"stages": [{"rate": 10, "duration": "1s"}]}, RawUsersEngine,
+                 id="open-stages"),
+    pytest.param("https", {"rate": 10, "requests": 1}, FastEngine, id="open-tls"),
+])
+def test_plain_http_runs_on_raw_sockets_where_it_can(url: str, load: dict[str, Any],
+                                                     engine: type) -> None:
+    """Back-to-back users and every open-model shape over plain HTTP get the raw-socket engine;
+    think time and TLS keep protocol connections (the raw engine handles neither)."""
+    plan = plan_for(f"{url}://127.0.0.1:9", load, transport="fast")
+    built = fast_engine(plan, Recorder(labels=["GET /hello"], window_s=1.0), time.monotonic_ns())
+    assert type(built) is engine
+    if isinstance(built, RawUsersEngine):
+        built.epoll.close()
 
 
 @pytest.mark.parametrize("transport", ["fast", PURE])
