@@ -17,8 +17,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.errno cimport EAGAIN, EINTR, errno  # EWOULDBLOCK is EAGAIN on Linux
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, strerror
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-from posix.unistd cimport read, write
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, itimerspec, timespec
+from posix.unistd cimport close, read, write
 
 
 cdef extern from "<sys/epoll.h>" nogil:
@@ -32,6 +32,12 @@ cdef extern from "<sys/epoll.h>" nogil:
 
     int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
     enum: EPOLLIN
+
+
+cdef extern from "<sys/timerfd.h>" nogil:
+    int timerfd_create(int clockid, int flags)
+    int timerfd_settime(int fd, int flags, const itimerspec *new_value, itimerspec *old_value)
+    enum: TFD_NONBLOCK, TFD_CLOEXEC, TFD_TIMER_ABSTIME
 
 
 cdef enum:
@@ -214,6 +220,8 @@ cdef class Pump:
     cdef object queue  # the open model's queued (seq, intended) pairs, a deque
     cdef long long base, limit, warmup_n
     cdef bint single, users
+    cdef int timer_fd  # open model: a timerfd in the engine's epoll set, for the pacer; else -1
+    cdef bint fired  # the timer fired and was not re-armed since (re-arming clears it)
     cdef bytes payload
     cdef unsigned char *buffer
     cdef epoll_event events[MAX_EVENTS]
@@ -233,12 +241,50 @@ cdef class Pump:
         self.base, self.limit, self.warmup_n = (engine.start_ns, engine.users_limit,
                                                 engine.warmup_n)
         self.single, self.payload = engine.single, engine.payload
+        self.timer_fd = -1
         self.buffer = <unsigned char *>malloc(READ_BYTES)
         if self.buffer is NULL:
             raise MemoryError()
+        if not self.users:
+            self.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+            if self.timer_fd < 0:
+                raise OSError(errno, strerror(errno).decode())
+            engine.epoll.register(self.timer_fd, EPOLLIN)
 
     def __dealloc__(self) -> None:
         free(self.buffer)
+        self._close_timer()
+
+    cdef void _close_timer(self) noexcept:
+        if self.timer_fd >= 0:
+            close(self.timer_fd)
+            self.timer_fd = -1
+
+    def close(self) -> None:
+        """Close the pacer's timer (the engine's epoll set forgets it as it closes)."""
+        self._close_timer()
+
+    def arm(self, long long deadline_ns) -> None:
+        """Wake the pump at ``deadline_ns`` (``time.monotonic_ns``, CLOCK_MONOTONIC), to pump the
+        pacer then: to the nanosecond, less the kernel's timer slack (50 us), never early."""
+        cdef itimerspec spec
+        spec.it_interval.tv_sec = spec.it_interval.tv_nsec = 0
+        spec.it_value.tv_sec = deadline_ns // 1000000000
+        spec.it_value.tv_nsec = deadline_ns % 1000000000
+        if spec.it_value.tv_sec == 0 and spec.it_value.tv_nsec == 0:
+            spec.it_value.tv_nsec = 1  # zero would disarm it
+        if timerfd_settime(self.timer_fd, TFD_TIMER_ABSTIME, &spec, NULL) < 0:
+            raise OSError(errno, strerror(errno).decode())
+        self.fired = False  # setting a timerfd zeroes its expirations: no longer readable
+
+    def send(self, conn: object, long long seq, long long intended) -> None:
+        """Send request ``seq`` (intended at ``intended``, monotonic ns) on the free connection
+        ``conn``: the engine's ``_send``, written out (the pacer calls it for every request)."""
+        cdef ConnFields fields = <ConnFields?>conn
+        fields.busy, fields.got = True, False
+        fields.seq, fields.intended = seq, intended
+        self.engine.in_flight += 1
+        self._send(fields, _now_ns())
 
     def pump(self) -> None:
         """Handle every ready connection (the engine's epoll set is readable)."""
@@ -259,9 +305,13 @@ cdef class Pump:
         cdef Py_ssize_t got
         cdef bint keep_alive
         cdef ConnFields fields
+        cdef unsigned long long expirations
         try:
             for k in range(count):
                 fd, mask = self.events[k].data.fd, self.events[k].events
+                if fd == self.timer_fd:  # the pacer's timer: pumped after the batch, below
+                    self.fired = True
+                    continue
                 if fd >= len(watched):
                     continue
                 conn = watched[fd]
@@ -325,7 +375,10 @@ cdef class Pump:
                 engine._maybe_done()
             elif (_now_ns() >= <long long>engine.next_due_ns
                   or (engine.backstop and engine.in_flight == 0)):
-                engine._tick()
+                engine._tick()  # re-arms the timer (clearing it) unless the schedule is over
+            if self.fired:  # not re-armed: read it, or it stays readable
+                read(self.timer_fd, &expirations, 8)
+                self.fired = False
 
     cdef bint _freed(self, ConnFields fields, int status, long long now) except -1:
         """The open model's ``RawUsersEngine.freed`` for a keep-alive response on a busy

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 PUMP_ENV = "SLOGATE_PUMP"  # "python": force the pure-Python pump
 
@@ -50,7 +49,23 @@ def pump_name() -> str:
     return "compiled" if compiled_available() and not forced_python() else "python"
 
 
-def compiled_pump(engine: Any) -> Callable[[], None] | None:
+class CompiledPump(Protocol):
+    """The compiled pump of one engine (``workers._pump.Pump``)."""
+
+    def pump(self) -> None:
+        """Handle every ready connection (and the pacer's timer)."""
+
+    def arm(self, deadline_ns: int) -> None:
+        """Open model: wake the pump at ``deadline_ns`` (monotonic ns) to pump the pacer."""
+
+    def send(self, conn: Any, seq: int, intended: int) -> None:
+        """Send request ``seq`` (intended at ``intended``, monotonic ns) on a free connection."""
+
+    def close(self) -> None:
+        """Close the pacer's timer."""
+
+
+def compiled_pump(engine: Any) -> CompiledPump | None:
     """Return the compiled pump of ``engine`` (a :class:`RawUsersEngine`), or None where the
     pure-Python one runs; say which in the log."""
     if forced_python():
@@ -65,4 +80,4 @@ def compiled_pump(engine: Any) -> Callable[[], None] | None:
         log.info("load engine: pure-Python pump (compiled pump not built: %s)", exc)
         return None
     log.info("load engine: compiled pump (workers._pump)")
-    return Pump(engine).pump
+    return Pump(engine)

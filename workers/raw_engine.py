@@ -239,7 +239,7 @@ class FastEngine(RunState):
                  "warmup_n", "single", "back_to_back", "users_limit", "users_stop_ns",
                  "append_code", "append_intended", "append_sent", "append_done", "next_due_ns",
                  "timer", "loop", "pacer", "checkers", "check_codes", "checking", "parked",
-                 "stage_timer")
+                 "stage_timer", "send")
 
     def __init__(self, plan: WorkerPlan, recorder: Recorder, start_ns: int) -> None:
         super().__init__(plan, recorder, start_ns)
@@ -281,6 +281,8 @@ class FastEngine(RunState):
         # one whose connection closed while parked, reconnected when it runs again)
         self.parked: list[_Conn | _RawConn | None] = []
         self.stage_timer: asyncio.TimerHandle | None = None
+        # sends request (seq, intended) on a free connection: _send, or the compiled pump's
+        self.send = self._send
 
     # --- running -----------------------------------------------------------------------------
 
@@ -389,7 +391,7 @@ class FastEngine(RunState):
             seq = self.launched
             self.launched += 1
             if self.idle:
-                self._send(self.idle.pop(), seq, intended)
+                self.send(self.idle.pop(), seq, intended)
             else:
                 self.queue.append((seq, intended))
                 if self._queue_needs_a_connection():
@@ -401,9 +403,13 @@ class FastEngine(RunState):
             self.next_due_ns = 1 << 62
             self._maybe_done()
             return
+        self._wake_at(next_intended)
+
+    def _wake_at(self, due_ns: int) -> None:
+        """Have :meth:`_tick` run when the next request is due, at ``due_ns``."""
         if self.timer is not None:
             self.timer.cancel()
-        wait = next_intended - _now()
+        wait = due_ns - _now()
         if wait >= 1_500_000:  # a timer, armed to fire early (uvloop timers have 1 ms ticks)
             self.timer = self.loop.call_later((wait - 1_000_000) / 1e9, self._tick)
         elif self.in_flight:  # completions pump the pacer; the timer is only a backstop
@@ -492,7 +498,7 @@ class FastEngine(RunState):
                 self._send(conn, self._take_seq(), now)
         elif self.queue:
             seq, intended = self.queue.popleft()
-            self._send(conn, seq, intended)
+            self.send(conn, seq, intended)
         else:
             self.idle.append(conn)
             self._maybe_done()
@@ -905,6 +911,8 @@ class RawUsersEngine(FastEngine):
         self.learning = _LEARNING_TRIES  # tries left to find (or widen) it; 0: stop trying
         self.shape_outcomes: dict[int, int] = {}  # checks: request code -> the shape's outcome
         self.compiled = compiled_pump(self)  # workers/_pump.pyx in place of _pump, if built
+        if self.compiled is not None:
+            self.send = self.compiled.send
 
     async def prepare(self, within_s: float) -> None:
         self._watch()
@@ -917,12 +925,24 @@ class RawUsersEngine(FastEngine):
         finally:
             self.loop.remove_reader(self.epoll.fileno())
             self.epoll.close()
+            if self.compiled is not None:
+                self.compiled.close()
 
     def _watch(self) -> None:
         """Have the event loop call :meth:`_pump` whenever a socket in the epoll set is ready."""
         self.loop = asyncio.get_running_loop()
-        pump = self._pump if self.compiled is None else self.compiled
+        pump = self._pump if self.compiled is None else self.compiled.pump
         self.loop.add_reader(self.epoll.fileno(), pump)  # replaces an earlier watch
+
+    def _wake_at(self, due_ns: int) -> None:
+        """Open model on the compiled pump: a timerfd in the epoll set wakes the pump when the
+        next request is due (to within the kernel's timer slack, ~50 us; never early), which
+        then pumps the pacer. No early uvloop timer, no spinning through the last millisecond:
+        the core idles between requests. The pure-Python pump keeps the uvloop timers."""
+        if self.compiled is None:
+            super()._wake_at(due_ns)
+            return
+        self.compiled.arm(due_ns)
 
     async def _dial(self) -> _RawConn:  # type: ignore[override]
         """Connect a non-blocking socket to the origin and watch it; as ``create_connection``
@@ -1094,7 +1114,7 @@ class RawUsersEngine(FastEngine):
         self.in_flight -= 1
         if self.queue:
             seq, intended = self.queue.popleft()
-            self._send(conn, seq, intended)
+            self.send(conn, seq, intended)
         else:
             conn.busy = False
             self.idle.append(conn)
