@@ -18,8 +18,9 @@ Modules (imports point down this list's dependencies; no two import each other):
   windows), the ``Engine`` protocol and ``AiohttpLoop``, the coroutine engine over a ``Sender``;
 - :mod:`workers.raw_engine`: the two engines of ``transport: fast`` (``FastEngine`` on protocol
   connections, ``RawUsersEngine`` on raw sockets), the one importer of httptools;
-- :mod:`workers.pump`: which pump drives ``RawUsersEngine``'s users, the compiled one
-  (``workers._pump``, Cython: read, parse, record, write without a Python call per response) or
+- :mod:`workers.pump`: which pump drives ``RawUsersEngine`` (users, or the open model), the
+  compiled one (``workers._pump``, Cython: read, parse, record, write without a Python call per
+  response; a timerfd for the open model's pacer) or
   the engine's pure-Python ``_pump`` (``SLOGATE_PUMP=python``, or no C compiler at install);
 - :mod:`workers.transport`: the ``Sender`` seam (one request, one outcome string);
 - :mod:`workers.transport_aiohttp`: the aiohttp ``Sender``, the one importer of aiohttp here;

@@ -1,12 +1,16 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The compiled pump of :class:`workers.raw_engine.RawUsersEngine` (Cython).
 
-One call handles every ready virtual user, as the engine's pure-Python ``_pump`` does: wait on
+One call handles every ready connection, as the engine's pure-Python ``_pump`` does: wait on
 the engine's epoll set without blocking, read each ready socket into one C buffer, and when the
 read holds exactly one whole keep-alive response that :func:`parse_whole` accepts (HTTP/1.1, a
 status 200-599 but 204 and 304, ``Content-Length`` or ``chunked`` framing, nothing unusual),
 record the three integers into the recorder's arrays and write the next request: no Python
-object per response. Anything else (a response split over reads, a close, a reset, an error, a
+object per response. Open model: it records four integers (the intended time too), then sends
+the oldest queued request on the connection or parks it in the engine's idle list, as
+``RawUsersEngine.freed`` does, and pumps the engine's pacer (Python) once per batch; a timerfd in
+the epoll set (:meth:`Pump.arm`) wakes it when the next request is due, and :meth:`Pump.send` is
+the pacer's send. Anything else (a response split over reads, a close, a reset, an error, a
 framing :func:`parse_whole` does not take, the end of the schedule) goes to the engine's Python
 bookkeeping exactly as the pure-Python pump sends it there, httptools included, so both pumps
 record the same rows; ``tests/workers`` runs every engine test against both.

@@ -1,8 +1,10 @@
-"""Which pump drives the closed model's raw-socket users: the compiled one or the pure-Python one.
+"""Which pump drives the raw-socket engine (closed-model users, or the open model): the compiled
+one or the pure-Python one.
 
 The compiled pump (``workers._pump``, Cython, built by ``pip install`` from ``setup.py``) does
 the per-response work of :class:`workers.raw_engine.RawUsersEngine` without a Python call
-per response: read, parse, record, write the next request. Where it is not built (no C
+per response: read, parse, record, write the next request (open model: take the oldest queued
+one, with a timerfd that wakes the pacer when a request is due). Where it is not built (no C
 compiler) or ``SLOGATE_PUMP=python`` is set (tests, bisecting), the engine's pure-Python
 ``_pump`` runs. Each engine logs which one at INFO.
 """

@@ -21,14 +21,19 @@ Think time and TLS stay on protocol connections.
 Open model: a pacer callback launches every due request on an idle connection, opens a new one
 while fewer than ``max_in_flight`` exist, or queues the request; a connection that finishes takes
 the oldest queued request at once. A queued request's latency still counts from its intended
-time, so a slow target or a saturated generator shows up as latency and schedule lag.
+time, so a slow target or a saturated generator shows up as latency and schedule lag. Over plain
+HTTP on Linux it too runs on :class:`RawUsersEngine` (every arrival shape: constant, Poisson,
+ramp, stages): the pump records each response and gives its connection the oldest queued
+request or parks it, and pumps the pacer once per batch; over TLS it runs on :class:`FastEngine`.
 
 Timers on uvloop have millisecond granularity (a wait under 0.5 ms fires at once, a longer one
 can fire up to a tick early or late), so the pacer arms its timer about 1 ms early. Within that
 last millisecond, when requests are in flight, every completed response pumps the pacer (at high
 rates responses arrive every few microseconds) with a 1 ms timer as a backstop; when nothing is
 in flight, it yields to the event loop (``call_soon``) until the request is due. Sends are then
-late by microseconds, not by a timer tick, at the cost of a busy core at middling rates.
+late by microseconds, not by a timer tick, at the cost of a busy core at middling rates. On the
+compiled pump, a timerfd in the engine's epoll set wakes the pacer when the next request is due
+instead (late by the kernel's timer slack, ~50 us; never early), and the core idles in between.
 
 Failures are data: ``connect`` (refused, unreachable, connect timeout), ``timeout`` (no whole
 response within the request timeout; found by a sweep every ``timeout/4``, at most 100 ms),
@@ -809,16 +814,16 @@ def one_keep_alive_response(data: bytes) -> int | None:
 
 
 def raw_users_apply(plan: WorkerPlan) -> bool:
-    """Return whether ``plan`` runs on :class:`RawUsersEngine`: closed model, back to back (no
-    think time), plain HTTP, on a platform with epoll (Linux)."""
+    """Return whether ``plan`` runs on :class:`RawUsersEngine`: the open model, or the closed one
+    back to back (no think time); plain HTTP, on a platform with epoll (Linux)."""
     return ((plan.model == "open" or not plan.think_s) and hasattr(select, "epoll")
             and urlsplit(plan.requests[0].url).scheme == "http")
 
 
 class _RawConn(ConnFields):
-    """A virtual user's keep-alive connection on a non-blocking socket, read by
-    :meth:`RawUsersEngine._pump`. Same fields as :class:`_Conn`, so the engine's bookkeeping
-    (send, settle, replace, sweep) serves both; the numeric ones come from
+    """A keep-alive connection (a virtual user's, or the open model's) on a non-blocking
+    socket, read by :meth:`RawUsersEngine._pump`. Same fields as :class:`_Conn`, so the
+    engine's bookkeeping (send, settle, replace, sweep) serves both; the numeric ones come from
     :class:`workers.pump.ConnFields` (C members where the compiled pump is built)."""
 
     __slots__ = ("engine", "sock", "parser", "pending", "done")
@@ -883,15 +888,17 @@ class _CheckedRawConn(_KeepsResponse, _RawConn):
 
 
 class RawUsersEngine(FastEngine):
-    """The closed model with back-to-back users over plain HTTP: the same engine, but each user's
-    connection is a non-blocking socket in an epoll set of its own, and uvloop watches that one
-    epoll file descriptor. When any socket is readable, :meth:`_pump` handles every ready user
-    in one Python call: read, recognise the repeated response (:class:`_Shape`) or parse it
-    (httptools), record, write the next request. No protocol callbacks, no transport buffer,
-    one Python frame per batch of responses (about 35 per wake-up at 50 users against nginx)
-    rather than two or three per response.
+    """The closed model with back-to-back users, or the open model, over plain HTTP: the same
+    engine, but each connection is a non-blocking socket in an epoll set of its own, and uvloop
+    watches that one epoll file descriptor. When any socket is readable, :meth:`_pump` handles
+    every ready connection in one Python call: read, recognise the repeated response
+    (:class:`_Shape`) or parse it (httptools), record, then write the user's next request
+    (closed model) or take the oldest queued request or park the connection (open model,
+    :meth:`freed`; the pacer runs after the batch, :meth:`paced`). No protocol callbacks, no
+    transport buffer, one Python frame per batch of responses (about 35 per wake-up at 50 users
+    against nginx) rather than two or three per response.
 
-    Everything else (connecting, timeouts, stop, resets, closes, failures) is
+    Everything else (the pacer, connecting, timeouts, stop, resets, closes, failures) is
     :class:`FastEngine`'s, shared through the connection's ``write``/``close`` and the same
     bookkeeping fields. TLS and users with think time stay on :class:`_Conn` connections.
     """
