@@ -272,6 +272,8 @@ cdef class Pump:
         """Wake the pump at ``deadline_ns`` (``time.monotonic_ns``, CLOCK_MONOTONIC), to pump the
         pacer then: to the nanosecond, less the kernel's timer slack (50 us), never early."""
         cdef itimerspec spec
+        if self.timer_fd < 0:
+            return  # closed: the run is over
         spec.it_interval.tv_sec = spec.it_interval.tv_nsec = 0
         spec.it_value.tv_sec = deadline_ns // 1000000000
         spec.it_value.tv_nsec = deadline_ns % 1000000000
