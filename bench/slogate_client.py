@@ -11,7 +11,7 @@ than ``status:200``), ``elapsed_s`` (the engine's measured phase), ``achieved_rp
 (schedule lag, open model; also ``lag_max_ms`` and ``lag_p99_ms_by_window``, one per 1 s window),
 latency ``p50_ms``/``p99_ms``, ``outcomes``, ``scheduled``/``sent``/``unsent``, ``transport`` and
 ``run_cpu_s`` (this process's CPU time during the run, interpreter start-up and imports excluded;
-``run_user_s`` and ``run_sys_s`` split it), and ``pump`` (closed model over plain HTTP: the
+``run_user_s`` and ``run_sys_s`` split it), and ``pump`` (either model over plain HTTP: the
 ``compiled`` or the ``python`` pump, see :mod:`workers.pump`).
 On failure it prints ``{"error": ...}`` and exits 1; bad arguments exit 2.
 """
