@@ -21,12 +21,18 @@ log = logging.getLogger(__name__)
 
 
 def compiled_available() -> bool:
-    """Return whether the compiled pump is built and importable."""
+    """Return whether the compiled pump is built, importable and current."""
     try:
-        import workers._pump  # noqa: F401
+        from workers._pump import Pump
     except ImportError:
         return False
-    return True
+    return _current(Pump)
+
+
+def _current(pump: type) -> bool:
+    """Return whether ``pump`` is this source's (a build from before the open model's pacer
+    timer has no ``arm``: ``pip install -e .`` rebuilds it)."""
+    return hasattr(pump, "arm")
 
 
 class _PyConnFields:
@@ -80,6 +86,9 @@ def compiled_pump(engine: Any) -> CompiledPump | None:
         from workers._pump import Pump
     except ImportError as exc:
         log.info("load engine: pure-Python pump (compiled pump not built: %s)", exc)
+        return None
+    if not _current(Pump):
+        log.info("load engine: pure-Python pump (compiled pump out of date: pip install -e .)")
         return None
     log.info("load engine: compiled pump (workers._pump)")
     return Pump(engine)
