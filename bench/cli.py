@@ -32,7 +32,7 @@ from bench import BenchError, grpc_bench, install, peers, report, scaling
 from bench.measure import Pinning, pinning, run_child, run_sampled, run_together
 from bench.nginx import Target, nginx_target
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "results.json"
 SLACK_S = 30.0  # start-up and shut-down allowance on top of a client's duration
 SOAK_MARKS = (1_000_000, 5_000_000, 10_000_000)

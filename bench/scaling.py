@@ -41,7 +41,7 @@ from bench import BenchError, install, report
 from bench.measure import Pinning, pinning
 from bench.nginx import Target, nginx_target
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "scaling.json"
 ACTOR_COUNTS = (1, 2)
 SAMPLE_EVERY_S = 0.2

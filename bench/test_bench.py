@@ -21,7 +21,7 @@ from bench.measure import ChildRun, Pinning, run_child, run_sampled, run_togethe
 from bench.nginx import nginx_target, parse_stub_status, render_config
 from tests.support.helpers import present
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 WRK_OUT = """\
 Running 1s test @ http://127.0.0.1:48997/hello
