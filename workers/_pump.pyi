@@ -1,6 +1,17 @@
 """Types of the compiled pump (workers/_pump.pyx)."""
 
 def parse_one(data: bytes) -> int: ...
+def scan_ends(data: bytes, start: int) -> tuple[int, int]: ...
+
+class EngineFields:
+    launched: int
+    in_flight: int
+    measured_end_ns: int
+    users_stop_ns: int
+    next_due_ns: int
+    stopping: bool
+    backstop: bool
+    finished: bool
 
 class ConnFields:
     busy: bool

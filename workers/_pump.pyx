@@ -1,12 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The compiled pump of :class:`workers.raw_engine.RawUsersEngine` (Cython).
 
-One call handles every ready connection, as the engine's pure-Python ``_pump`` does: wait on
-the engine's epoll set without blocking, read each ready socket into one C buffer, and when the
-read holds exactly one whole keep-alive response that :func:`parse_whole` accepts (HTTP/1.1, a
-status 200-599 but 204 and 304, ``Content-Length`` or ``chunked`` framing, nothing unusual),
-record the three integers into the recorder's arrays and write the next request: no Python
-object per response. Open model: it records four integers (the intended time too), then sends
+One call handles every ready connection, as the engine's pure-Python ``_pump`` does, and then
+keeps waiting on the engine's epoll set itself (the GIL released) for up to a 2 ms slice, so
+the event loop's own wait and call are paid once per slice rather than once per one or two
+responses; the engine state it touches on every batch is C members (:class:`EngineFields`).
+For each ready socket it reads into one C buffer, and when the read holds exactly one whole
+keep-alive response that :func:`parse_whole` accepts (HTTP/1.1, a status 200-599 but 204 and
+304, ``Content-Length`` or ``chunked`` framing, nothing unusual), records the three integers
+into the recorder's arrays and writes the next request: no Python object per response. Open model: it records four integers (the intended time too), then sends
 the oldest queued request on the connection or parks it in the engine's idle list, as
 ``RawUsersEngine.freed`` does, and pumps the engine's pacer (Python) once per batch; a timerfd in
 the epoll set (:meth:`Pump.arm`) wakes it when the next request is due, and :meth:`Pump.send` is
@@ -20,7 +22,7 @@ from cpython.array cimport array, resize_smart
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno  # EWOULDBLOCK is EAGAIN on Linux
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, strerror
+from libc.string cimport memcmp, memcpy, strerror
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, itimerspec, timespec
 from posix.unistd cimport close, read, write
 
@@ -38,6 +40,10 @@ cdef extern from "<sys/epoll.h>" nogil:
     enum: EPOLLIN
 
 
+cdef extern from * nogil:
+    int __builtin_ctzll(unsigned long long word)  # GCC and Clang
+
+
 cdef extern from "<sys/timerfd.h>" nogil:
     int timerfd_create(int clockid, int flags)
     int timerfd_settime(int fd, int flags, const itimerspec *new_value, itimerspec *old_value)
@@ -48,6 +54,7 @@ cdef enum:
     MAX_EVENTS = 512  # ready connections handled per call (more: the next call, at once)
     READ_BYTES = 65536  # as the pure-Python pump reads
     CODE_SPAN = 1024  # workers.recorder.CODE_SPAN
+    SLICE_NS = 2000000  # how long one call of Pump.pump may keep the event loop (2 ms)
 
 # Bytes llhttp takes in a header name (an RFC 9110 token) and in a value or reason phrase (HTAB,
 # SP, VCHAR, obs-text).
@@ -74,18 +81,76 @@ _tables()
 
 cdef inline bint _named(const unsigned char *p, Py_ssize_t n, const char *lower,
                         Py_ssize_t size) noexcept nogil:
-    """Return whether ``p[:n]`` is ``lower`` (lower case, ``size`` bytes) in any case."""
+    """Return whether ``p[:n]`` is ``lower`` (``size`` bytes of a-z and ``-``) in any case.
+    ``p`` holds token or field-value bytes only, so OR 0x20 lowers exactly what matters: the
+    bytes that OR to a lower-case letter are that letter in either case, and to ``-``, ``-``
+    or a CR (never in a token or a value)."""
     cdef Py_ssize_t j
-    cdef unsigned char c
+    cdef unsigned char differ = 0
     if n != size:
         return False
     for j in range(n):
-        c = p[j]
-        if 65 <= c <= 90:
-            c += 32
-        if c != <unsigned char>lower[j]:
-            return False
-    return True
+        differ |= (p[j] | 0x20) ^ <unsigned char>lower[j]
+    return differ == 0
+
+
+cdef inline unsigned long long _load8(const unsigned char *p) noexcept nogil:
+    cdef unsigned long long word
+    memcpy(&word, p, 8)
+    return word
+
+
+cdef inline unsigned long long _zero_bytes(unsigned long long word) noexcept nogil:
+    """Return ``word`` with the high bit set in each byte that is zero, at least in the lowest
+    such byte (a borrow may also mark bytes above it): its lowest set bit is exact."""
+    return (word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL
+
+
+cdef inline Py_ssize_t _value_end(const unsigned char *p, Py_ssize_t i,
+                                  Py_ssize_t n) noexcept nogil:
+    """Return where the run of field-value bytes (``VALUE``) starting at ``p[i]`` ends, at
+    ``n`` at most. Eight bytes a step: the lowest byte below 0x20 or equal to 0x7f is found
+    exactly from the word (a tab there is a value byte: the scan goes on after it)."""
+    cdef unsigned long long word, bad
+    while i + 8 <= n:
+        word = _load8(p + i)
+        bad = ((word - 0x2020202020202020ULL) & ~word & 0x8080808080808080ULL
+               | _zero_bytes(word ^ 0x7f7f7f7f7f7f7f7fULL))
+        if bad:
+            i += __builtin_ctzll(bad) >> 3
+            if p[i] != 9:
+                return i
+            i += 1
+        else:
+            i += 8
+    while i < n and VALUE[p[i]]:
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t _name_end(const unsigned char *p, Py_ssize_t i,
+                                 Py_ssize_t n) noexcept nogil:
+    """Return where the header name starting at ``p[i]`` ends (its ``:``), or -1 when no
+    ``:`` follows a run of one or more token bytes (``TOKEN``). The ``:`` is found eight
+    bytes a step, then the name's bytes are checked without a branch per byte."""
+    cdef Py_ssize_t start = i, j
+    cdef unsigned long long hit
+    cdef unsigned char token = 1
+    while True:
+        if i + 8 > n:
+            while i < n and p[i] != 58:
+                i += 1
+            if i >= n:
+                return -1
+            break
+        hit = _zero_bytes(_load8(p + i) ^ 0x3a3a3a3a3a3a3a3aULL)
+        if hit:
+            i += __builtin_ctzll(hit) >> 3
+            break
+        i += 8
+    for j in range(start, i):
+        token &= TOKEN[p[j]]
+    return i if token and i > start else -1
 
 
 cdef inline bint _crlf(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -132,25 +197,21 @@ cdef int parse_whole(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + p[11] - 48
     if status < 200 or status > 599 or status == 204 or status == 304:
         return 0
-    i = 13
-    while i < n and VALUE[p[i]]:
-        i += 1
+    i = _value_end(p, 13, n)
     if not _crlf(p, i, n):
         return 0
     i += 2
     while not _crlf(p, i, n):  # header lines until the empty one
         start = i
-        while i < n and TOKEN[p[i]]:
-            i += 1
-        if i == start or i >= n or p[i] != 58:  # ':'
+        j = _name_end(p, i, n)  # the name is p[start:j]
+        if j < 0:
             return 0
-        j = i  # the name is p[start:j]
+        i = j
         i += 1
         while i < n and (p[i] == 32 or p[i] == 9):
             i += 1
         vstart = i
-        while i < n and VALUE[p[i]]:
-            i += 1
+        i = _value_end(p, i, n)
         if not _crlf(p, i, n):
             return 0
         vend = i
@@ -188,6 +249,16 @@ def parse_one(data: bytes) -> int:
     return parse_whole(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
 
+def scan_ends(data: bytes, Py_ssize_t start) -> tuple[int, int]:
+    """Return where a field value and where a header name starting at ``data[start]`` end
+    (``_value_end``, ``_name_end``: -1 for no name), for tests of the word-at-a-time scans."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    if not 0 <= start <= n:
+        raise ValueError("start is outside data")
+    return _value_end(p, start, n), _name_end(p, start, n)
+
+
 cdef inline long long _now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -210,10 +281,21 @@ cdef class ConnFields:
     cdef public int fd
 
 
+cdef class EngineFields:
+    """The engine state the pump reads or sets on every batch, as C members: the base of
+    :class:`workers.raw_engine.FastEngine`, as :class:`ConnFields` is of its connections, so a
+    batch of one or two responses costs no attribute lookup and no integer object; Python code
+    sees plain attributes. ``finished``: the run's ``done`` future is set."""
+
+    cdef public long long launched, in_flight, measured_end_ns, users_stop_ns, next_due_ns
+    cdef public bint stopping, backstop, finished
+
+
 cdef class Pump:
     """The compiled ``_pump`` of one :class:`RawUsersEngine` (see the module docstring)."""
 
     cdef object engine
+    cdef EngineFields state  # the engine itself, seen through its C members
     cdef int epoll_fd
     # What stays put for the engine's life, read once here rather than once per call: a call
     # often handles one or two responses, and a dozen attribute lookups cost ~0.5 us. The
@@ -236,6 +318,7 @@ cdef class Pump:
             if not isinstance(column, array) or column.typecode != "l" or column.itemsize != 8:
                 raise TypeError("the recorder's buffers are not arrays of 64-bit C longs")
         self.engine = engine
+        self.state = <EngineFields?>engine
         self.epoll_fd = engine.epoll.fileno()
         self.recorder = recorder
         self.codes, self.sents, self.dones = recorder.codes, recorder.sent, recorder.done
@@ -289,108 +372,113 @@ cdef class Pump:
         cdef ConnFields fields = <ConnFields?>conn
         fields.busy, fields.got = True, False
         fields.seq, fields.intended = seq, intended
-        self.engine.in_flight += 1
+        self.state.in_flight += 1
         self._send(fields, _now_ns())
 
     def pump(self) -> None:
-        """Handle every ready connection (the engine's epoll set is readable)."""
-        cdef object engine = self.engine
-        cdef int count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, 0)
-        if count < 0:
-            if errno == EINTR:
+        """Handle every ready connection (the engine's epoll set is readable), then go on
+        waiting on the set itself, the GIL released, for up to ``SLICE_NS``: the event loop's
+        own wait and its call of this method are paid once per slice, not once per handful of
+        responses. Back to the loop at once when the set stays quiet for 1 ms or the run is
+        done; the loop's timers and calls wait at most one slice."""
+        cdef long long slice_end = _now_ns() + SLICE_NS, now
+        cdef int count, timeout = 0
+        while True:
+            if timeout:
+                with nogil:
+                    count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, timeout)
+            else:
+                count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, 0)
+            if count < 0:
+                if errno == EINTR:
+                    return
+                raise OSError(errno, strerror(errno).decode())
+            if count == 0:
                 return
-            raise OSError(errno, strerror(errno).decode())
-        recorder = self.recorder
+            now = self._batch(count)
+            if self.state.finished or (now or _now_ns()) >= slice_end:
+                return
+            timeout = 1
+
+    cdef long long _batch(self, int count) except -1:
+        """Handle the ``count`` ready connections in ``self.events``; return the clock's last
+        reading (monotonic ns), 0 if it read none."""
+        cdef object engine = self.engine
+        cdef EngineFields state = self.state
         cdef array codes = self.codes, sents = self.sents, dones = self.dones
         cdef list watched = self.watched
-        cdef long long base = self.base, stop_ns = engine.users_stop_ns  # stop() moves it
-        cdef long long limit = self.limit, warmup_n = self.warmup_n
-        cdef long long launched = engine.launched, last = 0, now
+        cdef long long base = self.base, limit = self.limit, warmup_n = self.warmup_n
+        cdef long long last = 0, now = 0
         cdef int k, fd, status
         cdef unsigned int mask
         cdef Py_ssize_t got
         cdef bint keep_alive
         cdef ConnFields fields
         cdef unsigned long long expirations
-        try:
-            for k in range(count):
-                fd, mask = self.events[k].data.fd, self.events[k].events
-                if fd == self.timer_fd:  # the pacer's timer: pumped after the batch, below
-                    self.fired = True
+        for k in range(count):
+            fd, mask = self.events[k].data.fd, self.events[k].events
+            if fd == self.timer_fd:  # the pacer's timer: pumped after the batch, below
+                self.fired = True
+                continue
+            if fd >= len(watched):
+                continue
+            conn = watched[fd]
+            if conn is None:
+                continue
+            fields = <ConnFields>conn  # every _RawConn is one (see workers.pump)
+            if mask != EPOLLIN:
+                engine._event(conn, mask)
+                continue
+            got = read(fd, self.buffer, READ_BYTES)
+            if got <= 0:
+                if got < 0 and (errno == EAGAIN or errno == EINTR):
                     continue
-                if fd >= len(watched):
+                engine.lost(conn, OSError(errno, strerror(errno).decode()) if got else None)
+                continue
+            status = 0 if fields.got else parse_whole(self.buffer, got)
+            keep_alive = True
+            if not status:  # httptools takes it, as in the pure-Python pump
+                outcome = engine._parse(conn, PyBytes_FromStringAndSize(<char *>self.buffer, got))
+                if outcome is None:
                     continue
-                conn = watched[fd]
-                if conn is None:
-                    continue
-                fields = <ConnFields>conn  # every _RawConn is one (see workers.pump)
-                if mask != EPOLLIN:
-                    engine.launched = launched
-                    engine._event(conn, mask)
-                    launched = engine.launched
-                    continue
-                got = read(fd, self.buffer, READ_BYTES)
-                if got <= 0:
-                    if got < 0 and (errno == EAGAIN or errno == EINTR):
-                        continue
-                    engine.launched = launched
-                    engine.lost(conn, OSError(errno, strerror(errno).decode()) if got else None)
-                    launched = engine.launched
-                    continue
-                status = 0 if fields.got else parse_whole(self.buffer, got)
-                keep_alive = True
-                if not status:  # httptools takes it, as in the pure-Python pump
-                    engine.launched = launched
-                    outcome = engine._parse(conn, PyBytes_FromStringAndSize(
-                        <char *>self.buffer, got))
-                    launched = engine.launched
-                    if outcome is None:
-                        continue
-                    status, keep_alive = outcome
-                now = _now_ns()
-                if not self.users:
-                    if keep_alive and fields.busy:
-                        if self._freed(fields, status, now):
-                            last = now
-                    else:  # a close, or nothing in flight: the shared bookkeeping
-                        engine.launched = launched
-                        engine.completed(conn, status, keep_alive)
-                        launched = engine.launched
-                    continue
-                if not (keep_alive and launched < limit and now < stop_ns):
-                    engine.launched = launched
+                status, keep_alive = outcome
+            now = _now_ns()
+            if not self.users:
+                if keep_alive and fields.busy:
+                    if self._freed(fields, status, now):
+                        last = now
+                else:  # a close, or nothing in flight: the shared bookkeeping
                     engine.completed(conn, status, keep_alive)
-                    launched = engine.launched
-                    continue
-                if fields.seq >= warmup_n:
-                    _append(codes, fields.code + status)
-                    _append(sents, fields.sent - base)
-                    _append(dones, now - base)
-                    last = now
-                else:
-                    recorder.warmup_count += 1
-                fields.seq = launched  # intended: the sent time; got is False
-                launched += 1
-                self._send(fields, now)
-        finally:
-            engine.launched = launched
+                continue
+            if not (keep_alive and state.launched < limit and now < state.users_stop_ns):
+                engine.completed(conn, status, keep_alive)
+                continue
+            if fields.seq >= warmup_n:
+                _append(codes, fields.code + status)
+                _append(sents, fields.sent - base)
+                _append(dones, now - base)
+                last = now
+            else:
+                self.recorder.warmup_count += 1
+            fields.seq = state.launched  # intended: the sent time; got is False
+            state.launched += 1
+            self._send(fields, now)
         if last:
-            engine.measured_end_ns = last
+            state.measured_end_ns = last
         if not self.users:
-            if engine.stopping:
+            if state.stopping:
                 engine._maybe_done()
-            elif (_now_ns() >= <long long>engine.next_due_ns
-                  or (engine.backstop and engine.in_flight == 0)):
+            elif _now_ns() >= state.next_due_ns or (state.backstop and state.in_flight == 0):
                 engine._tick()  # re-arms the timer (clearing it) unless the schedule is over
             if self.fired:  # not re-armed: read it, or it stays readable
                 read(self.timer_fd, &expirations, 8)
                 self.fired = False
+        return now
 
     cdef bint _freed(self, ConnFields fields, int status, long long now) except -1:
         """The open model's ``RawUsersEngine.freed`` for a keep-alive response on a busy
         connection, written out: record it, then send the oldest queued request on the
         connection or park it. Return whether the row counts (not warm-up)."""
-        cdef object engine = self.engine
         cdef long long base = self.base
         cdef bint recorded = False
         if fields.seq >= self.warmup_n:
@@ -403,7 +491,7 @@ cdef class Pump:
             self.recorder.warmup_count += 1
         if not self.queue:
             fields.busy = False
-            engine.in_flight -= 1
+            self.state.in_flight -= 1
             self.idle.append(fields)
             return recorded
         seq, intended = self.queue.popleft()
@@ -436,3 +524,4 @@ cdef class Pump:
         if sent < size:
             (<object>fields).write(request[sent:])  # the rest: when the socket is writable
         return 0
+

@@ -41,10 +41,18 @@ class _PyConnFields:
     __slots__ = ("busy", "code", "fd", "got", "intended", "sent", "seq", "user")
 
 
+class _PyEngineFields:
+    """The engine state the compiled pump reads on every batch, where it is not built."""
+
+    __slots__ = ("backstop", "finished", "in_flight", "launched", "measured_end_ns",
+                 "next_due_ns", "stopping", "users_stop_ns")
+
+
 try:  # C members the compiled pump reads without a Python lookup, where it is built
-    from workers._pump import ConnFields
+    from workers._pump import ConnFields, EngineFields
 except ImportError:
     ConnFields = _PyConnFields  # type: ignore[misc, assignment]
+    EngineFields = _PyEngineFields  # type: ignore[misc, assignment]
 
 
 def forced_python() -> bool:

@@ -59,7 +59,7 @@ import httptools
 
 from workers.checks import Checker
 from workers.plan import RequestTemplate, WorkerPlan
-from workers.pump import ConnFields, compiled_pump
+from workers.pump import ConnFields, EngineFields, compiled_pump
 from workers.recorder import CODE_SPAN, CONNECT_CODE, RESET_CODE, TIMEOUT_CODE, TLS_CODE, Recorder
 from workers.rows import per_endpoint
 from workers.run_state import RunState, pacer_for
@@ -232,17 +232,19 @@ class _CheckedConn(_KeepsResponse, _Conn):
                          parser.should_keep_alive())
 
 
-class FastEngine(RunState):
+class FastEngine(RunState, EngineFields):
     """Runs one plan over :class:`_Conn` connections (see the module docstring)."""
 
     # Slots keep attribute access on the hot path cheap: past 30 instance attributes CPython
     # (3.11) stops sharing dict keys between instances and looks attributes up in a plain dict.
+    # What the compiled pump reads on every batch (launched, in_flight, measured_end_ns,
+    # users_stop_ns, next_due_ns, stopping, backstop, finished) are EngineFields' C members.
     __slots__ = ("plan", "recorder", "start_ns", "picker", "hard_stop_ns", "schedule_end_ns",
-                 "limit", "unsent", "in_flight", "measured_end_ns", "user_stages",  # RunState's
+                 "limit", "unsent", "user_stages",  # RunState's
                  "origin", "payloads", "payload", "timeout_ns", "think_s", "conns", "idle",
-                 "queue", "connecting", "launched", "stopping", "users_left", "done", "backstop",
-                 "warmup_n", "single", "back_to_back", "users_limit", "users_stop_ns",
-                 "append_code", "append_intended", "append_sent", "append_done", "next_due_ns",
+                 "queue", "connecting", "users_left", "done",
+                 "warmup_n", "single", "back_to_back", "users_limit",
+                 "append_code", "append_intended", "append_sent", "append_done",
                  "timer", "loop", "pacer", "checkers", "check_codes", "checking", "parked",
                  "stage_timer", "send")
 
@@ -262,6 +264,7 @@ class FastEngine(RunState):
         self.stopping = False
         self.users_left = 0
         self.done: asyncio.Future[None] | None = None
+        self.finished = False  # done is set (the compiled pump then hands the loop back)
         self.in_flight = 0
         self.backstop = False  # the pacer's timer is the 1 ms backstop, completions pump it
         self.warmup_n = plan.warmup_requests
@@ -375,6 +378,7 @@ class FastEngine(RunState):
     def _finish_run(self) -> None:
         if self.done is not None and not self.done.done():
             self.done.set_result(None)
+            self.finished = True
 
     def _schedule_over(self, now: int) -> bool:
         if now >= self.schedule_end_ns or now >= self.hard_stop_ns:
