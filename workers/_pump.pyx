@@ -15,7 +15,9 @@ the epoll set (:meth:`Pump.arm`) wakes it when the next request is due, and :met
 the pacer's send. Anything else (a response split over reads, a close, a reset, an error, a
 framing :func:`parse_whole` does not take, the end of the schedule) goes to the engine's Python
 bookkeeping exactly as the pure-Python pump sends it there, httptools included, so both pumps
-record the same rows; ``tests/workers`` runs every engine test against both.
+record the same rows; ``tests/workers`` runs every engine test against both. With response
+checks, a response it parsed goes to ``RawUsersEngine.checked_whole`` (its bytes and where its
+body starts) and one httptools parsed to ``checked``, so both pumps judge every response.
 """
 
 from cpython.array cimport array, resize_smart
@@ -179,10 +181,11 @@ cdef Py_ssize_t _chunked_end(const unsigned char *p, Py_ssize_t i,
         i += size + 2
 
 
-cdef int parse_whole(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+cdef int parse_whole(const unsigned char *p, Py_ssize_t n, Py_ssize_t *body_at) noexcept nogil:
     """Return the status of ``p[:n]`` when it is exactly one whole keep-alive HTTP/1.1 response
     framed by ``Content-Length`` or ``chunked``, with nothing before or after it; 0 for anything
     else (a partial response, a close, an upgrade, an unusual byte), which llhttp then parses.
+    ``*body_at`` is set to where a ``Content-Length`` body starts, or -1 for a chunked one.
 
     Strict where llhttp is lenient: a response this accepts, llhttp reads the same way (the
     Hypothesis test in ``tests/workers/test_pump.py`` checks the claim on random responses).
@@ -240,13 +243,27 @@ cdef int parse_whole(const unsigned char *p, Py_ssize_t n) noexcept nogil:
             return 0
     i += 2
     if chunked:
+        body_at[0] = -1
         return status if length < 0 and _chunked_end(p, i, n) == n else 0
+    body_at[0] = i
     return status if length == n - i else 0
 
 
 def parse_one(data: bytes) -> int:
     """Return :func:`parse_whole` of ``data`` (for tests): its status, or 0 when it defers."""
-    return parse_whole(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    cdef Py_ssize_t body_at
+    return parse_whole(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                       &body_at)
+
+
+def body_start(data: bytes) -> int:
+    """Return where :func:`parse_whole` says the body of ``data`` starts (-1: chunked), for
+    tests; ``data`` must be a response it takes."""
+    cdef Py_ssize_t body_at = -2
+    if not parse_whole(<const unsigned char *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                       &body_at):
+        raise ValueError("the compiled parser does not take this response")
+    return body_at
 
 
 def scan_ends(data: bytes, Py_ssize_t start) -> tuple[int, int]:
@@ -305,7 +322,11 @@ cdef class Pump:
     cdef list watched, idle
     cdef object queue  # the open model's queued (seq, intended) pairs, a deque
     cdef long long base, limit, warmup_n
-    cdef bint single, users
+    cdef bint single, users, checking
+    # checks: the whole response last checked, its request's code and its outcome
+    cdef bytes checked_data
+    cdef long long checked_code
+    cdef int checked_outcome
     cdef int timer_fd  # open model: a timerfd in the engine's epoll set, for the pacer; else -1
     cdef bint fired  # the timer fired and was not re-armed since (re-arming clears it)
     cdef bytes payload
@@ -328,6 +349,7 @@ cdef class Pump:
         self.base, self.limit, self.warmup_n = (engine.start_ns, engine.users_limit,
                                                 engine.warmup_n)
         self.single, self.payload = engine.single, engine.payload
+        self.checking = engine.checking
         self.timer_fd = -1
         self.buffer = <unsigned char *>malloc(READ_BYTES)
         if self.buffer is NULL:
@@ -411,7 +433,7 @@ cdef class Pump:
         cdef long long last = 0, now = 0
         cdef int k, fd, status
         cdef unsigned int mask
-        cdef Py_ssize_t got
+        cdef Py_ssize_t got, body_at
         cdef bint keep_alive
         cdef ConnFields fields
         cdef unsigned long long expirations
@@ -435,13 +457,17 @@ cdef class Pump:
                     continue
                 engine.lost(conn, OSError(errno, strerror(errno).decode()) if got else None)
                 continue
-            status = 0 if fields.got else parse_whole(self.buffer, got)
+            status = 0 if fields.got else parse_whole(self.buffer, got, &body_at)
             keep_alive = True
             if not status:  # httptools takes it, as in the pure-Python pump
                 outcome = engine._parse(conn, PyBytes_FromStringAndSize(<char *>self.buffer, got))
                 if outcome is None:
                     continue
                 status, keep_alive = outcome
+                if self.checking:  # the headers and body httptools kept
+                    status = engine.checked(conn, status)
+            elif self.checking:
+                status = self._checked(conn, fields, status, got, body_at)
             now = _now_ns()
             if not self.users:
                 if keep_alive and fields.busy:
@@ -474,6 +500,22 @@ cdef class Pump:
                 read(self.timer_fd, &expirations, 8)
                 self.fired = False
         return now
+
+    cdef int _checked(self, object conn, ConnFields fields, int status, Py_ssize_t got,
+                      Py_ssize_t body_at) except -1:
+        """Return the outcome of the whole response in the buffer (``got`` bytes, its body from
+        ``body_at``) under the checks of ``fields``' endpoint: the engine's ``checked_whole``,
+        or, when the bytes are the very ones last checked for the same endpoint, its outcome
+        again (a target repeating its response: until its ``Date`` changes)."""
+        cdef bytes data
+        if (fields.code == self.checked_code and self.checked_data is not None
+                and PyBytes_GET_SIZE(self.checked_data) == got
+                and memcmp(PyBytes_AS_STRING(self.checked_data), self.buffer, got) == 0):
+            return self.checked_outcome
+        data = PyBytes_FromStringAndSize(<char *>self.buffer, got)
+        outcome = self.engine.checked_whole(conn, status, data, body_at)
+        self.checked_data, self.checked_code, self.checked_outcome = data, fields.code, outcome
+        return outcome
 
     cdef bint _freed(self, ConnFields fields, int status, long long now) except -1:
         """The open model's ``RawUsersEngine.freed`` for a keep-alive response on a busy

@@ -87,9 +87,6 @@ def compiled_pump(engine: Any) -> CompiledPump | None:
     if forced_python():
         log.info("load engine: pure-Python pump (%s=python)", PUMP_ENV)
         return None
-    if getattr(engine, "checking", False):  # response checks read what httptools keeps
-        log.info("load engine: pure-Python pump (response checks need the headers and body)")
-        return None
     try:
         from workers._pump import Pump
     except ImportError as exc:

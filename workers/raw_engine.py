@@ -52,7 +52,7 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
 import httptools
@@ -1208,6 +1208,19 @@ class RawUsersEngine(FastEngine):
         conn.got = False
         return parser.get_status_code(), keep_alive
 
+    def checked_whole(self, conn: _RawConn, status: int, data: bytes, body_at: int) -> int:
+        """The compiled pump's :meth:`checked` of a whole response it parsed itself: ``data`` is
+        the response, its body from ``body_at`` (-1: chunked, split here by httptools)."""
+        checker = self.checkers[conn.code // CODE_SPAN]
+        if checker is None:
+            return status
+        if body_at < 0:
+            names, body = response_parts(data)
+            failed = checker.first_failure(status, names, body)
+        else:
+            failed = checker.first_failure(status, _header_names(data, body_at), data[body_at:])
+        return status if failed is None else self.check_code(failed)
+
     def shape_outcome(self, code: int) -> int:
         """Return the outcome of a response matching the shape, for the endpoint of request
         ``code``: what that endpoint's checks say of the shape's sample, found once per shape."""
@@ -1222,6 +1235,14 @@ class RawUsersEngine(FastEngine):
             outcome = shape.status if failed is None else self.check_code(failed)
             self.shape_outcomes[code] = outcome
         return outcome
+
+
+def _header_names(data: bytes, body_at: int) -> Iterator[bytes]:
+    """Yield the header names of the response ``data`` whose body starts at ``body_at``, one
+    the compiled parser took (so every header line is ``name:value``, no CR or LF inside);
+    a check reads them only if it looks for a header."""
+    for line in data[:body_at - 4].split(b"\r\n")[1:]:
+        yield line.split(b":", 1)[0]
 
 
 def response_parts(data: bytes) -> tuple[list[bytes], bytes]:

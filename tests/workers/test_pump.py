@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import pytest
 import uvloop
@@ -20,12 +21,12 @@ from hypothesis import strategies as st
 from tests.support.helpers import start_hello
 from tests.workers.conftest import PURE
 from tests.workers.test_engine import plan_for
-from workers.pump import PUMP_ENV, compiled_available, compiled_pump
-from workers.raw_engine import RawUsersEngine, one_keep_alive_response
+from workers.pump import PUMP_ENV, compiled_available
+from workers.raw_engine import RawUsersEngine, one_keep_alive_response, response_parts
 from workers.recorder import Recorder
 
 if compiled_available():
-    from workers._pump import EngineFields, parse_one, scan_ends
+    from workers._pump import EngineFields, body_start, parse_one, scan_ends
 else:  # the fixture in conftest fails every test of the compiled pump in that case
     def parse_one(data: bytes) -> int:
         """Stand-in where the extension is not built."""
@@ -34,6 +35,8 @@ else:  # the fixture in conftest fails every test of the compiled pump in that c
     def scan_ends(data: bytes, start: int) -> tuple[int, int]:
         """Stand-in where the extension is not built."""
         raise RuntimeError("the compiled pump is not built")
+
+    body_start = parse_one
 
 
 # --- the parser: what it accepts, llhttp reads the same way ------------------------------------
@@ -346,14 +349,68 @@ def test_the_engine_logs_which_pump_runs(transport: str, caplog: pytest.LogCaptu
 
 
 @pytest.mark.parametrize("transport", ["fast"])
-def test_an_engine_that_checks_responses_keeps_the_python_pump(
+def test_an_engine_that_checks_responses_runs_the_compiled_pump(
         transport: str, caplog: pytest.LogCaptureFixture) -> None:
-    """Response checks read the header names and body httptools keeps, which the C parser does
-    not: an engine that checks (``checking``) gets no compiled pump, and the log says why."""
-    class Checking:
-        checking = True
-
+    """Response checks no longer keep an engine on the pure-Python pump: the compiled one runs,
+    and the log says so."""
+    plan = plan_for("http://127.0.0.1:9", {"concurrency": 1, "requests": 1}, transport="fast",
+                    endpoints=[{"path": "/hello", "checks": [{"bodyContains": "ok"}]}])
     with caplog.at_level(logging.INFO, logger="workers.pump"):
-        assert compiled_pump(Checking()) is None
-    assert [r.getMessage() for r in caplog.records] == [
-        "load engine: pure-Python pump (response checks need the headers and body)"]
+        engine = RawUsersEngine(plan, Recorder(labels=["GET /hello"], window_s=1.0), 0)
+    engine.epoll.close()
+    assert engine.checking and engine.compiled is not None
+    assert [r.getMessage() for r in caplog.records] == ["load engine: compiled pump (workers._pump)"]
+
+
+CHECKS = [{"name": "ok", "json": "$.status", "equals": "ok"}, {"name": "traced", "header": "X-Id"},
+          {"name": "small", "maxBytes": 30}, {"name": "word", "bodyMatches": "o.k"}]
+
+
+class _Request:
+    """What ``checked_whole`` reads of a connection: the request's code (endpoint 0)."""
+
+    code = 0
+
+
+@st.composite
+def checked_responses(draw: st.DrawFn) -> bytes:
+    """A whole keep-alive response the checks of :data:`CHECKS` judge differently: the header
+    they look for there or not (in any case, or a longer name), a body that passes or fails
+    each, framed by ``Content-Length`` or split into chunks."""
+    headers = draw(st.lists(st.sampled_from([b"X-Id: 1", b"x-ID:2", b"Server: t", b"X-Idx: 3"]),
+                            max_size=3))
+    body = draw(st.sampled_from([b'{"status": "ok"}', b'{"status": "no"}', b"o-k", b"",
+                                 b'{"status": "ok", "pad": "' + b"x" * 40 + b'"}']))
+    if draw(st.booleans()):
+        headers.append(b"Content-Length: %d" % len(body))
+        payload = body
+    else:
+        headers.append(b"Transfer-Encoding: chunked")
+        cut = draw(st.integers(0, len(body)))
+        pieces = [piece for piece in (body[:cut], body[cut:]) if piece]
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    status = draw(st.sampled_from([200, 201, 404, 500]))
+    return (b"HTTP/1.1 %d X\r\n" % status + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
+            + payload)
+
+
+@pytest.mark.parametrize("transport", ["fast"])
+@settings(max_examples=400, deadline=None)
+@given(data=checked_responses())
+def test_checks_of_a_response_the_compiled_parser_took_match_httptools(
+        transport: str, data: bytes) -> None:
+    """``checked_whole`` (the compiled pump's check: header names split from the bytes, the
+    body from where the C parser says it starts) gives every response the outcome the checks
+    give it from what httptools parses (names and body), chunked bodies included."""
+    status = parse_one(data)
+    assert status  # every response here is one the compiled parser takes
+    plan = plan_for("http://127.0.0.1:9", {"concurrency": 1, "requests": 1}, transport="fast",
+                    endpoints=[{"path": "/hello", "checks": CHECKS}])
+    engine = RawUsersEngine(plan, Recorder(labels=["GET /hello"], window_s=1.0), 0)
+    engine.epoll.close()
+    checker = engine.checkers[0]
+    assert checker is not None
+    failed = checker.first_failure(status, *response_parts(data))
+    expected = status if failed is None else engine.check_code(failed)
+    request = cast(Any, _Request())  # only its code is read
+    assert engine.checked_whole(request, status, data, body_start(data)) == expected
