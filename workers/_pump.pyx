@@ -8,8 +8,9 @@ responses; the engine state it touches on every batch is C members (:class:`Engi
 For each ready socket it reads into one C buffer, and when the read holds exactly one whole
 keep-alive response that :func:`parse_whole` accepts (HTTP/1.1, a status 200-599 but 204 and
 304, ``Content-Length`` or ``chunked`` framing, nothing unusual), records the three integers
-into the recorder's arrays and writes the next request: no Python object per response. Open model: it records four integers (the intended time too), then sends
-the oldest queued request on the connection or parks it in the engine's idle list, as
+into the recorder's arrays and writes the next request: no Python object per response. Open
+model: it records four integers (the intended time too), then sends the oldest queued request
+on the connection or parks it in the engine's idle list, as
 ``RawUsersEngine.freed`` does, and pumps the engine's pacer (Python) once per batch; a timerfd in
 the epoll set (:meth:`Pump.arm`) wakes it when the next request is due, and :meth:`Pump.send` is
 the pacer's send. Anything else (a response split over reads, a close, a reset, an error, a
@@ -402,7 +403,7 @@ cdef class Pump:
         waiting on the set itself, the GIL released, for up to ``SLICE_NS``: the event loop's
         own wait and its call of this method are paid once per slice, not once per handful of
         responses. Back to the loop at once when the set stays quiet for 1 ms or the run is
-        done; the loop's timers and calls wait at most one slice."""
+        done; the loop's timers and calls wait at most one slice and one last 1 ms wait."""
         cdef long long slice_end = _now_ns() + SLICE_NS, now
         cdef int count, timeout = 0
         while True:
