@@ -899,15 +899,29 @@ def check(spec_path: Path) -> None:
     for finding in findings:
         click.echo(f"slogate: warning: {where_in(document, list(finding.loc), str(spec_path))}: "
                    f"{finding.message}", err=True)
-    load = spec.load
+    versions = " against the baseline" if spec.baseline else ""
+    click.echo(f"{spec_path}: valid: {spec.name}, {len(spec.endpoints)} endpoint(s), "
+               f"{len(spec.objectives)} objective(s), {_load_summary(spec.load)} on "
+               f"{spec.load.workers} worker(s){versions}; {len(findings)} warning(s)")
+
+
+def _load_summary(load: Any) -> str:
+    """Return the load of a spec as ``check`` shows it: ``100 req/s for 10 s``, a ramp first,
+    or each stage (``2 stages (warm 4 users for 10 s, peak 16 users for 20 s)``)."""
+    if load.stages:
+        return f"{len(load.stages)} stages (" + ", ".join(
+            f"{stage.name or f'stage {k + 1}'} "
+            f"{f'{stage.users:,} users' if stage.users is not None else f'{stage.rate:g} req/s'}"
+            f" for {stage.duration:g} s" for k, stage in enumerate(load.stages)) + ")"
     model = (f"{load.rate:g} req/s" if load.rate is not None else f"{load.concurrency} users")
     stop = " and ".join(part for part in (
         f"{load.duration:g} s" if load.duration is not None else "",
         f"{load.requests:,} requests" if load.requests is not None else "") if part)
-    versions = " against the baseline" if spec.baseline else ""
-    click.echo(f"{spec_path}: valid: {spec.name}, {len(spec.endpoints)} endpoint(s), "
-               f"{len(spec.objectives)} objective(s), {model} for {stop} on {load.workers} "
-               f"worker(s){versions}; {len(findings)} warning(s)")
+    if load.ramp is None:
+        return f"{model} for {stop}"
+    ramp = load.ramp
+    return (f"a ramp from {ramp.from_:g} to {ramp.to or load.rate:g} req/s over "
+            f"{ramp.duration:g} s, then {model} for {stop}")
 
 
 def _service_url(kubernetes: Any, spec_dir: Path) -> str:

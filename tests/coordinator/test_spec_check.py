@@ -128,6 +128,25 @@ def test_check_prints_warnings_with_lines_and_exits_0_without_ray(tmp_path: Path
                            "10 s on 1 worker(s); 1 warning(s)\nno ray\n")
 
 
+@pytest.mark.parametrize(("load", "shown"), [
+    pytest.param("load:\n  stages:\n    - {name: warm, users: 4, duration: 10s}\n"
+                 "    - {users: 16, duration: 20s}\n",
+                 "2 stages (warm 4 users for 10 s, stage 2 16 users for 20 s)", id="stages"),
+    pytest.param("load: {rate: 100, duration: 20s, ramp: {from: 10, duration: 5s}}\n",
+                 "a ramp from 10 to 100 req/s over 5 s, then 100 req/s for 20 s", id="ramp"),
+])
+def test_check_shows_each_stage_and_a_ramp(tmp_path: Path, load: str, shown: str) -> None:
+    """The summary of a staged spec lists its stages, not only the peak and the total time,
+    and that of a ramped spec says the ramp comes first."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(HEAD + load + TWO + "objectives:\n  - metric: latency-p99\n"
+                    "    upperLimit: 300ms\n")
+    proc = run_check(str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (f"{path}: valid: t, 2 endpoint(s), 1 objective(s), {shown} on 1 "
+                           "worker(s); 0 warning(s)\nno ray\n")
+
+
 @pytest.mark.parametrize(("text", "error"), [
     pytest.param(HEAD + "load: {rate: 10, duration: 1s, timeout: 2000}\n",
                  ":3: load.timeout: 2000 without a unit is 2000 s, more than the 100 s allowed "
