@@ -282,7 +282,7 @@ def _find_max_rate(spec: Any, *, spec_dir: Path, out: Path | None, address: str 
         path = _save_results(out_dir, found.evidence.model_copy(
             update={"slogate_version": _version()}).to_json())
         _emit_report(found.evidence, fmt_name, f"the results are in {path}")
-        _log(f"results of the run at {found.rate_rps:g} req/s written to {path}")
+        _log(f"results of the run at {found.rate_rps:g} {found.unit} written to {path}")
         return 0
 
 
@@ -461,8 +461,9 @@ def _verify_options(func: F) -> F:
                    "--deployment and --target); the exit code is then the verification's.")
 @_verify_options
 @click.option("--find-max-rate", "find_rate", is_flag=True, help="Search for the highest "
-              "load.rate at which every objective PASSes (from load.rate: double, halve, then "
-              "bisect to within 5 %); results.json holds the run at the rate found.")
+              "load.rate (or load.concurrency: users) at which every objective PASSes (from "
+              "the spec's: double, halve, then bisect to within 5 %); results.json holds the "
+              "run at the load found.")
 @_errors_to_exit_codes
 def run(spec_path: Path, out: Path | None, address: str | None, fmt_name: str,
         one_version_as_both: bool, archive_to: str | None, github_url: str | None,

@@ -1,13 +1,16 @@
-"""``slogate run --find-max-rate``: the highest rate at which every objective still PASSes.
+"""``slogate run --find-max-rate``: the highest rate (open model) or the most users (closed
+model) at which every objective still PASSes.
 
 A stepped search, as a plain state machine (:class:`MaxRateSearch`, fed one verdict at a time)
-and a loop that runs the spec at each rate it asks for (:func:`find_max_rate`, the runs
-injected). From the spec's ``load.rate``: double while the run PASSes, halve while it does not,
-then bisect between the highest PASS and the lowest other verdict until they are within
-``tolerance`` of each other (5 %: the answer is within 5 % of the boundary the runs saw) or
-``max_steps`` runs were made. Any verdict but PASS (FAIL, INCONCLUSIVE: the generator could not
-keep up, or too few requests to decide; INVALID) counts as "not at this rate". The evidence is
-the results of the run at the rate found, saved as a normal results document.
+and a loop that runs the spec at each load it asks for (:func:`find_max_rate`, the runs
+injected). From the spec's ``load.rate`` (or ``load.concurrency``): double while the run
+PASSes, halve while it does not, then bisect between the highest PASS and the lowest other
+verdict until they are within ``tolerance`` of each other (5 %: the answer is within 5 % of the
+boundary the runs saw; users: also when they are one user apart) or ``max_steps`` runs were
+made. Users are whole numbers, never fewer than the workers. Any verdict but PASS (FAIL,
+INCONCLUSIVE: the generator could not keep up, or too few requests to decide; INVALID) counts
+as "not at this load". The evidence is the results of the run at the load found, saved as a
+normal results document.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 from analysis.results import Results
 from coordinator.errors import SpecError
-from coordinator.spec import ExperimentSpec
+from coordinator.spec import MAX_CONNECTIONS, ExperimentSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +49,7 @@ class MaxRateSearch:
     min_rps: float = 0.1
     tolerance: float = 0.05
     max_steps: int = 12
+    whole: bool = False  # users: whole numbers, done when one apart
     best_rps: float | None = None  # highest PASS
     lowest_failed_rps: float | None = None  # lowest rate that did not pass
     steps: list[tuple[float, str]] = field(default_factory=list)
@@ -61,10 +65,13 @@ class MaxRateSearch:
             assert passed is not None
             return None if passed >= self.max_rps else min(passed * 2, self.max_rps)
         if passed is None:
-            return None if failed / 2 < self.min_rps else failed / 2
-        if failed - passed <= self.tolerance * passed:
+            half = failed // 2 if self.whole else failed / 2
+            if half >= self.min_rps:
+                return half
+            return self.min_rps if self.whole and failed > self.min_rps else None
+        if failed - passed <= self.tolerance * passed or (self.whole and failed - passed <= 1):
             return None
-        return (passed + failed) / 2
+        return (passed + failed) // 2 if self.whole else (passed + failed) / 2
 
     def observe(self, rate_rps: float, verdict: str) -> None:
         """Record the verdict of the run at ``rate_rps``."""
@@ -84,27 +91,47 @@ class MaxRate:
     steps: tuple[Step, ...]
     evidence: Results | None
     bracket: tuple[float | None, float | None]  # (highest PASS, lowest not PASS)
+    unit: str = "req/s"  # or "users": what rate_rps, the bracket and the steps count
+
+
+def search_unit(spec: ExperimentSpec) -> str:
+    """Return what the search varies in ``spec``: ``req/s`` (``load.rate``) or ``users``
+    (``load.concurrency``); SpecError for a spec it cannot start from (stages, or neither)."""
+    load = spec.load
+    if load.stages or (load.rate is None and load.concurrency is None):
+        raise SpecError("--find-max-rate: the spec needs load.rate (the open model) or "
+                        "load.concurrency (the closed model), without stages: the search "
+                        "starts there")
+    return "req/s" if load.rate is not None else "users"
 
 
 def at_rate(spec: ExperimentSpec, rate_rps: float) -> ExperimentSpec:
-    """Return ``spec`` loading at ``rate_rps`` (open model), everything else as written."""
-    if spec.load.rate is None or spec.load.stages:
-        raise SpecError("--find-max-rate: the spec needs load.rate (the open model, no "
-                        "stages): the search starts there")
-    return spec.model_copy(update={"load": spec.load.model_copy(update={"rate": rate_rps})})
+    """Return ``spec`` loading at ``rate_rps`` (open model) or with that many users (closed
+    model), everything else as written."""
+    field = "rate" if search_unit(spec) == "req/s" else "concurrency"
+    value = rate_rps if field == "rate" else int(rate_rps)
+    return spec.model_copy(update={"load": spec.load.model_copy(update={field: value})})
 
 
 def find_max_rate(spec: ExperimentSpec, run_at: Callable[[ExperimentSpec], Results], *,
                   log: Callable[[str], None] = lambda _m: None, tolerance: float = 0.05,
                   max_steps: int = 12) -> MaxRate:
-    """Return the highest rate at which ``run_at(spec at that rate)`` PASSes (see module)."""
-    start = at_rate(spec, spec.load.rate or 0.0).load.rate or 0.0
-    search = MaxRateSearch(start_rps=start, tolerance=tolerance, max_steps=max_steps)
+    """Return the highest rate (or the most users) at which ``run_at(spec at that load)``
+    PASSes (see module)."""
+    unit = search_unit(spec)
+    load = spec.load
+    if unit == "users":
+        search = MaxRateSearch(start_rps=load.concurrency or 1, min_rps=load.workers,
+                               max_rps=MAX_CONNECTIONS, tolerance=tolerance,
+                               max_steps=max_steps, whole=True)
+    else:
+        search = MaxRateSearch(start_rps=load.rate or 0.0, tolerance=tolerance,
+                               max_steps=max_steps)
     steps: list[Step] = []
     best: Results | None = None
     while (rate := search.next_rate()) is not None:
         results = run_at(at_rate(spec, rate))
-        log(f"find-max-rate: {rate:g} req/s: {results.verdict}")
+        log(f"find-max-rate: {rate:g} {unit}: {results.verdict}")
         steps.append(Step(rate_rps=rate, verdict=results.verdict,
                           reasons=tuple(results.reasons)))
         search.observe(rate, results.verdict)
@@ -113,20 +140,21 @@ def find_max_rate(spec: ExperimentSpec, run_at: Callable[[ExperimentSpec], Resul
         if results.verdict == "PASS" and search.best_rps == rate:
             best = results
     return MaxRate(rate_rps=search.best_rps, steps=tuple(steps), evidence=best,
-                   bracket=(search.best_rps, search.lowest_failed_rps))
+                   bracket=(search.best_rps, search.lowest_failed_rps), unit=unit)
 
 
 def summary_lines(found: MaxRate) -> list[str]:
     """Return the search in words: the answer, its bracket, then one line per run."""
-    failed = found.bracket[1]
+    failed, unit = found.bracket[1], found.unit
+    what = "rate" if unit == "req/s" else "number of users"
     if found.rate_rps is None:
-        head = "find-max-rate: no rate tried passed every objective"
+        head = f"find-max-rate: no {what} tried passed every objective"
     else:
-        above = f", {failed:g} req/s did not" if failed is not None else ""
-        head = (f"find-max-rate: {found.rate_rps:g} req/s is the highest rate that passed "
+        above = f", {failed:g} {unit} did not" if failed is not None else ""
+        head = (f"find-max-rate: {found.rate_rps:g} {unit} is the highest {what} that passed "
                 f"every objective{above}")
     lines = [head]
     for step in found.steps:
         why = "" if step.verdict == "PASS" or not step.reasons else f": {step.reasons[0]}"
-        lines.append(f"  {step.rate_rps:10g} req/s  {step.verdict}{why}")
+        lines.append(f"  {step.rate_rps:10g} {unit}  {step.verdict}{why}")
     return lines

@@ -4,14 +4,17 @@ the CLI flag that runs it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analysis.results import Results
 from coordinator.cli import main
-from coordinator.max_rate import MaxRateSearch
+from coordinator.max_rate import MaxRateSearch, find_max_rate, summary_lines
+from coordinator.spec import ExperimentSpec, parse_spec
 
 
 def search_against(capacity: float, start: float, **options: float) -> MaxRateSearch:
@@ -70,12 +73,68 @@ def test_the_step_budget_bounds_the_runs(steps: int) -> None:
 
 
 def test_the_cli_refuses_a_spec_the_search_cannot_start_from(tmp_path: Path) -> None:
-    """``slogate run --find-max-rate`` on a closed-model spec: exit 2 with one line, before
-    Ray starts."""
+    """``slogate run --find-max-rate`` on a staged spec: exit 2 with one line, before Ray
+    starts."""
     spec = tmp_path / "spec.yaml"
-    spec.write_text("name: t\ntarget: http://127.0.0.1:9\nload: {concurrency: 2, duration: 1s}\n")
+    spec.write_text("name: t\ntarget: http://127.0.0.1:9\nload:\n  stages:\n"
+                    "    - {users: 2, duration: 1s}\n")
     result = CliRunner().invoke(main, ["run", str(spec), "--find-max-rate"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].endswith(
-        "--find-max-rate: the spec needs load.rate (the open model, no stages): the search "
-        "starts there")
+        "--find-max-rate: the spec needs load.rate (the open model) or load.concurrency (the "
+        "closed model), without stages: the search starts there")
+
+
+def users_against(capacity: int, start: int, workers: int = 1) -> MaxRateSearch:
+    """Run the whole-number search against a target that passes up to ``capacity`` users."""
+    search = MaxRateSearch(start_rps=start, min_rps=workers, whole=True, max_rps=100_000,
+                           max_steps=40)
+    while (users := search.next_rate()) is not None:
+        search.observe(users, "PASS" if users <= capacity else "FAIL")
+    return search
+
+
+def test_users_double_then_bisect_in_whole_numbers_to_the_capacity() -> None:
+    """From 4 users against a capacity of 19: 4, 8, 16, 32, then whole-number bisection down
+    to 19 exactly (one user apart from the lowest failure)."""
+    search = users_against(19, 4)
+    users = [u for u, _ in search.steps]
+    assert users == [4, 8, 16, 32, 24, 20, 18, 19]
+    assert all(float(u).is_integer() for u in users)
+    assert (search.best_rps, search.lowest_failed_rps) == (19, 20)
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 4))
+def test_the_users_found_are_within_tolerance_and_never_below_the_workers(
+        capacity: int, start: int, workers: int) -> None:
+    """For any capacity, start and worker count: every load tried is a whole number of users,
+    at least one per worker; the answer passed and is within 5 % (or one user) of the
+    capacity, or none passed when even one user per worker is too many."""
+    start = max(start, workers)
+    search = users_against(capacity, start, workers)
+    assert all(float(u).is_integer() and u >= workers for u, _ in search.steps)
+    if capacity < workers:
+        assert search.best_rps is None
+        return
+    assert search.best_rps is not None and search.best_rps <= capacity
+    assert search.best_rps >= min(capacity / 1.05, capacity - 1)
+
+
+def test_find_max_rate_over_users_runs_each_whole_number_and_keeps_the_evidence() -> None:
+    """A closed-model spec: each run the search asks for has that many users (and no rate),
+    the answer's unit is users, and the summary says so."""
+    spec = parse_spec({"name": "t", "target": "http://127.0.0.1:9",
+                       "load": {"concurrency": 4, "duration": "1s", "workers": 2}})
+    asked: list[tuple[object, object]] = []
+
+    def run_at(at: ExperimentSpec) -> Results:
+        asked.append((at.load.concurrency, at.load.rate))
+        verdict = "PASS" if (at.load.concurrency or 0) <= 11 else "FAIL"
+        return cast(Any, Results).model_construct(verdict=verdict, reasons=[], aborted=False)
+
+    found = find_max_rate(spec, run_at)
+    assert [users for users, _ in asked] == [4, 8, 16, 12, 10, 11]
+    assert {rate for _, rate in asked} == {None}
+    assert (found.rate_rps, found.bracket, found.unit) == (11, (11, 12), "users")
+    assert summary_lines(found)[0] == ("find-max-rate: 11 users is the highest number of users "
+                                       "that passed every objective, 12 users did not")

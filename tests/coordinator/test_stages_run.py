@@ -110,3 +110,20 @@ def test_stages_of_users_are_judged_one_by_one() -> None:
     assert results.stages[0].requests <= 4 * 2 / SERVICE_S + 4
     assert results.verdict == "FAIL"
     assert results.reasons[0].startswith("stage 2 (stage 2, 24 users): latency-p90")
+
+
+def test_the_max_rate_search_over_users_finds_how_many_the_server_holds() -> None:
+    """A closed-model spec from 8 users against the 8-worker, 80 ms server, which serves users
+    in rounds of 80 ms: 16 users wait 160 ms, 17 to 24 up to 240 ms, so p90 <= 200 ms holds up
+    to 16. The search doubles 8, 16 (PASS), 32 (FAIL), then bisects in whole users; the answer
+    passed and lies at the boundary or below, with the run at that many users as evidence."""
+    with fixed_capacity_server() as url:
+        spec = spec_for(url, {"concurrency": 8, "duration": 1.5, "warmup": 0.3})
+        found = find_max_rate(spec, lambda at: run_experiment(at, InProcessPool()), max_steps=5)
+    lines = summary_lines(found)
+    assert found.unit == "users" and [s.rate_rps for s in found.steps][:3] == [8, 16, 32], lines
+    assert found.rate_rps is not None and 16 <= found.rate_rps <= 20, lines
+    assert found.bracket[1] is not None and found.bracket[1] <= 32, lines
+    assert found.evidence is not None and found.evidence.verdict == "PASS"
+    assert found.evidence.spec["load"]["concurrency"] == found.rate_rps
+    assert lines[0].startswith(f"find-max-rate: {found.rate_rps:g} users is the highest number")
