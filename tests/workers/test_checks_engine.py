@@ -180,3 +180,23 @@ def test_a_check_failing_on_3_percent_gives_a_check_rate_in_its_interval(transpo
     assert low < 0.03 < high
     assert point["error-rate"] == pytest.approx(sent_wrong / requests)
     assert point["latency-p50"] is not None
+
+
+@pytest.mark.parametrize(("checks", "outcome"), [
+    pytest.param([{"name": "abc", "bodyContains": "ABC"}, {"name": "big", "minBytes": 299_000}],
+                 "status:200", id="passes"),
+    pytest.param([{"name": "small", "maxBytes": 1000}], "check:small", id="fails"),
+])
+@pytest.mark.parametrize("transport", ["fast", PURE])
+def test_a_response_over_many_reads_is_checked_whole(transport: str, checks: list[Any],
+                                                     outcome: str) -> None:
+    """A 300 kB body arrives over many reads, which the compiled parser leaves to httptools:
+    the checks still see the whole body (its size, a run of bytes inside it) on either pump."""
+    with servers.large_response_server(300_000) as server:
+        spec = parse_spec({"name": "t", "target": server.url,
+                           "http": {"transport": spec_transport(transport)},
+                           "load": {"concurrency": 2, "requests": 20},
+                           "endpoints": [{"path": "/large", "checks": checks}]})
+        [plan] = worker_plans(spec)
+        report = LoadWorker(plan).run(start_at=time.time() + 0.2)
+    assert outcomes(report) == {outcome: 20}
