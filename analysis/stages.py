@@ -194,7 +194,7 @@ def stage_columns(stages: Sequence[StageResult]) -> tuple[str, ...]:
     return STAGE_COLUMNS
 
 
-def stage_load(stage: StageResult) -> str:
+def stage_load(stage: Stage | StageResult) -> str:
     """Return a stage's load as shown: ``200 req/s`` or ``6 users``."""
     if stage.users is not None:
         return f"{stage.users:,} users"

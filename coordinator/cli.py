@@ -902,18 +902,21 @@ def check(spec_path: Path) -> None:
                    f"{finding.message}", err=True)
     versions = " against the baseline" if spec.baseline else ""
     click.echo(f"{spec_path}: valid: {spec.name}, {len(spec.endpoints)} endpoint(s), "
-               f"{len(spec.objectives)} objective(s), {_load_summary(spec.load)} on "
+               f"{len(spec.objectives)} objective(s), {_load_summary(spec)} on "
                f"{spec.load.workers} worker(s){versions}; {len(findings)} warning(s)")
 
 
-def _load_summary(load: Any) -> str:
+def _load_summary(spec: Any) -> str:
     """Return the load of a spec as ``check`` shows it: ``100 req/s for 10 s``, a ramp first,
-    or each stage (``2 stages (warm 4 users for 10 s, peak 16 users for 20 s)``)."""
+    or each stage as reports name it (``2 stages (warm 4 users for 10 s, stage 2 16 users for
+    20 s)``)."""
+    from analysis.stages import stage_load, stages_of
+
+    load = spec.load
     if load.stages:
-        return f"{len(load.stages)} stages (" + ", ".join(
-            f"{stage.name or f'stage {k + 1}'} "
-            f"{f'{stage.users:,} users' if stage.users is not None else f'{stage.rate:g} req/s'}"
-            f" for {stage.duration:g} s" for k, stage in enumerate(load.stages)) + ")"
+        stages = stages_of(spec.model_dump(mode="json", by_alias=True))
+        return f"{len(stages)} stages (" + ", ".join(
+            f"{stage.name} {stage_load(stage)} for {stage.duration_s:g} s" for stage in stages) + ")"
     model = (f"{load.rate:g} req/s" if load.rate is not None else f"{load.concurrency} users")
     stop = " and ".join(part for part in (
         f"{load.duration:g} s" if load.duration is not None else "",
