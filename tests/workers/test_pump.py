@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 import threading
 import time
@@ -334,6 +335,37 @@ def test_the_pump_hands_the_loop_back_while_responses_keep_coming(transport: str
     assert compiled
     assert len(recorder.codes) > 500  # responses kept coming all along
     assert latest_s < 0.3, f"a 5 ms timer ran {latest_s * 1000:.0f} ms late"
+
+
+@pytest.mark.parametrize("transport", ["fast"])
+def test_a_quiet_wait_ends_with_the_slice_and_leaves_no_timer_behind(transport: str) -> None:
+    """The pump's waits carry no timeout: the slice's timerfd ends them. Something ready, then
+    nothing: one call returns when the slice (2 ms) is over, not when a backstop write 1 s later
+    wakes it, and leaves its timer read or disarmed (the epoll set is not readable after)."""
+    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
+    plan = plan_for("http://127.0.0.1:9/hello", {"concurrency": 1, "requests": 1},
+                    transport="fast")
+    engine = RawUsersEngine(plan, recorder, time.monotonic_ns())  # connects nothing yet
+    assert engine.compiled is not None
+    once, once_peer = socket.socketpair()
+    backstop, backstop_peer = socket.socketpair()
+    late = threading.Timer(1.0, backstop_peer.send, args=(b"y",))
+    try:
+        engine.epoll.register(once.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
+        engine.epoll.register(backstop.fileno(), select.EPOLLIN)
+        once_peer.send(b"x")  # ready on entry (an fd the pump does not watch), then quiet
+        late.start()
+        started = time.monotonic()
+        engine.compiled.pump()
+        took = time.monotonic() - started
+        assert 0.0015 <= took < 0.5, f"the call took {took * 1000:.1f} ms"
+        assert engine.epoll.poll(0.02) == []  # the slice timer neither readable nor armed
+    finally:
+        late.cancel()
+        engine.compiled.close()
+        engine.epoll.close()
+        for sock in (once, once_peer, backstop, backstop_peer):
+            sock.close()
 
 
 @pytest.mark.parametrize("transport", ["fast", PURE])
