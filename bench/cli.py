@@ -52,6 +52,7 @@ class Setup:
     duration_s: int
     connections: int
     scratch: Path
+    floor: Path | None = None  # the floor client (bench/floor.c), where it was built
 
 
 def run_wrk(setup: Setup) -> report.ClientResult:
@@ -124,7 +125,8 @@ def run_soak(setup: Setup, transport: str, requests: int, max_s: float) -> repor
     return report.soak_result(client, run.rss_samples)
 
 
-PEERS = {"wrk": peers.parse_wrk, "hey": peers.parse_hey, "locust": peers.parse_locust_json}
+PEERS = {"wrk": peers.parse_wrk, "hey": peers.parse_hey, "locust": peers.parse_locust_json,
+         "floor": peers.parse_floor}  # floor: a bare C epoll loop (bench/floor.c), no goal
 
 
 BODIES = ("fixed", "dynamic")  # nginx's /hello and /dynamic ($request_id), see bench.nginx
@@ -156,6 +158,10 @@ def run_paired(setup: Setup, transport: str, rounds: int, problems: dict[str, st
 
 
 def _peer_command(peer: str, setup: Setup, url: str) -> list[str]:
+    if peer == "floor":
+        assert setup.floor is not None  # run_paired skips a peer with a problem
+        return peers.floor_command(str(setup.floor), url, connections=setup.connections,
+                                   duration_s=setup.duration_s)
     if peer == "wrk":
         return peers.wrk_command(url, connections=setup.connections, duration_s=setup.duration_s)
     if peer == "hey":
@@ -229,8 +235,13 @@ def measure_all(args: argparse.Namespace, nginx: str, problems: dict[str, str],
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="slogate-bench-") as scratch, \
             nginx_target(nginx, pin=pin.target) as target:
+        floor, problem = (install.build_floor(Path(scratch), log) if args.paired
+                          else (None, None))
+        if problem:
+            problems = {**problems, "floor": problem}
+            out["floor_problem"] = problem
         setup = Setup(target=target, pin=pin, duration_s=args.duration,
-                      connections=args.connections, scratch=Path(scratch))
+                      connections=args.connections, scratch=Path(scratch), floor=floor)
         log(f"target: nginx pid {target.pid} at {target.url}; {pin.note}")
         results = []
         for name, runner in closed_clients(args, problems):
@@ -275,6 +286,9 @@ def notes(results: list[report.ClientResult], pin: Pinning, *, paired: bool = Fa
            f"open model: {OPEN_WARMUP_S:g} s warm-up first (excluded, as a spec's load.warmup "
            "is), so a cold nginx and fresh connections do not count"]
     if paired:
+        out.append("floor: a bare C loop (bench/floor.c: one epoll set, one read and one write "
+                   "per response, a log-bucket latency histogram), paired like the peers; no "
+                   "goal, it shows how far slogate is from a client with no interpreter")
         out.append("the table's clients ran one after another, each in whatever state the shared "
                    "machine was in then (here ratios moved by 10 % between runs); the same-time "
                    "pairs saw the same state, so their medians are the steadier figure")
@@ -371,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     command = f"{shlex.quote(sys.executable)} -m bench {shlex.join(argv)}".strip()
     data["ratios"] = report.ratios(data["closed"])
     data["notes"] = notes(data["closed"], pin, paired=bool(data.get("paired")))
+    if data.get("floor_problem"):
+        data["notes"].append(f"floor: not built, so not paired: {data.pop('floor_problem')}")
     load = os.getloadavg()
     data["notes"].append("load average at the end (1, 5, 15 min): "
                          + ", ".join(f"{v:.2f}" for v in load)

@@ -1,4 +1,5 @@
-"""Makes the benchmark's tools present: Debian's nginx, wrk and hey, and Locust in this venv.
+"""Makes the benchmark's tools present: Debian's nginx, wrk and hey, Locust in this venv, and
+the floor client (``bench/floor.c``) built with the system C compiler.
 
 Debian packages: one ``apt-get update``, then one ``apt-get install -y`` of the missing ones (this
 needs root, as on the project's machines). Locust: ``pip install 'locust>=2.20'`` into the running
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 Log = Callable[[str], None]
 
@@ -59,6 +61,29 @@ def _apt_install(packages: list[str], log: Log) -> str | None:
         if done.returncode != 0:
             return f"{' '.join(cmd[:2])} failed: {_tail(done.stderr)}"
     return None
+
+
+FLOOR_SOURCE = Path(__file__).with_name("floor.c")
+CC_TIMEOUT_S = 120.0
+
+
+def build_floor(folder: Path, log: Log) -> tuple[Path | None, str | None]:
+    """Build the floor client (``bench/floor.c``, a bare C epoll loop) into ``folder`` with the
+    system C compiler; return its path, or None and the problem."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None, "no C compiler (cc, gcc or clang) on PATH"
+    binary = folder / "floor"
+    cmd = [compiler, "-O2", "-o", str(binary), str(FLOOR_SOURCE)]
+    log(f"building: {' '.join(cmd)}")
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=CC_TIMEOUT_S,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"{compiler} timed out after {CC_TIMEOUT_S:g} s"
+    if done.returncode != 0:
+        return None, f"{compiler} failed: {_tail(done.stderr)}"
+    return binary, None
 
 
 def ensure_locust(log: Log) -> str | None:

@@ -36,6 +36,11 @@ def wrk_command(url: str, *, connections: int, duration_s: int) -> list[str]:
     return ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", url]
 
 
+def floor_command(binary: str, url: str, *, connections: int, duration_s: int) -> list[str]:
+    """Return the floor client's command (bench/floor.c, built by ``install.build_floor``)."""
+    return [binary, url, str(connections), str(duration_s)]
+
+
 def hey_command(url: str, *, connections: int, duration_s: int) -> list[str]:
     """Return hey's command: ``connections`` workers for ``duration_s`` on one Go P."""
     return ["hey", "-c", str(connections), "-z", f"{duration_s}s", "-cpus", "1", url]
@@ -148,6 +153,17 @@ def parse_locust_stats(csv_text: str) -> Count:
                                 "p50_ms": _float_or_none(row.get("50%")),
                                 "p99_ms": _float_or_none(row.get("99%"))})
     raise ValueError("Locust's stats CSV has no 'Aggregated' row")
+
+
+_FLOOR_TOTAL = re.compile(r"^requests (\d+) errors (\d+) ", re.MULTILINE)
+
+
+def parse_floor(text: str) -> Count:
+    """Return the floor client's totals ("requests N errors E ...")."""
+    total = _FLOOR_TOTAL.search(text)
+    if total is None:
+        raise ValueError("the floor client printed no 'requests N errors E' line")
+    return Count(requests=int(total.group(1)), errors=int(total.group(2)), measured_s=None)
 
 
 def parse_slogate(text: str) -> Count:

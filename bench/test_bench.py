@@ -369,6 +369,46 @@ def test_slogate_client_request_count_matches_nginx(transport: str) -> None:
     assert (count.requests, count.errors, served) == (2000, 0, 2000), run.stderr
 
 
+def test_parse_floor() -> None:
+    """The floor client's one line gives its requests and errors; anything else is refused."""
+    count = peers.parse_floor("requests 812345 errors 3 p99_below_us 262.1\n")
+    assert (count.requests, count.errors, count.measured_s) == (812345, 3, None)
+    with pytest.raises(ValueError, match="no 'requests N errors E' line"):
+        peers.parse_floor("floor: connect: Connection refused\n")
+
+
+def test_the_floor_client_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    """A URL that is not http://<IPv4>:<port>/..., or a connection count out of range: usage
+    on stderr, exit 2, before any connection."""
+    binary, problem = install.build_floor(tmp_path, lambda _: None)
+    assert problem is None and binary is not None
+    for args in (["https://127.0.0.1:1/x", "1", "1"], ["http://localhost:1/x", "1", "1"],
+                 ["http://127.0.0.1:1/x", "0", "1"], ["http://127.0.0.1:1/x", "1"]):
+        done = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=10,
+                              check=False)
+        assert done.returncode == 2 and done.stderr.startswith("usage: floor"), args
+
+
+@needs_nginx
+@pytest.mark.parametrize("body", ["fixed", "dynamic"])
+def test_the_floor_client_sends_what_nginx_counts(body: str, tmp_path: Path) -> None:
+    """Built with the system compiler, the floor client's 1 s run with 4 connections is what
+    nginx counts, all 200s, on either body; its command is the one the pairs run."""
+    binary, problem = install.build_floor(tmp_path, lambda _: None)
+    assert problem is None and binary is not None
+    with nginx_target(present(install.find_tool("nginx"))) as target:
+        url = target.url if body == "fixed" else target.dynamic_url
+        before = present(target.served())
+        run = run_child(peers.floor_command(str(binary), url, connections=4, duration_s=1),
+                        timeout_s=30)
+        served = present(target.served()) - before - 1
+    count = peers.parse_floor(run.stdout)
+    assert run.returncode == 0, run.stderr
+    assert count.requests > 1000 and count.errors == 0
+    # the 4 requests in flight when the run ends reached nginx but were never read back
+    assert served - count.requests == 4
+
+
 # --- bench.scaling: pure helpers ----------------------------------------------------------------
 
 PROC_STAT = """\
