@@ -6,7 +6,10 @@ keeps waiting on the engine's epoll set itself (the GIL released) for up to a 2 
 the event loop's own wait and call are paid once per slice rather than once per one or two
 responses; a timerfd in the set ends the slice, so those waits carry no timeout of their own
 (a timeout arms a kernel timer on every wait that blocks: 7 % more CPU per request on a VM);
-the engine state it touches on every batch is C members (:class:`EngineFields`).
+the engine state it touches on every batch is C members (:class:`EngineFields`). Closed
+model with one request and no checks: the slice runs without the GIL (:meth:`Pump._quick`),
+back under it only for an event that needs Python, so the GIL is not handed over on every
+wait and the process's other threads have it for the whole slice.
 For each ready socket it reads into one C buffer, and when the read holds exactly one whole
 keep-alive response that :func:`parse_whole` accepts (HTTP/1.1, a status 200-599 but 204 and
 304, ``Content-Length`` or ``chunked`` framing, nothing unusual), records the three integers
@@ -25,6 +28,7 @@ body starts) and one httptools parsed to ``checked``, so both pumps judge every 
 
 from cpython.array cimport array, resize_smart
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
 from libc.errno cimport EAGAIN, EINTR, errno  # EWOULDBLOCK is EAGAIN on Linux
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, strerror
@@ -49,6 +53,22 @@ cdef extern from * nogil:
     int __builtin_ctzll(unsigned long long word)  # GCC and Clang
 
 
+cdef extern from *:
+    """
+    /* A list's size and item, read without the GIL and without a reference: for Pump._quick,
+       which reads the engine's watched list while no Python code can change it. */
+    static inline Py_ssize_t slogate_list_size(PyObject *list) { return PyList_GET_SIZE(list); }
+    static inline PyObject *slogate_list_item(PyObject *list, Py_ssize_t i) {
+        return PyList_GET_ITEM(list, i);
+    }
+    /* An array's length cut to n within its allocation (no realloc, unlike resize_smart). */
+    static inline void slogate_cut(PyObject *array, Py_ssize_t n) { Py_SET_SIZE(array, n); }
+    """
+    Py_ssize_t slogate_list_size(PyObject *lst) nogil
+    PyObject *slogate_list_item(PyObject *lst, Py_ssize_t i) nogil
+    void slogate_cut(object array, Py_ssize_t n)
+
+
 cdef extern from "<sys/timerfd.h>" nogil:
     int timerfd_create(int clockid, int flags)
     int timerfd_settime(int fd, int flags, const itimerspec *new_value, itimerspec *old_value)
@@ -60,6 +80,8 @@ cdef enum:
     READ_BYTES = 65536  # as the pure-Python pump reads
     CODE_SPAN = 1024  # workers.recorder.CODE_SPAN
     SLICE_NS = 2000000  # how long one call of Pump.pump may keep the event loop (2 ms)
+    RESERVE = 4096  # rows one GIL-free stretch of Pump._quick may record before handing back
+    READ_NONE = -3  # Pump._batch: read the first event's socket itself (see Pump._resume)
 
 # Bytes llhttp takes in a header name (an RFC 9110 token) and in a value or reason phrase (HTAB,
 # SP, VCHAR, obs-text).
@@ -294,14 +316,19 @@ cdef int _timer(object epoll) except -1:
     return fd
 
 
-cdef int _set_timer(int fd, long long deadline_ns) except -1:
+cdef int _arm(int fd, long long deadline_ns) noexcept nogil:
     """Have the timerfd ``fd`` fire at ``deadline_ns`` (CLOCK_MONOTONIC), once; 0 disarms it.
-    Setting it zeroes its expirations: it is no longer readable."""
+    Setting it zeroes its expirations: it is no longer readable. -1 and errno on failure."""
     cdef itimerspec spec
     spec.it_interval.tv_sec = spec.it_interval.tv_nsec = 0
     spec.it_value.tv_sec = deadline_ns // 1000000000
     spec.it_value.tv_nsec = deadline_ns % 1000000000
-    if timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL) < 0:
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL)
+
+
+cdef int _set_timer(int fd, long long deadline_ns) except -1:
+    """:func:`_arm`, raising OSError on failure."""
+    if _arm(fd, deadline_ns) < 0:
         raise OSError(errno, strerror(errno).decode())
     return 0
 
@@ -312,14 +339,83 @@ cdef inline void _append(array buffer, long value) noexcept:
     buffer.data.as_longs[size] = value
 
 
-cdef class ConnFields:
-    """The numeric fields of a raw-socket connection as C members: the base of the engine's
-    ``_RawConn``, so this pump reads and sets them without a Python attribute lookup or an
-    integer object; Python code sees them as plain attributes."""
+cdef struct ConnState:
+    long long code, seq, intended, sent
+    int fd
+    bint busy, got, user
 
-    cdef public bint busy, got, user
-    cdef public long long code, seq, intended, sent
-    cdef public int fd
+
+cdef class ConnFields:
+    """The numeric fields of a raw-socket connection as a C struct: the base of the engine's
+    ``_RawConn``, so this pump reads and sets them without a Python attribute lookup or an
+    integer object, and without the GIL (:meth:`Pump._quick` finds the struct of a watched
+    connection at a fixed offset from the object); Python code sees them as plain attributes."""
+
+    cdef ConnState st
+
+    @property
+    def busy(self) -> bool:
+        return self.st.busy
+
+    @busy.setter
+    def busy(self, bint value) -> None:
+        self.st.busy = value
+
+    @property
+    def got(self) -> bool:
+        return self.st.got
+
+    @got.setter
+    def got(self, bint value) -> None:
+        self.st.got = value
+
+    @property
+    def user(self) -> bool:
+        return self.st.user
+
+    @user.setter
+    def user(self, bint value) -> None:
+        self.st.user = value
+
+    @property
+    def code(self) -> int:
+        return self.st.code
+
+    @code.setter
+    def code(self, long long value) -> None:
+        self.st.code = value
+
+    @property
+    def seq(self) -> int:
+        return self.st.seq
+
+    @seq.setter
+    def seq(self, long long value) -> None:
+        self.st.seq = value
+
+    @property
+    def intended(self) -> int:
+        return self.st.intended
+
+    @intended.setter
+    def intended(self, long long value) -> None:
+        self.st.intended = value
+
+    @property
+    def sent(self) -> int:
+        return self.st.sent
+
+    @sent.setter
+    def sent(self, long long value) -> None:
+        self.st.sent = value
+
+    @property
+    def fd(self) -> int:
+        return self.st.fd
+
+    @fd.setter
+    def fd(self, int value) -> None:
+        self.st.fd = value
 
 
 cdef class EngineFields:
@@ -358,6 +454,23 @@ cdef class Pump:
     cdef bytes payload
     cdef unsigned char *buffer
     cdef epoll_event events[MAX_EVENTS]
+    # Pump._quick, the closed model's GIL-free stretch (one request, no checks): what it reads
+    # (set with the GIL before each stretch) and where it stopped when an event needs Python
+    cdef bint quick  # this engine's responses may be handled without the GIL
+    cdef public Py_ssize_t reserve  # rows per GIL-free stretch (RESERVE; tests set fewer)
+    cdef PyObject *watched_p  # self.watched, borrowed
+    cdef PyObject *none_p  # None, borrowed
+    cdef Py_ssize_t st_offset  # where a ConnFields object's ConnState is, from its start
+    cdef const char *payload_p
+    cdef Py_ssize_t payload_n
+    cdef long *codes_p
+    cdef long *sents_p
+    cdef long *dones_p
+    cdef Py_ssize_t rows_at, rows, room  # the arrays' length before the stretch; rows since
+    cdef long long q_launched, q_stop_ns, q_last, q_warmups
+    cdef int stop_k, stop_count, stop_errno
+    cdef Py_ssize_t stop_got  # bytes read from event stop_k's socket, or READ_NONE
+    cdef Py_ssize_t stop_sent  # >= -1: stop_k's next request went out short (what write said)
 
     def __cinit__(self, engine: object) -> None:
         recorder = engine.recorder
@@ -377,6 +490,15 @@ cdef class Pump:
         self.single, self.payload = engine.single, engine.payload
         self.checking = engine.checking
         self.timer_fd = self.slice_fd = -1
+        self.quick = self.users and self.single and not self.checking
+        self.reserve = RESERVE
+        if self.quick:
+            self.payload_p = PyBytes_AS_STRING(self.payload)
+            self.payload_n = PyBytes_GET_SIZE(self.payload)
+        self.watched_p = <PyObject *>self.watched
+        self.none_p = <PyObject *>None
+        probe = ConnFields()
+        self.st_offset = <char *>&probe.st - <char *><PyObject *>probe
         self.buffer = <unsigned char *>malloc(READ_BYTES)
         if self.buffer is NULL:
             raise MemoryError()
@@ -412,8 +534,8 @@ cdef class Pump:
         """Send request ``seq`` (intended at ``intended``, monotonic ns) on the free connection
         ``conn``: the engine's ``_send``, written out (the pacer calls it for every request)."""
         cdef ConnFields fields = <ConnFields?>conn
-        fields.busy, fields.got = True, False
-        fields.seq, fields.intended = seq, intended
+        fields.st.busy, fields.st.got = True, False
+        fields.st.seq, fields.st.intended = seq, intended
         self.state.in_flight += 1
         self._send(fields, _now_ns())
 
@@ -424,13 +546,34 @@ cdef class Pump:
         handful of responses. The slice's timerfd, armed once per call, ends the wait: a wait
         with a timeout would arm a kernel timer each time it blocks. Back to the loop at once
         when nothing is ready on entry or the run is done, else when the slice ends; the loop's
-        timers and calls wait at most one slice."""
+        timers and calls wait at most one slice.
+
+        Closed model with one request and no checks: the whole slice runs without the GIL
+        (:meth:`_quick`), taking it back only for an event that needs Python; otherwise the
+        GIL is released for each wait only."""
         cdef long long slice_end = _now_ns() + SLICE_NS, now
-        cdef int count
+        cdef int count, code
         cdef bint waiting = False
         self.sliced = False
         try:
             while True:
+                if self.quick:
+                    if self.state.finished:
+                        return
+                    self._begin()
+                    try:
+                        with nogil:
+                            code = self._quick(&waiting, slice_end)
+                    finally:
+                        self._settle()
+                    if code < 0:
+                        raise OSError(self.stop_errno, strerror(self.stop_errno).decode())
+                    if code == 0:
+                        return
+                    now = self._resume()
+                    if self.sliced or self.state.finished or (now or _now_ns()) >= slice_end:
+                        return
+                    continue
                 if waiting:
                     with nogil:
                         count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, -1)
@@ -442,7 +585,7 @@ cdef class Pump:
                     raise OSError(errno, strerror(errno).decode())
                 if count == 0:
                     return
-                now = self._batch(count)
+                now = self._batch(0, count, READ_NONE)
                 if self.sliced or self.state.finished or (now or _now_ns()) >= slice_end:
                     return
                 if not waiting:
@@ -452,22 +595,143 @@ cdef class Pump:
             if waiting:  # disarm it: zeroes its expirations too, if it fired
                 _set_timer(self.slice_fd, 0)
 
-    cdef long long _batch(self, int count) except -1:
-        """Handle the ``count`` ready connections in ``self.events``; return the clock's last
-        reading (monotonic ns), 0 if it read none."""
+    cdef int _begin(self) except -1:
+        """Before a GIL-free stretch: room for ``reserve`` rows at the end of the recorder's
+        arrays (their length is set back by :meth:`_settle`), and the engine state it reads."""
+        cdef Py_ssize_t at = len(self.codes), room = max(self.reserve, 1)
+        resize_smart(self.codes, at + room)
+        resize_smart(self.sents, at + room)
+        resize_smart(self.dones, at + room)
+        self.codes_p = self.codes.data.as_longs + at
+        self.sents_p = self.sents.data.as_longs + at
+        self.dones_p = self.dones.data.as_longs + at
+        self.rows_at, self.rows, self.room = at, 0, room
+        self.q_launched, self.q_stop_ns = self.state.launched, self.state.users_stop_ns
+        self.q_last = self.q_warmups = 0
+        self.stop_got, self.stop_sent = READ_NONE, READ_NONE
+        return 0
+
+    cdef int _settle(self) except -1:
+        """After a GIL-free stretch: the arrays hold exactly the rows recorded; the engine's
+        next sequence number, last measured response and warm-up count are brought up to date."""
+        cdef Py_ssize_t length = self.rows_at + self.rows  # <= what _begin made room for
+        slogate_cut(self.codes, length)
+        slogate_cut(self.sents, length)
+        slogate_cut(self.dones, length)
+        self.state.launched = self.q_launched
+        if self.q_last:
+            self.state.measured_end_ns = self.q_last
+        if self.q_warmups:
+            self.recorder.warmup_count += self.q_warmups
+        return 0
+
+    cdef int _quick(self, bint *waiting, long long slice_end) noexcept nogil:
+        """The closed model's hot path without the GIL: wait on the epoll set (no timeout after
+        the first, non-blocking call: the slice's timerfd ends the wait), and for each ready
+        user whose read holds one whole keep-alive response (:func:`parse_whole`) with the
+        schedule still on, record it and write the next request, as :meth:`_batch` does.
+        Return 0 when nothing was ready on entry or the slice is over; 1 at the first event
+        that needs Python (``stop_k`` of ``stop_count``; ``stop_got``: what was read from its
+        socket; ``stop_sent``: its next request went out short), handled by :meth:`_resume`;
+        -1 on an error of ``epoll_wait`` or the timer (``stop_errno``). The engine's watched
+        list is read without a reference: no Python code runs until this returns."""
+        cdef int count, k, fd, status
+        cdef unsigned int mask
+        cdef PyObject *item
+        cdef ConnState *st
+        cdef Py_ssize_t got, body_at, sent
+        cdef long long now = 0
+        while True:
+            count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, -1 if waiting[0] else 0)
+            if count < 0:
+                if errno == EINTR:
+                    return 0
+                self.stop_errno = errno
+                return -1
+            if count == 0:
+                return 0
+            for k in range(count):
+                fd, mask = self.events[k].data.fd, self.events[k].events
+                if fd == self.slice_fd:
+                    self.sliced = True
+                    continue
+                if fd >= slogate_list_size(self.watched_p):
+                    continue
+                item = slogate_list_item(self.watched_p, fd)
+                if item == self.none_p:
+                    continue
+                st = <ConnState *>(<char *>item + self.st_offset)
+                if mask != EPOLLIN or self.rows >= self.room:
+                    return self._stop(k, count)
+                got = read(fd, self.buffer, READ_BYTES)
+                if got <= 0:
+                    if got < 0 and (errno == EAGAIN or errno == EINTR):
+                        continue
+                    self.stop_errno = errno if got < 0 else 0
+                    self.stop_got = got
+                    return self._stop(k, count)
+                status = 0 if st.got else parse_whole(self.buffer, got, &body_at)
+                now = _now_ns()
+                if not (status and self.q_launched < self.limit and now < self.q_stop_ns):
+                    self.stop_got = got
+                    return self._stop(k, count)
+                if st.seq >= self.warmup_n:
+                    self.codes_p[self.rows] = st.code + status
+                    self.sents_p[self.rows] = st.sent - self.base
+                    self.dones_p[self.rows] = now - self.base
+                    self.rows += 1
+                    self.q_last = now
+                else:
+                    self.q_warmups += 1
+                st.seq = self.q_launched  # intended: the sent time; got is False
+                self.q_launched += 1
+                st.sent = now
+                sent = write(fd, self.payload_p, self.payload_n)
+                if sent != self.payload_n:  # the rest (or the error) is Python's: _resume
+                    self.stop_errno = errno if sent < 0 else 0
+                    self.stop_sent = sent
+                    return self._stop(k, count)
+            if self.sliced or (now or _now_ns()) >= slice_end:
+                return 0
+            if not waiting[0]:
+                if _arm(self.slice_fd, slice_end) < 0:
+                    self.stop_errno = errno
+                    return -1
+                waiting[0] = True
+
+    cdef inline int _stop(self, int k, int count) noexcept nogil:
+        self.stop_k, self.stop_count = k, count
+        return 1
+
+    cdef long long _resume(self) except -1:
+        """With the GIL: handle the event :meth:`_quick` stopped at (its read already done, or
+        its next request gone out short), then the rest of that batch, as :meth:`_batch` does."""
+        cdef int k = self.stop_k
+        cdef ConnFields fields
+        if self.stop_sent == READ_NONE:
+            return self._batch(k, self.stop_count, self.stop_got)
+        fields = <ConnFields>self.watched[self.events[k].data.fd]
+        self._sent(fields, self.payload, self.stop_sent, self.stop_errno)
+        return self._batch(k + 1, self.stop_count, READ_NONE)
+
+    cdef long long _batch(self, int start, int count, Py_ssize_t first_got) except -1:
+        """Handle the ready connections ``start`` to ``count`` in ``self.events``; return the
+        clock's last reading (monotonic ns), 0 if it read none. ``first_got`` other than
+        ``READ_NONE``: the first one's socket was read already (that many bytes in the buffer,
+        or the end or error ``stop_errno``)."""
         cdef object engine = self.engine
         cdef EngineFields state = self.state
         cdef array codes = self.codes, sents = self.sents, dones = self.dones
         cdef list watched = self.watched
         cdef long long base = self.base, limit = self.limit, warmup_n = self.warmup_n
         cdef long long last = 0, now = 0
-        cdef int k, fd, status
+        cdef int k, fd, status, err
         cdef unsigned int mask
         cdef Py_ssize_t got, body_at
         cdef bint keep_alive
         cdef ConnFields fields
         cdef unsigned long long expirations
-        for k in range(count):
+        for k in range(start, count):
             fd, mask = self.events[k].data.fd, self.events[k].events
             if fd == self.timer_fd:  # the pacer's timer: pumped after the batch, below
                 self.fired = True
@@ -481,16 +745,20 @@ cdef class Pump:
             if conn is None:
                 continue
             fields = <ConnFields>conn  # every _RawConn is one (see workers.pump)
-            if mask != EPOLLIN:
-                engine._event(conn, mask)
-                continue
-            got = read(fd, self.buffer, READ_BYTES)
-            if got <= 0:
-                if got < 0 and (errno == EAGAIN or errno == EINTR):
+            if k == start and first_got != READ_NONE:
+                got, err = first_got, self.stop_errno
+            else:
+                if mask != EPOLLIN:
+                    engine._event(conn, mask)
                     continue
-                engine.lost(conn, OSError(errno, strerror(errno).decode()) if got else None)
+                got = read(fd, self.buffer, READ_BYTES)
+                err = errno
+            if got <= 0:
+                if got < 0 and (err == EAGAIN or err == EINTR):
+                    continue
+                engine.lost(conn, OSError(err, strerror(err).decode()) if got else None)
                 continue
-            status = 0 if fields.got else parse_whole(self.buffer, got, &body_at)
+            status = 0 if fields.st.got else parse_whole(self.buffer, got, &body_at)
             keep_alive = True
             if not status:  # httptools takes it, as in the pure-Python pump
                 outcome = engine._parse(conn, PyBytes_FromStringAndSize(<char *>self.buffer, got))
@@ -503,7 +771,7 @@ cdef class Pump:
                 status = self._checked(conn, fields, status, got, body_at)
             now = _now_ns()
             if not self.users:
-                if keep_alive and fields.busy:
+                if keep_alive and fields.st.busy:
                     if self._freed(fields, status, now):
                         last = now
                 else:  # a close, or nothing in flight: the shared bookkeeping
@@ -512,14 +780,14 @@ cdef class Pump:
             if not (keep_alive and state.launched < limit and now < state.users_stop_ns):
                 engine.completed(conn, status, keep_alive)
                 continue
-            if fields.seq >= warmup_n:
-                _append(codes, fields.code + status)
-                _append(sents, fields.sent - base)
+            if fields.st.seq >= warmup_n:
+                _append(codes, fields.st.code + status)
+                _append(sents, fields.st.sent - base)
                 _append(dones, now - base)
                 last = now
             else:
                 self.recorder.warmup_count += 1
-            fields.seq = state.launched  # intended: the sent time; got is False
+            fields.st.seq = state.launched  # intended: the sent time; got is False
             state.launched += 1
             self._send(fields, now)
         if last:
@@ -541,13 +809,13 @@ cdef class Pump:
         or, when the bytes are the very ones last checked for the same endpoint, its outcome
         again (a target repeating its response: until its ``Date`` changes)."""
         cdef bytes data
-        if (fields.code == self.checked_code and self.checked_data is not None
+        if (fields.st.code == self.checked_code and self.checked_data is not None
                 and PyBytes_GET_SIZE(self.checked_data) == got
                 and memcmp(PyBytes_AS_STRING(self.checked_data), self.buffer, got) == 0):
             return self.checked_outcome
         data = PyBytes_FromStringAndSize(<char *>self.buffer, got)
         outcome = self.engine.checked_whole(conn, status, data, body_at)
-        self.checked_data, self.checked_code, self.checked_outcome = data, fields.code, outcome
+        self.checked_data, self.checked_code, self.checked_outcome = data, fields.st.code, outcome
         return outcome
 
     cdef bint _freed(self, ConnFields fields, int status, long long now) except -1:
@@ -556,21 +824,21 @@ cdef class Pump:
         connection or park it. Return whether the row counts (not warm-up)."""
         cdef long long base = self.base
         cdef bint recorded = False
-        if fields.seq >= self.warmup_n:
-            _append(self.codes, fields.code + status)
-            _append(self.intendeds, fields.intended - base)
-            _append(self.sents, fields.sent - base)
+        if fields.st.seq >= self.warmup_n:
+            _append(self.codes, fields.st.code + status)
+            _append(self.intendeds, fields.st.intended - base)
+            _append(self.sents, fields.st.sent - base)
             _append(self.dones, now - base)
             recorded = True
         else:
             self.recorder.warmup_count += 1
         if not self.queue:
-            fields.busy = False
+            fields.st.busy = False
             self.state.in_flight -= 1
             self.idle.append(fields)
             return recorded
         seq, intended = self.queue.popleft()
-        fields.seq, fields.intended, fields.got = seq, intended, False
+        fields.st.seq, fields.st.intended, fields.st.got = seq, intended, False
         self._send(fields, now)
         return recorded
 
@@ -578,25 +846,32 @@ cdef class Pump:
         """Write the next request on ``fields``' connection (sent at ``now``): the picked
         endpoint's bytes; what the socket does not take goes out when it is writable."""
         cdef bytes request
-        cdef Py_ssize_t size, sent
+        cdef Py_ssize_t sent
         cdef object engine = self.engine
         if self.single:
             request = self.payload
         else:
             endpoint = engine.picker.pick()
-            fields.code = endpoint * CODE_SPAN
+            fields.st.code = endpoint * CODE_SPAN
             item = engine.payloads[endpoint]  # its bytes, or what gives its next row
             request = item if type(item) is bytes else item()
-        fields.sent = now
-        size = PyBytes_GET_SIZE(request)
-        sent = write(fields.fd, PyBytes_AS_STRING(request), size)
+        fields.st.sent = now
+        sent = write(fields.st.fd, PyBytes_AS_STRING(request), PyBytes_GET_SIZE(request))
+        if sent == PyBytes_GET_SIZE(request):
+            return 0
+        return self._sent(fields, request, sent, errno)
+
+    cdef int _sent(self, ConnFields fields, bytes request, Py_ssize_t sent, int err) except -1:
+        """``write`` of ``request`` on ``fields``' connection returned ``sent`` (``err``: its
+        errno): what the socket did not take goes out when it is writable; a broken connection
+        is lost on the loop's next turn, after the caller's bookkeeping."""
+        engine = self.engine
         if sent < 0:
-            if errno != EAGAIN and errno != EINTR:
-                engine.loop.call_soon(engine.lost, fields,
-                                      OSError(errno, strerror(errno).decode()))
+            if err != EAGAIN and err != EINTR:
+                engine.loop.call_soon(engine.lost, fields, OSError(err, strerror(err).decode()))
                 return 0
             sent = 0
-        if sent < size:
+        if sent < PyBytes_GET_SIZE(request):
             (<object>fields).write(request[sent:])  # the rest: when the socket is writable
         return 0
 

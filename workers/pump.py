@@ -77,8 +77,10 @@ class CompiledPump(Protocol):
     def send(self, conn: Any, seq: int, intended: int) -> None:
         """Send request ``seq`` (intended at ``intended``, monotonic ns) on a free connection."""
 
+    reserve: int  # rows one GIL-free stretch may record (tests set fewer)
+
     def close(self) -> None:
-        """Close the pacer's timer."""
+        """Close the pump's timers."""
 
 
 def compiled_pump(engine: Any) -> CompiledPump | None:

@@ -338,6 +338,30 @@ def test_the_pump_hands_the_loop_back_while_responses_keep_coming(transport: str
 
 
 @pytest.mark.parametrize("transport", ["fast"])
+@pytest.mark.parametrize("reserve", [1, 3])
+def test_a_stretch_without_the_gil_that_runs_out_of_room_loses_no_row(transport: str,
+                                                                      reserve: int) -> None:
+    """The closed model's GIL-free stretch records into room made at the end of the recorder's
+    arrays; with room for only one or three rows it hands back to the GIL path on nearly every
+    response, and every request still has its one row, a 200, with sent <= done."""
+    recorder = Recorder(labels=["GET /hello"], window_s=1.0)
+
+    async def run_engine(url: str) -> None:
+        plan = plan_for(url, {"concurrency": 4, "requests": 3000}, transport="fast")
+        engine = RawUsersEngine(plan, recorder, time.monotonic_ns())
+        assert engine.compiled is not None
+        engine.compiled.reserve = reserve
+        await engine.prepare(2.0)
+        await engine.go()
+
+    with start_hello() as url, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_engine(url))
+    assert len(recorder.codes) == len(recorder.sent) == len(recorder.done) == 3000
+    assert set(recorder.codes) == {200}
+    assert all(0 <= s <= d for s, d in zip(recorder.sent, recorder.done, strict=True))
+
+
+@pytest.mark.parametrize("transport", ["fast"])
 def test_a_quiet_wait_ends_with_the_slice_and_leaves_no_timer_behind(transport: str) -> None:
     """The pump's waits carry no timeout: the slice's timerfd ends them. Something ready, then
     nothing: one call returns when the slice (2 ms) is over, not when a backstop write 1 s later
