@@ -560,8 +560,8 @@ cdef class Pump:
                 if self.quick:
                     if self.state.finished:
                         return
-                    self._begin()
                     try:
+                        self._begin()
                         with nogil:
                             code = self._quick(&waiting, slice_end)
                     finally:
@@ -599,16 +599,17 @@ cdef class Pump:
         """Before a GIL-free stretch: room for ``reserve`` rows at the end of the recorder's
         arrays (their length is set back by :meth:`_settle`), and the engine state it reads."""
         cdef Py_ssize_t at = len(self.codes), room = max(self.reserve, 1)
+        # first what _settle writes back, so a failed resize below leaves nothing changed
+        self.rows_at, self.rows, self.room = at, 0, room
+        self.q_launched, self.q_stop_ns = self.state.launched, self.state.users_stop_ns
+        self.q_last = self.q_warmups = 0
+        self.stop_got, self.stop_sent = READ_NONE, READ_NONE
         resize_smart(self.codes, at + room)
         resize_smart(self.sents, at + room)
         resize_smart(self.dones, at + room)
         self.codes_p = self.codes.data.as_longs + at
         self.sents_p = self.sents.data.as_longs + at
         self.dones_p = self.dones.data.as_longs + at
-        self.rows_at, self.rows, self.room = at, 0, room
-        self.q_launched, self.q_stop_ns = self.state.launched, self.state.users_stop_ns
-        self.q_last = self.q_warmups = 0
-        self.stop_got, self.stop_sent = READ_NONE, READ_NONE
         return 0
 
     cdef int _settle(self) except -1:
