@@ -318,9 +318,8 @@ class Supervisor:
         """Return the merged run (call once :attr:`done`; finishes every open window)."""
         windows, latency, service = self._merge.finish()
         reports = [s.final for s in self._shares.values() if s.final is not None]
+        # stopped early, a worker reports how long it loaded: until its last request ended
         measured = max((r.measured_s for r in reports), default=0.0)
-        if self._stop_at is not None:  # stopped early: the load ran only until the stop
-            measured = min(measured, max(0.0, self._stop_at - self.start_at - self._excluded_s))
         return MergedRun(windows=tuple(windows), latency=latency, service=service,
                          workers=tuple(_summary(i, s) for i, s in sorted(self._shares.items())),
                          gaps=tuple(self._gaps), aborted=self.aborted, measured_s=measured,

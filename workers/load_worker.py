@@ -244,7 +244,8 @@ class LoadWorker:
             host=socket.gethostname(),
             pid=os.getpid(),
             started_at=start_at,
-            measured_s=_measured_s(plan, engine.measured_end_ns - start_ns),
+            measured_s=_measured_s(plan, engine.measured_end_ns - start_ns,
+                                   stopped=self._stop_asked),
             windows=(),
             warmup_requests=recorder.warmup_count,
             unsent=engine.unsent,
@@ -293,11 +294,15 @@ class LoadWorker:
             self._snapshots.put(Snapshot(windows=tuple(windows), progress=progress))
 
 
-def _measured_s(plan: WorkerPlan, last_done_ns: int) -> float:
-    """Return the measured phase length: the planned duration, or until the last request ended."""
+def _measured_s(plan: WorkerPlan, last_done_ns: int, *, stopped: bool = False) -> float:
+    """Return the measured phase length: the planned duration, or until the last request ended.
+    ``stopped`` (the coordinator stopped the worker): until the last request ended, at most the
+    planned duration; its windows hold every request sent until then, so a throughput over
+    this length is the rate really sent (cut at the coordinator's stop, it ran high by the
+    requests sent while the stop was on its way)."""
     ran_s = max(0.0, last_done_ns / 1e9 - plan.excluded_s)
     if plan.duration_s is not None and (plan.request_limit is None or ran_s >= plan.duration_s):
-        return plan.duration_s
+        return min(ran_s, plan.duration_s) if stopped else plan.duration_s
     return ran_s
 
 

@@ -92,12 +92,13 @@ class FakePool:
         self.commands = self.sup.begin(T0)
 
     def answer(self, worker: int, *indices: int, at_s: float, final: bool = False,
-               progress: Progress | None = None) -> list[object]:
-        """Worker ``worker`` answers its poll at ``at_s`` after the start with these windows."""
+               progress: Progress | None = None, measured_s: float = 12.0) -> list[object]:
+        """Worker ``worker`` answers its poll at ``at_s`` after the start with these windows
+        (``final``: and its report, of ``measured_s`` loaded)."""
         windows = tuple(fake_window(worker, i) for i in indices)
         self.sent[worker] += windows
         snapshot = Snapshot(windows=windows, progress=progress,
-                            final=_final(worker) if final else None)
+                            final=_final(worker, measured_s) if final else None)
         self.commands = self.sup.received(worker, snapshot, T0 + at_s)
         return self.commands
 
@@ -248,8 +249,8 @@ def test_a_lost_worker_under_fail_stops_the_others_and_keeps_what_it_sent() -> N
     assert pool.sup.failed(1, "actor died: killed", T0 + 4.0) == [Stop((0, 2))]
     assert pool.sup.finished_windows == 2  # window 2 waits for worker 2 only
     assert pool.sup.failed(1, "again", T0 + 4.1) == []  # lost once
-    pool.answer(0, 3, at_s=5.0, final=True)
-    pool.answer(2, 2, 3, at_s=5.0, final=True)
+    pool.answer(0, 3, at_s=5.0, final=True, measured_s=4.0)  # what a stopped worker loaded
+    pool.answer(2, 2, 3, at_s=5.0, final=True, measured_s=4.0)
     merged = pool.sup.result()
     assert merged.gaps == (Gap(worker_index=1, lost_at_s=4.0, resumed_at_s=None),)
     assert merged.measured_s == 4.0 and not merged.aborted
@@ -333,8 +334,8 @@ def test_a_worker_still_running_at_the_deadline_is_lost() -> None:
 
 def test_an_aborted_run_keeps_the_measured_time_not_the_planned_one() -> None:
     """Ctrl-C at 8 s of a 12 s run (1 s warm-up): everyone is stopped, and the duration is
-    the 7 s measured (8 s less the warm-up), so the throughput is successes / 7 s, not / 12 s
-    as the workers' reports of the planned duration would make it (issue 13, item 4)."""
+    the 7 s the stopped workers report having loaded (8 s less the warm-up), so the throughput
+    is successes / 7 s, not / 12 s (issue 13, item 4)."""
     pool = FakePool(_spec(2, warmup="1s"))
     for worker in range(2):
         pool.answer(worker, *range(6), at_s=7.5)
@@ -342,7 +343,7 @@ def test_an_aborted_run_keeps_the_measured_time_not_the_planned_one() -> None:
     assert pool.sup.tick(T0 + 8.0) == [Stop((0, 1))]
     assert pool.sup.tick(T0 + 8.1) == []  # stopped once
     for worker in range(2):
-        pool.answer(worker, 6, at_s=9.0, final=True)
+        pool.answer(worker, 6, at_s=9.0, final=True, measured_s=7.0)
     merged = pool.sup.result()
     assert merged.aborted and merged.measured_s == 7.0
     results = build_results(pool.spec, merged, started=datetime.now(UTC),
