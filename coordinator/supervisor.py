@@ -318,14 +318,39 @@ class Supervisor:
         """Return the merged run (call once :attr:`done`; finishes every open window)."""
         windows, latency, service = self._merge.finish()
         reports = [s.final for s in self._shares.values() if s.final is not None]
-        # stopped early, a worker reports how long it loaded: until its last request ended
         measured = max((r.measured_s for r in reports), default=0.0)
+        if self._stop_at is not None:  # stopped early: each worker loaded for its own length
+            measured = self._stopped_measured_s(measured)
         return MergedRun(windows=tuple(windows), latency=latency, service=service,
                          workers=tuple(_summary(i, s) for i, s in sorted(self._shares.items())),
                          gaps=tuple(self._gaps), aborted=self.aborted, measured_s=measured,
                          measured_from=self.start_at + self._excluded_s)
 
     # --- inside -----------------------------------------------------------------------------
+
+    def _stopped_measured_s(self, longest: float) -> float:
+        """Return the measured length of a run stopped early, when the workers loaded for
+        different lengths (each reports until its last request ended; a lost one loaded until
+        it was lost): the length over which the run's requests give the sum of the workers' own
+        rates, so its throughput is the rate really sent. ``longest`` where a share finished
+        requests with no length to put them over."""
+        total = rate = 0.0
+        for share in self._shares.values():
+            requests = sum(share.counts.values())
+            if not requests:
+                continue
+            if share.final is not None:
+                loaded = share.final.measured_s
+            elif share.state == "lost":
+                loaded = share.lost_at - self.start_at - self._excluded_s
+            else:
+                return longest
+            if loaded <= 0:
+                return longest
+            total += requests
+            rate += requests / loaded
+        return total / rate if rate else longest
+
 
     def _poll(self, worker: int, now: float, after_s: float = 0.0) -> Poll:
         self._shares[worker].polled_at = now + after_s  # silence counts from the poll

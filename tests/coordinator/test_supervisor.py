@@ -332,6 +332,25 @@ def test_a_worker_still_running_at_the_deadline_is_lost() -> None:
     assert pool.sup.result().workers[0].reason == "still running at the deadline"
 
 
+def test_an_aborted_run_whose_workers_stopped_apart_reports_the_rate_sent() -> None:
+    """Stopped early, one worker loaded 6 s and the other 8 s (the stop reached it later): the
+    run's duration is the one over which its requests give the sum of the two rates, so the
+    throughput is what they sent, not all requests over the longer 8 s."""
+    pool = FakePool(_spec(2))
+    pool.answer(0, *range(6), at_s=6.5)
+    pool.answer(1, *range(8), at_s=8.5)
+    pool.sup.abort()
+    assert pool.sup.tick(T0 + 9.0) == [Stop((0, 1))]
+    pool.answer(0, at_s=9.1, final=True, measured_s=6.0)
+    pool.answer(1, at_s=9.1, final=True, measured_s=8.0)
+    merged = pool.sup.result()
+    shares = [w.requests for w in merged.workers]
+    assert all(shares)
+    sent = shares[0] / 6.0 + shares[1] / 8.0  # requests per second, each worker over its own
+    assert merged.measured_s == pytest.approx(sum(shares) / sent)
+    assert 6.0 < merged.measured_s < 8.0
+
+
 def test_an_aborted_run_keeps_the_measured_time_not_the_planned_one() -> None:
     """Ctrl-C at 8 s of a 12 s run (1 s warm-up): everyone is stopped, and the duration is
     the 7 s the stopped workers report having loaded (8 s less the warm-up), so the throughput
