@@ -47,15 +47,17 @@ static long long now_ns(void) {
 /* Return the length of the whole response at the start of data[0:n], 0 if not whole yet, -1 if
  * it is not one this client reads (no Content-Length, or more than the buffer). */
 static int whole(const char *data, int n) {
-    const char *end = memmem(data, n, "\r\n\r\n", 4), *line;
+    const char *end = memmem(data, n, "\r\n\r\n", 4), *line = data, *next;
     long length = -1;
     if (end == NULL)
         return n >= BUFFER ? -1 : 0;
-    for (line = data; line < end; line = memchr(line, '\n', end - line) + 1) {
+    for (;;) {  /* each header line once: the one before the blank line has no \n before end */
         if (strncasecmp(line, "content-length:", 15) == 0)
             length = strtol(line + 15, NULL, 10);
-        if (memchr(line, '\n', end - line) == NULL)
+        next = memchr(line, '\n', end - line);
+        if (next == NULL)
             break;
+        line = next + 1;
     }
     if (length < 0 || end + 4 - data + length > BUFFER)
         return -1;

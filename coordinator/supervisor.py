@@ -351,7 +351,6 @@ class Supervisor:
             rate += requests / loaded
         return total / rate if rate else longest
 
-
     def _poll(self, worker: int, now: float, after_s: float = 0.0) -> Poll:
         self._shares[worker].polled_at = now + after_s  # silence counts from the poll
         return Poll(worker, now + after_s if after_s > 0 else None)

@@ -571,26 +571,26 @@ cdef class Pump:
                     if code == 0:
                         return
                     now = self._resume()
-                    if self.sliced or self.state.finished or (now or _now_ns()) >= slice_end:
-                        return
-                    continue
-                if waiting:
-                    with nogil:
-                        count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, -1)
                 else:
-                    count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, 0)
-                if count < 0:
-                    if errno == EINTR:
+                    if waiting:
+                        with nogil:
+                            count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, -1)
+                    else:
+                        count = epoll_wait(self.epoll_fd, self.events, MAX_EVENTS, 0)
+                    if count < 0:
+                        if errno == EINTR:
+                            return
+                        raise OSError(errno, strerror(errno).decode())
+                    if count == 0:
                         return
+                    now = self._batch(0, count, READ_NONE)
+                if self.state.finished:
+                    return
+                code = self._goes_on(now, slice_end, &waiting)
+                if code < 0:
                     raise OSError(errno, strerror(errno).decode())
-                if count == 0:
+                if code == 0:
                     return
-                now = self._batch(0, count, READ_NONE)
-                if self.sliced or self.state.finished or (now or _now_ns()) >= slice_end:
-                    return
-                if not waiting:
-                    _set_timer(self.slice_fd, slice_end)
-                    waiting = True
         finally:
             if waiting:  # disarm it: zeroes its expirations too, if it fired
                 _set_timer(self.slice_fd, 0)
@@ -636,7 +636,7 @@ cdef class Pump:
         socket; ``stop_sent``: its next request went out short), handled by :meth:`_resume`;
         -1 on an error of ``epoll_wait`` or the timer (``stop_errno``). The engine's watched
         list is read without a reference: no Python code runs until this returns."""
-        cdef int count, k, fd, status
+        cdef int count, k, fd, status, code
         cdef unsigned int mask
         cdef PyObject *item
         cdef ConnState *st
@@ -692,13 +692,23 @@ cdef class Pump:
                     self.stop_errno = errno if sent < 0 else 0
                     self.stop_sent = sent
                     return self._stop(k, count)
-            if self.sliced or (now or _now_ns()) >= slice_end:
-                return 0
-            if not waiting[0]:
-                if _arm(self.slice_fd, slice_end) < 0:
-                    self.stop_errno = errno
-                    return -1
-                waiting[0] = True
+            code = self._goes_on(now, slice_end, waiting)
+            if code <= 0:
+                self.stop_errno = errno
+                return code
+
+    cdef int _goes_on(self, long long now, long long slice_end, bint *waiting) noexcept nogil:
+        """After a batch (``now``: the clock's last reading, 0 if none): 1 when the slice goes
+        on, its timer armed at the first such batch of the call (``waiting``: armed, so the
+        next wait needs no timeout); 0 when the slice is over; -1 and errno if the timer could
+        not be set."""
+        if self.sliced or (now or _now_ns()) >= slice_end:
+            return 0
+        if not waiting[0]:
+            if _arm(self.slice_fd, slice_end) < 0:
+                return -1
+            waiting[0] = True
+        return 1
 
     cdef inline int _stop(self, int k, int count) noexcept nogil:
         self.stop_k, self.stop_count = k, count
